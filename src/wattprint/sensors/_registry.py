@@ -1,0 +1,104 @@
+"""The ordered registry of sensor backends and :func:`detect`.
+
+Each backend is one module with ``NAME``, a cheap ``available(options)`` and
+``discover(options, covered)`` returning ``(sensors, missing)``. Backends run in order; each
+sees the components that earlier ones already cover, so estimation only fills the gaps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Protocol
+
+from ..errors import ConfigError, SensorUnavailable
+from .base import Detected, MissingSensor, Sensor
+
+DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
+MODES = ("machine", "process")
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """What backends need to know. Roots and modules are injectable for tests."""
+
+    powercap_root: Path = DEFAULT_POWERCAP_ROOT
+    #: The NVML module to use; ``None`` means import ``pynvml`` if installed.
+    nvml: ModuleType | None = None
+    cpu_tdp_w: float | None = None
+    gpu_tdp_w: float | None = None
+    mode: str = "machine"
+
+
+class Backend(Protocol):
+    NAME: str
+
+    def available(self, options: DetectOptions) -> bool: ...
+
+    def discover(
+        self, options: DetectOptions, covered: set[str]
+    ) -> tuple[list[Sensor], list[MissingSensor]]: ...
+
+
+def _backends() -> dict[str, Backend]:
+    # Imported here, not at package import: backends may touch hardware modules.
+    from . import estimate, nvml, rapl
+
+    return {b.NAME: b for b in (rapl, nvml, estimate)}  # order matters
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(_backends())
+
+
+def detect(
+    powercap_root: str | os.PathLike[str] | None = None,
+    nvml: ModuleType | None = None,
+    *,
+    cpu_tdp_w: float | None = None,
+    gpu_tdp_w: float | None = None,
+    mode: str = "machine",
+    only: Sequence[str] | None = None,
+) -> Detected:
+    """Find the sensors of this machine.
+
+    RAPL domains come from the powercap tree at ``powercap_root`` (default
+    ``/sys/class/powercap``), GPUs from the NVML module given (default: ``pynvml`` from
+    nvidia-ml-py, if installed), and estimation sensors cover what no counter covers.
+
+    ``only`` restricts detection to the named backends (``"rapl"``, ``"nvml"``, ``"estimate"``);
+    a named backend that finds nothing raises :class:`SensorUnavailable` with the reason and fix.
+    Nothing found without ``only`` is normal: the result then holds estimates.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    options = DetectOptions(
+        powercap_root=Path(powercap_root) if powercap_root is not None else DEFAULT_POWERCAP_ROOT,
+        nvml=nvml,
+        cpu_tdp_w=cpu_tdp_w,
+        gpu_tdp_w=gpu_tdp_w,
+        mode=mode,
+    )
+    backends = _backends()
+    if only is not None:
+        unknown = [name for name in only if name not in backends]
+        if unknown:
+            raise ConfigError(
+                f"unknown sensor backend {unknown[0]!r}; known: {', '.join(backends)}"
+            )
+    sensors: list[Sensor] = []
+    missing: list[MissingSensor] = []
+    covered: set[str] = set()
+    for name, backend in backends.items():
+        if only is not None and name not in only:
+            continue
+        found, lacking = backend.discover(options, covered)
+        if only is not None and not found and lacking:
+            raise SensorUnavailable(f"{name}: {lacking[0].reason}", fix=lacking[0].fix)
+        sensors.extend(found)
+        missing.extend(lacking)
+        covered.update(s.component for s in found)
+    return Detected(tuple(sensors), tuple(missing))

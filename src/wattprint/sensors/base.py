@@ -1,0 +1,142 @@
+"""The one interface every sensor backend implements.
+
+A sensor covers one *component* of the machine (``"cpu"``, ``"ram"``, ``"gpu:0"``) and is one of
+two kinds:
+
+* :class:`CounterSensor` reports a cumulative energy in joules. The meter reads it only at window
+  edges (and, for counters that wrap, at a low rate from a watcher so that no wrap is missed).
+* :class:`PowerSensor` reports the power in watts right now. The meter samples it on a background
+  thread while a window is open and integrates the samples with the trapezoidal rule.
+
+Every sensor states its provenance: ``source`` (which backend) and ``measured`` (a hardware counter
+or power register, as opposed to an estimate from a model).
+
+Contract for backends:
+
+* ``energy_j()`` / ``power_w()`` are cheap (microseconds for counters) and raise only
+  :class:`~wattprint.errors.SensorError` subclasses, chained from the vendor error.
+* After raising, the next read continues from a fresh baseline: energy across the failure is
+  lost and reported as an error by the meter, never invented.
+* ``energy_j()`` is monotonic: wraps of the underlying hardware counter are handled inside.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+__all__ = [
+    "CounterSensor",
+    "Detected",
+    "MissingSensor",
+    "PowerSensor",
+    "Sensor",
+    "Source",
+]
+
+
+class Source(str, enum.Enum):
+    """Where an energy figure comes from. Compares equal to its string value."""
+
+    RAPL = "rapl"
+    NVML = "nvml"
+    ESTIMATE = "estimate"
+    FAKE = "fake"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Sensor(abc.ABC):
+    """Base class of all sensors; use :class:`CounterSensor` or :class:`PowerSensor`."""
+
+    #: Unique name, ``backend:detail``, for example ``"rapl:package-0"``.
+    name: str
+    #: What the energy is of: ``"cpu"``, ``"ram"``, ``"gpu:0"``, ...
+    component: str
+    source: Source
+    #: True for a hardware counter or power register, False for an estimate.
+    measured: bool
+    #: ``"machine"``, or ``"process"`` when the figure is the process's share.
+    scope: str = "machine"
+    #: One line for people: what is read and from where.
+    description: str = ""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release handles. Reads after ``close`` are not allowed."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "component": self.component,
+            "source": self.source.value,
+            "measured": self.measured,
+            "kind": "counter" if isinstance(self, CounterSensor) else "power",
+            "scope": self.scope,
+            "description": self.description,
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} ({self.component}, {self.source.value})>"
+
+
+class CounterSensor(Sensor):
+    """A sensor with a cumulative energy counter."""
+
+    @abc.abstractmethod
+    def energy_j(self) -> float:
+        """Cumulative joules since an arbitrary origin; monotonic, wraps already handled."""
+
+    def watch_interval_s(self) -> float | None:
+        """How often the counter must be read, at least, so that no wrap is missed.
+
+        ``None`` when the counter cannot wrap in practice.
+        """
+        return None
+
+
+class PowerSensor(Sensor):
+    """A sensor that only reports instantaneous power."""
+
+    @abc.abstractmethod
+    def power_w(self) -> float:
+        """Power now, in watts."""
+
+
+@dataclass(frozen=True)
+class MissingSensor:
+    """A backend that found nothing usable: why, and how to enable it."""
+
+    backend: str
+    reason: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "reason": self.reason, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class Detected(Sequence[Sensor]):
+    """The sensors :func:`wattprint.sensors.detect` found, and what it did not find (and why)."""
+
+    sensors: tuple[Sensor, ...] = ()
+    missing: tuple[MissingSensor, ...] = field(default=())
+
+    @overload
+    def __getitem__(self, index: int) -> Sensor: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Sensor]: ...
+    def __getitem__(self, index: int | slice) -> Sensor | Sequence[Sensor]:
+        return self.sensors[index]
+
+    def __len__(self) -> int:
+        return len(self.sensors)
+
+    def __iter__(self) -> Iterator[Sensor]:
+        return iter(self.sensors)
+
+    def components(self) -> set[str]:
+        return {s.component for s in self.sensors}
