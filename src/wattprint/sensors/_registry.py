@@ -69,6 +69,9 @@ def detect(
     ``/sys/class/powercap``), GPUs from the NVML module given (default: ``pynvml`` from
     nvidia-ml-py, if installed), and estimation sensors cover what no counter covers.
 
+    ``mode="process"`` wraps the machine's CPU counters so that they report this process's
+    share, by its share of the machine's busy CPU time.
+
     ``only`` restricts detection to the named backends (``"rapl"``, ``"nvml"``, ``"estimate"``);
     a named backend that finds nothing raises :class:`SensorUnavailable` with the reason and fix.
     Nothing found without ``only`` is normal: the result then holds estimates.
@@ -101,4 +104,8 @@ def detect(
         sensors.extend(found)
         missing.extend(lacking)
         covered.update(s.component for s in found)
+    if mode == "process":
+        from .process import wrap_for_process
+
+        sensors = wrap_for_process(sensors)
     return Detected(tuple(sensors), tuple(missing))

@@ -1,0 +1,301 @@
+"""The ``wattprint`` command. Thin: parse, call the library, render with rich."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._version import __version__
+from .errors import WattprintError
+
+app = typer.Typer(
+    name="wattprint",
+    help="What machine-learning work really costs in energy, carbon and water.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"wattprint {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """What machine-learning work really costs in energy, carbon and water."""
+
+
+PowercapRoot = Annotated[
+    Path | None, typer.Option("--powercap-root", hidden=True, help="Powercap sysfs root.")
+]
+
+
+@app.command()
+def sensors(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    cpu_tdp: Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")] = None,
+    powercap_root: PowercapRoot = None,
+) -> None:
+    """List the energy sensors of this machine, and how to enable missing ones."""
+    from .sensors import detect
+
+    try:
+        found = detect(powercap_root=powercap_root, cpu_tdp_w=cpu_tdp)
+    except WattprintError as e:
+        _fail(str(e))
+    if as_json:
+        data = {
+            "sensors": [s.to_dict() for s in found],
+            "missing": [m.to_dict() for m in found.missing],
+        }
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title="Sensors found", title_justify="left")
+    for col in ("component", "sensor", "provenance", "what is read"):
+        table.add_column(col, overflow="fold")
+    for s in found:
+        provenance = "[green]measured[/]" if s.measured else "[yellow]estimated[/]"
+        table.add_row(s.component, s.name, provenance, s.description)
+    out.print(table)
+    if found.missing:
+        lacking = Table(title="Not available", title_justify="left")
+        for col in ("backend", "why", "how to enable"):
+            lacking.add_column(col, overflow="fold")
+        for m in found.missing:
+            lacking.add_row(m.backend, m.reason, m.fix or "")
+        out.print(lacking)
+    if not any(s.measured for s in found):
+        out.print(
+            "[yellow]No hardware counter is readable here: every figure will be an estimate "
+            "and is marked so.[/]"
+        )
+
+
+KINDS = ("countries", "zones", "cloud")
+
+
+@app.command()
+def locations(
+    kind: Annotated[str, typer.Argument(help="countries, zones or cloud.")] = "countries",
+    search: Annotated[
+        str | None, typer.Option("--search", "-s", help="Keep rows containing this text.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the places with grid data: countries, Electricity Maps zones or cloud regions."""
+    from dataclasses import asdict
+
+    from . import _footprint
+
+    listers: dict[str, Callable[[], Sequence[Any]]] = {
+        "countries": _footprint.list_countries,
+        "zones": _footprint.list_zones,
+        "cloud": _footprint.list_cloud_regions,
+    }
+    if kind not in listers:
+        _fail(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    rows = [asdict(r) for r in listers[kind]()]
+    if search:
+        needle = search.lower()
+        rows = [r for r in rows if any(needle in str(v).lower() for v in r.values())]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        _fail(f"no {kind} match {search!r}")
+    table = Table(title=f"{len(rows)} {kind}", title_justify="left")
+    for col in rows[0]:
+        table.add_column(col.replace("_", " "))
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r.values()))
+    out.print(table)
+
+
+def _render(result: dict[str, Any]) -> None:
+    """The human report of ``measure``, on stderr so the program's stdout stays clean."""
+    m = result["measurement"]
+    fp = m["footprint"]
+    table = Table(title=f"wattprint: {result['command_line']}", title_justify="left")
+    for col in ("component", "energy (J)", "source", "provenance"):
+        table.add_column(col, justify="right" if col == "energy (J)" else "left")
+    for name, c in m["components"].items():
+        provenance = "measured" if c["measured"] else "estimated"
+        if c["scope"] != "machine":
+            provenance += f" ({c['scope']} share)"
+        table.add_row(name, f"{c['energy_j']:.3f}", c["source"], provenance)
+    table.add_section()
+    table.add_row("total", f"{m['energy_j']:.3f}", "", "measured" if m["measured"] else
+                  "contains estimates")
+    err.print(table)
+    lines = [
+        f"duration   {m['duration_s']:.3f} s   mean power {m['power_w']:.2f} W",
+        f"energy     {fp['kwh']:.6g} kWh",
+        f"CO2        {fp['co2_g']:.4g} g   at {fp['intensity_g_per_kwh']:.4g} gCO2/kWh "
+        f"({fp['intensity_source']}), PUE {fp['pue']:g}",
+        f"water      {fp['water_l']:.4g} L   (WUE {fp['wue_l_per_kwh']:g} L/kWh on site, "
+        f"{fp['water_intensity_l_per_kwh']:g} L/kWh off site)",
+        f"exit code  {result['exit_code']}",
+    ]
+    if m["idle_j"] is not None:
+        lines.insert(2, f"above idle {m['dynamic_j']:.3f} J   (idle {m['idle_j']:.3f} J)")
+    for line in lines:
+        err.print(line)
+    if m["partial"]:
+        err.print("[bold yellow]partial measurement:[/] " + "; ".join(m["errors"]))
+
+
+class _Forwarder:
+    """Passes SIGINT and SIGTERM on to the child while it runs.
+
+    When our process group is the terminal's foreground group, Ctrl-C already reached the
+    child; the signal is then only noted, so the child is not interrupted twice.
+    """
+
+    def __init__(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        self.interrupted = False
+        self._previous: dict[int, Any] = {}
+
+    def _terminal_delivered(self) -> bool:
+        try:
+            return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+        except (OSError, ValueError):
+            return False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = True
+        if signum == signal.SIGINT and self._terminal_delivered():
+            return
+        if self.child.poll() is None:
+            self.child.send_signal(signum)
+
+    def __enter__(self) -> _Forwarder:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    no_args_is_help=True,
+)
+def measure(
+    command: Annotated[list[str], typer.Argument(metavar="-- CMD [ARGS]...", help="The program.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write JSON here.")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO country code, e.g. DE or DEU.")] = None,
+    zone: Annotated[str | None, typer.Option(help="Electricity Maps zone.")] = None,
+    cloud_region: Annotated[str | None, typer.Option(help="e.g. aws:eu-west-1.")] = None,
+    intensity: Annotated[
+        float | None, typer.Option(help="Grid carbon intensity, gCO2/kWh.")
+    ] = None,
+    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness.")] = None,
+    wue: Annotated[float | None, typer.Option(help="Water usage effectiveness, L/kWh.")] = None,
+    tier: Annotated[str | None, typer.Option(help="datacenter, desktop or edge.")] = None,
+    cpu_tdp: Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")] = None,
+    idle: Annotated[
+        float, typer.Option(help="Seconds of idle calibration before the run (0: none).")
+    ] = 0.0,
+    sample_hz: Annotated[float, typer.Option(help="Base rate of power sampling.")] = 10.0,
+    powercap_root: PowercapRoot = None,
+) -> None:
+    """Run a program and print the energy, carbon and water it cost: like ``perf stat``."""
+    from .meter import EnergyMeter
+
+    if not command:
+        _fail("no program given: wattprint measure -- CMD [ARGS]...")
+    try:
+        meter = EnergyMeter(
+            sample_hz=sample_hz,
+            country=country,
+            zone=zone,
+            cloud_region=cloud_region,
+            carbon_intensity_g_per_kwh=intensity,
+            pue=pue,
+            wue_l_per_kwh=wue,
+            tier=tier,
+            cpu_tdp_w=cpu_tdp,
+            powercap_root=str(powercap_root) if powercap_root else None,
+        )
+        if idle > 0:
+            meter.calibrate_idle(idle)
+    except WattprintError as e:
+        _fail(str(e))
+    if out_file is not None and out_file.parent and not out_file.parent.is_dir():
+        _fail(f"--out: folder {str(out_file.parent)!r} does not exist")
+    meter.begin("command")
+    try:
+        child = subprocess.Popen(command)
+    except OSError as e:
+        meter.end("command")
+        _fail(f"cannot run {command[0]!r}: {e.strerror or e}")
+    with _Forwarder(child):
+        while True:
+            try:
+                child.wait()
+                break
+            except KeyboardInterrupt:  # raised if a handler was not installed in time
+                continue
+    measurement = meter.end("command")
+    meter.close()
+    code = child.returncode if child.returncode >= 0 else 128 - child.returncode
+    result = {
+        "command": command,
+        "command_line": subprocess.list2cmdline(command),
+        "exit_code": code,
+        "wattprint_version": __version__,
+        "sensors": [s.to_dict() for s in meter.sensors],
+        "measurement": measurement.to_dict(),
+    }
+    text = json.dumps(result, indent=2)
+    if out_file is not None:
+        try:
+            out_file.write_text(text + "\n")
+        except OSError as e:
+            # The measurement is not lost: it is still printed below.
+            err.print(f"[bold red]error:[/] cannot write {out_file}: {e.strerror or e}")
+            code = code or 2
+    if as_json:
+        print(text)
+    else:
+        _render(result)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point of the ``wattprint`` script."""
+    try:
+        app()
+    except WattprintError as e:
+        err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        sys.exit(2)

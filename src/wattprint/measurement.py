@@ -1,0 +1,97 @@
+"""Typed records of what a window measured."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .sensors.base import Source
+
+if TYPE_CHECKING:
+    from ._footprint import Footprint
+
+__all__ = ["ComponentEnergy", "Measurement"]
+
+
+@dataclass(frozen=True)
+class ComponentEnergy:
+    """The energy of one component (``cpu``, ``ram``, ``gpu:0``) with its provenance.
+
+    ``source`` is ``"rapl"``, ``"nvml"``, ``"estimate"`` or ``"fake"``; ``measured`` is True only
+    for a hardware counter or power register. ``scope`` is ``"process"`` when the figure is this
+    process's share of the machine's energy. ``sensors`` names what was read.
+    """
+
+    energy_j: float
+    source: Source
+    measured: bool
+    scope: str = "machine"
+    sensors: tuple[str, ...] = ()
+    #: Energy above the calibrated idle power, when :meth:`EnergyMeter.calibrate_idle` ran.
+    dynamic_j: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "energy_j": self.energy_j,
+            "source": self.source.value,
+            "measured": self.measured,
+            "scope": self.scope,
+            "sensors": list(self.sensors),
+            "dynamic_j": self.dynamic_j,
+        }
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one window measured.
+
+    ``energy_j`` is the sum over ``components``. A component whose sensor failed inside the
+    window is left out (never guessed) and the measurement is ``partial`` with the reason in
+    ``errors``. ``idle_j`` and ``dynamic_j`` are set once idle power was calibrated.
+    ``samples`` counts the power readings integrated per power-only sensor (0 when every
+    sensor is a counter).
+    """
+
+    name: str
+    start: datetime
+    end: datetime
+    duration_s: float
+    energy_j: float
+    components: Mapping[str, ComponentEnergy]
+    footprint: Footprint
+    idle_j: float | None = None
+    dynamic_j: float | None = None
+    samples: int = 0
+    partial: bool = False
+    errors: tuple[str, ...] = field(default=())
+
+    @property
+    def measured(self) -> bool:
+        """True when every component comes from a hardware counter or power register."""
+        return bool(self.components) and all(c.measured for c in self.components.values())
+
+    @property
+    def power_w(self) -> float:
+        """Mean power over the window."""
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "name": self.name,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "duration_s": self.duration_s,
+            "energy_j": self.energy_j,
+            "power_w": self.power_w,
+            "measured": self.measured,
+            "components": {k: v.to_dict() for k, v in self.components.items()},
+            "idle_j": self.idle_j,
+            "dynamic_j": self.dynamic_j,
+            "samples": self.samples,
+            "partial": self.partial,
+            "errors": list(self.errors),
+            "footprint": self.footprint.to_dict(),
+        }

@@ -1,0 +1,698 @@
+"""The energy meter: windows over sensors, a sampler for power-only sensors, and records.
+
+Every sensor is turned into one cumulative energy figure per window edge:
+
+* a :class:`CounterSensor` is read at the edge;
+* a :class:`PowerSensor` is integrated (trapezoidal rule) into a running total by the sampler
+  thread while any window is open, and sampled once more at each edge.
+
+A window's energy is then the difference of the two edges, per sensor, summed per component.
+Windows may nest and overlap: each is just a pair of edges. One daemon thread per meter does the
+sampling and watches wrapping counters; it runs only while a window is open and the meter has a
+power-only sensor or a counter that can wrap, and is parked on a condition otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ParamSpec, TypeVar, overload
+
+from ._footprint import FootprintModel
+from .errors import ConfigError, SensorError, WindowError
+from .measurement import ComponentEnergy, Measurement
+from .sensors import detect
+from .sensors.base import CounterSensor, PowerSensor, Sensor, Source
+from .sensors.nvml import cuda_synchronize
+
+__all__ = ["EnergyMeter", "Window", "default_meter", "measure"]
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Bounds of the adaptive sampling interval, as multiples of the base interval 1/sample_hz.
+_FASTEST = 0.25
+_SLOWEST = 10.0
+#: The interval grows as the youngest open window ages: interval = age / _AGE_DIVISOR.
+_AGE_DIVISOR = 20.0
+
+
+@dataclass
+class _Integrator:
+    """Running integral of one power sensor."""
+
+    total_j: float = 0.0
+    last_t: float | None = None
+    last_w: float = 0.0
+
+    def add(self, t: float, w: float) -> None:
+        if self.last_t is not None:
+            self.total_j += (self.last_w + w) * 0.5 * (t - self.last_t)
+        self.last_t, self.last_w = t, w
+
+
+@dataclass
+class _Open:
+    """An open window."""
+
+    name: str
+    t0: float
+    wall0: datetime
+    start: list[float | None]
+    ticks0: int
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+class Window:
+    """Handle of a window opened with :meth:`EnergyMeter.window`.
+
+    ``measurement`` is ``None`` while the window is open and the :class:`Measurement` after.
+    """
+
+    def __init__(self, meter: EnergyMeter, name: str) -> None:
+        self._meter = meter
+        self.name = name
+        self.measurement: Measurement | None = None
+
+    def __enter__(self) -> Window:
+        self._meter.begin(self.name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.measurement = self._meter.end(self.name)
+
+    def __repr__(self) -> str:
+        return f"<Window {self.name!r} {'open' if self.measurement is None else 'closed'}>"
+
+
+class _Shared:
+    """State shared by the meter and its sampler thread (the thread holds no meter reference).
+
+    Reads are hoisted into lists of bound methods once, so an edge costs one call per sensor.
+    """
+
+    def __init__(
+        self, sensors: Sequence[Sensor], sample_hz: float, sample_interval: float | None
+    ) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.sensors = list(sensors)
+        self.counters = [
+            (i, s.energy_j) for i, s in enumerate(sensors) if isinstance(s, CounterSensor)
+        ]
+        self.powers = [
+            (i, s.power_w, _Integrator())
+            for i, s in enumerate(sensors)
+            if isinstance(s, PowerSensor)
+        ]
+        self.integrators = {i: integ for i, _, integ in self.powers}
+        self.watch: list[tuple[int, Callable[[], float], float]] = []
+        for i, s in enumerate(sensors):
+            if isinstance(s, CounterSensor):
+                interval = s.watch_interval_s()
+                if interval is not None:
+                    self.watch.append((i, s.energy_j, interval))
+        self.next_watch = [0.0] * len(self.watch)
+        self.base_interval = 1.0 / sample_hz
+        self.fixed_interval = sample_interval
+        self.windows: dict[str, _Open] = {}
+        self.ticks = 0
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+
+    # -- reading (call with the lock held) --------------------------------------------------
+
+    def fail(self, i: int, err: SensorError) -> None:
+        """Record a sensor failure in every open window; the sensor starts afresh after."""
+        msg = f"{self.sensors[i].name}: {err}"
+        log.warning("sensor failed: %s", msg)
+        for w in self.windows.values():
+            w.errors.setdefault(i, msg)
+        if i in self.integrators:
+            self.integrators[i].last_t = None
+
+    def snapshot(self, t: float) -> list[float | None]:
+        """Every sensor's cumulative energy at time ``t``; None where a read failed."""
+        values: list[float | None] = [None] * len(self.sensors)
+        for i, read in self.counters:
+            try:
+                values[i] = read()
+            except SensorError as err:
+                self.fail(i, err)
+        for i, power, integ in self.powers:
+            try:
+                integ.add(t, power())
+            except SensorError as err:
+                self.fail(i, err)
+            else:
+                values[i] = integ.total_j
+        return values
+
+    def sample(self, t: float) -> None:
+        """One tick of the sampler: integrate every power sensor up to ``t``."""
+        self.ticks += 1
+        for i, power, integ in self.powers:
+            try:
+                integ.add(t, power())
+            except SensorError as err:
+                self.fail(i, err)
+
+    def sample_interval(self, now: float) -> float:
+        """Fast while the youngest open window is young, slower as it ages, within bounds."""
+        if self.fixed_interval is not None:
+            return self.fixed_interval
+        youngest = max(w.t0 for w in self.windows.values())
+        base = self.base_interval
+        return min(max((now - youngest) / _AGE_DIVISOR, base * _FASTEST), base * _SLOWEST)
+
+    def watch_counters(self, now: float) -> None:
+        """Read the wrapping counters that are due, so that no wrap goes unseen."""
+        for k, (i, read, interval) in enumerate(self.watch):
+            if now >= self.next_watch[k]:
+                self.next_watch[k] = now + interval
+                if self.windows:
+                    try:
+                        read()
+                    except SensorError as err:
+                        self.fail(i, err)
+
+
+def _sampler(shared: _Shared) -> None:
+    """The meter's one background thread.
+
+    It samples power-only sensors while a window is open (woken by the first window) and parks
+    on the condition otherwise. When counters can wrap it also wakes on its own every watch
+    interval (a minute or more for real RAPL counters) and reads them if a window is open;
+    windows do not wake it for that, so window edges stay cheap.
+    """
+    cond = shared.cond
+    next_sample: float | None = None
+    with cond:
+        while not shared.stopped:
+            now = time.perf_counter()
+            if shared.powers and shared.windows:
+                if next_sample is None:  # a window just opened: its edge was the first sample
+                    next_sample = now + shared.sample_interval(now)
+                elif now >= next_sample:
+                    shared.sample(now)
+                    next_sample = now + shared.sample_interval(now)
+            else:
+                next_sample = None
+            if shared.watch:
+                shared.watch_counters(now)
+            deadlines = list(shared.next_watch)
+            if next_sample is not None:
+                deadlines.append(next_sample)
+            if deadlines:
+                cond.wait(timeout=max(min(deadlines) - now, 0.0))
+            else:
+                cond.wait()
+
+
+def _stop(shared: _Shared) -> None:
+    with shared.cond:
+        shared.stopped = True
+        shared.cond.notify_all()
+
+
+@dataclass
+class _Stats:
+    """Running totals of batches or epochs (no per-item list: loops can be long)."""
+
+    count: int = 0
+    duration_s: float = 0.0
+    energy_j: float = 0.0
+    carbon_g: float = 0.0
+    last: Measurement | None = None
+
+    def add(self, m: Measurement) -> None:
+        self.count += 1
+        self.duration_s += m.duration_s
+        self.energy_j += m.energy_j
+        self.carbon_g += m.footprint.co2_g
+        self.last = m
+
+    def summary(self) -> dict[str, float | int]:
+        n = max(self.count, 1)
+        return {
+            "count": self.count,
+            "mean_duration_s": self.duration_s / n,
+            "mean_energy_j": self.energy_j / n,
+            "mean_carbon_g": self.carbon_g / n,
+            "total_duration_s": self.duration_s,
+            "total_energy_j": self.energy_j,
+            "total_carbon_g": self.carbon_g,
+        }
+
+
+def _brief(m: Measurement | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    return {
+        "name": m.name,
+        "duration_s": m.duration_s,
+        "energy_j": m.energy_j,
+        "carbon_g": m.footprint.co2_g,
+        "water_l": m.footprint.water_l,
+        "measured": m.measured,
+        "partial": m.partial,
+    }
+
+
+class EnergyMeter:
+    """Measures the energy of code between window edges.
+
+    ``sensors`` is ``"auto"`` (detect what this machine has, estimating what no counter covers),
+    or a list of :class:`Sensor` objects and backend names (``"rapl"``, ``"nvml"``,
+    ``"estimate"``). A named backend that is missing raises
+    :class:`~wattprint.errors.SensorUnavailable`.
+
+    Power-only sensors are sampled at ``sample_hz`` as the base rate, faster for young windows
+    and slower for long ones; ``sample_interval`` (seconds) fixes the interval instead.
+    The location arguments choose the grid's carbon intensity for the footprint of each
+    measurement (see :func:`wattprint.footprint`). ``mode="process"`` reports this process's
+    share of the machine's CPU energy by its share of CPU time.
+    ``sync_cuda`` synchronises CUDA devices before each window edge when torch with CUDA is in
+    use; the default does so when a GPU sensor is in use.
+    """
+
+    def __init__(
+        self,
+        sensors: str | Sequence[Sensor | str] = "auto",
+        sample_hz: float = 10.0,
+        *,
+        sample_interval: float | None = None,
+        cpu_tdp_w: float | None = None,
+        gpu_tdp_w: float | None = None,
+        carbon_intensity_g_per_kwh: float | None = None,
+        country: str | None = None,
+        zone: str | None = None,
+        cloud_region: str | None = None,
+        pue: float | None = None,
+        wue_l_per_kwh: float | None = None,
+        water_intensity_l_per_kwh: float | None = None,
+        tier: str | None = None,
+        mode: str = "machine",
+        sync_cuda: bool | None = None,
+        powercap_root: str | None = None,
+        nvml: Any = None,
+    ) -> None:
+        if not sample_hz > 0:
+            raise ConfigError(f"sample_hz must be > 0, not {sample_hz}")
+        if sample_interval is not None and not sample_interval > 0:
+            raise ConfigError(f"sample_interval must be > 0 seconds, not {sample_interval}")
+        self.footprint_model = FootprintModel.create(
+            country=country,
+            zone=zone,
+            cloud_region=cloud_region,
+            carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh,
+            pue=pue,
+            wue_l_per_kwh=wue_l_per_kwh,
+            water_intensity_l_per_kwh=water_intensity_l_per_kwh,
+            tier=tier,
+        )
+        self.mode = mode
+        detect_args: dict[str, Any] = {
+            "powercap_root": powercap_root,
+            "nvml": nvml,
+            "cpu_tdp_w": cpu_tdp_w,
+            "gpu_tdp_w": gpu_tdp_w,
+            "mode": mode,
+        }
+        if isinstance(sensors, str):
+            if sensors != "auto":
+                raise ConfigError(
+                    f'sensors must be "auto" or a list of sensors and backend names, '
+                    f"not {sensors!r}"
+                )
+            found = detect(**detect_args)
+            chosen: list[Sensor] = list(found)
+            self.missing = found.missing
+        else:
+            chosen = [s for s in sensors if isinstance(s, Sensor)]
+            names = [s for s in sensors if isinstance(s, str)]
+            bad = [s for s in sensors if not isinstance(s, (Sensor, str))]
+            if bad:
+                raise ConfigError(f"not a sensor or backend name: {bad[0]!r}")
+            self.missing = ()
+            if names:
+                covered = {s.component for s in chosen}
+                found = detect(**detect_args, only=names)
+                chosen += [s for s in found if s.component not in covered]
+                self.missing = found.missing
+        if not chosen:
+            raise ConfigError("no sensors to read: pass sensors='auto' or at least one sensor")
+        names_seen = [s.name for s in chosen]
+        dupes = {n for n in names_seen if names_seen.count(n) > 1}
+        if dupes:
+            raise ConfigError(f"sensor given twice: {', '.join(sorted(dupes))}")
+        self.sensors: tuple[Sensor, ...] = tuple(chosen)
+        if sync_cuda is None:
+            sync_cuda = any(s.source is Source.NVML for s in chosen)
+        self.sync_cuda = sync_cuda
+        self._shared = _Shared(chosen, sample_hz, sample_interval)
+        self._finalizer = weakref.finalize(self, _stop, self._shared)
+        self._auto_names = itertools.count(1)
+        self._idle_w: dict[str, float] | None = None
+        self.history: deque[Measurement] = deque(maxlen=10_000)
+        self._batches = _Stats()
+        self._epochs = _Stats()
+
+    # -- windows ------------------------------------------------------------------------------
+
+    def begin(self, name: str | None = None) -> str:
+        """Open a window and return its name. Windows may nest and overlap."""
+        if name is None:
+            name = f"window-{next(self._auto_names)}"
+        if self.sync_cuda:
+            cuda_synchronize()
+        shared = self._shared
+        with shared.cond:
+            if name in shared.windows:
+                raise WindowError(f"window {name!r} is already open; end it or use another name")
+            wall0 = datetime.now(timezone.utc)
+            t0 = time.perf_counter()
+            if not shared.windows:
+                self._wake(t0)
+            window = _Open(name, t0, wall0, [], shared.ticks)
+            shared.windows[name] = window
+            window.start = shared.snapshot(t0)
+        return name
+
+    def _wake(self, t0: float) -> None:
+        """First window opened (lock held): restart the integrators, wake the sampler."""
+        shared = self._shared
+        for _, _, integ in shared.powers:
+            integ.last_t = None
+        if shared.thread is None and (shared.powers or shared.watch):
+            shared.next_watch = [t0 + interval for _, _, interval in shared.watch]
+            shared.thread = threading.Thread(
+                target=_sampler, args=(shared,), name="wattprint-sampler", daemon=True
+            )
+            shared.thread.start()
+        elif shared.powers:
+            shared.cond.notify()
+
+    def end(self, name: str | None = None) -> Measurement:
+        """Close a window and return what it measured.
+
+        ``name`` may be left out when exactly one window is open.
+        """
+        if self.sync_cuda:
+            cuda_synchronize()
+        shared = self._shared
+        with shared.cond:
+            if name is None:
+                if len(shared.windows) != 1:
+                    raise WindowError(
+                        f"{len(shared.windows)} windows are open; name the one to end"
+                    )
+                name = next(iter(shared.windows))
+            t1 = time.perf_counter()
+            stop = shared.snapshot(t1)
+            wall1 = datetime.now(timezone.utc)
+            window = shared.windows.pop(name, None)
+            if window is None:
+                raise WindowError(f"no open window named {name!r}; open ones: "
+                                  f"{', '.join(shared.windows) or 'none'}")
+            ticks = shared.ticks - window.ticks0
+        measurement = self._record(window, stop, t1, wall1, ticks)
+        self.history.append(measurement)
+        return measurement
+
+    def _record(
+        self, w: _Open, stop: list[float | None], t1: float, wall1: datetime, ticks: int
+    ) -> Measurement:
+        duration = t1 - w.t0
+        errors = dict(w.errors)
+        per_component: dict[str, list[tuple[Sensor, float]]] = {}
+        failed: set[str] = set()
+        for i, sensor in enumerate(self.sensors):
+            a, b = w.start[i], stop[i]
+            if i in errors or a is None or b is None:
+                errors.setdefault(i, f"{sensor.name}: not readable")
+                failed.add(sensor.component)
+                continue
+            delta = b - a
+            if delta < 0:
+                errors[i] = f"{sensor.name}: counter went backwards by {-delta:.6g} J"
+                failed.add(sensor.component)
+                continue
+            per_component.setdefault(sensor.component, []).append((sensor, delta))
+        idle = self._idle_w
+        components: dict[str, ComponentEnergy] = {}
+        for comp, parts in per_component.items():
+            if comp in failed:
+                continue
+            first = parts[0][0]
+            energy = sum(d for _, d in parts)
+            dynamic = None
+            if idle is not None and comp in idle:
+                dynamic = max(energy - idle[comp] * duration, 0.0)
+            components[comp] = ComponentEnergy(
+                energy_j=energy,
+                source=first.source,
+                measured=all(s.measured for s, _ in parts),
+                scope=first.scope,
+                sensors=tuple(s.name for s, _ in parts),
+                dynamic_j=dynamic,
+            )
+        for comp in sorted(failed):
+            log.warning("window %r: %s left out, its sensor failed", w.name, comp)
+        total = sum(c.energy_j for c in components.values())
+        idle_j = dynamic_j = None
+        if idle is not None:
+            idle_j = sum(idle.get(c, 0.0) * duration for c in components)
+            dynamic_j = sum(c.dynamic_j or 0.0 for c in components.values())
+        has_power = bool(self._shared.powers)
+        return Measurement(
+            name=w.name,
+            start=w.wall0,
+            end=wall1,
+            duration_s=duration,
+            energy_j=total,
+            components=components,
+            footprint=self.footprint_model.of(total),
+            idle_j=idle_j,
+            dynamic_j=dynamic_j,
+            samples=ticks + 1 if has_power else 0,
+            partial=bool(errors),
+            errors=tuple(errors[i] for i in sorted(errors)),
+        )
+
+    def window(self, name: str | None = None) -> Window:
+        """A context manager over a window: ``with meter.window("x") as w: ...``, then
+        ``w.measurement``."""
+        return Window(self, name if name is not None else f"window-{next(self._auto_names)}")
+
+    @overload
+    def measure(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+    @overload
+    def measure(
+        self, fn: None = None, /, *, name: str | None = None
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+    def measure(
+        self, fn: Callable[P, R] | None = None, /, *, name: str | None = None
+    ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorator: every call of the function is measured.
+
+        The last measurement is on the wrapper as ``last_measurement`` and in ``meter.history``.
+        """
+
+        def decorate(func: Callable[P, R]) -> Callable[P, R]:
+            label = name or getattr(func, "__qualname__", "call")
+
+            @functools.wraps(func)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                w = Window(self, f"{label}#{next(self._auto_names)}")
+                with w:
+                    result = func(*args, **kwargs)
+                wrapper.last_measurement = w.measurement  # type: ignore[attr-defined]
+                return result
+
+            wrapper.last_measurement = None  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorate(fn) if fn is not None else decorate
+
+    def evaluate(
+        self, fn: Callable[..., R], *args: Any, **kwargs: Any
+    ) -> tuple[float, float, R]:
+        """Call ``fn(*args, **kwargs)`` in a window; return ``(seconds, joules, result)``."""
+        with self.window(getattr(fn, "__qualname__", None)) as w:
+            result = fn(*args, **kwargs)
+        assert w.measurement is not None
+        return w.measurement.duration_s, w.measurement.energy_j, result
+
+    @property
+    def last_measurement(self) -> Measurement | None:
+        return self.history[-1] if self.history else None
+
+    # -- idle baseline ---------------------------------------------------------------------
+
+    def calibrate_idle(self, seconds: float = 5.0) -> dict[str, float]:
+        """Measure the idle power of each component over ``seconds`` of sleep.
+
+        Later measurements report ``idle_j`` and ``dynamic_j`` (the energy above idle).
+        Run it when the machine is as quiet as it will be during the work.
+        """
+        if not seconds > 0:
+            raise ConfigError(f"calibrate_idle needs seconds > 0, not {seconds}")
+        name = f"idle-calibration#{next(self._auto_names)}"
+        self.begin(name)
+        time.sleep(seconds)
+        m = self.end(name)
+        if m.partial:
+            raise SensorError("idle calibration failed: " + "; ".join(m.errors))
+        self._idle_w = {c: e.energy_j / m.duration_s for c, e in m.components.items()}
+        return dict(self._idle_w)
+
+    @property
+    def idle_w(self) -> dict[str, float] | None:
+        return None if self._idle_w is None else dict(self._idle_w)
+
+    # -- training loops --------------------------------------------------------------------
+
+    @contextmanager
+    def epoch(self) -> Iterator[Window]:
+        """Measure one training epoch: ``with meter.epoch(): ...``."""
+        w = Window(self, f"epoch-{self._epochs.count + 1}#{next(self._auto_names)}")
+        with w:
+            yield w
+        assert w.measurement is not None
+        self._epochs.add(w.measurement)
+
+    @contextmanager
+    def batch(self) -> Iterator[Window]:
+        """Measure one training batch: ``with meter.batch(): ...``."""
+        w = Window(self, f"batch-{self._batches.count + 1}#{next(self._auto_names)}")
+        with w:
+            yield w
+        assert w.measurement is not None
+        self._batches.add(w.measurement)
+
+    def last_batch(self) -> dict[str, Any] | None:
+        """``duration_s``, ``energy_j``, ``carbon_g`` (and more) of the last batch."""
+        return _brief(self._batches.last)
+
+    def last_epoch(self) -> dict[str, Any] | None:
+        """``duration_s``, ``energy_j``, ``carbon_g`` (and more) of the last epoch."""
+        return _brief(self._epochs.last)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, means and totals of the batches and epochs measured so far."""
+        return {
+            "device": self.device,
+            "num_batches": self._batches.count,
+            "num_epochs": self._epochs.count,
+            "batch_summary": self._batches.summary(),
+            "epoch_summary": self._epochs.summary(),
+        }
+
+    # -- description and life cycle ----------------------------------------------------------
+
+    @property
+    def device(self) -> str:
+        """What is measured, for people: ``"cpu (rapl), ram (rapl), gpu:0 (nvml)"``."""
+        seen: dict[str, str] = {}
+        for s in self.sensors:
+            kind = s.source.value if s.measured else f"{s.source.value}, estimated"
+            seen.setdefault(s.component, kind)
+        return ", ".join(f"{c} ({k})" for c, k in seen.items())
+
+    @property
+    def open_windows(self) -> tuple[str, ...]:
+        with self._shared.cond:
+            return tuple(self._shared.windows)
+
+    def close(self) -> None:
+        """Stop the sampler thread and release the sensors."""
+        self._finalizer()
+        thread = self._shared.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        for s in self.sensors:
+            s.close()
+
+    def __enter__(self) -> EnergyMeter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<EnergyMeter {self.device}>"
+
+
+_default: EnergyMeter | None = None
+_default_lock = threading.Lock()
+
+
+def default_meter() -> EnergyMeter:
+    """The meter behind :func:`measure`: made on first use with ``sensors="auto"``."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = EnergyMeter()
+        return _default
+
+
+class _Measure:
+    """What ``wattprint.measure(name)`` returns: a context manager and a decorator."""
+
+    def __init__(self, name: str | None, meter: EnergyMeter | None) -> None:
+        self.name = name
+        self.meter = meter
+        self._open: list[Window] = []
+
+    def __enter__(self) -> Window:
+        w = (self.meter or default_meter()).window(self.name)
+        self._open.append(w)
+        return w.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._open.pop().__exit__(*exc)
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        label = self.name or getattr(fn, "__qualname__", "call")
+        count = itertools.count(1)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            # The meter is chosen at call time: decorating at import must not detect sensors.
+            w = (self.meter or default_meter()).window(f"{label}#{next(count)}")
+            with w:
+                result = fn(*args, **kwargs)
+            wrapper.last_measurement = w.measurement  # type: ignore[attr-defined]
+            return result
+
+        wrapper.last_measurement = None  # type: ignore[attr-defined]
+        return wrapper
+
+
+@overload
+def measure(fn: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def measure(name: str | None = None, /, *, meter: EnergyMeter | None = None) -> _Measure: ...
+def measure(
+    arg: Callable[P, R] | str | None = None, /, *, meter: EnergyMeter | None = None
+) -> Callable[P, R] | _Measure:
+    """Measure a block or a function with the default meter (or ``meter``).
+
+    ``@wattprint.measure`` and ``@wattprint.measure("name")`` decorate a function (the wrapper
+    keeps ``last_measurement``); ``with wattprint.measure("name") as w:`` measures a block and
+    ``w.measurement`` holds the result. Every measurement is also in ``meter.history``.
+    """
+    if callable(arg):
+        return _Measure(None, meter)(arg)
+    return _Measure(arg, meter)

@@ -1,0 +1,500 @@
+"""Estimated CPU and RAM energy, for machines without a readable energy counter.
+
+The figures are models, never measurements: every sensor here has ``measured = False`` and a
+description that says which figures went in and where they came from.
+
+CPU: ``P = TDP x (IDLE_FRACTION + (1 - IDLE_FRACTION) x utilisation)``, where utilisation over an
+interval is the machine's busy CPU seconds over ``logical CPUs x wall seconds``. The TDP is the
+user's ``cpu_tdp_w``, else a row of the shipped table ``data/cpu_tdp.csv`` matched against the CPU
+model name, else :data:`DEFAULT_TDP_W_PER_THREAD` per logical CPU.
+
+RAM: :data:`WATTS_PER_GIB` per GiB of installed memory (``mode="machine"``), or of this process's
+resident memory (``mode="process"``).
+
+Both are counters read only at window edges: no sampling thread. A read costs one small read of
+``/proc/stat`` (CPU) or ``/proc/self/statm`` (RAM in process mode): about 10-20 µs.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+
+from ..errors import ConfigError, SensorError
+from .base import CounterSensor, MissingSensor, Sensor, Source
+
+if TYPE_CHECKING:
+    from ._registry import DetectOptions
+
+__all__ = [
+    "DEFAULT_TDP_W_PER_THREAD",
+    "IDLE_FRACTION",
+    "NAME",
+    "WATTS_PER_GIB",
+    "CpuEstimate",
+    "CpuInfo",
+    "RamEstimate",
+    "TdpChoice",
+    "TdpRow",
+    "available",
+    "choose_tdp",
+    "cpu_estimate",
+    "discover",
+    "load_tdp_table",
+    "machine_busy_cpu_s",
+    "match_tdp_row",
+    "process_rss_bytes",
+    "ram_estimate",
+    "read_cpuinfo",
+]
+
+NAME = "estimate"
+
+#: Share of TDP an idle CPU is taken to draw. SPECpower-derived coefficients used by Cloud Carbon
+#: Footprint put idle (0 % load) power at 16-32 % of full-load power per vCPU across server
+#: microarchitectures (Skylake 0.64/4.05 W, Cascade Lake 0.64/3.80 W, Broadwell 0.71/3.54 W,
+#: EPYC Milan 0.45/1.87 W, Rome 0.47/1.64 W, Haswell 1.90/5.99 W); the Teads/Boavizta load
+#: profile starts at 12 % of TDP. 0.2 is close to the median of those ratios.
+IDLE_FRACTION = 0.2
+
+#: Watts per logical CPU when the CPU is not in the table and no TDP was given. TDP per hardware
+#: thread across the rows of ``cpu_tdp.csv``: servers median 3.7 W (1.4-7.2; EPYC 7763 280 W /
+#: 128, Xeon 8380 270 W / 80, E5-2680 v4 120 W / 28), desktops and laptops median 4.4 W (0.9-11;
+#: i5-12400 65 W / 12, i9-9900K 95 W / 16). 5 W is a little above both medians: for an unknown CPU
+#: we would rather overstate than hide energy, and the description asks for ``cpu_tdp_w``.
+DEFAULT_TDP_W_PER_THREAD = 5.0
+
+#: Watts per GiB of memory: 3 W per 8 GB, the DDR4 figure CodeCarbon uses and that is commonly
+#: cited for DDR4 DIMMs under load (3/8 = 0.375).
+WATTS_PER_GIB = 0.375
+
+PROC_STAT = Path("/proc/stat")
+PROC_CPUINFO = Path("/proc/cpuinfo")
+PROC_SELF_STATM = Path("/proc/self/statm")
+_GIB = 1024**3
+_LINUX = sys.platform.startswith("linux")
+
+# Linux on Arm names no model in /proc/cpuinfo, only the core's implementer and part numbers.
+_ARM_CORES = {
+    ("0x41", "0xd0c"): "ARM Neoverse-N1",
+    ("0x41", "0xd40"): "ARM Neoverse-V1",
+    ("0x41", "0xd49"): "ARM Neoverse-N2",
+    ("0x41", "0xd4f"): "ARM Neoverse-V2",
+    ("0xc0", "0xac3"): "AmpereOne",
+}
+
+
+# -- machine CPU time (shared with process.py) ---------------------------------------------------
+
+
+def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
+    """Busy CPU seconds of the whole machine since boot, summed over all logical CPUs.
+
+    Busy is user + nice + system + irq + softirq from the first line of ``/proc/stat``: not
+    idle or iowait (the CPU waits), not steal (the hypervisor ran someone else), not guest
+    (already counted in user). Elsewhere than Linux, the same from :func:`psutil.cpu_times`.
+    Raises :class:`SensorError` when the times cannot be read.
+    """
+    if not _LINUX and Path(proc_stat) == PROC_STAT:
+        return _busy_from_psutil()
+    try:
+        fd = os.open(proc_stat, os.O_RDONLY)
+        try:
+            head = os.read(fd, 512)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise SensorError(f"cannot read CPU times from {os.fspath(proc_stat)}: {err}") from err
+    fields = head.split(b"\n", 1)[0].split()
+    if len(fields) < 5 or fields[0] != b"cpu":
+        raise SensorError(f"unexpected first line in {os.fspath(proc_stat)}: {head[:80]!r}")
+    try:
+        ticks = [int(x) for x in fields[1:8]]
+    except ValueError as err:
+        raise SensorError(f"unexpected CPU times in {os.fspath(proc_stat)}: {err}") from err
+    busy = ticks[0] + ticks[1] + ticks[2] + sum(ticks[5:7])  # user nice system [irq softirq]
+    return busy / _clock_ticks_per_s()
+
+
+@functools.cache
+def _clock_ticks_per_s() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+def _busy_from_psutil() -> float:
+    try:
+        times = psutil.cpu_times()
+    except psutil.Error as err:
+        raise SensorError(f"cannot read CPU times: {err}") from err
+    not_busy = ("idle", "iowait", "steal", "guest", "guest_nice")
+    return float(sum(getattr(times, f) for f in times._fields if f not in not_busy))
+
+
+def process_rss_bytes(statm: str | os.PathLike[str] = PROC_SELF_STATM) -> int:
+    """Resident memory of this process in bytes (``/proc/self/statm``, else psutil)."""
+    if not _LINUX and Path(statm) == PROC_SELF_STATM:
+        try:
+            return int(psutil.Process().memory_info().rss)
+        except psutil.Error as err:
+            raise SensorError(f"cannot read this process's memory: {err}") from err
+    try:
+        fd = os.open(statm, os.O_RDONLY)
+        try:
+            text = os.read(fd, 256)
+        finally:
+            os.close(fd)
+        return int(text.split()[1]) * _page_size()
+    except OSError as err:
+        raise SensorError(f"cannot read memory from {os.fspath(statm)}: {err}") from err
+    except (IndexError, ValueError) as err:
+        raise SensorError(f"unexpected content in {os.fspath(statm)}: {text[:80]!r}") from err
+
+
+@functools.cache
+def _page_size() -> int:
+    return os.sysconf("SC_PAGE_SIZE")
+
+
+# -- CPU model and TDP ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """What ``/proc/cpuinfo`` says: the model name (None if unknown) and the socket count."""
+
+    model_name: str | None
+    sockets: int = 1
+
+
+def read_cpuinfo(cpuinfo_path: str | os.PathLike[str] = PROC_CPUINFO) -> CpuInfo:
+    """The CPU model name and number of physical packages.
+
+    The name is the first ``model name`` line; on Arm Linux, the core named by ``CPU implementer``
+    and ``CPU part``. Without a cpuinfo file: on macOS ``machdep.cpu.brand_string`` (for example
+    ``Apple M2 Pro``), else :func:`platform.processor`. Sockets count the distinct ``physical id``
+    values (1 when there are none).
+    """
+    try:
+        text = Path(cpuinfo_path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return CpuInfo(_model_name_elsewhere())
+    except OSError as err:
+        raise SensorError(f"cannot read {os.fspath(cpuinfo_path)}: {err}") from err
+    model: str | None = None
+    implementer = part = None
+    sockets: set[str] = set()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key == "model name" and model is None and value:
+            model = value
+        elif key == "physical id":
+            sockets.add(value)
+        elif key == "CPU implementer" and implementer is None:
+            implementer = value.lower()
+        elif key == "CPU part" and part is None:
+            part = value.lower()
+    if model is None and implementer is not None:
+        model = _ARM_CORES.get((implementer, part or ""))
+    return CpuInfo(model, max(len(sockets), 1))
+
+
+def _model_name_elsewhere() -> str | None:
+    if sys.platform == "darwin":
+        try:
+            done = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True, text=True, timeout=5, check=True,
+            )
+        except (OSError, subprocess.SubprocessError):
+            pass
+        else:
+            if done.stdout.strip():
+                return done.stdout.strip()
+    name = platform.processor()
+    return name if name and name not in ("unknown", platform.machine()) else None
+
+
+@dataclass(frozen=True)
+class TdpRow:
+    """One row of ``cpu_tdp.csv``: a case-insensitive regex, the TDP per package, its source."""
+
+    pattern: re.Pattern[str]
+    tdp_w: float
+    #: Hardware threads per package, when known: a VM that sees fewer gets its share.
+    threads: int | None
+    source: str
+
+
+def load_tdp_table(text: str | None = None) -> tuple[TdpRow, ...]:
+    """The rows of the shipped ``cpu_tdp.csv`` (or of ``text``, in the same format)."""
+    if text is None:
+        return _shipped_table()
+    rows = []
+    for n, rec in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        try:
+            tdp_w = float(rec["tdp_w"])
+            threads = int(rec["threads"]) if rec["threads"] else None
+            pattern = re.compile(rec["pattern"], re.IGNORECASE)
+        except (KeyError, TypeError, ValueError, re.error) as err:
+            raise ConfigError(f"cpu_tdp.csv line {n}: {err}") from err
+        if tdp_w <= 0 or (threads is not None and threads <= 0):
+            raise ConfigError(f"cpu_tdp.csv line {n}: tdp_w and threads must be > 0")
+        rows.append(TdpRow(pattern, tdp_w, threads, rec.get("source") or ""))
+    return tuple(rows)
+
+
+@functools.cache
+def _shipped_table() -> tuple[TdpRow, ...]:
+    text = (files("wattprint.data") / "cpu_tdp.csv").read_text(encoding="utf-8")
+    return load_tdp_table(text)
+
+
+def match_tdp_row(model_name: str, table: Sequence[TdpRow]) -> TdpRow | None:
+    """The row whose pattern matches the longest part of ``model_name`` (the first on a tie)."""
+    best: TdpRow | None = None
+    best_len = -1
+    for row in table:
+        m = row.pattern.search(model_name)
+        if m is not None and len(m.group(0)) > best_len:
+            best, best_len = row, len(m.group(0))
+    return best
+
+
+@dataclass(frozen=True)
+class TdpChoice:
+    """The TDP the CPU estimate uses, where it came from, and a line saying so."""
+
+    tdp_w: float
+    #: ``"user"``, ``"table"`` or ``"default"``.
+    origin: str
+    detail: str
+
+
+def _w(x: float) -> str:
+    return f"{x:.4g} W"
+
+
+def choose_tdp(
+    cpu_tdp_w: float | None = None,
+    *,
+    cpuinfo_path: str | os.PathLike[str] = PROC_CPUINFO,
+    n_cpus: int | None = None,
+    table: Sequence[TdpRow] | None = None,
+) -> TdpChoice:
+    """The CPU's TDP: ``cpu_tdp_w`` if given, else the table, else a per-thread default.
+
+    A table TDP is per package and is multiplied by the sockets in cpuinfo. When fewer logical
+    CPUs are visible than the packages have threads (a VM with a slice of a big server CPU), it
+    is scaled to the visible share, so that a 2-vCPU VM is not charged for a 128-thread package.
+    """
+    n = n_cpus if n_cpus is not None else (os.cpu_count() or 1)
+    if cpu_tdp_w is not None:
+        if not cpu_tdp_w > 0:
+            raise ConfigError(f"cpu_tdp_w must be > 0 watts, not {cpu_tdp_w}")
+        return TdpChoice(float(cpu_tdp_w), "user", f"TDP {_w(cpu_tdp_w)} given as cpu_tdp_w")
+    info = read_cpuinfo(cpuinfo_path)
+    rows = load_tdp_table() if table is None else table
+    row = match_tdp_row(info.model_name, rows) if info.model_name else None
+    if row is not None:
+        assert info.model_name is not None
+        tdp_w = row.tdp_w * info.sockets
+        what = _w(row.tdp_w) if info.sockets == 1 else f"{info.sockets} x {_w(row.tdp_w)}"
+        detail = f"TDP {what} from table match {info.model_name!r} ({row.source})"
+        if row.threads is not None and n < row.threads * info.sockets:
+            tdp_w = row.tdp_w * n / row.threads
+            detail += f", scaled to the {n} of {row.threads * info.sockets} threads visible"
+            detail += f" = {_w(tdp_w)}"
+        elif info.sockets > 1:
+            detail += f" = {_w(tdp_w)}"
+        return TdpChoice(tdp_w, "table", detail)
+    shown = repr(info.model_name) if info.model_name else "an unknown CPU"
+    tdp_w = n * DEFAULT_TDP_W_PER_THREAD
+    detail = (
+        f"TDP {_w(tdp_w)} = {n} threads x {_w(DEFAULT_TDP_W_PER_THREAD)} default "
+        f"(no table match for {shown}); pass cpu_tdp_w for a better figure"
+    )
+    return TdpChoice(tdp_w, "default", detail)
+
+
+# -- sensors -------------------------------------------------------------------------------------
+
+
+class CpuEstimate(CounterSensor):
+    """Estimated CPU energy from a TDP and the machine's CPU utilisation.
+
+    ``energy_j()`` is ``TDP x (IDLE_FRACTION x wall_s + (1 - IDLE_FRACTION) x busy_cpu_s /
+    n_cpus)`` accumulated since the sensor was made. ``busy_cpu_s`` (a function returning the
+    machine's cumulative busy CPU seconds), ``n_cpus`` and ``clock`` are injectable.
+    """
+
+    def __init__(
+        self,
+        tdp: TdpChoice,
+        *,
+        n_cpus: int | None = None,
+        busy_cpu_s: Callable[[], float] = machine_busy_cpu_s,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tdp = tdp
+        self.n_cpus = n_cpus if n_cpus is not None else (os.cpu_count() or 1)
+        self._busy_cpu_s = busy_cpu_s
+        self._clock = clock
+        self.name = "estimate:cpu"
+        self.component = "cpu"
+        self.source = Source.ESTIMATE
+        self.measured = False
+        self.description = (
+            f"estimate: {tdp.detail}; power = TDP x ({IDLE_FRACTION:g} + "
+            f"{1 - IDLE_FRACTION:g} x CPU utilisation of {self.n_cpus} logical CPUs)"
+        )
+        self._energy_j = 0.0
+        self._last: tuple[float, float] | None = (clock(), busy_cpu_s())
+
+    def energy_j(self) -> float:
+        now = self._clock()
+        try:
+            busy = self._busy_cpu_s()
+        except SensorError:
+            self._last = None  # the next read starts from a fresh baseline
+            raise
+        if self._last is not None:
+            t0, busy0 = self._last
+            wall_s = max(now - t0, 0.0)
+            busy_s = max(busy - busy0, 0.0)  # CPU hot-unplug can shrink the sum
+            self._energy_j += self.tdp.tdp_w * (
+                IDLE_FRACTION * wall_s + (1.0 - IDLE_FRACTION) * busy_s / self.n_cpus
+            )
+        self._last = (now, busy)
+        return self._energy_j
+
+
+class RamEstimate(CounterSensor):
+    """Estimated memory energy: :data:`WATTS_PER_GIB` x GiB, integrated over wall time.
+
+    ``mode="machine"``: installed memory (``total_bytes``, default from psutil), constant power.
+    ``mode="process"``: this process's resident memory, read at each read (``rss_bytes``) and
+    integrated with the trapezoidal rule between reads.
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "machine",
+        total_bytes: int | None = None,
+        rss_bytes: Callable[[], int] = process_rss_bytes,
+        clock: Callable[[], float] = time.monotonic,
+        watts_per_gib: float = WATTS_PER_GIB,
+    ) -> None:
+        if mode not in ("machine", "process"):
+            raise ConfigError(f"mode must be 'machine' or 'process', not {mode!r}")
+        self.mode = mode
+        self.watts_per_gib = watts_per_gib
+        self._rss_bytes = rss_bytes
+        self._clock = clock
+        self.name = "estimate:ram"
+        self.component = "ram"
+        self.source = Source.ESTIMATE
+        self.measured = False
+        self._energy_j = 0.0
+        if mode == "machine":
+            if total_bytes is None:
+                try:
+                    total_bytes = int(psutil.virtual_memory().total)
+                except (psutil.Error, OSError) as err:
+                    raise SensorError(f"cannot read installed memory: {err}") from err
+            self.total_bytes = total_bytes
+            #: Constant power in machine mode, in watts.
+            self.machine_power_w = watts_per_gib * total_bytes / _GIB
+            self.description = (
+                f"estimate: {watts_per_gib:g} W/GiB x {total_bytes / _GIB:.3g} GiB installed"
+                f" = {_w(self.machine_power_w)}"
+            )
+            self._last: tuple[float, float] | None = (clock(), self.machine_power_w)
+        else:
+            self.description = (
+                f"estimate: {watts_per_gib:g} W/GiB x this process's resident memory"
+            )
+            self._last = (clock(), self._power_now())
+
+    def _power_now(self) -> float:
+        if self.mode == "machine":
+            return self.machine_power_w
+        return self.watts_per_gib * self._rss_bytes() / _GIB
+
+    def energy_j(self) -> float:
+        now = self._clock()
+        try:
+            power_w = self._power_now()
+        except SensorError:
+            self._last = None
+            raise
+        if self._last is not None:
+            t0, power0_w = self._last
+            self._energy_j += 0.5 * (power0_w + power_w) * max(now - t0, 0.0)
+        self._last = (now, power_w)
+        return self._energy_j
+
+
+# -- backend -------------------------------------------------------------------------------------
+
+
+def cpu_estimate(
+    cpu_tdp_w: float | None = None,
+    *,
+    cpuinfo_path: str | os.PathLike[str] = PROC_CPUINFO,
+    proc_stat: str | os.PathLike[str] = PROC_STAT,
+    n_cpus: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> CpuEstimate:
+    """The CPU estimate for this machine, with its TDP chosen by :func:`choose_tdp`."""
+    n = n_cpus if n_cpus is not None else (os.cpu_count() or 1)
+    tdp = choose_tdp(cpu_tdp_w, cpuinfo_path=cpuinfo_path, n_cpus=n)
+    return CpuEstimate(
+        tdp, n_cpus=n, busy_cpu_s=functools.partial(machine_busy_cpu_s, proc_stat), clock=clock
+    )
+
+
+def ram_estimate(mode: str = "machine") -> RamEstimate:
+    """The RAM estimate for this machine (installed memory) or this process (resident)."""
+    return RamEstimate(mode=mode)
+
+
+def available(options: DetectOptions) -> bool:
+    """Always: estimation needs no hardware."""
+    return True
+
+
+def discover(
+    options: DetectOptions, covered: set[str]
+) -> tuple[list[Sensor], list[MissingSensor]]:
+    """Estimates for ``cpu`` and ``ram`` where no earlier backend covers them."""
+    sensors: list[Sensor] = []
+    missing: list[MissingSensor] = []
+    if "cpu" not in covered:
+        try:
+            sensors.append(cpu_estimate(options.cpu_tdp_w))
+        except SensorError as err:
+            missing.append(MissingSensor(NAME, f"cannot estimate CPU energy: {err}"))
+    if "ram" not in covered:
+        try:
+            sensors.append(ram_estimate(options.mode))
+        except SensorError as err:
+            missing.append(MissingSensor(NAME, f"cannot estimate RAM energy: {err}"))
+    return sensors, missing

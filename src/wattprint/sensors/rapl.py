@@ -1,0 +1,509 @@
+"""RAPL energy counters from the Linux powercap tree (``/sys/class/powercap``).
+
+Every zone directory ``<control type>:<index>`` (``intel-rapl:0``, ``intel-rapl:0:1``,
+``intel-rapl-mmio:0``, any ``*rapl*`` control type) holds ``name``, ``energy_uj`` (a cumulative
+counter in microjoules that wraps at ``max_energy_range_uj``) and, usually,
+``constraint_0_max_power_uw``. Zones are found as top-level entries of the root, as subzones
+nested in a zone, and inside a control type directory (``intel-rapl/intel-rapl:0``); a zone seen
+under several paths is one zone (deduplicated by its directory name).
+
+Which zones become sensors, so that nothing is counted twice:
+
+* ``package-N`` -> component ``"cpu"``, one sensor per package (``rapl:package-N``). Its
+  ``core`` and ``uncore`` subzones are parts of it: named in the description, never read.
+* ``dram`` -> component ``"ram"``, one sensor per package (``rapl:dram-N``).
+* ``psys`` (the whole platform, which contains the packages) -> ``"cpu"`` only when the tree has
+  no package zone at all.
+* MSR and MMIO: a domain exposed by both ``intel-rapl`` and ``intel-rapl-mmio`` (same name, same
+  package) is read once, from the MSR zone; an MMIO zone is used only when no other interface
+  exposes that domain.
+* Dies: ``package-N-die-M`` zones of one package whose counters read the same value at detection
+  (in any of :data:`MIRROR_ROUNDS` back-to-back read rounds) mirror one package counter and are
+  read once, as ``rapl:package-N``; dies that read different values are separate counters, one
+  sensor each. When a ``package-N`` zone exists, its ``package-N-die-M`` zones are not read. The
+  same rule applies to ``dram`` zones under die zones.
+* Components in ``covered`` (found by an earlier backend) are skipped without opening anything.
+* A component is all or nothing: if any of its zones cannot be opened (permission denied on
+  ``energy_uj``, root-only on kernels patched for CVE-2020-8694), none of its sensors is returned
+  and a :class:`MissingSensor` says why and how to fix it, so that estimation covers it instead of
+  a silent undercount.
+
+Reading: ``energy_uj`` is opened once and read with ``os.pread`` (a few microseconds). Wraps are
+undone with :func:`counter_delta`; the meter reads each counter at least every
+:meth:`RaplSensor.watch_interval_s` seconds so that no wrap goes unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import CounterWrapError, SensorError, SensorPermissionError
+from .base import CounterSensor, MissingSensor, Sensor, Source
+
+if TYPE_CHECKING:
+    from ._registry import DetectOptions
+
+__all__ = [
+    "ASSUMED_MAX_POWER_W",
+    "MIN_WATCH_S",
+    "MIRROR_ROUNDS",
+    "NAME",
+    "NO_RAPL_FIX",
+    "UNKNOWN_RANGE_WATCH_S",
+    "WATCH_SAFETY_FACTOR",
+    "RaplSensor",
+    "available",
+    "counter_delta",
+    "discover",
+    "permission_fix",
+]
+
+NAME = "rapl"
+
+#: Power assumed for a zone whose ``constraint_0_max_power_uw`` is missing or 0, to bound how
+#: fast its counter can wrap. 1000 W is several times the largest server package TDP (about
+#: 350-500 W in 2024) and far above any DRAM or laptop platform domain.
+ASSUMED_MAX_POWER_W = 1000.0
+#: A counter is read at least four times per shortest possible wrap period.
+WATCH_SAFETY_FACTOR = 4.0
+#: Never ask for reads more often than this, whatever the range and power say.
+MIN_WATCH_S = 0.05
+#: Watch interval of a counter whose wrap range is unknown: a wrap cannot be undone, but it is at
+#: least detected (and reported as :class:`CounterWrapError`) rather than missed.
+UNKNOWN_RANGE_WATCH_S = 60.0
+#: Back-to-back read rounds in which two die counters of one package may show the same value to
+#: count as mirrors (a mirrored counter can tick between the two reads of one round).
+MIRROR_ROUNDS = 3
+
+NO_RAPL_FIX = (
+    "RAPL needs Linux on an x86 CPU with the powercap RAPL driver loaded "
+    "(sudo modprobe intel_rapl_msr); virtual machines and many containers do not expose it."
+)
+
+_READ_BYTES = 32
+_ZONE_RE = re.compile(r"^(?P<control>[\w.-]*rapl[\w.-]*):(?P<index>\d+(?::\d+)*)$")
+_CONTROL_RE = re.compile(r"^[\w.-]*rapl[\w.-]*$")
+_PACKAGE_RE = re.compile(r"^package-(?P<package>\d+)(?:-die-(?P<die>\d+))?$")
+
+log = logging.getLogger(__name__)
+
+
+# -- wrap arithmetic -----------------------------------------------------------------------------
+
+
+def counter_delta(last_uj: int, now_uj: int, max_energy_range_uj: int | None) -> int | None:
+    """Microjoules between two raw readings of a counter that wraps at ``max_energy_range_uj``.
+
+    A reading below the previous one means the counter wrapped once:
+    ``now - last + max_energy_range_uj``. Returns ``None`` when a wrap cannot be undone: the
+    range is unknown (``None`` or not positive) or smaller than the previous reading. Never
+    negative. More than one wrap between two readings cannot be seen; reading at least every
+    :meth:`RaplSensor.watch_interval_s` prevents it.
+    """
+    if now_uj >= last_uj:
+        return now_uj - last_uj
+    if max_energy_range_uj is None or max_energy_range_uj < last_uj:
+        return None
+    return now_uj - last_uj + max_energy_range_uj
+
+
+# -- permission fix --------------------------------------------------------------------------------
+
+
+def permission_fix(
+    root: str | os.PathLike[str] = "/sys/class/powercap", controls: Iterable[str] = ("intel-rapl",)
+) -> str:
+    """How to let this user read the RAPL counters, as one paragraph."""
+    globs = " ".join(f"{os.fspath(root)}/{c}:*/energy_uj" for c in sorted(set(controls)))
+    return (
+        f"the counters are root-only (kernel fix for CVE-2020-8694); either run as root, or "
+        f"`sudo chmod a+r {globs}` (lost at reboot), or make it permanent with the udev rule "
+        f'SUBSYSTEM=="powercap", ACTION=="add", RUN+="/bin/chmod a+r /sys%p/energy_uj" '
+        f"in /etc/udev/rules.d/99-wattprint-rapl.rules (or chgrp the files to a trusted group "
+        f"and chmod g+r). Readable counters let local users run power side-channel attacks: "
+        f"grant access only on machines whose users you trust."
+    )
+
+
+# -- the sensor ------------------------------------------------------------------------------------
+
+
+class RaplSensor(CounterSensor):
+    """One RAPL zone's ``energy_uj`` counter, in joules since the sensor was made.
+
+    ``zone_dir`` is the zone directory. The counter file is opened here and held open until
+    :meth:`close`; ``max_energy_range_uj`` and ``constraint_0_max_power_uw`` are read here once.
+    A missing or unreadable range does not stop the sensor: a later wrap then raises
+    :class:`CounterWrapError`. Opening raises :class:`SensorPermissionError` (with ``fix``) or
+    :class:`SensorError`. Safe to read from several threads.
+    """
+
+    def __init__(
+        self,
+        zone_dir: str | os.PathLike[str],
+        *,
+        name: str,
+        component: str,
+        description: str = "",
+        fix: str | None = None,
+    ) -> None:
+        self.zone_dir = Path(zone_dir)
+        self.name = name
+        self.component = component
+        self.source = Source.RAPL
+        self.measured = True
+        self.path = os.fspath(self.zone_dir / "energy_uj")
+        self.description = description or f"RAPL counter {self.path}"
+        self._fix = fix or permission_fix()
+        self.max_energy_range_uj, self.range_problem = _read_int(
+            self.zone_dir / "max_energy_range_uj"
+        )
+        power_uw, _ = _read_int(self.zone_dir / "constraint_0_max_power_uw")
+        #: The zone's maximum power in microwatts, ``None`` when missing or 0.
+        self.max_power_uw = power_uw if power_uw else None
+        self._lock = threading.Lock()
+        self._total_uj = 0
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as err:
+            raise self._error("opening", err) from err
+        try:
+            self._last_uj: int | None = self.read_raw_uj()
+        except SensorError:
+            self.close()
+            raise
+
+    def read_raw_uj(self) -> int:
+        """The raw counter now, in microjoules; does not change the sensor's state."""
+        try:
+            return int(os.pread(self._fd, _READ_BYTES, 0))
+        except OSError as err:
+            raise self._error("reading", err) from err
+        except ValueError as err:
+            raise SensorError(f"{self.path}: not an energy counter value: {err}") from err
+
+    def energy_j(self) -> float:
+        with self._lock:
+            try:
+                now = int(os.pread(self._fd, _READ_BYTES, 0))
+            except OSError as err:
+                self._last_uj = None
+                raise self._error("reading", err) from err
+            except ValueError as err:
+                self._last_uj = None
+                raise SensorError(f"{self.path}: not an energy counter value: {err}") from err
+            last, self._last_uj = self._last_uj, now
+            if last is not None and now >= last:  # the common case, inlined
+                self._total_uj += now - last
+            elif last is not None:
+                delta = counter_delta(last, now, self.max_energy_range_uj)
+                if delta is None:
+                    raise CounterWrapError(
+                        f"{self.path} went back from {last} to {now} µJ (wrapped) and its wrap "
+                        f"range max_energy_range_uj is unknown ({self.range_problem}); the "
+                        f"energy across the wrap is lost"
+                    )
+                self._total_uj += delta
+            # else: the first read after a failure, a fresh baseline
+            return self._total_uj / 1e6
+
+    def watch_interval_s(self) -> float:
+        """A quarter of the shortest time the counter can take to wrap, at least 0.05 s.
+
+        Wrap period = ``max_energy_range_uj`` / maximum power (``constraint_0_max_power_uw``,
+        else :data:`ASSUMED_MAX_POWER_W`). With an unknown range: :data:`UNKNOWN_RANGE_WATCH_S`.
+        """
+        if self.max_energy_range_uj is None:
+            return UNKNOWN_RANGE_WATCH_S
+        power_uw = self.max_power_uw or ASSUMED_MAX_POWER_W * 1e6
+        period_s = self.max_energy_range_uj / power_uw
+        return max(period_s / WATCH_SAFETY_FACTOR, MIN_WATCH_S)
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        lock = getattr(self, "_lock", None)  # absent when __init__ failed early
+        if lock is None:
+            return
+        with lock:
+            fd, self._fd = getattr(self, "_fd", -1), -1
+            if fd >= 0:
+                os.close(fd)
+
+    def _error(self, action: str, err: OSError) -> SensorError:
+        if isinstance(err, PermissionError):
+            return SensorPermissionError(f"permission denied {action} {self.path}", fix=self._fix)
+        return SensorError(f"{action} {self.path} failed: {err.strerror or err}")
+
+
+def _read_int(path: Path) -> tuple[int | None, str | None]:
+    """A non-negative integer file: ``(value, None)`` or ``(None, what went wrong)``."""
+    try:
+        text = path.read_bytes()[:64]
+    except OSError as err:
+        return None, f"{path}: {err.strerror or err}"
+    try:
+        value = int(text)
+    except ValueError:
+        return None, f"{path}: not a number: {text!r}"
+    if value <= 0:
+        return None, f"{path}: not positive: {value}"
+    return value, None
+
+
+# -- discovery -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Zone:
+    zone_id: str  # "intel-rapl:0:1"
+    path: Path
+    control: str  # "intel-rapl"
+    index: tuple[int, ...]  # (0, 1)
+    name: str  # "dram"
+
+    @property
+    def mmio(self) -> bool:
+        return "mmio" in self.control
+
+    @property
+    def parent_id(self) -> str | None:
+        if len(self.index) < 2:
+            return None
+        return f"{self.control}:{':'.join(map(str, self.index[:-1]))}"
+
+
+@dataclass(frozen=True)
+class _Domain:
+    kind: str  # "package", "dram", "psys", "core", "uncore"
+    package: int | None
+    die: int | None
+    zone: _Zone
+
+    @property
+    def label(self) -> str:
+        """``package-0``, ``dram-1-die-0``, ``psys``."""
+        if self.package is None:
+            return self.kind if self.kind == "psys" else f"{self.kind}@{self.zone.zone_id}"
+        die = "" if self.die is None else f"-die-{self.die}"
+        return f"{self.kind}-{self.package}{die}"
+
+    @property
+    def group(self) -> tuple[str, int | str | None]:
+        """Domains in one group are the same energy: only one (or its distinct dies) is read."""
+        if self.package is not None or self.kind == "psys":
+            return self.kind, self.package
+        return self.kind, ":".join(map(str, self.zone.index))  # MSR and MMIO share indices
+
+
+def available(options: DetectOptions) -> bool:
+    """Whether the powercap root exists (no file is opened)."""
+    return options.powercap_root.is_dir()
+
+
+def discover(options: DetectOptions, covered: set[str]) -> tuple[list[Sensor], list[MissingSensor]]:
+    """The RAPL counters under ``options.powercap_root``, and why any are missing."""
+    root = options.powercap_root
+    if not root.is_dir():
+        return [], [MissingSensor(NAME, f"no powercap tree at {root}", NO_RAPL_FIX)]
+    try:
+        zones, missing = _scan(root)
+    except OSError as err:
+        return [], [MissingSensor(NAME, f"cannot list {root}: {err.strerror or err}")]
+    domains = [d for d in (_classify(z, zones) for z in zones.values()) if d is not None]
+    if not any(d.kind in ("package", "dram", "psys") for d in domains):
+        missing.append(MissingSensor(NAME, f"no RAPL energy zones under {root}", NO_RAPL_FIX))
+        return [], missing
+    fix = permission_fix(root, {z.control for z in zones.values()})
+    sensors: list[Sensor] = []
+    for picks in _plan(domains, covered).values():
+        found, problem = _open_component(picks, domains, fix)
+        if problem is not None:
+            missing.append(problem)
+        sensors.extend(found)
+    return sensors, missing
+
+
+def _scan(root: Path) -> tuple[dict[str, _Zone], list[MissingSensor]]:
+    """Every zone with an ``energy_uj`` file, by zone id, whatever paths it is seen under."""
+    dirs: dict[str, Path] = {}
+    top = str(root)
+
+    def visit(directory: str, parent_id: str | None) -> None:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        here = [
+            e
+            for e in entries
+            if _ZONE_RE.match(e.name)
+            and (parent_id is None or e.name.startswith(parent_id + ":"))
+            and e.is_dir()
+            and os.path.exists(os.path.join(e.path, "energy_uj"))
+        ]
+        for entry in here:  # before descending: the shortest path to a zone wins
+            dirs.setdefault(entry.name, Path(entry.path))
+        for entry in here:
+            visit(entry.path, entry.name)
+        if directory == top:
+            for entry in entries:  # control type directories such as intel-rapl/
+                if _CONTROL_RE.match(entry.name) and entry.is_dir():
+                    visit(entry.path, None)
+
+    visit(top, None)
+    zones: dict[str, _Zone] = {}
+    missing: list[MissingSensor] = []
+    for zone_id, path in dirs.items():
+        match = _ZONE_RE.match(zone_id)
+        assert match is not None
+        try:
+            name = (path / "name").read_text(encoding="ascii", errors="replace").strip()
+        except OSError as err:
+            missing.append(MissingSensor(NAME, f"cannot read {path / 'name'}: {err.strerror}"))
+            continue
+        index = tuple(int(i) for i in match["index"].split(":"))
+        zones[zone_id] = _Zone(zone_id, path, match["control"], index, name)
+    ordered = sorted(zones.values(), key=lambda z: (z.mmio, z.control, z.index))
+    return {z.zone_id: z for z in ordered}, missing
+
+
+def _classify(zone: _Zone, zones: dict[str, _Zone]) -> _Domain | None:
+    package = _PACKAGE_RE.match(zone.name)
+    if package is not None:
+        die = package["die"]
+        return _Domain("package", int(package["package"]), None if die is None else int(die), zone)
+    if zone.name == "psys":
+        return _Domain("psys", None, None, zone)
+    if zone.name in ("dram", "core", "uncore"):
+        parent = zones.get(zone.parent_id or "")
+        owner = _PACKAGE_RE.match(parent.name) if parent is not None else None
+        if owner is None:
+            return _Domain(zone.name, None, None, zone)
+        die = owner["die"]
+        return _Domain(zone.name, int(owner["package"]), None if die is None else int(die), zone)
+    log.debug("skipping RAPL zone %s named %r", zone.path, zone.name)
+    return None
+
+
+_COMPONENT = {"package": "cpu", "dram": "ram"}
+
+
+def _plan(domains: list[_Domain], covered: set[str]) -> dict[str, list[list[_Domain]]]:
+    """Per component, the groups of zones to open: one zone each, or the dies of one package."""
+    groups: dict[tuple[str, int | str | None], list[_Domain]] = {}
+    for d in domains:
+        if d.kind in ("package", "dram", "psys"):
+            groups.setdefault(d.group, []).append(d)
+    has_package = any(kind == "package" for kind, _ in groups)
+    plan: dict[str, list[list[_Domain]]] = {}
+    for (kind, _), members in groups.items():
+        if kind == "psys" and has_package:
+            continue  # psys contains the packages
+        component = _COMPONENT.get(kind, "cpu")
+        if component in covered:
+            continue
+        preferred = [d for d in members if not d.zone.mmio] or members  # MSR before MMIO
+        whole = [d for d in preferred if d.die is None]
+        chosen = whole[:1] or sorted(preferred, key=lambda d: d.die or 0)
+        plan.setdefault(component, []).append(chosen)
+    return plan
+
+
+def _open_component(
+    picks: list[list[_Domain]], domains: list[_Domain], fix: str
+) -> tuple[list[RaplSensor], MissingSensor | None]:
+    """Open every zone of one component, all or nothing; drop mirrored dies."""
+    opened: list[tuple[_Domain, RaplSensor]] = []
+    failures: list[SensorError] = []
+    for group in picks:
+        for d in group:
+            component = _COMPONENT.get(d.kind, "cpu")
+            try:
+                sensor = RaplSensor(
+                    d.zone.path, name=f"rapl:{d.label}", component=component, fix=fix
+                )
+            except SensorError as err:
+                failures.append(err)
+            else:
+                opened.append((d, sensor))
+    kept: list[RaplSensor] = []
+    if not failures:
+        for group in picks:
+            members = [(d, s) for d, s in opened if d in group]
+            try:
+                kept.extend(_drop_mirrors(members, domains))
+            except SensorError as err:
+                failures.append(err)
+    if failures:
+        for _, s in opened:
+            s.close()
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        reason = getattr(first, "reason", str(first)) + more
+        return [], MissingSensor(NAME, reason, fix if isinstance(first, PermissionError) else None)
+    return kept, None
+
+
+def _drop_mirrors(
+    members: list[tuple[_Domain, RaplSensor]], domains: list[_Domain]
+) -> list[RaplSensor]:
+    """Close die counters that mirror an earlier die; name and describe the ones kept."""
+    mirrors: set[int] = set()
+    if len(members) > 1:
+        for _ in range(MIRROR_ROUNDS):
+            raws = [s.read_raw_uj() for _, s in members]
+            for j in range(1, len(members)):
+                if j not in mirrors and any(
+                    raws[i] == raws[j] for i in range(j) if i not in mirrors
+                ):
+                    mirrors.add(j)
+    kept = [(d, s) for i, (d, s) in enumerate(members) if i not in mirrors]
+    for i in mirrors:
+        members[i][1].close()
+    for d, s in kept:
+        mirrored = [m.label for m, _ in members] if len(kept) == 1 < len(members) else []
+        if mirrored:
+            s.name = f"rapl:{d.kind}-{d.package}"
+        s.description = _describe(d, s, domains, mirrored)
+    return [s for _, s in kept]
+
+
+_WHAT = {
+    "package": "CPU package",
+    "dram": "DRAM",
+    "psys": "platform (psys, contains the packages)",
+}
+
+
+def _describe(d: _Domain, s: RaplSensor, domains: list[_Domain], mirrored: list[str]) -> str:
+    """One line: what the counter is, its file, and what was left out so as not to count twice."""
+    notes = []
+    if mirrored:
+        notes.append(f"per-die zones {', '.join(mirrored)} mirror one counter, read once")
+    parts = sorted(
+        {
+            p.kind
+            for p in domains
+            if p.kind in ("core", "uncore") and p.zone.parent_id == d.zone.zone_id
+        }
+    )
+    if parts:
+        notes.append(f"includes {' and '.join(parts)}")
+    twins = [
+        p.zone.zone_id
+        for p in domains
+        if p.group == d.group and p.zone.mmio and not d.zone.mmio and p.die == d.die
+    ]
+    if twins:
+        notes.append(f"also exposed by {', '.join(twins)}, read once")
+    if s.max_energy_range_uj is None:
+        notes.append("wrap range unknown")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    return f"RAPL {_WHAT.get(d.kind, d.kind)} energy counter {s.path}{extra}"

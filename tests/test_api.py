@@ -1,0 +1,71 @@
+"""The public API is what the docs promise, and importing it stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import wattprint
+
+DOCUMENTED = {
+    "ComponentEnergy",
+    "ConfigError",
+    "CounterWrapError",
+    "EnergyMeter",
+    "FakeSensor",
+    "Footprint",
+    "LocationError",
+    "Measurement",
+    "SensorError",
+    "SensorPermissionError",
+    "SensorUnavailable",
+    "WattprintError",
+    "Window",
+    "WindowError",
+    "__version__",
+    "detect",
+    "footprint",
+    "measure",
+}
+
+
+def test_exported_names_are_the_documented_ones() -> None:
+    assert set(wattprint.__all__) == DOCUMENTED
+    for name in wattprint.__all__:
+        assert hasattr(wattprint, name), name
+
+
+def test_sensors_package_exports() -> None:
+    import wattprint.sensors as sensors
+
+    for name in sensors.__all__:
+        assert hasattr(sensors, name), name
+    assert sensors.detect is wattprint.detect
+
+
+def test_errors_form_one_tree() -> None:
+    for name in ("SensorError", "LocationError", "ConfigError", "WindowError"):
+        assert issubclass(getattr(wattprint, name), wattprint.WattprintError)
+    assert issubclass(wattprint.SensorPermissionError, PermissionError)
+    assert issubclass(wattprint.LocationError, ValueError)
+    assert issubclass(wattprint.CounterWrapError, wattprint.SensorError)
+
+
+def test_import_is_light() -> None:
+    heavy = ["torch", "pandas", "onnxruntime", "matplotlib", "sklearn", "tensorflow",
+             "transformers", "pynvml", "typer", "rich", "psutil"]
+    code = (
+        "import sys, wattprint; "
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_library_logs_and_does_not_print() -> None:
+    import logging
+
+    handlers = logging.getLogger("wattprint").handlers
+    assert any(isinstance(h, logging.NullHandler) for h in handlers)

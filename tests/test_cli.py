@@ -1,0 +1,161 @@
+"""The ``wattprint`` command, run as a user runs it: a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from powercap import Zone, build_tree
+
+WATTPRINT = [sys.executable, "-m", "wattprint"]
+
+
+def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*WATTPRINT, *args], capture_output=True, text=True, timeout=60, **kwargs  # type: ignore[call-overload]
+    )
+
+
+def test_version() -> None:
+    import wattprint
+
+    r = run("--version")
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"wattprint {wattprint.__version__}"
+
+
+def test_sensors_on_a_two_socket_tree(tmp_path: Path) -> None:
+    build_tree(
+        tmp_path,
+        [
+            Zone("intel-rapl:0", "package-0", energy_uj=1000),
+            Zone("intel-rapl:0:0", "dram", energy_uj=10),
+            Zone("intel-rapl:1", "package-1", energy_uj=2000),
+            Zone("intel-rapl:1:0", "dram", energy_uj=20),
+        ],
+    )
+    r = run("sensors", "--json", "--powercap-root", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    rapl = [s for s in data["sensors"] if s["source"] == "rapl"]
+    assert sorted(s["component"] for s in rapl) == ["cpu", "cpu", "ram", "ram"]
+    assert all(s["measured"] for s in rapl)
+    assert not any(s["source"] == "estimate" for s in data["sensors"])
+    human = run("sensors", "--powercap-root", str(tmp_path))
+    assert human.returncode == 0
+    assert "measured" in human.stdout and "package-1" in human.stdout
+
+
+def test_sensors_without_counters_says_everything_is_estimated(tmp_path: Path) -> None:
+    r = run("sensors", "--powercap-root", str(tmp_path / "absent"))
+    assert r.returncode == 0, r.stderr
+    assert "estimated" in r.stdout
+    assert "rapl" in r.stdout  # why RAPL is missing, and how to enable it
+    data = json.loads(run("sensors", "--json", "--powercap-root", str(tmp_path)).stdout)
+    assert {m["backend"] for m in data["missing"]} >= {"rapl", "nvml"}
+    assert all(m["reason"] for m in data["missing"])
+
+
+def test_measure_prints_the_footprint_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    r = run(
+        "measure", "--country", "FR", "--out", str(out), "--",
+        sys.executable, "-c", "import sys; sum(range(10**6)); print('child says hi'); sys.exit(3)",
+    )
+    assert r.returncode == 3
+    assert "child says hi" in r.stdout  # the program's own output is untouched
+    for word in ("duration", "kWh", "CO2", "water", "estimated", "cpu"):
+        assert word in r.stderr, word
+    data = json.loads(out.read_text())
+    m = data["measurement"]
+    assert data["exit_code"] == 3
+    assert m["energy_j"] > 0 and m["duration_s"] > 0
+    assert m["energy_j"] == pytest.approx(sum(c["energy_j"] for c in m["components"].values()))
+    assert "FR" in m["footprint"]["location"]
+    assert all(not c["measured"] for c in m["components"].values())
+
+
+def test_measure_json_on_stdout() -> None:
+    r = run("measure", "--json", "--intensity", "100", "--", sys.executable, "-c", "pass")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["measurement"]["footprint"]["intensity_g_per_kwh"] == 100
+
+
+def test_interrupt_goes_to_the_child_and_the_measurement_is_still_printed(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "m.json"
+    ready = tmp_path / "ready"
+    child = (
+        f"import pathlib, time; pathlib.Path({str(ready)!r}).touch()\n"
+        "try:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
+        "    print('child interrupted', flush=True); raise SystemExit(42)\n"
+    )
+    proc = subprocess.Popen(
+        [*WATTPRINT, "measure", "--out", str(out), "--", sys.executable, "-c", child],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not ready.exists():
+        assert time.monotonic() < deadline, "child never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert "child interrupted" in stdout
+    assert proc.returncode == 42
+    assert "Traceback" not in stderr
+    data = json.loads(out.read_text())
+    assert data["exit_code"] == 42 and data["measurement"]["duration_s"] > 0
+
+
+def test_child_killed_by_a_signal_gives_128_plus_signal() -> None:
+    r = run("measure", "--", sys.executable, "-c", "import os; os.kill(os.getpid(), 15)")
+    assert r.returncode == 128 + 15
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["measure", "--country", "Atlantis", "--", "true"], "Atlantis"),
+        (["measure", "--pue", "0.5", "--", "true"], "pue"),
+        (["measure", "--", "/no/such/program"], "/no/such/program"),
+        (["measure", "--out", "/no/such/dir/m.json", "--", "true"], "/no/such/dir"),
+        (["measure"], "Usage"),
+    ],
+)
+def test_bad_input_is_one_clear_message_and_exit_2(args: list[str], needle: str) -> None:
+    r = run(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle.lower() in (r.stderr + r.stdout).lower()
+    assert "Traceback" not in r.stderr
+
+
+def test_demo_workload_runs() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "wattprint.workload", "--seconds", "0.2"],
+        capture_output=True, text=True, timeout=30, env={**os.environ},
+    )
+    assert r.returncode == 0
+    assert "rounds" in r.stdout
+
+
+def test_locations_lists_what_footprint_accepts() -> None:
+    r = run("locations", "cloud", "--search", "eu-west-1", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert {(row["provider"], row["region"]) for row in rows} >= {("aws", "eu-west-1")}
+    zone = next(row["zone"] for row in rows if row["region"] == "eu-west-1")
+    # What is listed is what measure accepts.
+    m = run("measure", "--json", "--cloud-region", "aws:eu-west-1", "--", sys.executable, "-c", "0")
+    assert zone in json.loads(m.stdout)["measurement"]["footprint"]["location"]
+    countries = run("locations", "countries", "-s", "germany")
+    assert countries.returncode == 0 and "DE" in countries.stdout
+    bad = run("locations", "planets")
+    assert bad.returncode == 2 and "countries, zones, cloud" in bad.stderr

@@ -1,0 +1,424 @@
+"""CPU and RAM estimates, and the process share of CPU energy."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from importlib.resources import files
+from pathlib import Path
+
+import psutil
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wattprint.errors import ConfigError, SensorError
+from wattprint.sensors import CounterSensor, FakeSensor, Source, detect, estimate
+from wattprint.sensors._registry import DetectOptions
+from wattprint.sensors.estimate import (
+    DEFAULT_TDP_W_PER_THREAD,
+    IDLE_FRACTION,
+    WATTS_PER_GIB,
+    CpuEstimate,
+    RamEstimate,
+    TdpChoice,
+    choose_tdp,
+    cpu_estimate,
+    load_tdp_table,
+    machine_busy_cpu_s,
+    match_tdp_row,
+    read_cpuinfo,
+)
+from wattprint.sensors.process import ProcessShare, process_cpu_s, wrap_for_process
+
+GIB = 1024**3
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def x86_cpuinfo(tmp_path: Path, model: str, *, sockets: int = 1, threads: int = 2) -> Path:
+    """A /proc/cpuinfo with ``threads`` logical CPUs per socket."""
+    blocks = []
+    for s in range(sockets):
+        for t in range(threads):
+            blocks.append(
+                f"processor\t: {s * threads + t}\nvendor_id\t: GenuineIntel\n"
+                f"model name\t: {model}\nphysical id\t: {s}\nsiblings\t: {threads}\n"
+                f"core id\t\t: {t}\nflags\t\t: fpu vme de pse\n"
+            )
+    path = tmp_path / "cpuinfo"
+    path.write_text("\n".join(blocks) + "\n")
+    return path
+
+
+def arm_cpuinfo(tmp_path: Path, implementer: str, part: str, n: int = 4) -> Path:
+    blocks = [
+        f"processor\t: {i}\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd evtstrm\n"
+        f"CPU implementer\t: {implementer}\nCPU architecture: 8\nCPU variant\t: 0x3\n"
+        f"CPU part\t: {part}\nCPU revision\t: 1\n"
+        for i in range(n)
+    ]
+    path = tmp_path / "cpuinfo"
+    path.write_text("\n".join(blocks))
+    return path
+
+
+def script(values: Iterable[float]) -> Callable[[], float]:
+    """A function that returns the given values one call after another."""
+    it = iter(values)
+    return lambda: next(it)
+
+
+class FakeCounter(CounterSensor):
+    def __init__(self, energies: Iterable[float], component: str = "cpu") -> None:
+        self._next = script(energies)
+        self.name = f"fakecounter:{component}"
+        self.component = component
+        self.source = Source.RAPL
+        self.measured = True
+        self.description = "a scripted counter"
+        self.closed = False
+
+    def energy_j(self) -> float:
+        return self._next()
+
+    def watch_interval_s(self) -> float | None:
+        return 7.5
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+
+
+# -- TDP choice ----------------------------------------------------------------------------------
+
+
+def test_user_tdp_wins_over_the_table(tmp_path: Path) -> None:
+    path = x86_cpuinfo(tmp_path, "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", threads=40)
+    choice = choose_tdp(42.0, cpuinfo_path=path, n_cpus=40)
+    assert (choice.tdp_w, choice.origin) == (42.0, "user")
+    assert "cpu_tdp_w" in choice.detail
+
+
+def test_user_tdp_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        choose_tdp(0.0, cpuinfo_path=tmp_path / "cpuinfo")
+
+
+@pytest.mark.parametrize(
+    ("model", "threads", "tdp_w"),
+    [
+        ("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", 40, 150),
+        ("Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", 28, 120),
+        ("Intel(R) Xeon(R) CPU E5-2670 0 @ 2.60GHz", 16, 115),
+        ("AMD EPYC 7763 64-Core Processor", 128, 280),
+        ("AMD EPYC 9654 96-Core Processor", 192, 360),
+        ("12th Gen Intel(R) Core(TM) i5-12400F", 12, 65),
+        ("Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz", 12, 95),
+        ("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", 12, 65),
+        ("AMD Ryzen 9 5950X 16-Core Processor", 32, 105),
+        ("AMD Ryzen Threadripper 3990X 64-Core Processor", 128, 280),
+    ],
+)
+def test_table_match_on_cpuinfo(tmp_path: Path, model: str, threads: int, tdp_w: float) -> None:
+    path = x86_cpuinfo(tmp_path, model, threads=threads)
+    choice = choose_tdp(cpuinfo_path=path, n_cpus=threads)
+    assert (choice.tdp_w, choice.origin) == (tdp_w, "table")
+    assert model in choice.detail
+
+
+def test_arm_linux_names_the_core_from_implementer_and_part(tmp_path: Path) -> None:
+    path = arm_cpuinfo(tmp_path, "0x41", "0xd0c", n=80)
+    assert read_cpuinfo(path).model_name == "ARM Neoverse-N1"
+    choice = choose_tdp(cpuinfo_path=path, n_cpus=80)
+    assert (choice.tdp_w, choice.origin) == (210, "table")
+
+
+def test_apple_names_match_the_most_specific_row() -> None:
+    table = load_tdp_table()
+    m1 = match_tdp_row("Apple M1", table)
+    m1_pro = match_tdp_row("Apple M1 Pro", table)
+    m2_max = match_tdp_row("Apple M2 Max", table)
+    assert m1 is not None and m1_pro is not None and m2_max is not None
+    assert m1.tdp_w < m1_pro.tdp_w
+    assert m2_max.pattern.pattern.startswith("Apple M2 Max")
+    assert "unofficial" in m1.source
+
+
+def test_two_sockets_double_the_tdp(tmp_path: Path) -> None:
+    path = x86_cpuinfo(tmp_path, "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", sockets=2, threads=40)
+    assert read_cpuinfo(path).sockets == 2
+    choice = choose_tdp(cpuinfo_path=path, n_cpus=80)
+    assert choice.tdp_w == 300
+    assert "2 x 150 W" in choice.detail
+
+
+def test_a_vm_with_a_slice_of_a_big_cpu_gets_its_share(tmp_path: Path) -> None:
+    path = x86_cpuinfo(tmp_path, "AMD EPYC 7763 64-Core Processor", threads=2)
+    choice = choose_tdp(cpuinfo_path=path, n_cpus=2)
+    assert choice.tdp_w == pytest.approx(280 * 2 / 128)
+    assert "scaled" in choice.detail
+
+
+def test_no_match_uses_the_per_thread_default_and_says_how_to_do_better(tmp_path: Path) -> None:
+    path = x86_cpuinfo(tmp_path, "QEMU Virtual CPU version 2.5+", threads=2)
+    sensor = cpu_estimate(cpuinfo_path=path, n_cpus=2)
+    assert sensor.tdp.origin == "default"
+    assert sensor.tdp.tdp_w == 2 * DEFAULT_TDP_W_PER_THREAD
+    assert "QEMU Virtual CPU" in sensor.description
+    assert "cpu_tdp_w" in sensor.description
+
+
+def test_no_cpuinfo_falls_back_without_failing(tmp_path: Path) -> None:
+    choice = choose_tdp(cpuinfo_path=tmp_path / "absent", n_cpus=3)
+    assert choice.tdp_w > 0
+
+
+# -- the shipped table ---------------------------------------------------------------------------
+
+
+def test_every_table_row_parses() -> None:
+    text = (files("wattprint.data") / "cpu_tdp.csv").read_text(encoding="utf-8")
+    records = list(csv.DictReader(text.splitlines()))
+    assert len(records) >= 40
+    for rec in records:
+        assert set(rec) == {"pattern", "tdp_w", "threads", "source"}, rec
+        assert float(rec["tdp_w"]) > 0, rec
+        assert rec["threads"] == "" or int(rec["threads"]) > 0, rec
+        re.compile(rec["pattern"], re.IGNORECASE)
+        assert rec["source"], rec
+    assert len(load_tdp_table()) == len(records)
+
+
+def test_bad_table_rows_are_refused() -> None:
+    with pytest.raises(ConfigError):
+        load_tdp_table("pattern,tdp_w,threads,source\n(unclosed,10,,x\n")
+    with pytest.raises(ConfigError):
+        load_tdp_table("pattern,tdp_w,threads,source\nfoo,-1,,x\n")
+
+
+# -- CPU energy ----------------------------------------------------------------------------------
+
+
+def test_cpu_energy_follows_the_formula() -> None:
+    tdp = TdpChoice(100.0, "user", "TDP 100 W given as cpu_tdp_w")
+    sensor = CpuEstimate(
+        tdp, n_cpus=4, busy_cpu_s=script([1000.0, 1020.0, 1020.0]), clock=script([5.0, 15.0, 20.0])
+    )
+    # 10 s with 20 busy CPU seconds on 4 CPUs: utilisation 0.5
+    first = sensor.energy_j()
+    assert first == pytest.approx(100 * (IDLE_FRACTION * 10 + (1 - IDLE_FRACTION) * 20 / 4))
+    # 5 s idle: the idle share of TDP only
+    assert sensor.energy_j() == pytest.approx(first + 100 * IDLE_FRACTION * 5)
+    assert sensor.measured is False
+    assert sensor.source == "estimate"
+    assert (sensor.name, sensor.component, sensor.scope) == ("estimate:cpu", "cpu", "machine")
+    assert sensor.watch_interval_s() is None
+
+
+def test_cpu_energy_is_monotonic_even_if_busy_time_shrinks() -> None:
+    sensor = CpuEstimate(
+        TdpChoice(10.0, "user", ""),
+        n_cpus=2,
+        busy_cpu_s=script([50.0, 60.0, 40.0, 45.0]),
+        clock=script([0.0, 10.0, 20.0, 30.0]),
+    )
+    readings = [sensor.energy_j() for _ in range(3)]
+    assert readings == sorted(readings)
+
+
+def test_cpu_read_failure_restarts_from_a_fresh_baseline() -> None:
+    values = iter([0.0, 10.0, None, 100.0, 110.0])
+
+    def busy() -> float:
+        v = next(values)
+        if v is None:
+            raise SensorError("gone")
+        return v
+
+    sensor = CpuEstimate(
+        TdpChoice(10.0, "user", ""), n_cpus=1, busy_cpu_s=busy, clock=script(range(0, 50, 10))
+    )
+    e1 = sensor.energy_j()
+    with pytest.raises(SensorError):
+        sensor.energy_j()
+    assert sensor.energy_j() == e1  # the new baseline; nothing invented across the failure
+    expected = e1 + 10 * (IDLE_FRACTION * 10 + (1 - IDLE_FRACTION) * 10)
+    assert sensor.energy_j() == pytest.approx(expected)
+
+
+def test_busy_cpu_seconds_come_from_proc_stat(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 5 50 1000 20 3 2 7 0 0\ncpu0 100 5 50 1000 20 3 2 7 0 0\nintr 1\n")
+    hz = os.sysconf("SC_CLK_TCK")
+    assert machine_busy_cpu_s(stat) == pytest.approx((100 + 5 + 50 + 3 + 2) / hz)
+    with pytest.raises(SensorError):
+        machine_busy_cpu_s(tmp_path / "absent")
+    stat.write_text("garbage\n")
+    with pytest.raises(SensorError):
+        machine_busy_cpu_s(stat)
+
+
+def test_a_busy_loop_costs_more_than_sleeping() -> None:
+    sensor = cpu_estimate()
+    e0 = sensor.energy_j()
+    spin(0.3)
+    e1 = sensor.energy_j()
+    time.sleep(0.3)
+    e2 = sensor.energy_j()
+    assert e1 - e0 > e2 - e1 > 0
+
+
+# -- RAM -----------------------------------------------------------------------------------------
+
+
+def test_ram_machine_power_is_watts_per_gib_times_installed() -> None:
+    sensor = RamEstimate()
+    total = psutil.virtual_memory().total
+    assert sensor.machine_power_w == pytest.approx(WATTS_PER_GIB * total / GIB)
+    assert WATTS_PER_GIB == 0.375
+    assert "installed" in sensor.description
+    assert (sensor.name, sensor.component, sensor.measured) == ("estimate:ram", "ram", False)
+    assert sensor.source == "estimate"
+
+
+def test_ram_machine_energy_over_an_interval() -> None:
+    sensor = RamEstimate(total_bytes=16 * GIB, clock=script([100.0, 110.0, 112.5]))
+    assert sensor.energy_j() == pytest.approx(0.375 * 16 * 10)
+    assert sensor.energy_j() == pytest.approx(0.375 * 16 * 12.5)
+
+
+def test_ram_process_mode_integrates_resident_memory() -> None:
+    sensor = RamEstimate(
+        mode="process",
+        rss_bytes=iter([1 * GIB, 1 * GIB, 3 * GIB]).__next__,
+        clock=script([0.0, 10.0, 20.0]),
+    )
+    assert "resident" in sensor.description
+    assert sensor.energy_j() == pytest.approx(0.375 * 1 * 10)
+    # trapezoid between reads: (1 + 3) / 2 GiB for 10 s
+    assert sensor.energy_j() == pytest.approx(0.375 * 10 + 0.375 * 2 * 10)
+
+
+def test_ram_process_mode_reads_this_process() -> None:
+    assert estimate.process_rss_bytes() == pytest.approx(
+        psutil.Process().memory_info().rss, rel=0.2
+    )
+    sensor = estimate.ram_estimate("process")
+    time.sleep(0.01)
+    assert sensor.energy_j() > 0
+
+
+# -- process share -------------------------------------------------------------------------------
+
+
+def test_process_share_attributes_inner_delta_by_cpu_share() -> None:
+    inner = FakeCounter([0.0, 100.0, 200.0, 300.0, 300.0])
+    share = ProcessShare(
+        inner,
+        process_cpu_s=script([0.0, 1.0, 11.0, 11.0, 11.5]),
+        machine_busy_cpu_s=script([0.0, 4.0, 9.0, 9.0, 9.5]),
+    )
+    assert share.energy_j() == 0.0  # baseline
+    assert share.energy_j() == pytest.approx(25.0)  # 1 of 4 busy seconds
+    assert share.energy_j() == pytest.approx(125.0)  # 10 of 5: clamped to 1
+    assert share.energy_j() == pytest.approx(125.0)  # machine not busy: nothing attributed
+    assert share.energy_j() == pytest.approx(125.0)  # inner did not move
+    assert share.name == "fakecounter:cpu@process"
+    assert (share.component, share.source, share.measured) == ("cpu", Source.RAPL, True)
+    assert share.scope == "process"
+    assert "share of a scripted counter" in share.description
+    assert share.watch_interval_s() == 7.5
+    share.close()
+    assert inner.closed
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 1e3), st.floats(-1, 10), st.floats(-1, 10)
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_process_share_is_monotonic_and_never_exceeds_the_inner(
+    steps: list[tuple[float, float, float]],
+) -> None:
+    energies, procs, busies = [0.0], [0.0], [0.0]
+    for de, dp, db in steps:
+        energies.append(energies[-1] + de)
+        procs.append(procs[-1] + dp)
+        busies.append(busies[-1] + db)
+    share = ProcessShare(
+        FakeCounter(energies), process_cpu_s=script(procs), machine_busy_cpu_s=script(busies)
+    )
+    readings = [share.energy_j() for _ in energies]
+    assert readings == sorted(readings)
+    assert readings[-1] <= energies[-1] + 1e-9
+
+
+def test_process_share_of_a_real_busy_loop_and_of_sleep() -> None:
+    inner = cpu_estimate()
+    share = ProcessShare(inner)
+    inner0, share0 = inner.energy_j(), share.energy_j()
+    spin(0.3)
+    inner1, share1 = inner.energy_j(), share.energy_j()
+    time.sleep(0.3)
+    share2 = share.energy_j()
+    busy_attributed = share1 - share0
+    assert busy_attributed > 0.3 * (inner1 - inner0)
+    assert share2 - share1 < 0.5 * busy_attributed
+    assert process_cpu_s() > 0
+
+
+def test_wrap_for_process_wraps_only_cpu_counters() -> None:
+    cpu, ram, power = FakeCounter([0.0]), FakeCounter([0.0], component="ram"), FakeSensor(5.0)
+    wrapped = wrap_for_process([cpu, ram, power])
+    assert isinstance(wrapped[0], ProcessShare) and wrapped[0].inner is cpu
+    assert wrapped[1] is ram
+    assert wrapped[2] is power
+
+
+# -- discovery -----------------------------------------------------------------------------------
+
+
+def test_discover_fills_what_is_not_covered() -> None:
+    options = DetectOptions(cpu_tdp_w=42.0)
+    assert estimate.available(options)
+    sensors, missing = estimate.discover(options, set())
+    assert {s.component for s in sensors} == {"cpu", "ram"} and not missing
+    cpu = next(s for s in sensors if s.component == "cpu")
+    assert isinstance(cpu, CpuEstimate) and cpu.tdp.tdp_w == 42.0
+    sensors, _ = estimate.discover(options, {"cpu"})
+    assert [s.component for s in sensors] == ["ram"]
+    assert estimate.discover(options, {"cpu", "ram"}) == ([], [])
+
+
+def test_discover_in_process_mode_uses_resident_memory() -> None:
+    sensors, _ = estimate.discover(DetectOptions(mode="process"), {"cpu"})
+    assert "resident" in sensors[0].description
+
+
+def test_detect_without_counters_returns_the_estimates(tmp_path: Path) -> None:
+    found = detect(powercap_root=tmp_path / "absent")
+    names = {s.name for s in found}
+    assert {"estimate:cpu", "estimate:ram"} <= names
+    assert all(not s.measured for s in found if s.source == "estimate")
+
+
+def test_detect_in_process_mode_wraps_the_cpu_estimate(tmp_path: Path) -> None:
+    found = detect(powercap_root=tmp_path / "absent", mode="process")
+    cpu = [s for s in found if s.component == "cpu"]
+    assert [s.name for s in cpu] == ["estimate:cpu@process"]
+    assert all(isinstance(s, ProcessShare) and s.scope == "process" for s in cpu)
