@@ -67,5 +67,22 @@ def test_import_is_light() -> None:
 def test_library_logs_and_does_not_print() -> None:
     import logging
 
+    import wattprint.meter  # every module that logs sets up the package logger
+
     handlers = logging.getLogger("wattprint").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
+    assert wattprint.meter.log.name == "wattprint.meter"
+
+
+def test_names_load_on_first_use() -> None:
+    code = (
+        "import sys, wattprint\n"
+        "assert 'wattprint.meter' not in sys.modules\n"
+        "m = wattprint.EnergyMeter([wattprint.FakeSensor(power_w=1.0)])\n"
+        "assert 'wattprint.meter' in sys.modules and 'EnergyMeter' in dir(wattprint)\n"
+        "try:\n    wattprint.nonsense\nexcept AttributeError as e:\n    print(e)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "has no attribute 'nonsense'" in result.stdout

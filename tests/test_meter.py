@@ -336,6 +336,12 @@ def test_bad_arguments() -> None:
         EnergyMeter([s, s])
     with pytest.raises(ConfigError, match="unknown sensor backend"):
         EnergyMeter(["gpu-magic"])
+    with pytest.raises(ConfigError, match="mode must be one of machine, process"):
+        EnergyMeter([FakeSensor(power_w=1)], mode="container")
+    with pytest.raises(ConfigError, match="'cpu' mix sources"):
+        mixed = Counter()
+        mixed.source = Source.RAPL
+        EnergyMeter([FakeSensor(power_w=1), mixed])
     with pytest.raises(ConfigError, match="not a sensor"):
         EnergyMeter([3.5])  # type: ignore[list-item]
 
@@ -345,8 +351,12 @@ def test_named_backend_that_is_missing_is_an_error(tmp_path: object) -> None:
         EnergyMeter(["rapl"], powercap_root=str(tmp_path) + "/absent")
 
 
-def test_auto_detection_falls_back_to_visible_estimates(tmp_path: object) -> None:
-    meter = EnergyMeter(powercap_root=str(tmp_path) + "/absent")
+def test_auto_detection_falls_back_to_visible_estimates(
+    tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="wattprint"):
+        meter = EnergyMeter(powercap_root=str(tmp_path) + "/absent")
+    assert "estimating cpu, ram: no readable hardware counter (rapl:" in caplog.text
     assert {s.component for s in meter.sensors} >= {"cpu", "ram"}
     with meter.window() as w:
         sum(i * i for i in range(20000))

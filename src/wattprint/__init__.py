@@ -11,13 +11,14 @@ Measure a block of code::
 
 Every figure carries its provenance: ``measurement.components["cpu"].measured`` is True only
 for a hardware counter or power register; estimates say so.
+
+Importing the package is cheap: the modules behind the names below load on first use.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
 
-from ._footprint import Footprint, footprint
 from ._version import __version__
 from .errors import (
     ConfigError,
@@ -29,11 +30,15 @@ from .errors import (
     WattprintError,
     WindowError,
 )
-from .measurement import ComponentEnergy, Measurement
-from .meter import EnergyMeter, Window, measure
-from .sensors import FakeSensor, detect
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds here
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._footprint import Footprint, footprint
+    from .measurement import ComponentEnergy, Measurement
+    from .meter import EnergyMeter, Window, measure
+    from .sensors import FakeSensor, detect
 
 __all__ = [
     "ComponentEnergy",
@@ -55,3 +60,29 @@ __all__ = [
     "footprint",
     "measure",
 ]
+
+# Public name -> the module that defines it, imported on first access (PEP 562).
+_LAZY = {
+    "ComponentEnergy": ".measurement",
+    "Measurement": ".measurement",
+    "EnergyMeter": ".meter",
+    "Window": ".meter",
+    "measure": ".meter",
+    "Footprint": "._footprint",
+    "footprint": "._footprint",
+    "FakeSensor": ".sensors",
+    "detect": ".sensors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wattprint' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

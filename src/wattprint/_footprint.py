@@ -40,7 +40,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError, LocationError
 
@@ -83,8 +83,7 @@ _LIST_HINT = " List them with `wattprint locations {what}`."
 # Tiers: where the computer runs decides the PUE and the on-site water.
 
 
-@dataclass(frozen=True, slots=True)
-class Tier:
+class Tier(NamedTuple):
     """Defaults for a kind of site. Explicit ``pue`` / ``wue_l_per_kwh`` arguments win.
 
     ``offsite_water`` says whether the grid's water (at the power plants) is counted.
@@ -174,8 +173,7 @@ class Footprint:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class FootprintModel:
+class FootprintModel(NamedTuple):
     """A resolved location and site: turns joules into a :class:`Footprint` cheaply.
 
     Build it once with :meth:`create` (which validates and reads the data), then call
@@ -266,8 +264,7 @@ class FootprintModel:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Zone:
+class Zone(NamedTuple):
     """An Electricity Maps zone and its 2024 yearly figures."""
 
     zone: str
@@ -278,8 +275,7 @@ class Zone:
     carbon_free_pct: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Country:
+class Country(NamedTuple):
     """A country with grid data, and the figure ``footprint(country=...)`` uses for it."""
 
     alpha2: str
@@ -289,8 +285,7 @@ class Country:
     source: str
 
 
-@dataclass(frozen=True, slots=True)
-class GridRegion:
+class GridRegion(NamedTuple):
     """One of Ember's regional aggregates (World, EU, OECD, continents ...)."""
 
     code: str
@@ -299,8 +294,7 @@ class GridRegion:
     intensity_g_per_kwh: float
 
 
-@dataclass(frozen=True, slots=True)
-class CloudRegion:
+class CloudRegion(NamedTuple):
     """A cloud provider's region, the Electricity Maps zone serving it, and where it is."""
 
     provider: str

@@ -109,8 +109,6 @@ def locations(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the places with grid data: countries, Electricity Maps zones or cloud regions."""
-    from dataclasses import asdict
-
     from . import _footprint
 
     listers: dict[str, Callable[[], Sequence[Any]]] = {
@@ -120,7 +118,7 @@ def locations(
     }
     if kind not in listers:
         _fail(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
-    rows = [asdict(r) for r in listers[kind]()]
+    rows = [r._asdict() for r in listers[kind]()]
     if search:
         needle = search.lower()
         rows = [r for r in rows if any(needle in str(v).lower() for v in r.values())]

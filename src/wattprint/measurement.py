@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .sensors.base import Source
 
 if TYPE_CHECKING:
-    from ._footprint import Footprint
+    from ._footprint import Footprint, FootprintModel
 
 __all__ = ["ComponentEnergy", "Measurement"]
 
@@ -51,7 +52,8 @@ class Measurement:
     window is left out (never guessed) and the measurement is ``partial`` with the reason in
     ``errors``. ``idle_j`` and ``dynamic_j`` are set once idle power was calibrated.
     ``samples`` counts the power readings integrated per power-only sensor (0 when every
-    sensor is a counter).
+    sensor is a counter). ``footprint`` is the carbon and water of ``energy_j`` at the
+    meter's location, computed on first access.
     """
 
     name: str
@@ -60,12 +62,18 @@ class Measurement:
     duration_s: float
     energy_j: float
     components: Mapping[str, ComponentEnergy]
-    footprint: Footprint
+    #: The resolved location that turns ``energy_j`` into the footprint.
+    site: FootprintModel = field(repr=False)
     idle_j: float | None = None
     dynamic_j: float | None = None
     samples: int = 0
     partial: bool = False
     errors: tuple[str, ...] = field(default=())
+
+    @functools.cached_property
+    def footprint(self) -> Footprint:
+        """kWh, CO2 and water of ``energy_j``, with the intensity used and its source."""
+        return self.site.of(self.energy_j)
 
     @property
     def measured(self) -> bool:

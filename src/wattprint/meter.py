@@ -16,27 +16,26 @@ from __future__ import annotations
 
 import functools
 import itertools
-import logging
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 
 from ._footprint import FootprintModel
+from ._log import get_logger
 from .errors import ConfigError, SensorError, WindowError
 from .measurement import ComponentEnergy, Measurement
 from .sensors import detect
+from .sensors._registry import MODES
 from .sensors.base import CounterSensor, PowerSensor, Sensor, Source
-from .sensors.nvml import cuda_synchronize
 
 __all__ = ["EnergyMeter", "Window", "default_meter", "measure"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,13 +47,15 @@ _SLOWEST = 10.0
 _AGE_DIVISOR = 20.0
 
 
-@dataclass
 class _Integrator:
     """Running integral of one power sensor."""
 
-    total_j: float = 0.0
-    last_t: float | None = None
-    last_w: float = 0.0
+    __slots__ = ("last_t", "last_w", "total_j")
+
+    def __init__(self) -> None:
+        self.total_j = 0.0
+        self.last_t: float | None = None
+        self.last_w = 0.0
 
     def add(self, t: float, w: float) -> None:
         if self.last_t is not None:
@@ -62,16 +63,18 @@ class _Integrator:
         self.last_t, self.last_w = t, w
 
 
-@dataclass
 class _Open:
     """An open window."""
 
-    name: str
-    t0: float
-    wall0: datetime
-    start: list[float | None]
-    ticks0: int
-    errors: dict[int, str] = field(default_factory=dict)
+    __slots__ = ("errors", "name", "start", "t0", "ticks0", "wall0")
+
+    def __init__(self, name: str, t0: float, wall0: datetime, ticks0: int) -> None:
+        self.name = name
+        self.t0 = t0
+        self.wall0 = wall0
+        self.start: list[float | None] = []
+        self.ticks0 = ticks0
+        self.errors: dict[int, str] = {}
 
 
 class Window:
@@ -225,15 +228,17 @@ def _stop(shared: _Shared) -> None:
         shared.cond.notify_all()
 
 
-@dataclass
 class _Stats:
     """Running totals of batches or epochs (no per-item list: loops can be long)."""
 
-    count: int = 0
-    duration_s: float = 0.0
-    energy_j: float = 0.0
-    carbon_g: float = 0.0
-    last: Measurement | None = None
+    __slots__ = ("carbon_g", "count", "duration_s", "energy_j", "last")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.duration_s = 0.0
+        self.energy_j = 0.0
+        self.carbon_g = 0.0
+        self.last: Measurement | None = None
 
     def add(self, m: Measurement) -> None:
         self.count += 1
@@ -267,6 +272,48 @@ def _brief(m: Measurement | None) -> dict[str, Any] | None:
         "measured": m.measured,
         "partial": m.partial,
     }
+
+
+def _no_sync() -> None:
+    pass
+
+
+class _Group(NamedTuple):
+    """The sensors of one component, summed into one :class:`ComponentEnergy`."""
+
+    component: str
+    indices: tuple[int, ...]
+    names: tuple[str, ...]
+    source: Source
+    measured: bool
+    scope: str
+
+
+def _group(sensors: Sequence[Sensor]) -> list[_Group]:
+    by_component: dict[str, list[int]] = {}
+    for i, s in enumerate(sensors):
+        by_component.setdefault(s.component, []).append(i)
+    groups = []
+    for component, indices in by_component.items():
+        parts = [sensors[i] for i in indices]
+        kinds = {(s.source, s.scope) for s in parts}
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"sensors of {component!r} mix sources "
+                f"({', '.join(sorted(f'{a.value}/{b}' for a, b in kinds))}): one component's "
+                "figure must have one provenance; give the sensors different components"
+            )
+        groups.append(
+            _Group(
+                component,
+                tuple(indices),
+                tuple(s.name for s in parts),
+                parts[0].source,
+                all(s.measured for s in parts),
+                parts[0].scope,
+            )
+        )
+    return groups
 
 
 class EnergyMeter:
@@ -321,6 +368,8 @@ class EnergyMeter:
             water_intensity_l_per_kwh=water_intensity_l_per_kwh,
             tier=tier,
         )
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode
         detect_args: dict[str, Any] = {
             "powercap_root": powercap_root,
@@ -357,9 +406,20 @@ class EnergyMeter:
         if dupes:
             raise ConfigError(f"sensor given twice: {', '.join(sorted(dupes))}")
         self.sensors: tuple[Sensor, ...] = tuple(chosen)
+        estimated = sorted({s.component for s in chosen if not s.measured})
+        if estimated and self.missing:
+            why = "; ".join(f"{m.backend}: {m.reason}" for m in self.missing)
+            log.warning("estimating %s: no readable hardware counter (%s)",
+                        ", ".join(estimated), why)
         if sync_cuda is None:
             sync_cuda = any(s.source is Source.NVML for s in chosen)
         self.sync_cuda = sync_cuda
+        self._sync: Callable[[], None] = _no_sync
+        if sync_cuda:
+            from .sensors.nvml import cuda_synchronize
+
+            self._sync = cuda_synchronize
+        self._groups = _group(chosen)
         self._shared = _Shared(chosen, sample_hz, sample_interval)
         self._finalizer = weakref.finalize(self, _stop, self._shared)
         self._auto_names = itertools.count(1)
@@ -374,8 +434,7 @@ class EnergyMeter:
         """Open a window and return its name. Windows may nest and overlap."""
         if name is None:
             name = f"window-{next(self._auto_names)}"
-        if self.sync_cuda:
-            cuda_synchronize()
+        self._sync()
         shared = self._shared
         with shared.cond:
             if name in shared.windows:
@@ -384,7 +443,7 @@ class EnergyMeter:
             t0 = time.perf_counter()
             if not shared.windows:
                 self._wake(t0)
-            window = _Open(name, t0, wall0, [], shared.ticks)
+            window = _Open(name, t0, wall0, shared.ticks)
             shared.windows[name] = window
             window.start = shared.snapshot(t0)
         return name
@@ -408,8 +467,7 @@ class EnergyMeter:
 
         ``name`` may be left out when exactly one window is open.
         """
-        if self.sync_cuda:
-            cuda_synchronize()
+        self._sync()
         shared = self._shared
         with shared.cond:
             if name is None:
@@ -435,39 +493,31 @@ class EnergyMeter:
     ) -> Measurement:
         duration = t1 - w.t0
         errors = dict(w.errors)
-        per_component: dict[str, list[tuple[Sensor, float]]] = {}
-        failed: set[str] = set()
-        for i, sensor in enumerate(self.sensors):
-            a, b = w.start[i], stop[i]
-            if i in errors or a is None or b is None:
-                errors.setdefault(i, f"{sensor.name}: not readable")
-                failed.add(sensor.component)
-                continue
-            delta = b - a
-            if delta < 0:
-                errors[i] = f"{sensor.name}: counter went backwards by {-delta:.6g} J"
-                failed.add(sensor.component)
-                continue
-            per_component.setdefault(sensor.component, []).append((sensor, delta))
-        idle = self._idle_w
+        start, sensors, idle = w.start, self.sensors, self._idle_w
         components: dict[str, ComponentEnergy] = {}
-        for comp, parts in per_component.items():
-            if comp in failed:
+        failed: list[str] = []
+        for group in self._groups:
+            energy, ok = 0.0, True
+            for i in group.indices:
+                a, b = start[i], stop[i]
+                if i in errors or a is None or b is None:
+                    errors.setdefault(i, f"{sensors[i].name}: not readable")
+                    ok = False
+                elif b < a:
+                    errors[i] = f"{sensors[i].name}: counter went backwards by {a - b:.6g} J"
+                    ok = False
+                else:
+                    energy += b - a
+            if not ok:
+                failed.append(group.component)
                 continue
-            first = parts[0][0]
-            energy = sum(d for _, d in parts)
             dynamic = None
-            if idle is not None and comp in idle:
-                dynamic = max(energy - idle[comp] * duration, 0.0)
-            components[comp] = ComponentEnergy(
-                energy_j=energy,
-                source=first.source,
-                measured=all(s.measured for s, _ in parts),
-                scope=first.scope,
-                sensors=tuple(s.name for s, _ in parts),
-                dynamic_j=dynamic,
+            if idle is not None and group.component in idle:
+                dynamic = max(energy - idle[group.component] * duration, 0.0)
+            components[group.component] = ComponentEnergy(
+                energy, group.source, group.measured, group.scope, group.names, dynamic
             )
-        for comp in sorted(failed):
+        for comp in failed:
             log.warning("window %r: %s left out, its sensor failed", w.name, comp)
         total = sum(c.energy_j for c in components.values())
         idle_j = dynamic_j = None
@@ -482,7 +532,7 @@ class EnergyMeter:
             duration_s=duration,
             energy_j=total,
             components=components,
-            footprint=self.footprint_model.of(total),
+            site=self.footprint_model,
             idle_j=idle_j,
             dynamic_j=dynamic_j,
             samples=ticks + 1 if has_power else 0,

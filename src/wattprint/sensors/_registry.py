@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..errors import ConfigError, SensorUnavailable
 from .base import Detected, MissingSensor, Sensor
@@ -21,8 +20,7 @@ DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
 MODES = ("machine", "process")
 
 
-@dataclass(frozen=True)
-class DetectOptions:
+class DetectOptions(NamedTuple):
     """What backends need to know. Roots and modules are injectable for tests."""
 
     powercap_root: Path = DEFAULT_POWERCAP_ROOT

@@ -26,7 +26,7 @@ import abc
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 __all__ = [
     "CounterSensor",
@@ -106,8 +106,7 @@ class PowerSensor(Sensor):
         """Power now, in watts."""
 
 
-@dataclass(frozen=True)
-class MissingSensor:
+class MissingSensor(NamedTuple):
     """A backend that found nothing usable: why, and how to enable it."""
 
     backend: str

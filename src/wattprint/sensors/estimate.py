@@ -27,10 +27,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import psutil
 
@@ -172,8 +171,7 @@ def _page_size() -> int:
 # -- CPU model and TDP ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CpuInfo:
+class CpuInfo(NamedTuple):
     """What ``/proc/cpuinfo`` says: the model name (None if unknown) and the socket count."""
 
     model_name: str | None
@@ -231,8 +229,7 @@ def _model_name_elsewhere() -> str | None:
     return name if name and name not in ("unknown", platform.machine()) else None
 
 
-@dataclass(frozen=True)
-class TdpRow:
+class TdpRow(NamedTuple):
     """One row of ``cpu_tdp.csv``: a case-insensitive regex, the TDP per package, its source."""
 
     pattern: re.Pattern[str]
@@ -277,8 +274,7 @@ def match_tdp_row(model_name: str, table: Sequence[TdpRow]) -> TdpRow | None:
     return best
 
 
-@dataclass(frozen=True)
-class TdpChoice:
+class TdpChoice(NamedTuple):
     """The TDP the CPU estimate uses, where it came from, and a line saying so."""
 
     tdp_w: float

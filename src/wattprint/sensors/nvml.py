@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import os
 import re
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._log import get_logger
 from ..errors import ConfigError, CounterWrapError, SensorError
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
 
@@ -59,7 +58,7 @@ __all__ = [
 
 NAME = "nvml"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _INSTALL_FIX = "pip install 'wattprint[nvidia]'"
 
@@ -88,8 +87,7 @@ _INDEX = re.compile(r"[0-9]+")
 # -- CUDA_VISIBLE_DEVICES -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VisibleDevices:
+class VisibleDevices(NamedTuple):
     """The GPUs CUDA shows: NVML indices in CUDA's order, and the entry parsing stopped at."""
 
     indices: tuple[int, ...]
@@ -204,21 +202,20 @@ class _Session:
             log.debug("nvmlShutdown failed: %s", err)
 
 
-@dataclass(frozen=True)
-class _Gpu:
+class _Gpu(NamedTuple):
     """One GPU as NVML sees it, and where it sits among the visible ones."""
 
     module: ModuleType
     session: _Session
     handle: Any
-    index: int
+    nvml_index: int
     ordinal: int
     name: str
     uuid: str
 
     @property
     def label(self) -> str:
-        return f"{self.name} (NVML index {self.index}, {self.uuid})"
+        return f"{self.name} (NVML index {self.nvml_index}, {self.uuid})"
 
 
 class _NvmlSensor:

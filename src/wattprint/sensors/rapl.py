@@ -35,15 +35,14 @@ undone with :func:`counter_delta`; the meter reads each counter at least every
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from .._log import get_logger
 from ..errors import CounterWrapError, SensorError, SensorPermissionError
 from .base import CounterSensor, MissingSensor, Sensor, Source
 
@@ -92,7 +91,7 @@ _ZONE_RE = re.compile(r"^(?P<control>[\w.-]*rapl[\w.-]*):(?P<index>\d+(?::\d+)*)
 _CONTROL_RE = re.compile(r"^[\w.-]*rapl[\w.-]*$")
 _PACKAGE_RE = re.compile(r"^package-(?P<package>\d+)(?:-die-(?P<die>\d+))?$")
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 # -- wrap arithmetic -----------------------------------------------------------------------------
@@ -262,12 +261,11 @@ def _read_int(path: Path) -> tuple[int | None, str | None]:
 # -- discovery -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Zone:
+class _Zone(NamedTuple):
     zone_id: str  # "intel-rapl:0:1"
     path: Path
     control: str  # "intel-rapl"
-    index: tuple[int, ...]  # (0, 1)
+    numbers: tuple[int, ...]  # (0, 1)
     name: str  # "dram"
 
     @property
@@ -276,13 +274,12 @@ class _Zone:
 
     @property
     def parent_id(self) -> str | None:
-        if len(self.index) < 2:
+        if len(self.numbers) < 2:
             return None
-        return f"{self.control}:{':'.join(map(str, self.index[:-1]))}"
+        return f"{self.control}:{':'.join(map(str, self.numbers[:-1]))}"
 
 
-@dataclass(frozen=True)
-class _Domain:
+class _Domain(NamedTuple):
     kind: str  # "package", "dram", "psys", "core", "uncore"
     package: int | None
     die: int | None
@@ -301,7 +298,7 @@ class _Domain:
         """Domains in one group are the same energy: only one (or its distinct dies) is read."""
         if self.package is not None or self.kind == "psys":
             return self.kind, self.package
-        return self.kind, ":".join(map(str, self.zone.index))  # MSR and MMIO share indices
+        return self.kind, ":".join(map(str, self.zone.numbers))  # MSR and MMIO share indices
 
 
 def available(options: DetectOptions) -> bool:
@@ -370,7 +367,7 @@ def _scan(root: Path) -> tuple[dict[str, _Zone], list[MissingSensor]]:
             continue
         index = tuple(int(i) for i in match["index"].split(":"))
         zones[zone_id] = _Zone(zone_id, path, match["control"], index, name)
-    ordered = sorted(zones.values(), key=lambda z: (z.mmio, z.control, z.index))
+    ordered = sorted(zones.values(), key=lambda z: (z.mmio, z.control, z.numbers))
     return {z.zone_id: z for z in ordered}, missing
 
 
