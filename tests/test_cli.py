@@ -159,3 +159,12 @@ def test_locations_lists_what_footprint_accepts() -> None:
     assert countries.returncode == 0 and "DE" in countries.stdout
     bad = run("locations", "planets")
     assert bad.returncode == 2 and "countries, zones, cloud" in bad.stderr
+
+
+def test_text_with_brackets_is_shown_as_is(tmp_path: Path) -> None:
+    # Rich would read "[nvidia]" as markup and drop it: the fix must be printed verbatim.
+    r = run("sensors", "--powercap-root", str(tmp_path))
+    assert r.returncode == 0
+    assert "wattprint[nvidia]" in r.stdout.replace("\n", "").replace("│", "").replace(" ", "")
+    m = run("measure", "--", sys.executable, "-c", "x = [1][0]")
+    assert "[1][0]" in m.stderr

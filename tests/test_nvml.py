@@ -31,7 +31,7 @@ from wattprint.errors import (
 )
 from wattprint.sensors import CounterSensor, MissingSensor, PowerSensor, Sensor, Source, nvml
 from wattprint.sensors._registry import DetectOptions
-from wattprint.sensors.nvml import cuda_synchronize, parse_visible_devices
+from wattprint.sensors.nvml import GPU_IDLE_FRACTION, cuda_synchronize, parse_visible_devices
 
 UUID_A = "GPU-aaaa1111-2222-3333-4444-555555555555"
 UUID_B = "GPU-bbbb1111-2222-3333-4444-555555555555"
@@ -141,7 +141,8 @@ def test_estimate_from_power_limit_and_utilisation(
     assert missing == []
     assert isinstance(s, PowerSensor)
     assert s.source is Source.ESTIMATE and not s.measured
-    assert s.power_w() == pytest.approx(120.0)
+    # 300 W x (0.1 idle + 0.9 x 40 %): an idle GPU is not taken to draw nothing.
+    assert s.power_w() == pytest.approx(300.0 * (GPU_IDLE_FRACTION + 0.9 * 0.4))
     assert "estimate from TDP x utilisation" in s.description
     assert "enforced power limit" in s.description
     module.standin.gpus[0].util_percent = 100
@@ -153,8 +154,10 @@ def test_estimate_prefers_the_given_tdp(closing: Callable[[list[Sensor]], list[S
     (s,), _ = found(module, gpu_tdp_w=200.0)
     closing([s])
     assert isinstance(s, PowerSensor)
-    assert s.power_w() == pytest.approx(80.0)
+    assert s.power_w() == pytest.approx(200.0 * (GPU_IDLE_FRACTION + 0.9 * 0.4))
     assert "200 W (gpu_tdp_w)" in s.description
+    module.standin.gpus[0].util_percent = 0
+    assert s.power_w() == pytest.approx(200.0 * GPU_IDLE_FRACTION)
 
 
 def test_estimate_needs_a_tdp() -> None:

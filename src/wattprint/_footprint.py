@@ -32,16 +32,14 @@ For a meter that turns many windows into footprints, resolve the location once w
 
 from __future__ import annotations
 
-import csv
-import difflib
 import functools
-import io
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from ._data import read_text
 from .errors import ConfigError, LocationError
 
 __all__ = [
@@ -550,6 +548,8 @@ def _suggest(text: str, candidates: Mapping[str, str]) -> str:
     """``" Did you mean A, B?"`` from close matches of ``text`` among candidate keys."""
     query, keys = text.strip().lower(), list(candidates)
     # Strict first; a looser pass only when nothing is close (short ids such as "DE-XX").
+    import difflib  # only on this error path
+
     close = difflib.get_close_matches(query, keys, n=8, cutoff=0.6) or difflib.get_close_matches(
         query, keys, n=8, cutoff=0.5
     )
@@ -595,9 +595,11 @@ def _tier(name: str | None) -> Tier | None:
 
 @functools.cache
 def _read_csv(name: str) -> tuple[dict[str, str], ...]:
-    from importlib.resources import files  # costs milliseconds; only needed once data is
 
-    text = files("wattprint.data").joinpath(name).read_text(encoding="utf-8")
+    text = read_text(name)
+    import csv
+    import io
+
     return tuple(csv.DictReader(io.StringIO(text)))
 
 

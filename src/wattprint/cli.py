@@ -14,7 +14,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ._version import __version__
 from .errors import WattprintError
@@ -31,7 +33,7 @@ err = Console(stderr=True, highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -81,14 +83,14 @@ def sensors(
         table.add_column(col, overflow="fold")
     for s in found:
         provenance = "[green]measured[/]" if s.measured else "[yellow]estimated[/]"
-        table.add_row(s.component, s.name, provenance, s.description)
+        table.add_row(Text(s.component), Text(s.name), provenance, Text(s.description))
     out.print(table)
     if found.missing:
         lacking = Table(title="Not available", title_justify="left")
         for col in ("backend", "why", "how to enable"):
             lacking.add_column(col, overflow="fold")
         for m in found.missing:
-            lacking.add_row(m.backend, m.reason, m.fix or "")
+            lacking.add_row(Text(m.backend), Text(m.reason), Text(m.fix or ""))
         out.print(lacking)
     if not any(s.measured for s in found):
         out.print(
@@ -131,7 +133,7 @@ def locations(
     for col in rows[0]:
         table.add_column(col.replace("_", " "))
     for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r.values()))
+        table.add_row(*(Text("" if v is None else str(v)) for v in r.values()))
     out.print(table)
 
 
@@ -139,14 +141,14 @@ def _render(result: dict[str, Any]) -> None:
     """The human report of ``measure``, on stderr so the program's stdout stays clean."""
     m = result["measurement"]
     fp = m["footprint"]
-    table = Table(title=f"wattprint: {result['command_line']}", title_justify="left")
+    table = Table(title=Text(f"wattprint: {result['command_line']}"), title_justify="left")
     for col in ("component", "energy (J)", "source", "provenance"):
         table.add_column(col, justify="right" if col == "energy (J)" else "left")
     for name, c in m["components"].items():
         provenance = "measured" if c["measured"] else "estimated"
         if c["scope"] != "machine":
             provenance += f" ({c['scope']} share)"
-        table.add_row(name, f"{c['energy_j']:.3f}", c["source"], provenance)
+        table.add_row(Text(name), f"{c['energy_j']:.3f}", Text(c["source"]), provenance)
     table.add_section()
     table.add_row("total", f"{m['energy_j']:.3f}", "", "measured" if m["measured"] else
                   "contains estimates")
@@ -163,9 +165,9 @@ def _render(result: dict[str, Any]) -> None:
     if m["idle_j"] is not None:
         lines.insert(2, f"above idle {m['dynamic_j']:.3f} J   (idle {m['idle_j']:.3f} J)")
     for line in lines:
-        err.print(line)
+        err.print(line, markup=False)
     if m["partial"]:
-        err.print("[bold yellow]partial measurement:[/] " + "; ".join(m["errors"]))
+        err.print("[bold yellow]partial measurement:[/] " + escape("; ".join(m["errors"])))
 
 
 class _Forwarder:
@@ -281,7 +283,8 @@ def measure(
             out_file.write_text(text + "\n")
         except OSError as e:
             # The measurement is not lost: it is still printed below.
-            err.print(f"[bold red]error:[/] cannot write {out_file}: {e.strerror or e}")
+            err.print(f"[bold red]error:[/] cannot write {escape(str(out_file))}: "
+                      f"{escape(str(e.strerror or e))}")
             code = code or 2
     if as_json:
         print(text)
@@ -295,5 +298,5 @@ def main() -> None:
     try:
         app()
     except WattprintError as e:
-        err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         sys.exit(2)

@@ -21,18 +21,14 @@ import csv
 import functools
 import io
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-import psutil
-
+from .._data import read_text
 from ..errors import ConfigError, SensorError
 from .base import CounterSensor, MissingSensor, Sensor, Source
 
@@ -135,6 +131,8 @@ def _clock_ticks_per_s() -> int:
 
 
 def _busy_from_psutil() -> float:
+    import psutil  # elsewhere than Linux only: importing it costs tens of milliseconds
+
     try:
         times = psutil.cpu_times()
     except psutil.Error as err:
@@ -146,6 +144,8 @@ def _busy_from_psutil() -> float:
 def process_rss_bytes(statm: str | os.PathLike[str] = PROC_SELF_STATM) -> int:
     """Resident memory of this process in bytes (``/proc/self/statm``, else psutil)."""
     if not _LINUX and Path(statm) == PROC_SELF_STATM:
+        import psutil
+
         try:
             return int(psutil.Process().memory_info().rss)
         except psutil.Error as err:
@@ -166,6 +166,20 @@ def process_rss_bytes(statm: str | os.PathLike[str] = PROC_SELF_STATM) -> int:
 @functools.cache
 def _page_size() -> int:
     return os.sysconf("SC_PAGE_SIZE")
+
+
+def installed_memory_bytes() -> int:
+    """The machine's installed memory in bytes (sysconf; psutil where sysconf lacks it)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    import psutil
+
+    try:
+        return int(psutil.virtual_memory().total)
+    except (psutil.Error, OSError) as err:
+        raise SensorError(f"cannot read installed memory: {err}") from err
 
 
 # -- CPU model and TDP ---------------------------------------------------------------------------
@@ -214,6 +228,9 @@ def read_cpuinfo(cpuinfo_path: str | os.PathLike[str] = PROC_CPUINFO) -> CpuInfo
 
 
 def _model_name_elsewhere() -> str | None:
+    import platform
+    import subprocess
+
     if sys.platform == "darwin":
         try:
             done = subprocess.run(
@@ -259,7 +276,7 @@ def load_tdp_table(text: str | None = None) -> tuple[TdpRow, ...]:
 
 @functools.cache
 def _shipped_table() -> tuple[TdpRow, ...]:
-    text = (files("wattprint.data") / "cpu_tdp.csv").read_text(encoding="utf-8")
+    text = read_text("cpu_tdp.csv")
     return load_tdp_table(text)
 
 
@@ -411,10 +428,7 @@ class RamEstimate(CounterSensor):
         self._energy_j = 0.0
         if mode == "machine":
             if total_bytes is None:
-                try:
-                    total_bytes = int(psutil.virtual_memory().total)
-                except (psutil.Error, OSError) as err:
-                    raise SensorError(f"cannot read installed memory: {err}") from err
+                total_bytes = installed_memory_bytes()
             self.total_bytes = total_bytes
             #: Constant power in machine mode, in watts.
             self.machine_power_w = watts_per_gib * total_bytes / _GIB

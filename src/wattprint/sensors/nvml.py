@@ -308,8 +308,18 @@ class GpuPowerSensor(_NvmlSensor, PowerSensor):
         return float(mw) / 1000.0
 
 
+#: Share of TDP an idle GPU is taken to draw. An idle data-centre GPU is not at 0 W: the idle
+#: draw nvidia-smi shows is roughly a tenth of the board's limit (about 50-60 W of an A100 SXM's
+#: 400 W, 60-80 W of an H100 SXM's 700 W, about 10 W of a T4's 70 W). Same shape as the CPU
+#: estimate: ``P = TDP x (idle share + (1 - idle share) x utilisation)``.
+GPU_IDLE_FRACTION = 0.1
+
+
 class GpuEstimate(_NvmlSensor, PowerSensor):
-    """An estimate, not a measurement: ``tdp_w x nvmlDeviceGetUtilizationRates().gpu / 100``."""
+    """An estimate, not a measurement: ``tdp_w x (0.1 + 0.9 x utilisation)``.
+
+    Utilisation is ``nvmlDeviceGetUtilizationRates().gpu / 100``; see :data:`GPU_IDLE_FRACTION`.
+    """
 
     def __init__(self, gpu: _Gpu, tdp_w: float, tdp_from: str, why_not_measured: str) -> None:
         self._setup(gpu)
@@ -320,7 +330,8 @@ class GpuEstimate(_NvmlSensor, PowerSensor):
         self.measured = False
         self.description = (
             f"{gpu.label}: estimate from TDP x utilisation, {tdp_w:g} W ({tdp_from}) x "
-            f"nvmlDeviceGetUtilizationRates; not measured ({why_not_measured})"
+            f"({GPU_IDLE_FRACTION:g} + {1 - GPU_IDLE_FRACTION:g} x nvmlDeviceGetUtilizationRates);"
+            f" not measured ({why_not_measured})"
         )
 
     def power_w(self) -> float:
@@ -329,7 +340,8 @@ class GpuEstimate(_NvmlSensor, PowerSensor):
             percent = self._read(self._handle).gpu
         except self._nvml_error as err:
             raise self._failed("nvmlDeviceGetUtilizationRates", err) from err
-        return self.tdp_w * float(percent) / 100.0
+        share = GPU_IDLE_FRACTION + (1.0 - GPU_IDLE_FRACTION) * float(percent) / 100.0
+        return self.tdp_w * share
 
 
 # -- the backend ----------------------------------------------------------------------------------
