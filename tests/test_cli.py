@@ -168,3 +168,42 @@ def test_text_with_brackets_is_shown_as_is(tmp_path: Path) -> None:
     assert "wattprint[nvidia]" in r.stdout.replace("\n", "").replace("│", "").replace(" ", "")
     m = run("measure", "--", sys.executable, "-c", "x = [1][0]")
     assert "[1][0]" in m.stderr
+
+
+def test_ctrl_c_in_a_terminal_reaches_the_child_once(tmp_path: Path) -> None:
+    import pty
+
+    out = tmp_path / "m.json"
+    ready = tmp_path / "ready"
+    child = (
+        f"import pathlib, signal, time; pathlib.Path({str(ready)!r}).touch()\n"
+        "hits = []\n"
+        "signal.signal(signal.SIGINT, lambda *a: hits.append(1))\n"
+        "deadline = time.monotonic() + 2\n"
+        "while time.monotonic() < deadline and not hits:\n    time.sleep(0.01)\n"
+        "time.sleep(0.3)  # a second, forwarded SIGINT would arrive in this time\n"
+        "print('sigints:', len(hits), flush=True); raise SystemExit(42)\n"
+    )
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: wattprint, with the pty as its controlling terminal
+        os.execv(sys.executable, [*WATTPRINT, "measure", "--out", str(out), "--",
+                                  sys.executable, "-c", child])
+    deadline = time.monotonic() + 20
+    while not ready.exists():
+        assert time.monotonic() < deadline, "program never started"
+        time.sleep(0.02)
+    os.write(fd, b"\x03")  # Ctrl-C: the terminal signals its whole foreground group
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO once the other side is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.WEXITSTATUS(status) == 42, text
+    assert "sigints: 1" in text, text  # once from the terminal, not again from wattprint
+    assert json.loads(out.read_text())["exit_code"] == 42
