@@ -57,7 +57,7 @@ def main() -> float:
     slowdowns = {}
     for name in names[1:]:
         # Paired: each run against the bare run of its own round, then the median ratio.
-        ratio = median([t / b for t, b in zip(timed[name], bare)])
+        ratio = median([t / b for t, b in zip(timed[name], bare, strict=True)])
         slowdowns[name] = ratio - 1
         print(f"  {name:<24} {median(timed[name]) * 1e3:8.1f} ms   "
               f"{samples[name] / ROUNDS:5.1f} samples per run   "
