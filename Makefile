@@ -15,8 +15,11 @@ $(STAMP_DEMO): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The tests load real models of every supported framework, CPU builds.
+TEST_EXTRAS := dev,torch-cpu,onnx,sklearn,keras,tensorflow-cpu,hf,images,pandas
+
 $(STAMP_TEST): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(STAMP_DEMO)
 
 demo: $(STAMP_DEMO)

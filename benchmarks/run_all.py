@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bench_harness
 import bench_import
 import bench_sampler
 import bench_window
 
 if __name__ == "__main__":
-    for bench in (bench_import, bench_window, bench_sampler):
+    for bench in (bench_import, bench_window, bench_sampler, bench_harness):
         bench.main()
         print()

@@ -8,24 +8,38 @@ import sys
 import wattprint
 
 DOCUMENTED = {
+    "Benchmark",
     "ComponentEnergy",
     "ConfigError",
     "CounterWrapError",
+    "Dataset",
+    "DatasetError",
     "EnergyMeter",
     "FakeSensor",
     "Footprint",
     "LocationError",
     "Measurement",
+    "MissingExtra",
+    "Model",
+    "ModelError",
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
+    "Store",
+    "StoreError",
+    "UntrustedModelError",
     "WattprintError",
     "Window",
     "WindowError",
     "__version__",
     "detect",
     "footprint",
+    "load_dataset",
+    "load_model",
     "measure",
+    "measure_energy",
+    "measure_training",
+    "register_format",
 }
 
 
@@ -53,7 +67,7 @@ def test_errors_form_one_tree() -> None:
 
 def test_import_is_light() -> None:
     heavy = ["torch", "pandas", "onnxruntime", "matplotlib", "sklearn", "tensorflow",
-             "transformers", "pynvml", "typer", "rich", "psutil"]
+             "transformers", "pynvml", "typer", "rich", "psutil", "pydantic", "yaml", "sqlite3"]
     code = (
         "import sys, wattprint; "
         f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
@@ -86,3 +100,46 @@ def test_names_load_on_first_use() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "has no attribute 'nonsense'" in result.stdout
+
+
+def test_workloads_exports_resolve_and_import_no_framework() -> None:
+    code = (
+        "import sys, wattprint.workloads as w\n"
+        "for name in w.__all__: getattr(w, name)\n"
+        "heavy = ['torch', 'sklearn', 'onnxruntime', 'tensorflow', 'keras', 'transformers',"
+        " 'PIL', 'pandas', 'matplotlib']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_bench_store_and_optimize_import_no_framework() -> None:
+    code = (
+        "import sys, wattprint.bench, wattprint.optimize, wattprint.store, wattprint.benchmark\n"
+        "import wattprint.bench.runner\n"
+        "heavy = ['torch', 'sklearn', 'onnxruntime', 'onnx', 'tensorflow', 'keras',"
+        " 'transformers', 'pandas', 'matplotlib']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_optimize_names_are_functions_whatever_was_imported_first() -> None:
+    code = (
+        "import wattprint.optimize.quantization, wattprint.optimize.pruning\n"
+        "import wattprint.bench.config as c\n"
+        "c.load_config({'project': 'p', 'models': [{'name': 'm', 'source': 'torch:MLP',"
+        " 'quantization': {'enabled': True, 'method': 'dynamic'}}],"
+        " 'datasets': [{'name': 'iris'}]})\n"
+        "from wattprint import optimize\n"
+        "import types\n"
+        "for name in optimize.__all__:\n"
+        "    assert not isinstance(getattr(optimize, name), types.ModuleType), name\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

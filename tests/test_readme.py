@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_python_blocks_run(tmp_path: Path) -> None:
+def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the examples save models in the working folder
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert len(blocks) >= 3
     calls: list[str] = []
@@ -28,3 +31,7 @@ def test_readme_python_blocks_run(tmp_path: Path) -> None:
     assert m.energy_j >= 0 and m.footprint.co2_g >= 0  # type: ignore[attr-defined]
     fp = namespace["fp"]
     assert fp.kwh == 1.0 and "FR" in fp.location  # type: ignore[attr-defined]
+    result = namespace["result"]
+    assert result["accuracy"] > 0.9 and result["num_samples"] == 500  # type: ignore[index]
+    run = namespace["run"]
+    assert len(run["epochs"]) == 4 and "prediction" in run["epochs"][-1]  # type: ignore[index]

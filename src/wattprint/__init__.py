@@ -23,10 +23,15 @@ from ._version import __version__
 from .errors import (
     ConfigError,
     CounterWrapError,
+    DatasetError,
     LocationError,
+    MissingExtra,
+    ModelError,
     SensorError,
     SensorPermissionError,
     SensorUnavailable,
+    StoreError,
+    UntrustedModelError,
     WattprintError,
     WindowError,
 )
@@ -36,29 +41,54 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._footprint import Footprint, footprint
+    from .benchmark import Benchmark
     from .measurement import ComponentEnergy, Measurement
     from .meter import EnergyMeter, Window, measure
     from .sensors import FakeSensor, detect
+    from .store import Store
+    from .workloads import (
+        Dataset,
+        Model,
+        load_dataset,
+        load_model,
+        measure_energy,
+        measure_training,
+        register_format,
+    )
 
 __all__ = [
+    "Benchmark",
     "ComponentEnergy",
     "ConfigError",
     "CounterWrapError",
+    "Dataset",
+    "DatasetError",
     "EnergyMeter",
     "FakeSensor",
     "Footprint",
     "LocationError",
     "Measurement",
+    "MissingExtra",
+    "Model",
+    "ModelError",
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
+    "Store",
+    "StoreError",
+    "UntrustedModelError",
     "WattprintError",
     "Window",
     "WindowError",
     "__version__",
     "detect",
     "footprint",
+    "load_dataset",
+    "load_model",
     "measure",
+    "measure_energy",
+    "measure_training",
+    "register_format",
 ]
 
 # Public name -> the module that defines it, imported on first access (PEP 562).
@@ -68,10 +98,19 @@ _LAZY = {
     "EnergyMeter": ".meter",
     "Window": ".meter",
     "measure": ".meter",
+    "Benchmark": ".benchmark",
+    "Store": ".store",
     "Footprint": "._footprint",
     "footprint": "._footprint",
     "FakeSensor": ".sensors",
     "detect": ".sensors",
+    "Dataset": ".workloads",
+    "Model": ".workloads",
+    "load_dataset": ".workloads",
+    "load_model": ".workloads",
+    "measure_energy": ".workloads",
+    "measure_training": ".workloads",
+    "register_format": ".workloads",
 }
 
 

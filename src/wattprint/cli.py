@@ -293,6 +293,137 @@ def measure(
     raise typer.Exit(code)
 
 
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the benchmark config (for editors and validators)."""
+    from .bench.config import config_schema
+
+    print(json.dumps(config_schema(), indent=2))
+
+
+def _energy(kwh: float) -> str:
+    """An energy with a unit that keeps it readable: kWh, Wh, mWh or µWh."""
+    for scale, unit in ((1.0, "kWh"), (1e-3, "Wh"), (1e-6, "mWh")):
+        if kwh >= scale:
+            return f"{kwh / scale:.3g} {unit}"
+    return f"{kwh / 1e-9:.3g} µWh"
+
+
+def _render_summary(report: dict[str, Any]) -> None:
+    summary = report["final_report"]["analysis_summary"]
+    rows = summary["models"]
+    several = len({r["dataset"] for r in rows}) > 1
+    table = Table(title=f"sweep {report['sweep_id']}", title_justify="left")
+    table.add_column("model", min_width=5)
+    table.add_column("variant", min_width=7)
+    if several:
+        table.add_column("dataset")
+    for column in ("energy/1k q", "accuracy", "params", "size"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("source")
+    errors: list[str] = []
+    for row in rows:
+        head = [escape(row["model"]), escape(row["variant"])]
+        if several:
+            head.append(escape(row["dataset"]))
+        if row["errors"] and not row["repetitions"]:
+            errors.append(f"{row['model']} {row['variant']} {row['dataset']}: "
+                          f"{row['errors'][0]}")
+            table.add_row(*head, f"[red]failed ({len(errors)})[/]", "", "", "", "")
+            continue
+        kwh = row["kwh_per_1000_queries"]
+        quality = ("-" if row["accuracy"] is None and row["rmse"] is None
+                   else f"{row['accuracy']:.3f}" if row["accuracy"] is not None
+                   else f"RMSE {row['rmse']:.3g}")
+        table.add_row(
+            *head,
+            "-" if kwh is None else _energy(kwh),
+            quality,
+            "-" if row["num_parameters"] is None else f"{row['num_parameters']:,}",
+            "-" if row["size_bytes"] is None else _bytes(row["size_bytes"]),
+            escape(str(row["provenance"])),
+        )
+    out.print(table)
+    for i, text in enumerate(errors, 1):
+        out.print(f"[red]({i})[/] {escape(text)}", soft_wrap=True)
+    out.print(
+        f"total {_energy(summary['total_energy_kwh'])}, "
+        f"{summary['total_co2_emissions_kg'] * 1000:.3g} g CO2, "
+        f"{summary['total_water_l']:.3g} L water; "
+        f"{summary['runs_ok']} cells ok, {summary['runs_failed']} failed; stored in "
+        f"{escape(report['db'])}"
+    )
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Benchmark config (YAML).")],
+    db: Annotated[Path | None, typer.Option(help="Results database (default: output.db).")]
+    = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish the last sweep of this config.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run a benchmark sweep: every model x dataset x variant, measured and stored."""
+    from .bench.runner import SweepInterrupted
+    from .benchmark import Benchmark
+
+    try:
+        bench = Benchmark.from_yaml(config, db=db)
+    except WattprintError as e:
+        _fail(str(e))
+    try:
+        report = bench.run(resume=resume, progress=None if not as_json else False)
+    except SweepInterrupted as e:
+        err.print(f"[yellow]interrupted:[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(130) from None
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        _render_summary(report)
+    for path in report["exports"]:
+        err.print(f"wrote {escape(path)}")
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
+    sweep: Annotated[str | None, typer.Option(help="Sweep id (default: every sweep).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")]
+    = None,
+    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+) -> None:
+    """Export stored results as CSV or JSON."""
+    from .store import Store
+
+    if fmt not in ("csv", "json"):
+        _fail(f"--format must be csv or json, not {fmt!r}")
+    if not db.is_file():
+        _fail(f"no results database at {db}; run a benchmark first, or pass --db PATH")
+    if out_file is not None and not out_file.parent.is_dir():
+        _fail(f"--out: folder {str(out_file.parent)!r} does not exist")
+    try:
+        with Store(db) as store:
+            if sweep is not None and sweep not in {s["id"] for s in store.sweeps()}:
+                _fail(f"no sweep {sweep!r} in {db}; `wattprint export` without --sweep "
+                      "exports them all")
+            text = store.export(fmt, sweep_id=sweep, out=out_file)
+    except WattprintError as e:
+        _fail(str(e))
+    if out_file is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
 def main() -> None:
     """Entry point of the ``wattprint`` script."""
     try:

@@ -10,7 +10,12 @@ backend boundary into this small tree, always chained with ``raise ... from err`
     │   └── CounterWrapError        a counter wrapped and its range is unknown
     ├── LocationError               an unknown country, zone or cloud region (also a ValueError)
     ├── ConfigError                 a bad argument or option (also a ValueError)
-    └── WindowError                 a window ended that was never begun, or begun twice
+    ├── WindowError                 a window ended that was never begun, or begun twice
+    ├── ModelError                  a model file is corrupt, unsupported or untrusted
+    │   └── UntrustedModelError     an unsafe format (pickle) given without trust=True
+    ├── DatasetError                a dataset is unknown, empty or malformed (also a ValueError)
+    ├── StoreError                  the results store cannot be opened, read or written
+    └── MissingExtra                a framework is not installed (also an ImportError)
 """
 
 from __future__ import annotations
@@ -18,10 +23,15 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "CounterWrapError",
+    "DatasetError",
     "LocationError",
+    "MissingExtra",
+    "ModelError",
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
+    "StoreError",
+    "UntrustedModelError",
     "WattprintError",
     "WindowError",
 ]
@@ -67,3 +77,29 @@ class ConfigError(WattprintError, ValueError):
 
 class WindowError(WattprintError):
     """A measurement window was misused: ended without a begin, or begun twice under one name."""
+
+
+class ModelError(WattprintError, ValueError):
+    """A model could not be loaded: the message names the file, the reason and the formats."""
+
+
+class UntrustedModelError(ModelError):
+    """An unsafe format (pickle, joblib, a full ``torch.save`` model) without ``trust=True``."""
+
+
+class DatasetError(WattprintError, ValueError):
+    """A dataset is unknown, empty or malformed."""
+
+
+class StoreError(WattprintError):
+    """The results store cannot be used: its folder is missing, the file is not a store or is
+    from a newer wattprint, or it stayed locked too long. The message names the file and the fix.
+    """
+
+
+class MissingExtra(WattprintError, ImportError):
+    """A framework wattprint needs for this is not installed; the message names the extra."""
+
+    def __init__(self, what: str, extra: str) -> None:
+        super().__init__(f"{what} needs the '{extra}' extra: pip install 'wattprint[{extra}]'")
+        self.extra = extra

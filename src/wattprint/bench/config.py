@@ -1,0 +1,628 @@
+"""The benchmark config: a YAML file (or a dict of the same shape), validated in one pass.
+
+::
+
+    project: digits-sweep
+    models:
+      - name: cnn
+        source: torch:SmallCNN          # a built-in recipe, trained on the train split
+        export: onnx                    # benchmark its ONNX export too
+        quantization: {enabled: true, method: dynamic}
+        pruning: {enabled: true, method: l1_unstructured, amount: 0.5}
+      - name: saved
+        path: models/classifier.onnx    # relative to this file's folder
+    datasets:
+      - {name: digits, split: test, limit: 300}
+    monitoring: {repetitions: 3, warmup: 10, batch_size: 16}
+    hardware: {device_profile: auto}
+    location: {country: FR, pue: 1.2}
+    output: {export_formats: [json, csv], output_dir: results, db: wattprint.db}
+
+:func:`load_config` reads and checks it: the types and ranges, unknown keys (none are
+allowed), that a model names exactly one of ``path``, ``source`` (a recipe) or ``hf`` (a hub
+id), that its files exist, that each dataset is a built-in or an existing file or folder, that
+quantization methods and target dtypes fit together, that the location is in the shipped grid
+data, and that names are unique. Every problem found is listed in one
+:class:`~wattprint.errors.ConfigError`, one line each, ``<field path>: <what is wrong>``::
+
+    invalid config sweep.yaml (2 problems):
+      models[1].quantization.method: 'foo' is not allowed (allowed: dynamic, static, fp16, bf16)
+      monitoring.frequncy_hz: unknown key (allowed: frequency_hz, repetitions, ...)
+
+After validation, relative model paths (and dataset files) are absolute, resolved against the
+YAML file's folder (the working directory for a dict); ``output`` paths are kept as written
+(relative to the working directory when the benchmark runs). A quantization's ``target_dtype``
+is filled in from its method, and a ``device_profile`` is spelled as its profile is.
+
+:func:`config_hash` names a sweep: the same models, datasets, monitoring, hardware and location
+give the same hash, whatever the key order or the ``output`` section.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .._footprint import resolve_intensity
+from ..errors import ConfigError, LocationError
+from ..workloads.datasets import BUILTIN_DATASETS
+from ..workloads.hardware import PROFILES
+from .recipes import RECIPES
+
+__all__ = [
+    "QUANTIZATION_TARGETS",
+    "BenchConfig",
+    "DatasetConfig",
+    "HardwareConfig",
+    "LocationConfig",
+    "ModelConfig",
+    "MonitoringConfig",
+    "OutputConfig",
+    "PruningConfig",
+    "QuantizationConfig",
+    "config_hash",
+    "config_schema",
+    "load_config",
+]
+
+DatasetTask = Literal["classification", "regression", "text", "text-classification",
+                      "image-classification"]
+QuantizationMethod = Literal["dynamic", "static", "fp16", "bf16"]
+TargetDtype = Literal["int8", "fp16", "bf16"]
+PruningMethod = Literal["l1_unstructured", "ln_structured"]
+Split = Literal["train", "test", "all"]
+ExportFormat = Literal["json", "csv"]
+
+#: The target dtypes each quantization method makes; the first is its default.
+QUANTIZATION_TARGETS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
+    "dynamic": ("int8",),
+    "static": ("int8",),
+    "fp16": ("fp16",),
+    "bf16": ("bf16",),
+})
+_EXPORT_FORMATS: tuple[ExportFormat, ...] = ("json", "csv")
+_LOCATION_KEYS = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh")
+#: The frameworks ``optimize.export_onnx`` and ``optimize.prune`` take.
+_EXPORTS_TO_ONNX = frozenset({"torch"})
+_PRUNABLE = frozenset({"torch"})
+_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _problem(message: str, field: str = "") -> PydanticCustomError:
+    """A validation error in our words; ``field`` is appended to its location."""
+    return PydanticCustomError("wattprint", "{message}", {"message": message, "field": field})
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    context = info.context if isinstance(info.context, Mapping) else {}
+    base = context.get("base_dir")
+    return Path(base) if base is not None else Path.cwd()
+
+
+class _Section(BaseModel):
+    """Every section: unknown keys are errors, values are frozen after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class QuantizationConfig(_Section):
+    """Make a quantized variant of the model (of its ONNX export, when ``export: onnx``)."""
+
+    enabled: bool = False
+    method: QuantizationMethod = "dynamic"
+    target_dtype: TargetDtype = Field(
+        default="int8", description="default from the method: int8 for dynamic and static, "
+                                    "fp16 for fp16, bf16 for bf16")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_target(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("target_dtype") is None:
+            targets = QUANTIZATION_TARGETS.get(str(data.get("method", "dynamic")))
+            if targets is not None:
+                data = {**data, "target_dtype": targets[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _target_fits_method(self) -> QuantizationConfig:
+        allowed = QUANTIZATION_TARGETS[self.method]
+        if self.target_dtype not in allowed:
+            raise _problem(f"{self.target_dtype!r} does not fit method {self.method!r} "
+                           f"(allowed: {', '.join(allowed)})", "target_dtype")
+        return self
+
+
+class PruningConfig(_Section):
+    """Make a pruned variant of the model: ``amount`` is the fraction of weights removed."""
+
+    enabled: bool = False
+    method: PruningMethod = "l1_unstructured"
+    amount: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
+class ModelConfig(_Section):
+    """One model: a file (``path``), a built-in recipe (``source``) or a hub id (``hf``)."""
+
+    name: str = Field(min_length=1)
+    path: Path | None = Field(default=None, description="a model file or folder; relative to "
+                                                        "the config file's folder")
+    source: str | None = Field(default=None, description="a built-in recipe: "
+                                                         + ", ".join(RECIPES))
+    hf: str | None = Field(default=None, min_length=1, description="a Hugging Face hub id")
+    task: str | None = Field(default=None, min_length=1,
+                             description="classification, regression, text-classification, "
+                                         "text-generation, ...; default from the model")
+    export: Literal["onnx"] | None = Field(
+        default=None, description="also benchmark the model exported to ONNX")
+    epochs: int | None = Field(default=None, ge=1,
+                               description="training epochs of a recipe; default per recipe")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="loader options (a recipe's options for a "
+                                                "source), e.g. input_shape")
+    trust: bool = Field(default=False, description="load unsafe formats (pickles)")
+    quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
+    pruning: PruningConfig = Field(default_factory=PruningConfig)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise _problem("must not be empty")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = _base_dir(info)
+        path = Path(os.path.abspath(base / value.expanduser()))
+        if not path.exists():
+            where = "" if value.is_absolute() else f" (looked in {base})"
+            raise _problem(f"no such model file or folder {str(value)!r}{where}")
+        return path
+
+    @field_validator("source")
+    @classmethod
+    def _known_recipe(cls, value: str | None) -> str | None:
+        if value is not None and value not in RECIPES:
+            raise _problem(f"unknown recipe {value!r} (allowed: {', '.join(RECIPES)})"
+                           + _close(value, RECIPES))
+        return value
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ModelConfig:
+        given = [k for k in ("path", "source", "hf") if getattr(self, k) is not None]
+        if len(given) != 1:
+            got = "none" if not given else ", ".join(given)
+            raise _problem(f"give exactly one of path, source, hf (got {got})")
+        if self.source is None:
+            if self.epochs is not None:
+                raise _problem("only a recipe (source) is trained; this model is loaded",
+                               "epochs")
+            return self
+        recipe = RECIPES[self.source]
+        if self.task is not None and self.task not in recipe.tasks:
+            raise _problem(f"recipe {self.source!r} does not serve task {self.task!r} "
+                           f"(allowed: {', '.join(sorted(recipe.tasks))})", "task")
+        unknown = sorted(set(self.options) - set(recipe.options))
+        if unknown:
+            raise _problem(f"unknown option(s) {', '.join(map(repr, unknown))} for recipe "
+                           f"{self.source!r} (allowed: {', '.join(recipe.options) or 'none'})",
+                           "options")
+        return self._variants_fit(recipe.framework)
+
+    def _variants_fit(self, framework: str) -> ModelConfig:
+        """The export, quantization and pruning asked of a recipe apply to its framework."""
+        if self.export == "onnx" and framework not in _EXPORTS_TO_ONNX:
+            raise _problem(f"recipe {self.source!r} is a {framework} model; ONNX export takes "
+                           f"{', '.join(sorted(_EXPORTS_TO_ONNX))} models", "export")
+        deployed = "onnx" if self.export == "onnx" else framework
+        if self.quantization.enabled:
+            from ..optimize.quantization import METHODS
+
+            methods = METHODS.get(deployed, ())
+            if self.quantization.method not in methods:
+                raise _problem(f"{self.quantization.method!r} does not quantize {deployed} "
+                               f"models (allowed: {', '.join(methods) or 'none'})",
+                               "quantization.method")
+        if self.pruning.enabled and framework not in _PRUNABLE:
+            raise _problem(f"recipe {self.source!r} is a {framework} model; pruning takes "
+                           f"{', '.join(sorted(_PRUNABLE))} models", "pruning.enabled")
+        return self
+
+
+class DatasetConfig(_Section):
+    """One dataset: a built-in name or a file or folder, and the part of it measured."""
+
+    name: str = Field(min_length=1, description="a built-in (" + ", ".join(BUILTIN_DATASETS)
+                                                + ") or a file or folder")
+    task: DatasetTask | None = Field(default=None, description="default from the dataset")
+    limit: int | None = Field(default=None, ge=1,
+                              description="at most this many samples (stratified)")
+    split: Split = Field(default="test", description="the part inference is measured on")
+    seed: int = Field(default=0, ge=0)
+    test_size: float = Field(default=0.25, gt=0.0, lt=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, value: str, info: ValidationInfo) -> str:
+        if value in BUILTIN_DATASETS:
+            return value
+        base = _base_dir(info)
+        path = Path(os.path.abspath(base / Path(value).expanduser()))
+        if path.exists():
+            return str(path)
+        raise _problem(f"unknown dataset {value!r} (built-in: {', '.join(BUILTIN_DATASETS)}; "
+                       f"or a path to a file or folder)" + _close(value, BUILTIN_DATASETS))
+
+
+class MonitoringConfig(_Section):
+    """How each cell is measured."""
+
+    frequency_hz: float = Field(default=10.0, gt=0.0,
+                                description="sampling rate of power-only sensors")
+    repetitions: int = Field(default=1, ge=1, description="inference runs per variant")
+    warmup: int = Field(default=10, ge=0, description="unmeasured batches before each run")
+    idle_baseline_s: float = Field(default=0.0, ge=0.0,
+                                   description="seconds of idle power measured first; 0: none")
+    batch_size: int = Field(default=1, ge=1)
+    num_samples: int | None = Field(default=None, ge=1,
+                                    description="samples per run; default the whole split")
+
+
+class HardwareConfig(_Section):
+    """The hardware profile results are filed under."""
+
+    device_profile: str = Field(default="auto", description="auto, or one of "
+                                + ", ".join(p.name for p in PROFILES.values()))
+
+    @field_validator("device_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        key = value.strip().lower()
+        if key == "auto":
+            return "auto"
+        profile = PROFILES.get(key)
+        if profile is None:
+            names = [p.name for p in PROFILES.values()]
+            raise _problem(f"unknown hardware profile {value!r} (allowed: auto, "
+                           f"{', '.join(names)})")
+        return profile.name
+
+
+class LocationConfig(_Section):
+    """Where the energy is drawn: the grid's carbon intensity, the site's PUE and WUE."""
+
+    country: str | None = Field(default=None, min_length=1,
+                                description="ISO 3166 alpha-2 or alpha-3 code")
+    zone: str | None = Field(default=None, min_length=1, description="Electricity Maps zone")
+    cloud_region: str | None = Field(default=None, min_length=1,
+                                     description="e.g. aws:us-east-1, gcp:europe-west4")
+    carbon_intensity_g_per_kwh: float | None = Field(default=None, ge=0.0)
+    pue: float = Field(default=1.0, ge=1.0)
+    wue_l_per_kwh: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _known_place(self) -> LocationConfig:
+        given = [k for k in _LOCATION_KEYS if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise _problem(f"give at most one of {', '.join(_LOCATION_KEYS)} "
+                           f"(got {', '.join(given)})")
+        try:
+            resolve_intensity(country=self.country, zone=self.zone,
+                              cloud_region=self.cloud_region,
+                              carbon_intensity_g_per_kwh=self.carbon_intensity_g_per_kwh)
+        except (LocationError, ConfigError) as err:
+            raise _problem(str(err), given[0] if given else "") from err
+        return self
+
+
+class OutputConfig(_Section):
+    """Where results go; not part of the sweep's identity (:func:`config_hash`)."""
+
+    export_formats: list[ExportFormat] = Field(default_factory=lambda: list(_EXPORT_FORMATS))
+    output_dir: Path = Field(default=Path("results"),
+                             description="exports and model variants; relative to the "
+                                         "working directory")
+    db: Path = Field(default=Path("wattprint.db"), description="the SQLite results store")
+
+
+class BenchConfig(_Section):
+    """A whole benchmark: models x datasets, how to measure, where, and where results go."""
+
+    project: str = Field(min_length=1)
+    models: list[ModelConfig] = Field(min_length=1)
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    location: LocationConfig = Field(default_factory=LocationConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("models", "datasets")
+    @classmethod
+    def _unique_names(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        problems = _duplicates(info.field_name or "", [item.name for item in value])
+        if problems:
+            raise _problem(problems[0][1], problems[0][0])
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: paths as strings."""
+        return self.model_dump(mode="json")
+
+
+def _duplicates(section: str, names: Sequence[Any]) -> list[tuple[str, str]]:
+    """``(field suffix, message)`` for each name that repeats an earlier one."""
+    first: dict[Any, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        try:
+            earlier = first.setdefault(name, i)
+        except TypeError:  # an unhashable name is reported as a wrong type
+            continue
+        if earlier != i:
+            out.append((f"[{i}].name", f"duplicate name {name!r} (also {section}[{earlier}]); "
+                                       "names must be unique"))
+    return out
+
+
+def _close(value: str, choices: Sequence[str] | Mapping[str, Any]) -> str:
+    match = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | BenchConfig) -> BenchConfig:
+    """The validated config of a YAML file, or of a dict of the same shape.
+
+    Relative model paths and dataset files resolve against the YAML file's folder (the
+    working directory for a dict). Any problem raises :class:`~wattprint.errors.ConfigError`
+    listing each, as ``<field path>: <what is wrong>``; a YAML syntax error names the file and
+    line.
+    """
+    if isinstance(source, BenchConfig):
+        return source
+    if isinstance(source, Mapping):
+        return _validate(source, Path.cwd(), None)
+    path = Path(source)
+    return _validate(_read_yaml(path), Path(os.path.abspath(path)).parent, path)
+
+
+def _validate(data: Mapping[str, Any], base: Path, where: Path | None) -> BenchConfig:
+    try:
+        return BenchConfig.model_validate(data, context={"base_dir": base})
+    except ValidationError as err:
+        lines = [_describe(e) for e in err.errors(include_url=False)]
+    for section in ("models", "datasets"):  # also reported while other fields are wrong
+        items = data.get(section)
+        if isinstance(items, list):
+            names = [item.get("name") for item in items if isinstance(item, Mapping)]
+            if len(names) == len(items):
+                lines += [f"{section}{suffix}: {message}"
+                          for suffix, message in _duplicates(section, names)]
+    lines = list(dict.fromkeys(lines))
+    head = "invalid config" + (f" {where}" if where is not None else "")
+    count = f"{len(lines)} problem" + ("s" if len(lines) != 1 else "")
+    # Not chained: pydantic's own text would only repeat these lines, less clearly.
+    raise ConfigError(f"{head} ({count}):\n" + "\n".join(f"  {line}" for line in lines))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML where a key given twice in one mapping is an error, not a silent overwrite."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            repeated = key in seen
+            seen.add(key)
+        except TypeError:
+            continue  # an unhashable key: the constructor below reports it
+        if repeated:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+    loader.flatten_mapping(node)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _construct_mapping)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a config file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: no such config file") from err
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason})") from err
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as err:
+        raise ConfigError(_yaml_error(path, err)) from err
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a config needs project, models and "
+                          "datasets")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (project, models, datasets, "
+                          f"...) at the top level, not {_kind(data)}")
+    return data
+
+
+def _yaml_error(path: Path, err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or (str(err).splitlines() or ["?"])[0]
+    context = getattr(err, "context", None)
+    where = (f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None
+             else str(path))
+    return f"{where}: invalid YAML: {problem}" + (f" ({context})" if context else "")
+
+
+# -- pydantic's errors, in our words ------------------------------------------------------------
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """``<field path>: <what is wrong>`` for one of pydantic's errors."""
+    loc = tuple(error.get("loc", ()))
+    ctx = error.get("ctx") or {}
+    kind, value = error["type"], error.get("input")
+    path = _path(loc)
+    if kind == "wattprint":
+        suffix = ctx.get("field") or ""
+        if suffix:
+            path = f"{path}{suffix}" if suffix.startswith("[") else (
+                f"{path}.{suffix}" if path else suffix)
+        return f"{path or 'config'}: {ctx['message']}"
+    return f"{path or 'config'}: {_what(kind, value, ctx, loc, error)}"
+
+
+def _what(kind: str, value: Any, ctx: Mapping[str, Any], loc: tuple[Any, ...],
+          error: Mapping[str, Any]) -> str:
+    if kind == "missing":
+        return "required, but missing"
+    if kind == "extra_forbidden":
+        keys = list(section.model_fields) if (section := _section_at(loc[:-1])) else []
+        return f"unknown key (allowed: {', '.join(keys) or 'none'})" + _close(str(loc[-1]), keys)
+    if kind == "literal_error":
+        allowed = _literals(_annotation_at(loc))
+        return f"{_show(value)} is not allowed (allowed: {', '.join(map(str, allowed))})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        section = _section_at(loc)
+        of = f" of keys ({', '.join(section.model_fields)})" if section is not None else ""
+        return f"expected a mapping{of}, got {_show(value)}"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+              "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "?")
+        return f"must be {bounds[kind]} {limit}, got {_show(value)}"
+    if kind in ("too_short", "string_too_short"):
+        return "must not be empty"
+    expected = {
+        "int": "a whole number", "float": "a number", "bool": "true or false",
+        "string": "a string", "list": "a list", "path": "a path (a string)",
+        "finite_number": "a finite number",
+    }
+    for prefix, what in expected.items():
+        if kind == prefix or kind.startswith(prefix + "_"):
+            return f"expected {what}, got {_show(value)}"
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    message = str(error.get("msg", kind))
+    return message[:1].lower() + message[1:]
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "[key]":
+            out += " (key)"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
+            out += f".{part}" if out else str(part)
+        else:
+            out += f"[{str(part)!r}]"
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None:
+        return "null"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__}"
+
+
+def _annotation_at(loc: tuple[Any, ...]) -> Any:
+    """The type annotation of the field at ``loc`` (list indices skipped), or None."""
+    section: type[BaseModel] | None = BenchConfig
+    annotation: Any = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if section is None:
+            return None
+        field = section.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        section = _section_in(annotation)
+    return annotation
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config section (a model class) at ``loc``."""
+    return BenchConfig if not loc else _section_in(_annotation_at(loc))
+
+
+def _section_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _section_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _literals(annotation: Any) -> list[Any]:
+    if typing.get_origin(annotation) is Literal:
+        return list(typing.get_args(annotation))
+    return [v for arg in typing.get_args(annotation) for v in _literals(arg)]
+
+
+# -- schema and hash ----------------------------------------------------------------------------
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the config, for editors and validators."""
+    schema = BenchConfig.model_json_schema()
+    schema = {"$schema": _SCHEMA_DIALECT, **schema}
+    schema["title"] = "wattprint benchmark config"
+    return schema
+
+
+def config_hash(config: BenchConfig) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of ``config`` without ``output``.
+
+    Equal configs hash equal whatever their key order, and whether defaults were written out;
+    changing where results go does not change it.
+    """
+    data = config.model_dump(mode="json", exclude={"output"})
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,664 @@
+"""Star ratings, the Environmental Sustainability Score, savings and Pareto fronts of stored runs.
+
+Pure functions over run records (the dicts of :mod:`wattprint.store`); the only I/O is reading a
+store when :func:`calculate_scores` or :func:`read_records` is given its path.
+
+**A model** is one ``(model_name, variant, dataset)`` of one task and hardware, made of its
+successful inference runs (``status == "ok"``, ``phase == "inference"``); failed runs and
+training or optimization runs are never rated. Its figures average the repetitions:
+
+- ``kwh_per_1000_queries``: the mean of the runs' ``kwh_per_1000_queries`` (a run without it
+  but with ``energy_kwh`` and ``num_samples`` gives ``energy_kwh * 1000 / num_samples``);
+- ``co2_g_per_1000_queries``: the mean of ``co2_g * 1000 / num_samples``;
+- ``accuracy``: the mean of ``metrics["accuracy"]`` (a fraction, 0..1), None when no run has it.
+
+Means are exactly rounded (:func:`math.fsum`), so the same figures in any order give the same
+mean. A model whose runs carry no energy figure cannot be rated and is left out, with a warning
+on the ``wattprint.score`` logger. Its label (:attr:`Score.model`) is ``model_name`` for the
+base variant (the one with no ``parent``) and ``model_name:variant`` for any other; the fields
+``model_name`` and ``variant`` are kept beside it. Task and hardware names match
+case-insensitively.
+
+**Ranks and percentiles.** Lower energy per 1000 queries is better. A model's rank ``r`` is the
+number of models in its group with strictly lower energy, so equal figures share the best rank
+of their tie. With ``n`` models, ``percentile = 100 * (n - r) / n``: the share of the group,
+itself included, whose energy is at least its own. The most efficient model has 100.
+
+**Stars** (1..5), by ``method``:
+
+``quintile`` (default)
+    by rank: ``stars = 5 - floor(5 * r / n)``, so the best 20% of the group get 5 stars, the
+    next 20% 4, and so on (10 models: two per level; 5 models: 5, 4, 3, 2, 1). Small groups use
+    the same rule: 3 models get 5, 4 and 2 stars; 2 models 5 and 3. Tied models share the
+    stars of their best rank.
+``range``
+    by value: the group's range ``[min, max]`` of energy per 1000 queries is cut into five
+    equal bands of width ``w = (max - min) / 5``. The 5-star band is ``[min, min + w)``, the
+    4-star band ``[min + w, min + 2w)``, ..., the 1-star band ``[min + 4w, max]``: a value on
+    an edge between two bands goes to the upper (fewer-stars) band, and the maximum is in the
+    1-star band. "On an edge" allows one part in 10^9 of the range for rounding, so
+    ``min + w`` written in decimal lands on the edge. If all figures are equal (zero width),
+    every model gets 5 stars.
+
+A group of one model gets 5 stars by both methods: a rating is relative to its group, and
+nothing in it does better. :attr:`Score.group_size` says how many models a rating compares.
+
+**ESS**, the Environmental Sustainability Score, is parameters in millions per gram of CO2 per
+1000 queries (higher is better). A pruned variant (its name starts with ``pruned`` or its
+``optimization["kind"]`` is ``pruning``) is counted by its ``effective_parameters`` (the
+weights left after pruning). :func:`ess` raises on zero CO2; :func:`ess_of` gives None when
+the CO2 or the parameter count is missing or the CO2 is zero: an ESS over zero grams is not a
+number to compare.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._log import get_logger
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "DEFAULT_DB",
+    "METHODS",
+    "Score",
+    "available_groups",
+    "calculate_scores",
+    "ess",
+    "ess_of",
+    "pareto_front",
+    "print_scores",
+    "read_records",
+    "savings",
+    "star_glyphs",
+    "star_ratings",
+]
+
+_log = get_logger(__name__)
+
+#: The star-rating methods.
+METHODS = ("quintile", "range")
+#: The default path of the results store.
+DEFAULT_DB = "wattprint.db"
+
+_MAX_STARS = 5
+_EDGE_TOLERANCE = 1e-9
+_J_PER_KWH = 3.6e6
+
+_Record = Mapping[str, Any]
+_Key = tuple[str, str, str, str, str]  # task, hardware, model_name, dataset, variant (casefolded)
+
+
+@dataclass(frozen=True)
+class Score:
+    """The rating of one model (``model_name`` x ``variant`` x ``dataset``) in its group.
+
+    ``percentile`` is the share (%) of the group, this model included, whose energy per 1000
+    queries is at least this model's (100 for the most efficient). ``group_size`` is the number
+    of models rated together, ``repetitions`` the inference runs averaged, ``method`` the star
+    method. ``ess`` is None where :func:`ess_of` gives None. ``provenance`` is the runs'
+    provenance (``mixed`` when they differ), None when they do not say. ``pruned``: the variant
+    was made by pruning, so its ESS counts ``effective_parameters``.
+    """
+
+    model: str
+    model_name: str
+    variant: str
+    parent: str | None
+    dataset: str
+    task: str
+    hardware: str
+    kwh_per_1000_queries: float
+    co2_g_per_1000_queries: float | None
+    accuracy: float | None
+    ess: float | None
+    num_parameters: int | None
+    effective_parameters: float | None
+    size_bytes: int | None
+    repetitions: int
+    group_size: int
+    percentile: float
+    stars: int
+    method: str
+    provenance: str | None
+    pruned: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The score as a JSON-ready dict, with ``stars_text`` (``★★★★☆``) added."""
+        out = asdict(self)
+        out["stars_text"] = star_glyphs(self.stars)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Records to models.
+
+
+@dataclass(frozen=True)
+class _Model:
+    """One model's runs averaged, before it is ranked."""
+
+    task: str
+    hardware: str
+    model_name: str
+    variant: str
+    parent: str | None
+    dataset: str
+    kwh_per_1000_queries: float
+    co2_g_per_1000_queries: float | None
+    accuracy: float | None
+    num_parameters: int | None
+    effective_parameters: float | None
+    size_bytes: int | None
+    repetitions: int
+    provenance: str | None
+    pruned: bool
+
+    @property
+    def label(self) -> str:
+        return self.model_name if self.parent is None else f"{self.model_name}:{self.variant}"
+
+    @property
+    def ess(self) -> float | None:
+        parameters = self.effective_parameters if self.pruned else self.num_parameters
+        return _ess_or_none(parameters, self.co2_g_per_1000_queries)
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a finite float; None for None, NaN, infinities and non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return math.fsum(present) / len(present) if present else None
+
+
+def _fold(value: object) -> str:
+    return str(value).casefold()
+
+
+def _is_scored_run(record: _Record) -> bool:
+    return record.get("status") == "ok" and record.get("phase") == "inference"
+
+
+def _require(record: _Record, keys: Sequence[str]) -> None:
+    missing = [k for k in keys if not isinstance(record.get(k), str) or not record.get(k)]
+    if missing:
+        raise ConfigError(
+            f"run {record.get('cell_key')!r} is a successful inference run without "
+            f"{', '.join(missing)}; a run to score needs model_name, variant, dataset, task "
+            "and hardware"
+        )
+
+
+def _kwh_per_1000(record: _Record) -> float | None:
+    stored = _number(record.get("kwh_per_1000_queries"))
+    if stored is not None:
+        return stored
+    kwh = _number(record.get("energy_kwh"))
+    if kwh is None:
+        joules = _number(record.get("energy_j"))
+        kwh = None if joules is None else joules / _J_PER_KWH
+    samples = _number(record.get("num_samples"))
+    if kwh is None or samples is None or samples <= 0:
+        return None
+    return kwh * 1000.0 / samples
+
+
+def _co2_per_1000(record: _Record) -> float | None:
+    co2 = _number(record.get("co2_g"))
+    samples = _number(record.get("num_samples"))
+    if co2 is None or samples is None or samples <= 0:
+        return None
+    return co2 * 1000.0 / samples
+
+
+def _accuracy(record: _Record) -> float | None:
+    metrics = record.get("metrics")
+    return _number(metrics.get("accuracy")) if isinstance(metrics, Mapping) else None
+
+
+def _is_pruned(record: _Record) -> bool:
+    optimization = record.get("optimization")
+    kind = optimization.get("kind") if isinstance(optimization, Mapping) else None
+    return str(record.get("variant") or "").lower().startswith("pruned") or kind == "pruning"
+
+
+def _first(rows: Sequence[_Record], key: str) -> Any:
+    return next((r[key] for r in rows if r.get(key) is not None), None)
+
+
+def _provenance(rows: Sequence[_Record]) -> str | None:
+    kinds = {str(r["provenance"]) for r in rows if r.get("provenance") is not None}
+    if not kinds:
+        return None
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _key(record: _Record) -> _Key:
+    return (_fold(record["task"]), _fold(record["hardware"]), str(record["model_name"]),
+            str(record["dataset"]), str(record["variant"]))
+
+
+def _grouped_runs(records: Iterable[_Record], phase: str = "inference",
+                  ) -> dict[_Key, list[_Record]]:
+    """The successful runs of ``phase``, by model, in first-seen order."""
+    groups: dict[_Key, list[_Record]] = defaultdict(list)
+    for record in records:
+        if record.get("status") != "ok" or record.get("phase") != phase:
+            continue
+        _require(record, ("model_name", "variant", "dataset", "task", "hardware"))
+        groups[_key(record)].append(record)
+    return groups
+
+
+def _models(records: Iterable[_Record]) -> list[_Model]:
+    out = []
+    for rows in _grouped_runs(records).values():
+        energy = _mean(_kwh_per_1000(r) for r in rows)
+        first = rows[0]
+        if energy is None:
+            _log.warning("model %s:%s on %s has no energy figure in its %d run(s); not rated",
+                         first["model_name"], first["variant"], first["dataset"], len(rows))
+            continue
+        effective = _first(rows, "effective_parameters")
+        out.append(_Model(
+            task=str(first["task"]), hardware=str(first["hardware"]),
+            model_name=str(first["model_name"]), variant=str(first["variant"]),
+            parent=_first(rows, "parent"), dataset=str(first["dataset"]),
+            kwh_per_1000_queries=energy,
+            co2_g_per_1000_queries=_mean(_co2_per_1000(r) for r in rows),
+            accuracy=_mean(_accuracy(r) for r in rows),
+            num_parameters=_first(rows, "num_parameters"),
+            effective_parameters=None if effective is None else float(effective),
+            size_bytes=_first(rows, "size_bytes"), repetitions=len(rows),
+            provenance=_provenance(rows), pruned=any(_is_pruned(r) for r in rows),
+        ))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Groups.
+
+
+def available_groups(records: Iterable[_Record]) -> list[tuple[str, str]]:
+    """The ``(task, hardware)`` pairs that have successful inference runs, sorted.
+
+    Names that differ only in case are one group, spelled as first seen.
+    """
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for record in records:
+        if not _is_scored_run(record):
+            continue
+        task, hardware = record.get("task"), record.get("hardware")
+        if isinstance(task, str) and isinstance(hardware, str):
+            seen.setdefault((task.casefold(), hardware.casefold()), (task, hardware))
+    return [seen[key] for key in sorted(seen)]
+
+
+def _describe(groups: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{task}/{hardware}" for task, hardware in groups) or "none"
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ConfigError(f"unknown star method {method!r}; the methods are {', '.join(METHODS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Ratings.
+
+
+def _stars_by_rank(rank: int, n: int) -> int:
+    return _MAX_STARS - (_MAX_STARS * rank) // n
+
+
+def _stars_by_range(value: float, low: float, high: float) -> int:
+    if high <= low:
+        return _MAX_STARS
+    position = _MAX_STARS * (value - low) / (high - low)
+    nearest = round(position)
+    if abs(position - nearest) <= _EDGE_TOLERANCE * _MAX_STARS:
+        position = nearest
+    band = min(_MAX_STARS - 1, max(0, math.floor(position)))
+    return _MAX_STARS - band
+
+
+def _rate(models: Sequence[_Model], method: str) -> list[Score]:
+    n = len(models)
+    energies = [m.kwh_per_1000_queries for m in models]
+    low, high = (min(energies), max(energies)) if energies else (0.0, 0.0)
+    scores = []
+    for m in models:
+        rank = sum(e < m.kwh_per_1000_queries for e in energies)
+        stars = (_stars_by_rank(rank, n) if method == "quintile"
+                 else _stars_by_range(m.kwh_per_1000_queries, low, high))
+        scores.append(Score(
+            model=m.label, model_name=m.model_name, variant=m.variant, parent=m.parent,
+            dataset=m.dataset, task=m.task, hardware=m.hardware,
+            kwh_per_1000_queries=m.kwh_per_1000_queries,
+            co2_g_per_1000_queries=m.co2_g_per_1000_queries, accuracy=m.accuracy,
+            ess=m.ess,
+            num_parameters=m.num_parameters, effective_parameters=m.effective_parameters,
+            size_bytes=m.size_bytes, repetitions=m.repetitions, group_size=n,
+            percentile=100.0 * (n - rank) / n, stars=stars, method=method,
+            provenance=m.provenance, pruned=m.pruned,
+        ))
+    scores.sort(key=lambda s: (s.kwh_per_1000_queries, s.model, s.dataset))
+    return scores
+
+
+def star_ratings(records: Iterable[_Record], *, method: str = "quintile") -> list[Score]:
+    """Rate every model in ``records``: one :class:`Score` each, most efficient first.
+
+    The successful inference runs of ``records`` must be of ONE task and hardware (any
+    others, failed or training or optimization runs, are ignored); runs of several raise
+    :class:`~wattprint.errors.ConfigError` naming them: rate each with :func:`calculate_scores`
+    (see :func:`available_groups`). An unknown ``method`` raises ``ConfigError`` listing
+    :data:`METHODS`. No inference runs give an empty list. The rules are in the module
+    docstring.
+    """
+    _check_method(method)
+    records = list(records)
+    groups = available_groups(records)
+    if len(groups) > 1:
+        raise ConfigError(
+            f"star ratings compare models of one task and hardware; these runs are of "
+            f"{_describe(groups)}: pass one group's runs, or use calculate_scores(task, hardware)"
+        )
+    return _rate(_models(records), method)
+
+
+def read_records(db: str | os.PathLike[str] = DEFAULT_DB, *,
+                 sweep_id: str | None = None) -> list[dict[str, Any]]:
+    """Every stored run of the store at ``db`` (of one sweep, if ``sweep_id`` is given).
+
+    A missing file raises :class:`~wattprint.errors.ConfigError` naming it; a file that is not
+    a store raises :class:`~wattprint.errors.StoreError`.
+    """
+    path = Path(os.fspath(db))
+    if not path.is_file():
+        raise ConfigError(
+            f"no results store at {str(path)!r}; run a benchmark first "
+            "(wattprint benchmark CONFIG.yaml) or pass the store's path"
+        )
+    from .store import Store
+
+    with Store(path) as store:
+        return store.runs(sweep_id=sweep_id)
+
+
+def calculate_scores(
+    task: str,
+    hardware: str,
+    *,
+    method: str = "quintile",
+    db: str | os.PathLike[str] | None = None,
+    records: Iterable[_Record] | None = None,
+    sweep_id: str | None = None,
+) -> list[Score]:
+    """The star ratings of the models of ``task`` on ``hardware``, most efficient first.
+
+    The runs come from ``records`` if given, else from the store at ``db`` (default
+    ``wattprint.db``; see :func:`read_records`). ``sweep_id`` keeps only that sweep's runs;
+    without it, runs of every sweep count, and repetitions of one model in several sweeps are
+    averaged together. ``task`` and ``hardware`` match case-insensitively. When no successful
+    inference run matches, :class:`~wattprint.errors.ConfigError` lists the task and hardware
+    pairs that have some.
+    """
+    _check_method(method)
+    if records is None:
+        rows: list[_Record] = list(read_records(DEFAULT_DB if db is None else db,
+                                                sweep_id=sweep_id))
+        where = f"the store {str(DEFAULT_DB if db is None else db)!r}"
+    else:
+        rows = [r for r in records if sweep_id is None or r.get("sweep_id") == sweep_id]
+        where = "the records given"
+    if sweep_id is not None:
+        where += f" (sweep {sweep_id!r})"
+    wanted = (task.casefold(), hardware.casefold())
+    chosen = [r for r in rows if isinstance(r.get("task"), str) and isinstance(
+        r.get("hardware"), str) and (_fold(r["task"]), _fold(r["hardware"])) == wanted]
+    if not any(_is_scored_run(r) for r in chosen):
+        raise ConfigError(
+            f"no successful inference runs of task {task!r} on hardware {hardware!r} in "
+            f"{where}; task/hardware with runs: {_describe(available_groups(rows))}"
+        )
+    return _rate(_models(chosen), method)
+
+
+# --------------------------------------------------------------------------------------------
+# ESS.
+
+
+def ess(num_parameters: float, co2_g_per_1000_queries: float) -> float:
+    """The Environmental Sustainability Score: parameters in millions per gram of CO2 per
+    1000 queries. Pass the effective (non-zero) parameters of a pruned model.
+
+    Raises :class:`~wattprint.errors.ConfigError` for a CO2 figure that is not > 0 or a
+    parameter count that is negative or not finite.
+    """
+    params = _number(num_parameters)
+    co2 = _number(co2_g_per_1000_queries)
+    if params is None or params < 0:
+        raise ConfigError(f"num_parameters must be a finite number >= 0, not {num_parameters!r}")
+    if co2 is None or co2 <= 0:
+        raise ConfigError(
+            f"co2_g_per_1000_queries must be a finite number > 0, not {co2_g_per_1000_queries!r}"
+            ": the ESS of a model that emits nothing per query is not defined"
+        )
+    return params / 1e6 / co2
+
+
+def _ess_or_none(parameters: object, co2: object) -> float | None:
+    params, grams = _number(parameters), _number(co2)
+    if params is None or params < 0 or grams is None or grams <= 0:
+        return None
+    return ess(params, grams)
+
+
+def ess_of(item: Score | _Record) -> float | None:
+    """The ESS of a :class:`Score` or of one run record; None when it cannot be known.
+
+    A pruned variant counts its ``effective_parameters`` (None if it has none: its full count
+    would overstate it), any other variant its ``num_parameters``. A run record's CO2 per 1000
+    queries is ``co2_g * 1000 / num_samples``. None when the parameters or the CO2 are missing,
+    or the CO2 is zero.
+    """
+    if isinstance(item, Score):
+        params = item.effective_parameters if item.pruned else item.num_parameters
+        return _ess_or_none(params, item.co2_g_per_1000_queries)
+    params = item.get("effective_parameters") if _is_pruned(item) else item.get("num_parameters")
+    return _ess_or_none(params, _co2_per_1000(item))
+
+
+# --------------------------------------------------------------------------------------------
+# Savings of optimized variants.
+
+
+def _change_pct(new: float | None, old: float | None) -> float | None:
+    if new is None or old is None or old == 0:
+        return None
+    return 100.0 * (new - old) / old
+
+
+def _step_energy_kwh(rows: Sequence[_Record]) -> float | None:
+    def kwh(record: _Record) -> float | None:
+        value = _number(record.get("energy_kwh"))
+        if value is not None:
+            return value
+        joules = _number(record.get("energy_j"))
+        return None if joules is None else joules / _J_PER_KWH
+
+    return _mean(kwh(r) for r in rows)
+
+
+def savings(records: Iterable[_Record]) -> list[dict[str, Any]]:
+    """What each optimized variant changes against its parent, one dict per variant.
+
+    A variant is a model (see the module docstring) whose runs name a ``parent``; it is
+    compared with the parent variant of the same ``model_name``, ``dataset``, task and
+    hardware. Each dict has the variant's ``model`` label, ``model_name``, ``variant``,
+    ``parent``, ``dataset``, ``task``, ``hardware``, both energies per 1000 queries, and:
+
+    - ``energy_change_pct``, ``co2_change_pct``, ``ess_change_pct``, ``size_change_pct``:
+      ``100 * (variant - parent) / parent`` (negative: the variant uses or weighs less);
+    - ``accuracy_change_points``: ``100 * (variant - parent)`` accuracy, in percentage points;
+    - ``step_energy_kwh``, ``step_co2_g``: the successful optimization run that made the variant
+      (the mean if there are several);
+    - ``break_even_queries``: the number of queries after which the step has paid for itself,
+      ``step energy / energy saved per query`` (a float: round it up to show it); None when
+      the variant saves nothing or the step's energy is unknown.
+
+    Any figure whose inputs are missing (no parent runs, no accuracy, a parent figure of zero)
+    is None. Failed runs are ignored. The list is in order of task, hardware, model, dataset,
+    variant.
+    """
+    records = list(records)
+    models = {(_fold(m.task), _fold(m.hardware), m.model_name, m.dataset, m.variant): m
+              for m in _models(records)}
+    steps = _grouped_runs(records, phase="optimization")
+    out = []
+    for key in sorted(models):
+        variant = models[key]
+        if variant.parent is None:
+            continue
+        parent = models.get((*key[:4], variant.parent))
+        step_rows = steps.get(key, [])
+        step_kwh = _step_energy_kwh(step_rows)
+        step_co2 = _mean(_number(r.get("co2_g")) for r in step_rows)
+        saved_kwh_per_query = (None if parent is None else
+                               (parent.kwh_per_1000_queries - variant.kwh_per_1000_queries) / 1000)
+        break_even = None
+        if step_kwh is not None and saved_kwh_per_query is not None and saved_kwh_per_query > 0:
+            break_even = step_kwh / saved_kwh_per_query
+        accuracy_points = None
+        if parent is not None and variant.accuracy is not None and parent.accuracy is not None:
+            accuracy_points = 100.0 * (variant.accuracy - parent.accuracy)
+        out.append({
+            "model": variant.label, "model_name": variant.model_name,
+            "variant": variant.variant, "parent": variant.parent, "dataset": variant.dataset,
+            "task": variant.task, "hardware": variant.hardware,
+            "kwh_per_1000_queries": variant.kwh_per_1000_queries,
+            "parent_kwh_per_1000_queries": None if parent is None
+            else parent.kwh_per_1000_queries,
+            "energy_change_pct": _change_pct(
+                variant.kwh_per_1000_queries,
+                None if parent is None else parent.kwh_per_1000_queries),
+            "co2_change_pct": _change_pct(
+                variant.co2_g_per_1000_queries,
+                None if parent is None else parent.co2_g_per_1000_queries),
+            "ess_change_pct": _change_pct(variant.ess, None if parent is None else parent.ess),
+            "accuracy_change_points": accuracy_points,
+            "size_change_pct": _change_pct(
+                _number(variant.size_bytes),
+                None if parent is None else _number(parent.size_bytes)),
+            "step_energy_kwh": step_kwh,
+            "step_co2_g": step_co2,
+            "break_even_queries": break_even,
+        })
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Pareto front.
+
+
+def pareto_front(items: Iterable[Score | _Record]) -> list[Score]:
+    """The energy-accuracy Pareto front of one task and hardware, lowest energy first.
+
+    ``items`` are :class:`Score` objects or run records (rated first with
+    :func:`star_ratings`, so they too must be of one task and hardware). A model is on the
+    front when no other model has energy per 1000 queries <= its own and accuracy >= its own
+    with at least one of them strictly better. Models with identical energy and accuracy do
+    not dominate each other: all of them are on the front. Models without accuracy are left
+    out. Scores of several task and hardware groups raise :class:`~wattprint.errors.ConfigError`.
+    """
+    items = list(items)
+    if all(isinstance(i, Score) for i in items):
+        scores: list[Score] = [i for i in items if isinstance(i, Score)]
+        groups = sorted({(s.task.casefold(), s.hardware.casefold()) for s in scores})
+        if len(groups) > 1:
+            raise ConfigError(
+                "a Pareto front compares models of one task and hardware; these scores are of "
+                f"{_describe(groups)}"
+            )
+    elif any(isinstance(i, Score) for i in items):
+        raise ConfigError("pareto_front takes Score objects or run records, not both")
+    else:
+        scores = star_ratings([i for i in items if not isinstance(i, Score)])
+    points = [s for s in scores if s.accuracy is not None]
+
+    def dominates(a: Score, b: Score) -> bool:
+        assert a.accuracy is not None and b.accuracy is not None
+        no_worse = (a.kwh_per_1000_queries <= b.kwh_per_1000_queries
+                    and a.accuracy >= b.accuracy)
+        better = (a.kwh_per_1000_queries < b.kwh_per_1000_queries
+                  or a.accuracy > b.accuracy)
+        return no_worse and better
+
+    front = [p for p in points if not any(dominates(q, p) for q in points)]
+    front.sort(key=lambda s: (s.kwh_per_1000_queries, -(s.accuracy or 0.0), s.model))
+    return front
+
+
+# --------------------------------------------------------------------------------------------
+# Output.
+
+
+def star_glyphs(stars: int) -> str:
+    """``stars`` out of five as glyphs: ``star_glyphs(4) == "★★★★☆"``."""
+    if isinstance(stars, bool) or not isinstance(stars, int) or not 0 <= stars <= _MAX_STARS:
+        raise ConfigError(f"stars must be an int from 0 to {_MAX_STARS}, not {stars!r}")
+    return "★" * stars + "☆" * (_MAX_STARS - stars)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_scores(scores: Sequence[Score], *, console: Console | None = None) -> None:
+    """Print ``scores`` as rich tables, one per task and hardware, to ``console`` (stdout)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = console if console is not None else Console()
+    if not scores:
+        out.print("no scores")
+        return
+    groups: dict[tuple[str, str], list[Score]] = defaultdict(list)
+    for s in scores:
+        groups[(s.task, s.hardware)].append(s)
+    for (task, hardware), rows in groups.items():
+        table = Table(title=f"{task} on {hardware} ({rows[0].method})")
+        table.add_column("model")
+        table.add_column("dataset")
+        table.add_column("kWh / 1000 q", justify="right")
+        table.add_column("CO2 g / 1000 q", justify="right")
+        table.add_column("accuracy", justify="right")
+        table.add_column("ESS", justify="right")
+        table.add_column("percentile", justify="right")
+        table.add_column("stars")
+        table.add_column("provenance")
+        for s in rows:
+            table.add_row(
+                s.model, s.dataset, _fmt(s.kwh_per_1000_queries, ".3g"),
+                _fmt(s.co2_g_per_1000_queries, ".3g"), _fmt(s.accuracy, ".3f"),
+                _fmt(s.ess, ".3g"), _fmt(s.percentile, ".0f"), star_glyphs(s.stars),
+                s.provenance or "-",
+            )
+        out.print(table)

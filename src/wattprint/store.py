@@ -1,0 +1,772 @@
+"""The results store: every benchmark run, one row each, in one SQLite file.
+
+::
+
+    with Store("wattprint.db") as store:
+        store.begin_sweep(sweep_id, project="demo", config=config)
+        store.write_run({"sweep_id": sweep_id, "cell_key": "mlp/fp32/iris/inference/0",
+                         "status": "ok", "energy_j": 12.5, "metrics": {"accuracy": 0.97}})
+        store.end_sweep(sweep_id, "finished")
+        rows = store.runs(sweep_id=sweep_id)
+
+Tables (``SCHEMA_VERSION`` 2)::
+
+    sweeps   id TEXT PK (a config hash chosen by the caller), project, config_json, created_at,
+             updated_at (unix time, s), status ('running' | 'finished' | 'interrupted' |
+             'failed'), host_json
+    runs     id INTEGER PK, sweep_id -> sweeps.id, cell_key, UNIQUE (sweep_id, cell_key), and
+             one column per key of RUN_KEYS; dict-valued keys are JSON text
+    samples  run_id -> runs.id, t_s, component, watts: an optional power timeline of a run
+
+A *run record* is a plain dict whose keys are :data:`RUN_KEYS`. ``sweep_id``, ``cell_key`` and
+``status`` are required; any other key left out is stored as NULL and read back as ``None``.
+``components``, ``metrics``, ``optimization``, ``host`` and ``extra`` are dicts, stored as
+JSON. A float NaN in a number column is stored as NULL (SQLite has no NaN).
+
+The schema is versioned with ``PRAGMA user_version``: each entry of :data:`MIGRATIONS` takes a
+store one version up, and opening an older store applies the missing steps in one transaction.
+A store written by a newer wattprint is refused rather than misread.
+
+Several processes may write to one store at once and nothing is lost: the file is in WAL mode,
+every write is one ``BEGIN IMMEDIATE`` transaction, and a write that finds the store locked
+waits and retries for up to ``timeout_s``. A process killed mid-write leaves no trace of that
+write. A :class:`Store` may be shared by the threads of one process, but not across ``fork``:
+open a new one in the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib
+import io
+import json
+import numbers
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ._log import get_logger
+from .errors import ConfigError, MissingExtra, StoreError
+
+__all__ = [
+    "MIGRATIONS",
+    "PHASES",
+    "PROVENANCES",
+    "RUN_KEYS",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "SWEEP_STATUSES",
+    "Store",
+]
+
+_log = get_logger(__name__)
+_T = TypeVar("_T")
+
+SWEEP_STATUSES = ("running", "finished", "interrupted", "failed")
+RUN_STATUSES = ("ok", "failed")
+PHASES = ("inference", "training", "optimization")
+#: Where a run's energy came from. ``fake`` is a :class:`~wattprint.sensors.FakeSensor` (tests,
+#: demos); ``none`` a run with no component measured. Checked in Python, not by the schema,
+#: so a new kind needs no migration.
+PROVENANCES = ("measured", "sampled", "estimate", "mixed", "fake", "none")
+
+#: ``PRAGMA application_id`` of a wattprint store (ASCII "WATT"), so that another program's
+#: SQLite file is never taken for one.
+APPLICATION_ID = 0x57415454
+
+#: The steps from one schema version to the next: ``MIGRATIONS[n]`` takes version ``n`` to
+#: ``n + 1``. A step, once released, never changes; a new schema is a new step.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the three tables.
+    (
+        f"PRAGMA application_id = {APPLICATION_ID}",
+        """CREATE TABLE sweeps (
+            id TEXT PRIMARY KEY NOT NULL,
+            project TEXT NOT NULL,
+            config_json TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+            host_json TEXT
+        )""",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            sweep_id TEXT NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,
+            cell_key TEXT NOT NULL,
+            model_name TEXT,
+            variant TEXT,
+            parent TEXT,
+            dataset TEXT,
+            repetition INTEGER,
+            phase TEXT,
+            task TEXT,
+            hardware TEXT,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+            error TEXT,
+            started_at REAL,
+            ended_at REAL,
+            duration_s REAL,
+            energy_j REAL,
+            energy_kwh REAL,
+            co2_g REAL,
+            water_l REAL,
+            intensity_g_per_kwh REAL,
+            intensity_source TEXT,
+            pue REAL,
+            wue_l_per_kwh REAL,
+            provenance TEXT,
+            components TEXT,
+            num_samples INTEGER,
+            samples_per_second REAL,
+            kwh_per_1000_queries REAL,
+            metrics TEXT,
+            framework TEXT,
+            num_parameters INTEGER,
+            effective_parameters INTEGER,
+            size_bytes INTEGER,
+            dtype TEXT,
+            optimization TEXT,
+            host TEXT,
+            extra TEXT,
+            UNIQUE (sweep_id, cell_key)
+        )""",
+        """CREATE TABLE samples (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            t_s REAL NOT NULL,
+            component TEXT NOT NULL,
+            watts REAL NOT NULL
+        )""",
+        "CREATE INDEX samples_by_run ON samples (run_id, t_s)",
+    ),
+    # 2: free-text notes on a run; an index for the task / hardware filters of the reports.
+    (
+        "ALTER TABLE runs ADD COLUMN notes TEXT",
+        "CREATE INDEX runs_by_task_hardware ON runs (task, hardware)",
+    ),
+)
+
+#: The schema version this code writes and reads.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# Run records: each key, and how its value is checked and stored.
+
+
+def _text(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"run record key {key!r} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _real(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"run record key {key!r} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+def _int(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(
+            f"run record key {key!r} must be an int, not {type(value).__name__}"
+        )
+    return int(value)
+
+
+def _number(key: str, value: object) -> int | float:
+    """An int stays an int, a float a float (``effective_parameters`` may be fractional)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return _real(key, value)
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, numbers.Integral):  # numpy integers
+        return int(value)
+    if isinstance(value, numbers.Real):  # numpy floats
+        return float(value)
+    tolist = getattr(value, "tolist", None)  # numpy arrays
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _json(key: str, value: object) -> str:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"run record key {key!r} must be a dict, not {type(value).__name__}")
+    try:
+        return json.dumps(value, default=_json_default)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"run record key {key!r} cannot be stored as JSON: {err}") from err
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
+    def check(key: str, value: object) -> str:
+        if value not in allowed:
+            raise ConfigError(f"run record key {key!r} is {value!r}; allowed: {', '.join(allowed)}")
+        return _text(key, value)
+
+    return check
+
+
+_RUN_COLUMNS: dict[str, Callable[[str, object], object]] = {
+    "sweep_id": _text,
+    "cell_key": _text,
+    "model_name": _text,
+    "variant": _text,
+    "parent": _text,
+    "dataset": _text,
+    "repetition": _int,
+    "phase": _choice(PHASES),
+    "task": _text,
+    "hardware": _text,
+    "status": _choice(RUN_STATUSES),
+    "error": _text,
+    "started_at": _real,
+    "ended_at": _real,
+    "duration_s": _real,
+    "energy_j": _real,
+    "energy_kwh": _real,
+    "co2_g": _real,
+    "water_l": _real,
+    "intensity_g_per_kwh": _real,
+    "intensity_source": _text,
+    "pue": _real,
+    "wue_l_per_kwh": _real,
+    "provenance": _choice(PROVENANCES),
+    "components": _json,
+    "num_samples": _int,
+    "samples_per_second": _real,
+    "kwh_per_1000_queries": _real,
+    "metrics": _json,
+    "framework": _text,
+    "num_parameters": _int,
+    "effective_parameters": _number,
+    "size_bytes": _int,
+    "dtype": _text,
+    "optimization": _json,
+    "host": _json,
+    "extra": _json,
+    "notes": _text,  # schema version 2
+}
+
+#: The keys of a run record, in column order.
+RUN_KEYS: tuple[str, ...] = tuple(_RUN_COLUMNS)
+_REQUIRED = ("sweep_id", "cell_key", "status")
+_JSON_KEYS = frozenset(k for k, check in _RUN_COLUMNS.items() if check is _json)
+
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(RUN_KEYS)}) VALUES ({', '.join('?' * len(RUN_KEYS))})"
+)
+_SELECT_RUNS = f"SELECT id, {', '.join(RUN_KEYS)} FROM runs"
+
+
+def _encode_record(record: Mapping[str, Any]) -> list[object]:
+    """The column values of ``record`` in ``RUN_KEYS`` order, checked."""
+    if not isinstance(record, Mapping):
+        raise ConfigError(f"a run record must be a dict, not {type(record).__name__}")
+    unknown = sorted(str(k) for k in record if k not in _RUN_COLUMNS)
+    if unknown:
+        raise ConfigError(
+            f"unknown run record key(s): {', '.join(unknown)}; "
+            f"the keys are wattprint.store.RUN_KEYS: {', '.join(RUN_KEYS)}"
+        )
+    missing = [k for k in _REQUIRED if record.get(k) is None]
+    if missing:
+        raise ConfigError(f"a run record needs {', '.join(missing)}")
+    values: list[object] = []
+    for key, check in _RUN_COLUMNS.items():
+        value = record.get(key)
+        values.append(None if value is None else check(key, value))
+    return values
+
+
+def _encode_samples(samples: Iterable[tuple[float, str, float]]) -> list[tuple[float, str, float]]:
+    rows = []
+    for i, sample in enumerate(samples):
+        try:
+            t_s, component, watts = sample
+        except (TypeError, ValueError) as err:
+            raise ConfigError(
+                f"sample {i} must be a (t_s, component, watts) tuple, not {sample!r}"
+            ) from err
+        rows.append((_real("t_s", t_s), _text("component", component), _real("watts", watts)))
+    return rows
+
+
+def _decode_run(row: sqlite3.Row) -> dict[str, Any]:
+    run = dict(zip(row.keys(), row, strict=True))
+    for key in _JSON_KEYS:
+        if run[key] is not None:
+            run[key] = json.loads(run[key])
+    return run
+
+
+def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
+    """``{"a": {"b": 1}}`` under ``metrics`` -> ``metrics_a_b = 1``; lists stay JSON text."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}_{key}", inner, into)
+    elif isinstance(value, list):
+        into[prefix] = json.dumps(value)
+    else:
+        into[prefix] = value
+
+
+def _flat_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of ``runs`` with every JSON column flattened (see :meth:`Store.export`)."""
+    # One group of columns per key, in RUN_KEYS order; a JSON key's group grows as leaves appear.
+    groups: dict[str, dict[str, None]] = {
+        key: {} if key in _JSON_KEYS else {key: None} for key in ("id", *RUN_KEYS)
+    }
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {}
+        for key, value in run.items():
+            if key not in _JSON_KEYS:
+                row[key] = value
+            elif value is not None:
+                flat: dict[str, Any] = {}
+                _flatten(key, value, flat)
+                groups[key].update(dict.fromkeys(flat))
+                row.update(flat)
+        rows.append(row)
+    columns = [column for group in groups.values() for column in group]
+    return columns, rows
+
+
+# --------------------------------------------------------------------------------------------
+# SQLite errors, translated.
+
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
+_SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 14, 26
+_MESSAGE_CODES = (
+    ("not a database", _SQLITE_NOTADB),
+    ("malformed", _SQLITE_CORRUPT),
+    ("locked", _SQLITE_BUSY),
+    ("busy", _SQLITE_BUSY),
+    ("unable to open", _SQLITE_CANTOPEN),
+    ("readonly", _SQLITE_READONLY),
+)
+
+
+def _code(err: sqlite3.Error) -> int | None:
+    """The primary SQLite result code of ``err`` (read from the message before Python 3.11)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF
+    text = str(err).lower()
+    return next((c for words, c in _MESSAGE_CODES if words in text), None)
+
+
+def _is_busy(err: sqlite3.Error) -> bool:
+    return _code(err) in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Store:
+    """The results store in the SQLite file ``path``, created (with its schema) if absent.
+
+    ``timeout_s`` is how long a write waits for another process's write to end before it
+    gives up with :class:`~wattprint.errors.StoreError`. A path whose folder is missing, a file
+    that is not a wattprint store, or a store from a newer wattprint raise ``StoreError`` with
+    the file and the fix. ``":memory:"`` opens a private in-memory store.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = "wattprint.db", *,
+                 timeout_s: float = 30.0) -> None:
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real) or not (
+            timeout_s >= 0
+        ):
+            raise ConfigError(f"timeout_s must be a number of seconds >= 0, not {timeout_s!r}")
+        self.path: Path = Path(os.fspath(path))
+        self.timeout_s: float = float(timeout_s)
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise StoreError(
+                f"cannot open the results store {str(self.path)!r}: the folder {str(folder)!r} "
+                "does not exist; create it first or pass another path"
+            )
+        if self.path.is_dir():
+            raise StoreError(
+                f"the results store {str(self.path)!r} is a folder; pass a file path such as "
+                f"{str(self.path / 'wattprint.db')!r}"
+            )
+        self._lock: threading.Lock = threading.Lock()
+        self._pid: int = os.getpid()
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as err:
+            raise self._error(err) from err
+        self._conn: sqlite3.Connection | None = conn
+        try:
+            conn.row_factory = sqlite3.Row
+            self._retry(lambda: conn.execute("PRAGMA foreign_keys = ON"))
+            mode = self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            if mode not in ("wal", "memory"):
+                _log.warning("results store %s: journal mode %s, not WAL; writers from "
+                             "several processes will wait on each other more", self.path, mode)
+            version = self._transaction(self._schema_version, write=False)
+            if version < SCHEMA_VERSION:
+                self._transaction(self._migrate, write=True)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the file. Closing twice is harmless; using a closed store raises."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None and os.getpid() == self._pid:
+                conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- sweeps -------------------------------------------------------------------------------
+
+    def begin_sweep(self, sweep_id: str, *, project: str, config: Mapping[str, Any],
+                    host: Mapping[str, Any] | None = None) -> bool:
+        """Record that sweep ``sweep_id`` runs; True if the store already had it (a resume).
+
+        A new sweep keeps ``project``, ``config`` and ``host``; an existing one keeps what it
+        was begun with and is marked ``running`` again.
+        """
+        _text("sweep_id", sweep_id)
+        _text("project", project)
+        config_json = _json("config", config)
+        host_json = None if host is None else _json("host", host)
+        now = time.time()
+
+        def body(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("UPDATE sweeps SET status = 'running', updated_at = ? WHERE id = ?",
+                               (now, sweep_id))
+            if cur.rowcount:
+                return True
+            conn.execute(
+                "INSERT INTO sweeps (id, project, config_json, created_at, updated_at, status,"
+                " host_json) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (sweep_id, project, config_json, now, now, host_json),
+            )
+            return False
+
+        return self._transaction(body, write=True)
+
+    def end_sweep(self, sweep_id: str, status: str) -> None:
+        """Mark the sweep ``finished``, ``interrupted`` or ``failed``."""
+        ends = SWEEP_STATUSES[1:]
+        if status not in ends:
+            raise ConfigError(f"a sweep ends {', '.join(ends)}, not {status!r}")
+
+        def body(conn: sqlite3.Connection) -> None:
+            cur = conn.execute("UPDATE sweeps SET status = ?, updated_at = ? WHERE id = ?",
+                               (status, time.time(), sweep_id))
+            if not cur.rowcount:
+                raise self._no_sweep(sweep_id)
+
+        self._transaction(body, write=True)
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        """Every sweep, oldest first: ``id``, ``project``, ``config`` and ``host`` (dicts),
+        ``created_at``, ``updated_at`` (unix time), ``status``, and ``num_runs``, ``num_ok``,
+        ``num_failed`` (its stored runs)."""
+
+        def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT s.id, s.project, s.config_json, s.host_json, s.created_at, s.updated_at,"
+                " s.status, count(r.id) AS num_runs,"
+                " coalesce(sum(r.status = 'ok'), 0) AS num_ok,"
+                " coalesce(sum(r.status = 'failed'), 0) AS num_failed"
+                " FROM sweeps AS s LEFT JOIN runs AS r ON r.sweep_id = s.id"
+                " GROUP BY s.id ORDER BY s.created_at, s.rowid"
+            ).fetchall()
+            return [_decode_sweep(row) for row in rows]
+
+        return self._transaction(body, write=False)
+
+    def latest_sweep_id(self) -> str | None:
+        """The sweep most recently begun, ended or written to; None in an empty store."""
+
+        def body(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT id FROM sweeps ORDER BY updated_at DESC, rowid DESC LIMIT 1"
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return self._transaction(body, write=False)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def write_run(self, record: Mapping[str, Any],
+                  samples: Iterable[tuple[float, str, float]] | None = None) -> int:
+        """Store one run (and its power ``samples``: ``(t_s, component, watts)``) in one
+        transaction; return its id.
+
+        A run with the ``(sweep_id, cell_key)`` of a stored run replaces it, samples and all:
+        a retried cell never makes a second row. The sweep must have been begun.
+        """
+        values = _encode_record(record)
+        rows = [] if samples is None else _encode_samples(samples)
+        sweep_id, cell_key = values[0], values[1]
+        now = time.time()
+
+        def body(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("UPDATE sweeps SET updated_at = ? WHERE id = ?", (now, sweep_id))
+            if not cur.rowcount:
+                raise self._no_sweep(str(sweep_id))
+            conn.execute(
+                "DELETE FROM samples WHERE run_id IN"
+                " (SELECT id FROM runs WHERE sweep_id = ? AND cell_key = ?)",
+                (sweep_id, cell_key),
+            )
+            conn.execute("DELETE FROM runs WHERE sweep_id = ? AND cell_key = ?",
+                         (sweep_id, cell_key))
+            run_id = conn.execute(_INSERT_RUN, values).lastrowid
+            assert run_id is not None  # an INSERT into a rowid table always sets it
+            conn.executemany(
+                "INSERT INTO samples (run_id, t_s, component, watts) VALUES (?, ?, ?, ?)",
+                [(run_id, *row) for row in rows],
+            )
+            return run_id
+
+        return self._transaction(body, write=True)
+
+    def finished_cells(self, sweep_id: str) -> set[str]:
+        """The cell keys of the sweep whose run is stored with status ``ok``."""
+
+        def body(conn: sqlite3.Connection) -> set[str]:
+            rows = conn.execute(
+                "SELECT cell_key FROM runs WHERE sweep_id = ? AND status = 'ok'", (sweep_id,)
+            ).fetchall()
+            return {str(row[0]) for row in rows}
+
+        return self._transaction(body, write=False)
+
+    def runs(self, *, sweep_id: str | None = None, task: str | None = None,
+             hardware: str | None = None, status: str | None = None,
+             phase: str | None = None) -> list[dict[str, Any]]:
+        """The stored runs matching every filter given, in the order they were written.
+
+        Each is a dict with ``id`` (for :meth:`samples`) and every key of :data:`RUN_KEYS`;
+        the JSON columns come back as dicts.
+        """
+        if status is not None and status not in RUN_STATUSES:
+            raise ConfigError(f"status is one of {', '.join(RUN_STATUSES)}, not {status!r}")
+        if phase is not None and phase not in PHASES:
+            raise ConfigError(f"phase is one of {', '.join(PHASES)}, not {phase!r}")
+        filters = {"sweep_id": sweep_id, "task": task, "hardware": hardware, "status": status,
+                   "phase": phase}
+        given = {column: value for column, value in filters.items() if value is not None}
+        where = " AND ".join(f"{column} = ?" for column in given)
+        sql = f"{_SELECT_RUNS}{' WHERE ' + where if where else ''} ORDER BY id"
+
+        def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            return [_decode_run(row) for row in conn.execute(sql, tuple(given.values()))]
+
+        return self._transaction(body, write=False)
+
+    def samples(self, run_id: int) -> list[tuple[float, str, float]]:
+        """The power timeline of a run, ``(t_s, component, watts)`` in time order."""
+
+        def body(conn: sqlite3.Connection) -> list[tuple[float, str, float]]:
+            rows = conn.execute(
+                "SELECT t_s, component, watts FROM samples WHERE run_id = ? ORDER BY t_s, rowid",
+                (run_id,),
+            )
+            return [(float(t), str(c), float(w)) for t, c, w in rows]
+
+        return self._transaction(body, write=False)
+
+    # -- export -------------------------------------------------------------------------------
+
+    def export(self, fmt: str, *, sweep_id: str | None = None,
+               out: str | os.PathLike[str] | None = None) -> str:
+        """The runs (of one sweep, or all) as ``"csv"`` or ``"json"`` text; also written to
+        ``out`` when given. Power samples are not exported.
+
+        JSON is ``{"schema_version", "sweeps", "runs"}`` with the records exactly as
+        :meth:`runs` and :meth:`sweeps` return them. CSV has one row per run; the JSON columns
+        are flattened into one column per leaf, the names joined with ``_``
+        (``metrics_accuracy``, ``components_cpu_energy_j``, ``optimization_method``); a list
+        stays JSON text; an empty cell is a missing value. An unknown ``sweep_id`` is a
+        :class:`~wattprint.errors.ConfigError`.
+        """
+        if fmt not in ("csv", "json"):
+            raise ConfigError(f"export format is 'csv' or 'json', not {fmt!r}")
+        sweeps, runs = self._snapshot(sweep_id)
+        if fmt == "json":
+            text = json.dumps({"schema_version": SCHEMA_VERSION, "sweeps": sweeps, "runs": runs},
+                              indent=2, default=_json_default) + "\n"
+        else:
+            columns, rows = _flat_table(runs)
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            text = buffer.getvalue()
+        if out is not None:
+            Path(out).write_text(text, encoding="utf-8", newline="")
+        return text
+
+    def to_dataframe(self, sweep_id: str | None = None) -> Any:
+        """The runs as a ``pandas.DataFrame``, one row per run, with the columns of the CSV
+        export (JSON columns flattened) and native values. Needs the ``pandas`` extra."""
+        try:
+            pd = importlib.import_module("pandas")  # no stubs: typed as a module
+        except ImportError as err:
+            raise MissingExtra("a DataFrame of results", "pandas") from err
+        _, runs = self._snapshot(sweep_id)
+        columns, rows = _flat_table(runs)
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    def _snapshot(self, sweep_id: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        sweeps = self.sweeps()
+        if sweep_id is not None:
+            sweeps = [s for s in sweeps if s["id"] == sweep_id]
+            if not sweeps:
+                raise self._no_sweep(sweep_id)
+        return sweeps, self.runs(sweep_id=sweep_id)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:
+            raise StoreError(
+                f"the results store {str(self.path)!r} was opened in process {self._pid}; "
+                "a SQLite connection must not cross fork: open a new Store in this process"
+            )
+        if self._conn is None:
+            raise StoreError(f"the results store {str(self.path)!r} is closed")
+        return self._conn
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], _T], *, write: bool) -> _T:
+        """``body`` in one transaction, retried while another process holds the store."""
+        with self._lock:
+            conn = self._connection()
+
+            def attempt() -> _T:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    result = body(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):  # the first error is the one
+                            conn.execute("ROLLBACK")
+                    raise
+                return result
+
+            return self._retry(attempt)
+
+    def _retry(self, attempt: Callable[[], _T]) -> _T:
+        """``attempt()``, again while SQLite says busy, for up to ``timeout_s`` in all.
+
+        SQLite's own busy handler already waits on locks; this covers the busy answers it
+        gives without waiting (a snapshot that went stale, WAL recovery by another process).
+        """
+        deadline = time.monotonic() + self.timeout_s
+        delay_s = 0.001
+        while True:
+            try:
+                return attempt()
+            except sqlite3.Error as err:
+                left_s = deadline - time.monotonic()
+                if not _is_busy(err) or left_s <= 0:
+                    raise self._error(err) from err
+            time.sleep(min(delay_s, left_s))
+            delay_s = min(delay_s * 2, 0.05)
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        foreign = (
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+            if version == 0
+            else conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID
+        )
+        if foreign:
+            raise StoreError(
+                f"{str(self.path)!r} is a SQLite database but not a wattprint results store; "
+                "pass another path"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the results store {str(self.path)!r} has schema version {version}, newer than "
+                f"this wattprint reads ({SCHEMA_VERSION}); upgrade wattprint "
+                "(pip install -U wattprint) or pass another path"
+            )
+        return version
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = self._schema_version(conn)  # again: another process may have migrated it
+        for step in MIGRATIONS[version:]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version:
+            _log.info("results store %s: schema version %d -> %d", self.path, version,
+                      SCHEMA_VERSION)
+
+    def _no_sweep(self, sweep_id: str) -> ConfigError:
+        return ConfigError(
+            f"no sweep {sweep_id!r} in the results store {str(self.path)!r}; "
+            "begin_sweep() it first"
+        )
+
+    def _error(self, err: sqlite3.Error) -> StoreError:
+        where = repr(str(self.path))
+        code = _code(err)
+        if code == _SQLITE_NOTADB:
+            message = (f"{where} is not a wattprint results store: it is not a SQLite database "
+                       f"({err}); pass the path of a results store, or move the file away")
+        elif code == _SQLITE_CORRUPT:
+            message = (f"the results store {where} is damaged ({err}); restore it from a copy, "
+                       "or move it away to start a new one")
+        elif code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            message = (f"the results store {where} stayed locked by another process for "
+                       f"{self.timeout_s:g} s ({err}); wait for it, or pass a longer timeout_s")
+        elif code == _SQLITE_CANTOPEN:
+            message = (f"cannot open the results store {where} ({err}); check that the file "
+                       "and its folder are readable and writable")
+        elif code == _SQLITE_READONLY:
+            message = (f"cannot write the results store {where} ({err}); check that the file, "
+                       "its -wal and -shm files and its folder are writable")
+        else:
+            message = f"results store {where}: {err}"
+        return StoreError(message)
+
+
+def _decode_sweep(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "project": row["project"],
+        "config": json.loads(row["config_json"]),
+        "host": None if row["host_json"] is None else json.loads(row["host_json"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "status": row["status"],
+        "num_runs": row["num_runs"],
+        "num_ok": row["num_ok"],
+        "num_failed": row["num_failed"],
+    }

@@ -1,0 +1,1 @@
+"""Built-in model loaders, one module per framework, imported on first use by the registry."""

@@ -1,0 +1,225 @@
+"""TensorFlow SavedModel folders (the ``tensorflow`` extra), run through a serving signature.
+
+A folder holding ``saved_model.pb`` (written by ``tf.saved_model.save``, or by ``model.export``
+of a Keras 3 model) is read with ``tf.saved_model.load``. A SavedModel holds graphs and
+weights, not Python code, so it loads without ``trust=True``.
+
+Inference calls one signature of the folder: ``serving_default`` unless the option
+``signature`` names another. The signature's inputs are the model's :attr:`Model.inputs`; a
+batch is an array for a signature of one input, or a dict of arrays by input name, cast to the
+dtype the signature declares. ``predict`` returns the signature's first output, by name, as
+NumPy, or the output named by the option ``output``.
+
+Parameters are the elements of the model's variables, trainable and not: the variables the
+exported object lists (a Keras export lists its model's) or, for a ``tf.Module``, every
+variable reachable from it. The state of Keras's random seed generators (of ``Dropout``
+layers) is no parameter and is left out, as Keras's ``count_params`` leaves it out.
+
+A SavedModel keeps no training step wattprint can drive: ``train_epoch`` raises
+``NotImplementedError``; train the Keras model the folder was exported from instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...errors import ConfigError, MissingExtra, ModelError
+from ..model import InputSpec, Model, dir_size_bytes
+from ..registry import supported_formats
+
+__all__ = ["DEFAULT_SIGNATURE", "SavedModel", "load"]
+
+#: The signature ``predict`` calls unless the option ``signature`` names another.
+DEFAULT_SIGNATURE = "serving_default"
+
+_OPTIONS = ("output", "signature")
+#: In the name of the state of a Keras random seed generator: RNG state, not a parameter.
+_SEED_STATE = "seed_generator_state"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: Lines of a TensorFlow error that say nothing about the cause.
+_BOILERPLATE = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
+
+
+def _import_tf() -> Any:
+    try:
+        import tensorflow as tf
+    except ImportError as err:
+        raise MissingExtra("TensorFlow SavedModel folders", "tensorflow") from err
+    return tf
+
+
+def _error(path: Path, reason: str) -> ModelError:
+    return ModelError(f"{path}: cannot be loaded as a TensorFlow SavedModel: "
+                      f"{reason.rstrip('. ')}. Supported: {supported_formats()}")
+
+
+def _reason(err: BaseException) -> str:
+    """The first telling line of a TensorFlow error, without colours, in 300 characters."""
+    lines = [line.strip() for line in _ANSI.sub("", str(err)).strip().splitlines()]
+    line = next((text for text in lines if text and not text.startswith(_BOILERPLATE)),
+                type(err).__name__)
+    return line if len(line) <= 300 else line[:294].rstrip() + " [...]"
+
+
+def _check_options(options: Mapping[str, Any], path: Path) -> None:
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown option(s) for a TensorFlow SavedModel: "
+                          f"{', '.join(unknown)}; known: {', '.join(_OPTIONS)}")
+
+
+def load(path: Path, *, task: str | None = None, trust: bool = False,
+         **options: Any) -> SavedModel:
+    """Load the SavedModel folder ``path`` and pick its serving signature.
+
+    Options: ``signature`` (default ``"serving_default"``), ``output`` (the output
+    ``predict`` returns; default the first by name). ``trust`` is accepted for the common
+    loader interface; a SavedModel runs no Python code when it is loaded.
+    """
+    path = Path(path)
+    _check_options(options, path)
+    tf = _import_tf()
+    graph = path / "saved_model.pb"
+    if not graph.is_file():
+        raise _error(path, "no saved_model.pb in the folder")
+    if graph.stat().st_size == 0:
+        raise _error(path, "saved_model.pb is empty")
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except (OSError, ValueError, LookupError, TypeError, AttributeError,
+            tf.errors.OpError) as err:
+        raise _error(path, _reason(err)) from err
+    name = str(options.get("signature", DEFAULT_SIGNATURE))
+    signatures = dict(getattr(loaded, "signatures", None) or {})
+    if name not in signatures:
+        have = (f"its signatures are: {', '.join(sorted(signatures))}" if signatures else
+                "it has no signatures (export one: model.export(path) for Keras, or "
+                "tf.saved_model.save(obj, path, signatures=obj.__call__))")
+        raise _error(path, f"no signature {name!r}; {have}")
+    return SavedModel(loaded, signatures[name], path=path, task=task, signature=name,
+                      output=options.get("output"))
+
+
+class SavedModel(Model):
+    """A loaded SavedModel. ``loaded`` is what ``tf.saved_model.load`` returned and
+    ``function`` the signature that :meth:`predict` calls."""
+
+    framework = "tensorflow"
+
+    def __init__(self, loaded: Any, function: Any, *, path: Path, task: str | None = None,
+                 signature: str = DEFAULT_SIGNATURE, output: str | None = None) -> None:
+        self.loaded = loaded
+        self.function = function
+        self.signature = signature
+        self.path = path
+        self.task = task
+        self.size_bytes = dir_size_bytes(path)
+        variables = _parameters(loaded)
+        self.num_parameters = sum(_elements(v) for v in variables)
+        self.dtype = _weights_dtype(variables)
+        specs: dict[str, Any] = dict(function.structured_input_signature[1])
+        self.inputs = tuple(
+            InputSpec(name, None if spec.shape.rank is None else tuple(spec.shape.as_list()),
+                      spec.dtype.name)
+            for name, spec in specs.items()
+        )
+        #: Input name -> the NumPy dtype a batch is cast to (``None``: strings, given as is).
+        self._casts: dict[str, Any] = {
+            name: None if spec.dtype.name == "string" else spec.dtype.as_numpy_dtype
+            for name, spec in specs.items()
+        }
+        self._shapes = {spec.name: spec.shape for spec in self.inputs}
+        outputs = sorted(function.structured_outputs)
+        if output is not None and output not in outputs:
+            raise ConfigError(f"{path}: signature {signature!r} has no output {output!r}; "
+                              f"its outputs are: {', '.join(outputs)}")
+        self.output: str = output if output is not None else outputs[0]
+        self.outputs = tuple(outputs)
+        self.trainable = False
+        tf = _import_tf()
+        self._constant = tf.constant
+        self._call_errors = (TypeError, ValueError, tf.errors.InvalidArgumentError)
+
+    def predict(self, batch: Any) -> NDArray[Any]:
+        """The signature's output (``self.output``) on ``batch``, as NumPy."""
+        feeds = self._feeds(batch)
+        try:
+            result = self.function(**{name: self._constant(v) for name, v in feeds.items()})
+        except self._call_errors as err:
+            raise ConfigError(f"the batch does not fit signature {self.signature!r} "
+                              f"(inputs: {self._described()}): {_reason(err)}") from err
+        out: NDArray[Any] = result[self.output].numpy()
+        return out
+
+    def train_epoch(self, data: Any, *, batch_size: int = 32, **options: Any) -> float:
+        """Not possible: a SavedModel holds inference graphs but no training step."""
+        raise NotImplementedError(
+            f"{self.path}: a TensorFlow SavedModel keeps no training step that wattprint can "
+            "run; train the Keras model it was exported from (a .keras file) instead")
+
+    def _feeds(self, batch: Any) -> dict[str, Any]:
+        """The signature's keyword arguments for ``batch``, cast to the declared dtypes."""
+        if isinstance(batch, Mapping):
+            if set(batch) != set(self._casts):
+                raise ConfigError(f"signature {self.signature!r} takes inputs "
+                                  f"{self._described()}, not {', '.join(map(str, batch))}")
+            items = list(batch.items())
+        elif len(self._casts) == 1:
+            items = [(next(iter(self._casts)), batch)]
+        else:
+            raise ConfigError(f"signature {self.signature!r} takes several inputs: give a dict "
+                              f"of arrays by name ({self._described()})")
+        feeds: dict[str, Any] = {}
+        for name, value in items:
+            dtype = self._casts[name]
+            if dtype is None:
+                feeds[name] = value
+                continue
+            array = np.asarray(value, dtype=dtype)
+            shape = self._shapes[name]
+            if shape is not None and (len(shape) != array.ndim or any(
+                    d is not None and d != n for d, n in zip(shape, array.shape, strict=True))):
+                raise ConfigError(f"input {name!r} of signature {self.signature!r} has shape "
+                                  f"{shape} (None: any size), not {array.shape}")
+            feeds[name] = array
+        return feeds
+
+    def _described(self) -> str:
+        return ", ".join(f"{spec.name} {spec.shape} {spec.dtype}" for spec in self.inputs)
+
+
+def _parameters(loaded: Any) -> list[Any]:
+    """The model's variables, each once, without Keras's seed generator state."""
+    tf = _import_tf()
+    listed = [*getattr(loaded, "trainable_variables", ()),
+              *getattr(loaded, "non_trainable_variables", ())]
+    if not listed:  # a tf.Module keeps no variable lists: walk its object graph
+        listed = [obj for obj in tf.train.TrackableView(loaded).descendants()
+                  if isinstance(obj, tf.Variable)]
+    seen: set[int] = set()
+    variables = []
+    for v in listed:
+        if id(v) in seen or _SEED_STATE in v.name:
+            continue
+        seen.add(id(v))
+        variables.append(v)
+    return variables
+
+
+def _elements(variable: Any) -> int:
+    return int(variable.shape.num_elements() or 0)
+
+
+def _weights_dtype(variables: list[Any]) -> str:
+    """The dtype that holds most of the parameters; ``"float32"`` when there are none."""
+    sizes: Counter[str] = Counter()
+    for v in variables:
+        sizes[v.dtype.name] += _elements(v)
+    return sizes.most_common(1)[0][0] if sizes else "float32"

@@ -1,0 +1,475 @@
+"""Hugging Face transformers models (the ``hf`` extra, run with PyTorch): a model folder, or a
+hub id.
+
+A folder holding ``config.json`` (``save_pretrained``) is loaded with torch by the ``Auto``
+class of its task; the tokenizer saved beside it turns text into ids:
+
+``"text-classification"``
+    ``AutoModelForSequenceClassification``; ``predict(texts)`` returns the logits,
+    ``(n, num_labels)``, and ``train_epoch`` fine-tunes it (AdamW, cross-entropy).
+``"text-generation"``
+    ``AutoModelForCausalLM``; ``predict(prompts)`` generates greedily (``do_sample=False``)
+    up to ``max_new_tokens`` and returns only the new token ids, ``(n, new)``, a row padded
+    with the pad id after its end token. The count of new tokens, padding excluded, is the
+    ``tokens`` of the returned array and the model's ``last_generated_tokens``: the harness
+    reports tokens per second from it.
+``None``
+    The task the config's ``architectures`` name (``...ForSequenceClassification``,
+    ``...ForCausalLM``, ``...LMHeadModel``), else ``AutoModel``, whose ``predict`` returns its
+    first output (the last hidden state).
+
+Weights load from ``model.safetensors`` where the folder has it (transformers prefers it over
+``pytorch_model.bin``, which it reads weights-only). A folder whose config names code of its own
+(``auto_map``) runs that code only with ``trust=True`` (``trust_remote_code``); without it
+:class:`~wattprint.errors.UntrustedModelError`. A folder with no tokenizer still loads;
+``predict`` then takes token ids, ``(n, length)`` integers.
+
+A path that does not exist is taken for a hub id (``"org/name"``) by :func:`load_hub`. The
+local Hugging Face cache is read without any network access; a model not in it is downloaded
+only with ``allow_network=True`` (safetensors weights where the repository has them, else
+``.bin``; code files only with ``trust=True``).
+
+Options: ``device`` (``"cpu"``, default, or ``"cuda"``, ...), ``max_new_tokens`` (default
+20), ``max_length`` (tokens a text is cut to; default what the model takes, less
+``max_new_tokens`` for generation); for hub ids also ``revision`` and ``cache_dir``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
+from ..datasets import as_dataset
+from ..model import InputSpec, Model, dir_size_bytes
+from ..registry import supported_formats
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["TASKS", "GeneratedIds", "TransformersModel", "load", "load_hub"]
+
+#: Task -> the transformers ``Auto`` class that loads it; ``None`` is the bare model.
+_AUTO_CLASSES = {
+    "text-classification": "AutoModelForSequenceClassification",
+    "text-generation": "AutoModelForCausalLM",
+    None: "AutoModel",
+}
+#: The tasks :func:`load` takes (``None``: from the config, else the bare model).
+TASKS = ("text-classification", "text-generation")
+#: Endings of architecture names in ``config.json`` -> the task they do.
+_ARCHITECTURE_TASKS = (
+    ("ForSequenceClassification", "text-classification"),
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
+)
+_LOAD_OPTIONS = ("device", "max_length", "max_new_tokens")
+_HUB_OPTIONS = ("cache_dir", "revision")
+_TRAIN_OPTIONS = ("lr", "seed")
+DEFAULT_MAX_NEW_TOKENS = 20
+#: The files a tokenizer is saved in, any of which marks a folder as having one.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                    "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
+#: A Hugging Face hub id: ``name`` or ``namespace/name``.
+_HUB_ID = re.compile(r"(?!\.)[\w.-]{1,96}(/(?!\.)[\w.-]{1,96})?")
+#: Tokenizers report "no limit" as a huge ``model_max_length``.
+_NO_LIMIT = 1_000_000_000
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class GeneratedIds(np.ndarray[Any, np.dtype[Any]]):
+    """The new token ids of a generation call; ``tokens`` counts them, padding excluded.
+
+    A plain NumPy array besides; arrays derived from it (slices, sums) have ``tokens=None``.
+    """
+
+    tokens: int | None = None
+
+
+def _import_transformers() -> Any:
+    try:
+        import torch  # noqa: F401
+    except ImportError as err:
+        raise MissingExtra("Hugging Face transformers models (run with PyTorch)",
+                           "torch") from err
+    try:
+        import transformers
+    except ImportError as err:
+        raise MissingExtra("Hugging Face transformers models", "hf") from err
+    return transformers
+
+
+def _error(where: Path | str, reason: str) -> ModelError:
+    return ModelError(f"{where}: cannot be loaded as a Hugging Face transformers model: "
+                      f"{reason.rstrip('. ')}. Supported: {supported_formats()}")
+
+
+def _reason(err: BaseException) -> str:
+    """The first line of a vendor error, without terminal colours, in 300 characters."""
+    lines = [line.strip() for line in _ANSI.sub("", str(err)).strip().splitlines()]
+    line = next((text for text in lines if text), type(err).__name__)
+    return line if len(line) <= 300 else line[:294].rstrip() + " [...]"
+
+
+def _check_options(options: Mapping[str, Any], known: tuple[str, ...], what: str,
+                   *, where: Path | str | None = None) -> None:
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        prefix = "" if where is None else f"{where}: "
+        raise ConfigError(f"{prefix}unknown option(s) for {what}: {', '.join(unknown)}; "
+                          f"known: {', '.join(known)}")
+
+
+def load(path: Path, *, task: str | None = None, trust: bool = False,
+         allow_network: bool = False, **options: Any) -> TransformersModel:
+    """Load the model folder ``path`` for ``task``; code of its own only with ``trust=True``.
+
+    Options: ``device``, ``max_new_tokens``, ``max_length`` (see the module docstring).
+    ``allow_network`` is accepted as :func:`load_hub` accepts it; a folder needs no network.
+    """
+    path = Path(path)
+    _check_options(options, _LOAD_OPTIONS, "a Hugging Face model folder", where=path)
+    return _load_folder(path, task=task, trust=trust, options=options)
+
+
+def load_hub(model_id: str, *, task: str | None = None, trust: bool = False,
+             allow_network: bool = False, **options: Any) -> TransformersModel:
+    """Load the hub model ``model_id`` (``"org/name"``) from the local Hugging Face cache or,
+    with ``allow_network=True`` only, from the hub.
+
+    :func:`~wattprint.load_model` calls this for a path that does not exist. Options: those
+    of :func:`load`, and ``revision`` and ``cache_dir`` of the hub cache.
+    """
+    _check_options(options, (*_LOAD_OPTIONS, *_HUB_OPTIONS), "a Hugging Face hub model",
+                   where=model_id)
+    hub = {key: options[key] for key in _HUB_OPTIONS if options.get(key) is not None}
+    rest = {key: value for key, value in options.items() if key not in _HUB_OPTIONS}
+    if not _HUB_ID.fullmatch(model_id):
+        raise ModelError(f"{model_id}: no such file or folder. Supported: {supported_formats()}")
+    if allow_network:
+        folder = _download(model_id, trust=trust, **hub)
+    else:
+        cached = _cached(model_id, **hub)
+        if cached is None:
+            raise ModelError(
+                f"{model_id}: no such file or folder here, and no Hugging Face hub model "
+                f"{model_id!r} in the local cache. To download it from the hub, pass "
+                "allow_network=True (wattprint makes no network call unless asked), with the "
+                f"'hf' extra installed. Supported: {supported_formats()}")
+        folder = cached
+    return _load_folder(folder, task=task, trust=trust, options=rest, name=model_id)
+
+
+def _cached(model_id: str, **hub: Any) -> Path | None:
+    """The model's folder in the local hub cache, found without the network, or None."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None
+    try:
+        folder = Path(snapshot_download(model_id, local_files_only=True, **hub))
+    except (OSError, ValueError):  # not in the cache, or not a valid id
+        return None
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _download(model_id: str, *, trust: bool, **hub: Any) -> Path:
+    """Download the files the model needs into the hub cache; return its folder there."""
+    _import_transformers()
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:
+        files = HfApi().list_repo_files(model_id, revision=hub.get("revision"))
+        folder = snapshot_download(model_id, allow_patterns=_wanted(files, trust=trust), **hub)
+    except (OSError, ValueError) as err:
+        raise _error(model_id, f"download from the Hugging Face hub failed: {_reason(err)}"
+                     ) from err
+    return Path(folder)
+
+
+def _wanted(files: list[str], *, trust: bool) -> list[str]:
+    """Download patterns: config and tokenizer files, and one format of weights."""
+    patterns = ["*.json", "*.txt", "*.model", "*.tiktoken"]
+    if any(name.endswith(".safetensors") for name in files):
+        patterns.append("*.safetensors")
+    else:
+        patterns.append("*.bin")
+    if trust:
+        patterns.append("*.py")
+    return patterns
+
+
+def _load_folder(path: Path, *, task: str | None, trust: bool, options: Mapping[str, Any],
+                 name: str | None = None) -> TransformersModel:
+    transformers = _import_transformers()
+    from safetensors import SafetensorError
+
+    errors = (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError,
+              SafetensorError)
+    if not (path / "config.json").is_file():
+        raise _error(path, "no config.json in the folder")
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"unknown task {task!r} for a Hugging Face model; one of: "
+                          f"{', '.join(TASKS)}, or None for the model's own")
+    device = _device(options.get("device", "cpu"))
+    local = {"trust_remote_code": trust, "local_files_only": True}
+    stage = "config.json"
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(path), **local)
+        task = task or _task_of(config)
+        stage = "the weights"
+        auto = getattr(transformers, _AUTO_CLASSES[task])
+        module = auto.from_pretrained(str(path), config=config, **local)
+        tokenizer = None
+        if any((path / f).is_file() for f in _TOKENIZER_FILES):
+            stage = "the tokenizer"
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **local)
+    except errors as err:
+        if not trust and "trust_remote_code" in str(err):
+            raise UntrustedModelError(
+                f"{path}: its config names Python code of its own (auto_map), which runs when "
+                "it is loaded; load it only if you trust its source, with trust=True. "
+                f"Supported: {supported_formats()}") from err
+        raise _error(path, f"{stage}: {_reason(err)}") from err
+    return TransformersModel(
+        module, tokenizer, task=task, path=path, name=name, device=device,
+        max_new_tokens=_positive(options.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
+                                 "max_new_tokens"),
+        max_length=(None if options.get("max_length") is None
+                    else _positive(options["max_length"], "max_length")),
+    )
+
+
+def _task_of(config: Any) -> str | None:
+    """The task the config's architectures do, when it is one of :data:`TASKS`."""
+    for architecture in getattr(config, "architectures", None) or []:
+        for ending, task in _ARCHITECTURE_TASKS:
+            if str(architecture).endswith(ending):
+                return task
+    return None
+
+
+class TransformersModel(Model):
+    """A transformers model and its tokenizer. ``module`` is the ``PreTrainedModel`` and
+    ``tokenizer`` its tokenizer (``None`` when the folder has none); ``name`` is the hub id
+    it was loaded by, if any."""
+
+    framework = "transformers"
+
+    def __init__(self, module: Any, tokenizer: Any, *, task: str | None = None,
+                 path: Path | None = None, name: str | None = None, device: str = "cpu",
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                 max_length: int | None = None) -> None:
+        import torch
+
+        self.device = torch.device(device)
+        self.module = module.to(self.device)
+        self.module.eval()
+        self.tokenizer = tokenizer
+        self.task = task
+        self.path = path
+        self.name = name
+        self.num_parameters = int(module.num_parameters())
+        self.size_bytes = (dir_size_bytes(path) if path is not None
+                           else sum(p.numel() * p.element_size() for p in module.parameters()))
+        self.dtype = _weights_dtype(module)
+        self.max_new_tokens = max_new_tokens
+        self.generates = task == "text-generation"
+        self.max_length = max_length or self._length_limit()
+        self.inputs = ((InputSpec("text", (None,), "str"),) if tokenizer is not None
+                       else (InputSpec("input_ids", (None, None), "int64"),))
+        self.trainable = task == "text-classification" and tokenizer is not None
+        #: New tokens the last ``predict`` of a text-generation model made, padding excluded.
+        self.last_generated_tokens: int | None = None
+        self._eos = _eos_ids(module)
+        self._pad_id = self._padding()
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._epochs = 0
+
+    def predict(self, batch: Any) -> NDArray[Any]:
+        """Logits (text-classification), new token ids (text-generation, a
+        :class:`GeneratedIds`), or the first output of the bare model, for ``batch``."""
+        import torch
+
+        encoded = self._encode(batch)
+        with torch.inference_mode():
+            if self.generates:
+                return self._generate(encoded)
+            out = self.module(**encoded)
+        first = out if isinstance(out, torch.Tensor) else out[0]
+        return _to_numpy(first)
+
+    def train_epoch(self, data: Any, *, batch_size: int = 32, **options: Any) -> float:
+        """Fine-tune a text-classification model for one pass over ``data``; the mean loss.
+
+        ``data`` is ``(texts, labels)`` or a Dataset of texts, labels class indices below the
+        model's ``num_labels``. Options: ``lr`` (default ``5e-5``; AdamW, whose state carries
+        over from epoch to epoch), ``seed`` (default 0: epoch ``k`` shuffles with the seed
+        ``(seed, k)``).
+        """
+        import torch
+
+        if not self.trainable:
+            raise NotImplementedError(
+                "wattprint trains only text-classification transformers models with a "
+                f"tokenizer; this one is {self.task or 'a bare model'!s}"
+                + ("" if self.tokenizer is not None else " without a tokenizer"))
+        _check_options(options, _TRAIN_OPTIONS, "train_epoch")
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ConfigError(f"batch_size must be a positive integer, not {batch_size!r}")
+        dataset = as_dataset(data, task="text-classification")
+        if not isinstance(dataset.x, list) or dataset.y is None:
+            raise ConfigError("train_epoch needs texts and their labels")
+        texts, n = dataset.x, len(dataset)
+        num_labels = int(self.module.config.num_labels)
+        labels = np.asarray(dataset.y, dtype=np.int64)
+        if labels.min() < 0 or labels.max() >= num_labels:
+            raise ConfigError(f"labels must be class indices 0..{num_labels - 1} of the "
+                              f"model's {num_labels} labels, not {labels.min()}..{labels.max()}")
+        optimizer = self._adamw(float(options.get("lr", 5e-5)))
+        order = np.random.default_rng([int(options.get("seed", 0)), self._epochs]).permutation(n)
+        total = 0.0
+        self.module.train()
+        try:
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                encoded = self._encode([texts[i] for i in idx])
+                optimizer.zero_grad(set_to_none=True)
+                y = torch.as_tensor(labels[idx], device=self.device)
+                loss = self.module(**encoded, labels=y).loss
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+        finally:
+            self.module.eval()
+        self._epochs += 1
+        return total / n
+
+    def _encode(self, batch: Any) -> dict[str, torch.Tensor]:
+        """The model's keyword inputs for a batch of texts (or of token ids, untokenized)."""
+        import torch
+
+        if self.tokenizer is None:
+            ids = np.asarray(batch)
+            if ids.ndim != 2 or ids.dtype.kind not in "iu":
+                raise ConfigError("this model folder has no tokenizer: give token ids, an "
+                                  f"integer array (n, length), not {ids.dtype} {ids.shape}")
+            return {"input_ids": torch.as_tensor(ids, dtype=torch.int64, device=self.device)}
+        if isinstance(batch, str):
+            raise ConfigError("give a batch of texts (a list of strings), not one string")
+        texts = [str(t) for t in batch]
+        try:
+            encoded = self.tokenizer(texts, padding=True, truncation=self.max_length is not None,
+                                     max_length=self.max_length, return_tensors="pt")
+        except ValueError as err:
+            raise ConfigError(f"the tokenizer cannot encode the batch: {_reason(err)}") from err
+        return {key: value.to(self.device) for key, value in encoded.items()}
+
+    def _generate(self, encoded: dict[str, torch.Tensor]) -> GeneratedIds:
+        out = self.module.generate(**encoded, max_new_tokens=self.max_new_tokens,
+                                   do_sample=False, pad_token_id=self._pad_id)
+        ids = _to_numpy(out[:, encoded["input_ids"].shape[1]:]).view(GeneratedIds)
+        ids.tokens = self.last_generated_tokens = _count_new(ids, self._eos)
+        return ids
+
+    def _length_limit(self) -> int | None:
+        """The longest input the model and tokenizer take, less room for new tokens."""
+        config = self.module.config
+        limits = [getattr(config, "max_position_embeddings", None),
+                  getattr(config, "n_positions", None),
+                  getattr(self.tokenizer, "model_max_length", None)]
+        known = [int(v) for v in limits if isinstance(v, int) and 0 < v < _NO_LIMIT]
+        if not known:
+            return None
+        limit = min(known) - (self.max_new_tokens if self.generates else 0)
+        if limit < 1:
+            raise ConfigError(f"max_new_tokens={self.max_new_tokens} leaves no room for a "
+                              f"prompt in the model's {min(known)} positions")
+        return limit
+
+    def _padding(self) -> int | None:
+        """The pad id; a tokenizer without a pad token pads with its end token. Generation
+        pads on the left, so that every prompt ends where the new tokens begin."""
+        tokenizer = self.tokenizer
+        if tokenizer is not None:
+            if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+                tokenizer.pad_token = tokenizer.eos_token
+            if self.generates:
+                tokenizer.padding_side = "left"
+        generation = getattr(self.module, "generation_config", None)
+        for pad in (getattr(generation, "pad_token_id", None),
+                    getattr(tokenizer, "pad_token_id", None)):
+            if isinstance(pad, int):
+                return pad
+        return self._eos[0] if self._eos else None
+
+    def _adamw(self, lr: float) -> torch.optim.Optimizer:
+        import torch
+
+        if self._optimizer is None:
+            self._optimizer = torch.optim.AdamW(self.module.parameters(), lr=lr)
+        else:
+            for group in self._optimizer.param_groups:
+                group["lr"] = lr
+        return self._optimizer
+
+
+def _count_new(ids: NDArray[Any], eos: tuple[int, ...]) -> int:
+    """New tokens in each row up to and with its first end token; the padding after is none."""
+    if not eos or ids.size == 0:
+        return int(ids.size)
+    ended = np.isin(ids, eos)
+    lengths = np.where(ended.any(axis=1), ended.argmax(axis=1) + 1, ids.shape[1])
+    return int(lengths.sum())
+
+
+def _eos_ids(module: Any) -> tuple[int, ...]:
+    generation = getattr(module, "generation_config", None)
+    eos = getattr(generation, "eos_token_id", None)
+    if eos is None:
+        eos = getattr(module.config, "eos_token_id", None)
+    if isinstance(eos, int):
+        return (eos,)
+    return tuple(int(e) for e in eos) if isinstance(eos, list | tuple) else ()
+
+
+def _device(device: Any) -> str:
+    import torch
+
+    name = str(device)
+    try:
+        parsed = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown torch device {name!r}: {err}") from err
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for, but torch sees no CUDA device")
+    return name
+
+
+def _positive(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    return value
+
+
+def _weights_dtype(module: torch.nn.Module) -> str:
+    """The dtype that holds most of the parameters."""
+    sizes: Counter[str] = Counter()
+    for p in module.parameters():
+        sizes[str(p.dtype).removeprefix("torch.")] += p.numel()
+    return sizes.most_common(1)[0][0] if sizes else "float32"
+
+
+def _to_numpy(tensor: torch.Tensor) -> NDArray[Any]:
+    import torch
+
+    t = tensor.detach().cpu()
+    if t.dtype == torch.bfloat16:  # NumPy has no bfloat16
+        t = t.float()
+    return t.numpy()

@@ -1,0 +1,165 @@
+"""measure_energy and measure_training, end to end with a sensor of known power."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import wattprint
+from wattprint import ConfigError, EnergyMeter, FakeSensor
+from wattprint.workloads.metrics import classification_metrics, regression_metrics
+
+POWER_W = 40.0
+
+
+@pytest.fixture
+def meter() -> Any:
+    m = EnergyMeter([FakeSensor(power_w=POWER_W)], carbon_intensity_g_per_kwh=300.0)
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def digits_model() -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    train = wattprint.load_dataset("digits", split="train", seed=0)
+    return LogisticRegression(max_iter=2000).fit(train.x, train.y)
+
+
+def test_measure_energy_on_digits_with_known_power(
+    meter: EnergyMeter, digits_model: Any, tmp_path: Path
+) -> None:
+    test = wattprint.load_dataset("digits", split="test", seed=0)
+    result = wattprint.measure_energy(
+        digits_model.predict_proba, test, "logreg", "digits", num_samples=300, batch_size=16,
+        warmup=2, meter=meter, output_dir=tmp_path, progress=False,
+    )
+    for key in ("model_name", "task_name", "hardware", "timestamp", "num_samples", "energy_kwh",
+                "co2_kg", "water_l", "duration_seconds", "kwh_per_1000_queries",
+                "samples_per_second", "components"):
+        assert key in result, key
+    # Energy is power times the measured duration, exactly (a constant-power sensor).
+    assert result["energy_j"] == pytest.approx(POWER_W * result["duration_seconds"], rel=1e-9)
+    assert result["energy_kwh"] == pytest.approx(result["energy_j"] / 3.6e6)
+    assert result["kwh_per_1000_queries"] == pytest.approx(result["energy_kwh"] * 1000 / 300)
+    assert result["samples_per_second"] == pytest.approx(300 / result["duration_seconds"])
+    assert result["co2_kg"] == pytest.approx(result["energy_kwh"] * 300.0 / 1000)
+    assert result["components"]["cpu"] == {
+        "energy_j": pytest.approx(result["energy_j"]), "source": "fake", "measured": False,
+        "scope": "machine",
+    }
+    assert result["measured"] is False
+    assert result["hardware"] == "CPU"
+    assert result["accuracy"] > 0.9 and 0.9 < result["f1_macro"] <= 1.0
+    written = json.loads(Path(result["output_file"]).read_text())
+    assert written == json.loads(json.dumps(result))
+
+
+def test_more_queries_than_samples_cycle_the_dataset(meter: EnergyMeter) -> None:
+    calls: list[int] = []
+    x = np.arange(10, dtype=np.float32).reshape(10, 1)
+    result = wattprint.measure_energy(
+        lambda b: calls.append(len(b)), x, "m", "t", num_samples=25, batch_size=4, warmup=0,
+        meter=meter,
+    )
+    assert sum(calls) == 25 and calls[-1] == 1
+    assert result["num_samples"] == 25
+
+
+def test_warmup_is_not_measured(meter: EnergyMeter) -> None:
+    seen: list[float] = []
+    x = np.zeros((5, 1))
+
+    def slow_first(batch: Any) -> None:
+        seen.append(time.perf_counter())
+        if len(seen) <= 3:
+            time.sleep(0.1)
+
+    result = wattprint.measure_energy(slow_first, x, "m", "t", num_samples=5, warmup=3,
+                                      meter=meter)
+    assert len(seen) == 8
+    assert result["duration_seconds"] < 0.1
+
+
+def test_regression_metrics_and_known_hardware(meter: EnergyMeter) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    data = wattprint.load_dataset("diabetes")
+    model = LinearRegression().fit(data.x, data.y)
+    result = wattprint.measure_energy(model.predict, data, "linreg", "diabetes", hardware="t4",
+                                      num_samples=len(data), batch_size=64, meter=meter)
+    expected = regression_metrics(data.y, model.predict(data.x))
+    assert result["rmse"] == pytest.approx(expected["rmse"])
+    assert result["mae"] == pytest.approx(expected["mae"])
+    assert result["hardware"] == "T4"
+
+
+def test_unknown_hardware_is_rejected_with_the_list(meter: EnergyMeter) -> None:
+    with pytest.raises(ConfigError, match="use 'auto' or one of CPU, T4, V100, A100, H100"):
+        wattprint.measure_energy(len, [1, 2], "m", "t", hardware="TPUv9", meter=meter)
+    with pytest.raises(ConfigError, match="num_samples"):
+        wattprint.measure_energy(len, [1, 2], "m", "t", num_samples=0, meter=meter)
+
+
+def test_text_generation_counts_tokens(meter: EnergyMeter) -> None:
+    prompts = ["hello", "energy", "carbon"]
+
+    def generate(batch: list[str]) -> dict[str, Any]:
+        return {"texts": [p + " world" for p in batch], "tokens": 2 * len(batch)}
+
+    result = wattprint.measure_energy(generate, prompts, "gen", "text", num_samples=6,
+                                      batch_size=2, warmup=0, meter=meter)
+    assert result["tokens_generated"] == 12
+    assert result["tokens_per_second"] == pytest.approx(12 / result["duration_seconds"])
+
+
+def test_progress_bar_can_be_forced(meter: EnergyMeter) -> None:
+    x = np.zeros((300, 2))
+    result = wattprint.measure_energy(lambda b: b.sum(), x, "m", "t", num_samples=300,
+                                      meter=meter, progress=True)
+    assert result["num_samples"] == 300
+
+
+def test_metrics_agree_with_scikit_learn() -> None:
+    from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 200)
+    scores = rng.random((200, 4))
+    got = classification_metrics(y, scores)
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, scores.argmax(1)))
+    assert got["f1_macro"] == pytest.approx(f1_score(y, scores.argmax(1), average="macro"))
+    t, p = rng.random(50), rng.random(50)
+    reg = regression_metrics(t, p)
+    assert reg["rmse"] == pytest.approx(np.sqrt(mean_squared_error(t, p)))
+    assert reg["mae"] == pytest.approx(mean_absolute_error(t, p))
+
+
+def test_training_per_epoch_sums_to_total_and_prediction_holds(meter: EnergyMeter) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def steady_epoch(data: Any) -> float:
+        time.sleep(0.05)
+        return 1.0 / (len(seen) + 1)
+
+    result = wattprint.measure_training(steady_epoch, np.zeros((4, 1)), 6, meter=meter,
+                                        on_epoch=seen.append)
+    epochs = result["epochs"]
+    assert len(epochs) == 6 and seen == epochs
+    assert sum(e["energy_j"] for e in epochs) == pytest.approx(result["total_energy_j"])
+    assert result["total_co2_g"] == pytest.approx(sum(e["co2_g"] for e in epochs))
+    assert "prediction" not in epochs[0]
+    early = epochs[1]["prediction"]
+    assert early["after_epochs"] == 2
+    actual = result["total_energy_j"]
+    assert abs(early["total_energy_j"] - actual) <= early["total_energy_j_pm"]
+    assert abs(early["total_co2_g"] - result["total_co2_g"]) <= early["total_co2_g_pm"]
+    assert epochs[-1]["prediction"]["total_energy_j"] == pytest.approx(actual)
+    assert epochs[-1]["prediction"]["total_energy_j_pm"] == 0.0
+    assert [e["loss"] for e in epochs] == pytest.approx([1 / (i + 1) for i in range(6)])
