@@ -12,11 +12,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP_DEMO): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[demo]'
 	touch $@
 
 # The tests load real models of every supported framework, CPU builds.
-TEST_EXTRAS := dev,torch-cpu,onnx,sklearn,keras,tensorflow-cpu,hf,images,pandas
+TEST_EXTRAS := dev,nvidia,torch-cpu,onnx,sklearn,keras,tensorflow-cpu,hf,images,pandas
 
 $(STAMP_TEST): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[$(TEST_EXTRAS)]'
@@ -24,7 +24,7 @@ $(STAMP_TEST): $(BIN)/python pyproject.toml
 
 demo: $(STAMP_DEMO)
 	$(BIN)/wattprint sensors
-	$(BIN)/wattprint measure -- $(BIN)/python -m wattprint.workload --seconds 3
+	$(BIN)/wattprint demo
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check src tests benchmarks

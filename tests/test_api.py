@@ -32,6 +32,7 @@ DOCUMENTED = {
     "Window",
     "WindowError",
     "__version__",
+    "calculate_scores",
     "detect",
     "footprint",
     "load_dataset",
@@ -39,6 +40,7 @@ DOCUMENTED = {
     "measure",
     "measure_energy",
     "measure_training",
+    "print_scores",
     "register_format",
 }
 

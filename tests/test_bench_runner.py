@@ -240,3 +240,17 @@ def test_export_and_schema_commands(sweep: tuple[Path, dict[str, Any], Any]) -> 
     assert bad.returncode == 2 and "csv or json" in bad.stderr
     schema = json.loads(_cli("schema", cwd=tmp_path).stdout)
     assert {"models", "datasets", "monitoring", "output"} <= set(schema["properties"])
+
+
+def test_inference_runs_keep_a_power_timeline(sweep: tuple[Path, dict[str, Any], Any]) -> None:
+    tmp_path, report, _ = sweep
+    with wattprint.Store(tmp_path / "wattprint.db") as store:
+        for run in report["runs"]:
+            samples = store.samples(run["id"])
+            if run["phase"] != "inference":
+                assert samples == []
+                continue
+            assert samples, run["cell_key"]
+            assert {c for _, c, _ in samples} == {"cpu"}
+            assert all(w == pytest.approx(20.0) for _, _, w in samples)
+            assert samples[-1][0] >= run["duration_s"] * 0.9

@@ -422,3 +422,23 @@ def test_detect_in_process_mode_wraps_the_cpu_estimate(tmp_path: Path) -> None:
     cpu = [s for s in found if s.component == "cpu"]
     assert [s.name for s in cpu] == ["estimate:cpu@process"]
     assert all(isinstance(s, ProcessShare) and s.scope == "process" for s in cpu)
+
+
+def test_an_estimate_spans_exactly_the_meters_interval() -> None:
+    """The meter takes the time, then reads: an estimate integrates up to that time, not to
+    its own clock, so a thread that waits between the two (another thread holding the
+    interpreter) does not stretch or shrink the energy against the window's duration."""
+    from wattprint import EnergyMeter
+
+    ram = RamEstimate(total_bytes=4 * GIB, watts_per_gib=0.5)  # 2 W, constant
+    cpu = CpuEstimate(TdpChoice(40.0, "user", "test"), n_cpus=4,
+                      busy_cpu_s=lambda: 0.0)  # idle: IDLE_FRACTION x 40 W
+    meter = EnergyMeter([ram, cpu])
+    for _ in range(20):
+        with meter.window() as w:
+            time.sleep(0.002)
+        m = w.measurement
+        assert m is not None
+        assert m.components["ram"].energy_j == pytest.approx(2.0 * m.duration_s, rel=1e-9)
+        assert m.components["cpu"].energy_j == pytest.approx(
+            40.0 * IDLE_FRACTION * m.duration_s, rel=1e-9)

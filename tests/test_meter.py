@@ -411,3 +411,33 @@ def test_trapezoid_integration_is_exact_for_piecewise_linear_power(
         last_w = w
     assert integ.total_j == pytest.approx(expected, rel=1e-9, abs=1e-9)
     assert integ.total_j >= 0
+
+
+def test_trace_gives_power_over_time_without_touching_history() -> None:
+    # 30 W for the first 0.5 s of the sensor's life, 10 W after: the timeline shows the step.
+    meter = EnergyMeter([FakeSensor(power_fn=lambda t: 30.0 if t < 0.5 else 10.0,
+                                    component="cpu"),
+                         FakeSensor(power_w=5.0, component="ram")])
+    with meter.window("outer") as w, meter.trace(hz=20) as points:
+        time.sleep(1.0)
+    meter.close()
+    assert len(meter.history) == 1  # only "outer": the slices are not kept
+    cpu = [(t, p) for t, c, p in points if c == "cpu"]
+    ram = [p for _, c, p in points if c == "ram"]
+    assert 12 <= len(cpu) <= 22 and len(ram) == len(cpu)
+    assert [t for t, _ in cpu] == sorted(t for t, _ in cpu)
+    assert all(p == pytest.approx(5.0) for p in ram)
+    assert max(p for _, p in cpu) == pytest.approx(30.0)
+    assert cpu[-1][1] == pytest.approx(10.0)
+    # The slices tile the block: their energy adds up to what a window over it measured.
+    energy, last = 0.0, 0.0
+    for t, p in cpu:
+        energy, last = energy + p * (t - last), t
+    assert w.measurement is not None
+    assert energy == pytest.approx(w.measurement.components["cpu"].energy_j, rel=0.05)
+
+
+def test_trace_needs_a_positive_rate() -> None:
+    with pytest.raises(ConfigError, match="hz > 0"), \
+            EnergyMeter([FakeSensor(power_w=1.0)]).trace(hz=0):
+        pass

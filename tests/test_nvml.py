@@ -10,6 +10,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -281,9 +282,23 @@ def test_counter_going_back_raises_then_stays_monotonic(clock: Clock) -> None:
 
 
 def test_module_absent_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    if PYNVML_INSTALLED:
-        pytest.skip("pynvml is installed here")
+    # nvidia-ml-py absent, also where it is installed: the finder and the import do not see it
+    import importlib
+    import importlib.util
+
+    real_find_spec, real_import = importlib.util.find_spec, importlib.import_module
+
+    def find_spec(name: str, package: str | None = None) -> Any:
+        return None if name == "pynvml" else real_find_spec(name, package)
+
+    def import_module(name: str, package: str | None = None) -> Any:
+        if name == "pynvml":
+            raise ModuleNotFoundError("No module named 'pynvml'", name="pynvml")
+        return real_import(name, package)
+
     monkeypatch.delitem(sys.modules, "pynvml", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib, "import_module", import_module)
     options = DetectOptions(nvml=None)
     assert not nvml.available(options)
     assert nvml.available(DetectOptions(nvml=make_nvml()))

@@ -485,3 +485,18 @@ def test_score_imports_no_upper_layer() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_auto_hardware_is_this_machines_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wattprint.score as score_module
+
+    records = [run("a", 1.0, hardware="CPU"), run("b", 2.0, hardware="H100")]
+    monkeypatch.setattr(score_module, "this_machines_hardware", lambda: "H100")
+    assert [s.model for s in calculate_scores("classification", "auto", records=records)] == ["b"]
+    monkeypatch.undo()
+    # on this machine (no NVIDIA GPU in the tests' sensors): the profile the runner stores
+    from wattprint.sensors import detect
+    from wattprint.workloads.hardware import detect_hardware
+
+    here = detect_hardware(detect().sensors)
+    assert score_module.this_machines_hardware() == here

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .benchmark import Benchmark
     from .measurement import ComponentEnergy, Measurement
     from .meter import EnergyMeter, Window, measure
+    from .score import calculate_scores, print_scores
     from .sensors import FakeSensor, detect
     from .store import Store
     from .workloads import (
@@ -81,6 +82,7 @@ __all__ = [
     "Window",
     "WindowError",
     "__version__",
+    "calculate_scores",
     "detect",
     "footprint",
     "load_dataset",
@@ -88,6 +90,7 @@ __all__ = [
     "measure",
     "measure_energy",
     "measure_training",
+    "print_scores",
     "register_format",
 ]
 
@@ -100,6 +103,8 @@ _LAZY = {
     "measure": ".meter",
     "Benchmark": ".benchmark",
     "Store": ".store",
+    "calculate_scores": ".score",
+    "print_scores": ".score",
     "Footprint": "._footprint",
     "footprint": "._footprint",
     "FakeSensor": ".sensors",

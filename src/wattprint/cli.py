@@ -13,11 +13,11 @@ from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ._console import console
 from ._version import __version__
 from .errors import WattprintError
 
@@ -28,8 +28,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = console()
+err = console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -229,7 +229,7 @@ def measure(
     sample_hz: Annotated[float, typer.Option(help="Base rate of power sampling.")] = 10.0,
     powercap_root: PowercapRoot = None,
 ) -> None:
-    """Run a program and print the energy, carbon and water it cost: like ``perf stat``."""
+    """Run a program and print the energy, carbon and water it cost: like perf stat."""
     from .meter import EnergyMeter
 
     if not command:
@@ -301,15 +301,9 @@ def schema() -> None:
     print(json.dumps(config_schema(), indent=2))
 
 
-def _energy(kwh: float) -> str:
-    """An energy with a unit that keeps it readable: kWh, Wh, mWh or µWh."""
-    for scale, unit in ((1.0, "kWh"), (1e-3, "Wh"), (1e-6, "mWh")):
-        if kwh >= scale:
-            return f"{kwh / scale:.3g} {unit}"
-    return f"{kwh / 1e-9:.3g} µWh"
-
-
 def _render_summary(report: dict[str, Any]) -> None:
+    from .score import energy_text as _energy
+
     summary = report["final_report"]["analysis_summary"]
     rows = summary["models"]
     several = len({r["dataset"] for r in rows}) > 1
@@ -422,6 +416,116 @@ def export(
         _fail(str(e))
     if out_file is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+def score(
+    task: Annotated[str | None, typer.Option(help="Task (default: every task stored).")] = None,
+    hardware: Annotated[str | None, typer.Option(help="Hardware (default: all).")] = None,
+    method: Annotated[str, typer.Option(help="quintile or range.")] = "quintile",
+    sweep: Annotated[str | None, typer.Option(help="Only this sweep's runs.")] = None,
+    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Star ratings (1-5) of the stored models, by energy per 1000 queries."""
+    from . import score as scoring
+
+    try:
+        if method not in scoring.METHODS:
+            _fail(f"--method must be one of: {', '.join(scoring.METHODS)}; not {method!r}")
+        records = scoring.read_records(db, sweep_id=sweep)
+        groups = scoring.available_groups(records)
+        if not groups:
+            _fail(f"no successful inference runs in {db}; run a benchmark first "
+                  "(wattprint run CONFIG, or wattprint demo)")
+        chosen = [(t, h) for t, h in groups
+                  if (task is None or t.lower() == task.lower())
+                  and (hardware is None or h.lower() == hardware.lower())]
+        if not chosen:
+            there = ", ".join(f"{t}/{h}" for t, h in groups)
+            _fail(f"no runs for task {task or 'any'!r} on hardware {hardware or 'any'!r} in "
+                  f"{db}; there are: {there}")
+        scores = [s for t, h in chosen
+                  for s in scoring.calculate_scores(t, h, method=method, records=records)]
+    except WattprintError as e:
+        _fail(str(e))
+    if as_json:
+        print(json.dumps([s.to_dict() for s in scores], indent=2))
+    else:
+        scoring.print_scores(scores, console=out)
+
+
+@app.command()
+def report(
+    sweep: Annotated[str | None, typer.Option(help="Sweep id (default: the latest).")] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")]
+    = Path("report.html"),
+    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+) -> None:
+    """Write one self-contained HTML report of a sweep (opens offline)."""
+    from .report import write_report
+
+    if not out_file.parent.is_dir():
+        _fail(f"--out: folder {str(out_file.parent)!r} does not exist")
+    try:
+        path = write_report(db, sweep_id=sweep, out=out_file)
+    except WattprintError as e:
+        _fail(str(e))
+    err.print(f"wrote {escape(str(path))}")
+
+
+@app.command()
+def label(
+    model: Annotated[str, typer.Argument(help="Model, as `wattprint score` names it.")],
+    task: Annotated[str | None, typer.Option(help="Task, if the model has several.")] = None,
+    hardware: Annotated[str | None, typer.Option(help="Hardware, if several.")] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="label.svg or label.png.")]
+    = Path("label.svg"),
+    sweep: Annotated[str | None, typer.Option(help="Only this sweep's runs.")] = None,
+    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+) -> None:
+    """Write an energy label card for a model: energy per 1000 queries, stars, CO2."""
+    from .report import write_label
+
+    if not out_file.parent.is_dir():
+        _fail(f"--out: folder {str(out_file.parent)!r} does not exist")
+    try:
+        path = write_label(model, task=task, hardware=hardware, db=db, out=out_file,
+                           sweep_id=sweep)
+    except WattprintError as e:
+        _fail(str(e))
+    err.print(f"wrote {escape(str(path))}")
+
+
+@app.command()
+def demo(
+    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+    out_dir: Annotated[Path, typer.Option(help="Where report.html and labels/ go.")]
+    = Path("."),
+    country: Annotated[str | None, typer.Option(help="ISO country code for CO2.")] = None,
+    repetitions: Annotated[int, typer.Option(min=1, help="Repetitions per cell.")] = 2,
+) -> None:
+    """Benchmark models on digits: training, int8 and pruned variants, stars, report, labels."""
+    from . import score as scoring
+    from .bench.runner import SweepInterrupted
+    from .demo import run_demo
+
+    if not db.parent.is_dir():
+        _fail(f"--db: folder {str(db.parent)!r} does not exist")
+    try:
+        result = run_demo(db=db, out_dir=out_dir, country=country, repetitions=repetitions)
+    except SweepInterrupted as e:
+        err.print(f"[yellow]interrupted:[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(130) from None
+    except WattprintError as e:
+        _fail(str(e))
+    _render_summary(result)
+    rows = [r for r in result["runs"] if r["phase"] == "inference"]
+    scores = [s for t, h in scoring.available_groups(rows)
+              for s in scoring.calculate_scores(t, h, records=rows)]
+    scoring.print_scores(scores, console=out)
+    out.print(f"report: {escape(result['report_html'])}; labels: "
+              f"{escape(str(Path(result['labels'][0]).parent)) if result['labels'] else '-'}")
 
 
 def main() -> None:

@@ -111,7 +111,7 @@ class _Shared:
         self.cond = threading.Condition(threading.Lock())
         self.sensors = list(sensors)
         self.counters = [
-            (i, s.energy_j) for i, s in enumerate(sensors) if isinstance(s, CounterSensor)
+            (i, s.energy_j_at) for i, s in enumerate(sensors) if isinstance(s, CounterSensor)
         ]
         self.powers = [
             (i, s.power_w, _Integrator())
@@ -149,7 +149,7 @@ class _Shared:
         values: list[float | None] = [None] * len(self.sensors)
         for i, read in self.counters:
             try:
-                values[i] = read()
+                values[i] = read(t)
             except SensorError as err:
                 self.fail(i, err)
         for i, power, integ in self.powers:
@@ -467,6 +467,11 @@ class EnergyMeter:
 
         ``name`` may be left out when exactly one window is open.
         """
+        measurement = self._end(name)
+        self.history.append(measurement)
+        return measurement
+
+    def _end(self, name: str | None) -> Measurement:
         self._sync()
         shared = self._shared
         with shared.cond:
@@ -484,9 +489,7 @@ class EnergyMeter:
                 raise WindowError(f"no open window named {name!r}; open ones: "
                                   f"{', '.join(shared.windows) or 'none'}")
             ticks = shared.ticks - window.ticks0
-        measurement = self._record(window, stop, t1, wall1, ticks)
-        self.history.append(measurement)
-        return measurement
+        return self._record(window, stop, t1, wall1, ticks)
 
     def _record(
         self, w: _Open, stop: list[float | None], t1: float, wall1: datetime, ticks: int
@@ -610,6 +613,47 @@ class EnergyMeter:
     @property
     def idle_w(self) -> dict[str, float] | None:
         return None if self._idle_w is None else dict(self._idle_w)
+
+    @contextmanager
+    def trace(self, hz: float = 10.0) -> Iterator[list[tuple[float, str, float]]]:
+        """Power over time while the block runs, for timelines.
+
+        Yields a list that fills with ``(seconds since the start, component, watts)``, one
+        point per component at the end of each slice: the
+        mean power of each component over consecutive slices of ``1 / hz`` seconds, each
+        slice measured like a window (the last, shorter slice when the block ends). The
+        slices run on their own thread and do not enter :attr:`history`.
+        """
+        if not hz > 0:
+            raise ConfigError(f"trace needs hz > 0, not {hz}")
+        points: list[tuple[float, str, float]] = []
+        stop = threading.Event()
+        base = f"trace#{next(self._auto_names)}"
+        t0 = time.perf_counter()
+
+        def slice_(i: int) -> None:
+            m = self._end(f"{base}.{i}")
+            t = time.perf_counter() - t0
+            if m.duration_s > 0:
+                points.extend((t, c, e.energy_j / m.duration_s)
+                              for c, e in m.components.items())
+
+        def run() -> None:
+            i = 0
+            while not stop.wait(1.0 / hz):
+                self.begin(f"{base}.{i + 1}")
+                slice_(i)
+                i += 1
+            slice_(i)
+
+        self.begin(f"{base}.0")
+        thread = threading.Thread(target=run, name="wattprint-trace", daemon=True)
+        thread.start()
+        try:
+            yield points
+        finally:
+            stop.set()
+            thread.join()
 
     # -- training loops --------------------------------------------------------------------
 

@@ -394,7 +394,7 @@ def read_records(db: str | os.PathLike[str] = DEFAULT_DB, *,
     if not path.is_file():
         raise ConfigError(
             f"no results store at {str(path)!r}; run a benchmark first "
-            "(wattprint benchmark CONFIG.yaml) or pass the store's path"
+            "(wattprint run CONFIG.yaml, or wattprint demo) or pass the store's path"
         )
     from .store import Store
 
@@ -416,11 +416,14 @@ def calculate_scores(
     The runs come from ``records`` if given, else from the store at ``db`` (default
     ``wattprint.db``; see :func:`read_records`). ``sweep_id`` keeps only that sweep's runs;
     without it, runs of every sweep count, and repetitions of one model in several sweeps are
-    averaged together. ``task`` and ``hardware`` match case-insensitively. When no successful
-    inference run matches, :class:`~wattprint.errors.ConfigError` lists the task and hardware
-    pairs that have some.
+    averaged together. ``task`` and ``hardware`` match case-insensitively; ``hardware="auto"``
+    is this machine's profile, as the benchmark runner names it (``"CPU"``, ``"H100"``, ...).
+    When no successful inference run matches, :class:`~wattprint.errors.ConfigError` lists the
+    task and hardware pairs that have some.
     """
     _check_method(method)
+    if hardware.strip().casefold() == "auto":
+        hardware = this_machines_hardware()
     if records is None:
         rows: list[_Record] = list(read_records(DEFAULT_DB if db is None else db,
                                                 sweep_id=sweep_id))
@@ -439,6 +442,20 @@ def calculate_scores(
             f"{where}; task/hardware with runs: {_describe(available_groups(rows))}"
         )
     return _rate(_models(chosen), method)
+
+
+def this_machines_hardware() -> str:
+    """The hardware profile of this machine, as stored runs name it: the first GPU's, else
+    ``"CPU"`` (see :func:`wattprint.workloads.hardware.detect_hardware`)."""
+    from .sensors import detect
+    from .workloads.hardware import detect_hardware
+
+    found = detect()
+    try:
+        return detect_hardware(found.sensors)
+    finally:
+        for sensor in found.sensors:
+            sensor.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -631,12 +648,28 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def energy_text(kwh: float | None) -> str:
+    """An energy with a unit that keeps it short: ``"1.43 mWh"``, ``"125 µWh"``."""
+    if kwh is None:
+        return "-"
+    for scale, unit in ((1.0, "kWh"), (1e-3, "Wh"), (1e-6, "mWh")):
+        if kwh >= scale:
+            return f"{kwh / scale:.3g} {unit}"
+    return f"{kwh / 1e-9:.3g} µWh"
+
+
 def print_scores(scores: Sequence[Score], *, console: Console | None = None) -> None:
-    """Print ``scores`` as rich tables, one per task and hardware, to ``console`` (stdout)."""
-    from rich.console import Console
+    """Print ``scores`` as rich tables, one per task and hardware, to ``console`` (stdout).
+
+    Energy is per 1000 queries, CO2 in milligrams per 1000 queries; the percentile and the
+    rest are in :meth:`Score.to_dict`.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
-    out = console if console is not None else Console()
+    from ._console import console as stdout_console
+
+    out = console if console is not None else stdout_console()
     if not scores:
         out.print("no scores")
         return
@@ -644,21 +677,23 @@ def print_scores(scores: Sequence[Score], *, console: Console | None = None) -> 
     for s in scores:
         groups[(s.task, s.hardware)].append(s)
     for (task, hardware), rows in groups.items():
-        table = Table(title=f"{task} on {hardware} ({rows[0].method})")
-        table.add_column("model")
-        table.add_column("dataset")
-        table.add_column("kWh / 1000 q", justify="right")
-        table.add_column("CO2 g / 1000 q", justify="right")
-        table.add_column("accuracy", justify="right")
-        table.add_column("ESS", justify="right")
-        table.add_column("percentile", justify="right")
-        table.add_column("stars")
-        table.add_column("provenance")
+        several = len({s.dataset for s in rows}) > 1
+        table = Table(title=escape(f"{task} on {hardware} ({rows[0].method})"),
+                      title_justify="left")
+        table.add_column("model", min_width=8)
+        if several:
+            table.add_column("dataset")
+        table.add_column("stars", no_wrap=True)
+        for name in ("energy/1k q", "CO2 mg/1k q", "accuracy", "ESS"):
+            table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("source")
         for s in rows:
-            table.add_row(
-                s.model, s.dataset, _fmt(s.kwh_per_1000_queries, ".3g"),
-                _fmt(s.co2_g_per_1000_queries, ".3g"), _fmt(s.accuracy, ".3f"),
-                _fmt(s.ess, ".3g"), _fmt(s.percentile, ".0f"), star_glyphs(s.stars),
-                s.provenance or "-",
-            )
+            co2 = None if s.co2_g_per_1000_queries is None else s.co2_g_per_1000_queries * 1e3
+            cells = [escape(s.model)]
+            if several:
+                cells.append(escape(s.dataset))
+            cells += [f"[yellow]{star_glyphs(s.stars)}[/]", energy_text(s.kwh_per_1000_queries),
+                      _fmt(co2, ".3g"), _fmt(s.accuracy, ".3f"), _fmt(s.ess, ".3g"),
+                      escape(s.provenance or "-")]
+            table.add_row(*cells)
         out.print(table)

@@ -233,10 +233,11 @@ def _error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}{at}"
 
 
-def _write(ctx: _Context, cell: Cell, record: dict[str, Any]) -> None:
+def _write(ctx: _Context, cell: Cell, record: dict[str, Any],
+           samples: list[tuple[float, str, float]] | None = None) -> None:
     if cell.key in ctx.finished and record.get("status") == "ok":
         return  # done in an earlier run of this sweep: --resume keeps that row
-    ctx.sink.write_run(record)
+    ctx.sink.write_run(record, samples)
     ctx.written += 1
     if record.get("status") != "ok":
         ctx.failed += 1
@@ -458,9 +459,11 @@ def _infer(ctx: _Context, cell: Cell, spec: ModelConfig, model: Model, evaluate:
 
     mon = ctx.config.monitoring
     num = mon.num_samples or len(evaluate)
-    result = measure_energy(model.predict, evaluate, spec.name, task, hardware=ctx.hardware,
-                            num_samples=num, batch_size=mon.batch_size, warmup=mon.warmup,
-                            meter=ctx.meter, progress=False)
+    with ctx.meter.trace(mon.frequency_hz) as timeline:
+        result = measure_energy(model.predict, evaluate, spec.name, task,
+                                hardware=ctx.hardware, num_samples=num,
+                                batch_size=mon.batch_size, warmup=mon.warmup, meter=ctx.meter,
+                                progress=False)
     record = _base_record(ctx, cell, task)
     metrics = {k: result[k] for k in ("accuracy", "f1_macro", "rmse", "mae", "tokens_generated",
                                       "tokens_per_second") if k in result}
@@ -480,7 +483,7 @@ def _infer(ctx: _Context, cell: Cell, spec: ModelConfig, model: Model, evaluate:
                "errors": result["errors"]},
         **_model_fields(model),
     )
-    _write(ctx, cell, record)
+    _write(ctx, cell, record, timeline)
 
 
 def _iso_to_unix(stamp: str) -> float:

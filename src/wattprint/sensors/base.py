@@ -90,6 +90,16 @@ class CounterSensor(Sensor):
     def energy_j(self) -> float:
         """Cumulative joules since an arbitrary origin; monotonic, wraps already handled."""
 
+    def energy_j_at(self, t: float) -> float:
+        """:meth:`energy_j` read by a caller that has just taken the time ``t``
+        (``time.perf_counter()``) as the moment of the reading.
+
+        A hardware counter is read now and ignores ``t``. An estimate that integrates wall time
+        integrates up to ``t``, so that its energy spans exactly the caller's interval, even
+        when the reading thread waited for the interpreter between taking ``t`` and reading.
+        """
+        return self.energy_j()
+
     def watch_interval_s(self) -> float | None:
         """How often the counter must be read, at least, so that no wrap is missed.
 

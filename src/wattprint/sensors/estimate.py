@@ -363,7 +363,7 @@ class CpuEstimate(CounterSensor):
         *,
         n_cpus: int | None = None,
         busy_cpu_s: Callable[[], float] = machine_busy_cpu_s,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.tdp = tdp
         self.n_cpus = n_cpus if n_cpus is not None else (os.cpu_count() or 1)
@@ -381,7 +381,10 @@ class CpuEstimate(CounterSensor):
         self._last: tuple[float, float] | None = (clock(), busy_cpu_s())
 
     def energy_j(self) -> float:
-        now = self._clock()
+        return self.energy_j_at(self._clock())
+
+    def energy_j_at(self, t: float) -> float:
+        now = t
         try:
             busy = self._busy_cpu_s()
         except SensorError:
@@ -412,7 +415,7 @@ class RamEstimate(CounterSensor):
         mode: str = "machine",
         total_bytes: int | None = None,
         rss_bytes: Callable[[], int] = process_rss_bytes,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.perf_counter,
         watts_per_gib: float = WATTS_PER_GIB,
     ) -> None:
         if mode not in ("machine", "process"):
@@ -449,7 +452,10 @@ class RamEstimate(CounterSensor):
         return self.watts_per_gib * self._rss_bytes() / _GIB
 
     def energy_j(self) -> float:
-        now = self._clock()
+        return self.energy_j_at(self._clock())
+
+    def energy_j_at(self, t: float) -> float:
+        now = t
         try:
             power_w = self._power_now()
         except SensorError:
@@ -471,7 +477,7 @@ def cpu_estimate(
     cpuinfo_path: str | os.PathLike[str] = PROC_CPUINFO,
     proc_stat: str | os.PathLike[str] = PROC_STAT,
     n_cpus: int | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> CpuEstimate:
     """The CPU estimate for this machine, with its TDP chosen by :func:`choose_tdp`."""
     n = n_cpus if n_cpus is not None else (os.cpu_count() or 1)

@@ -54,8 +54,14 @@ class ProcessShare(CounterSensor):
         self._last: tuple[float, float, float] | None = None
 
     def energy_j(self) -> float:
+        return self._share(self.inner.energy_j)
+
+    def energy_j_at(self, t: float) -> float:
+        return self._share(lambda: self.inner.energy_j_at(t))
+
+    def _share(self, read_inner: Callable[[], float]) -> float:
         try:
-            energy_j = self.inner.energy_j()
+            energy_j = read_inner()
             proc_s = self._process_cpu_s()
             busy_s = self._machine_busy_cpu_s()
         except SensorError:

@@ -1,0 +1,421 @@
+"""The sections of the HTML report, each a function of one sweep's stored rows.
+
+Each returns one ``<section>``; text from the store is escaped by :mod:`._markup`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import score as scoring
+from ..benchmark import summarize
+from ..errors import ConfigError
+from . import charts
+from ._format import (
+    BANDS,
+    PROVENANCE_WORDS,
+    co2_text,
+    component_provenance,
+    date_text,
+    energy_text,
+    number,
+    percent,
+    water_text,
+)
+from ._markup import Markup, Num, badge, esc, figure, note, stars, table
+
+__all__ = [
+    "Scores",
+    "energy_chart",
+    "failed",
+    "header",
+    "pareto",
+    "provenance",
+    "rate",
+    "ratings",
+    "runs_table",
+    "savings",
+    "site",
+    "timeline",
+    "totals",
+]
+
+Run = Mapping[str, Any]
+#: The star ratings of a sweep, by (task, hardware).
+Scores = dict[tuple[str, str], list[scoring.Score]]
+
+
+def _section(anchor: str, title: str, *parts: str) -> str:
+    return f'<section id="{anchor}"><h2>{esc(title)}</h2>{"".join(parts)}</section>'
+
+
+def _p(text: str) -> str:
+    return f"<p>{esc(text)}</p>"
+
+
+def _label(run: Run) -> str:
+    """A run's model as scores name it: ``model_name``, or ``model_name:variant``."""
+    name, variant = run.get("model_name") or "?", run.get("variant") or "?"
+    return str(name) if run.get("parent") is None else f"{name}:{variant}"
+
+
+def _accuracy(value: object) -> str:
+    """An accuracy (a fraction) in percent."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{100.0 * value:.3g} %"
+
+
+def _band_color(stars_: int) -> str:
+    return BANDS.get(stars_, ("?", "#999999"))[1]
+
+
+def rate(runs: Sequence[Run]) -> tuple[Scores, list[str]]:
+    """The star ratings of each task and hardware group, and the groups that could not be
+    rated (their error messages)."""
+    out: Scores = {}
+    problems = []
+    for task, hardware in scoring.available_groups(runs):
+        try:
+            out[(task, hardware)] = scoring.calculate_scores(task, hardware, records=runs)
+        except ConfigError as err:
+            problems.append(str(err))
+    return out, problems
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def header(sweep: Mapping[str, Any]) -> str:
+    """The title and what the sweep is."""
+    return (
+        f'<header><h1>wattprint report: <span class="project">{esc(sweep.get("project"))}'
+        f'</span></h1><p class="meta">sweep <code>{esc(sweep.get("id"))}</code> · '
+        f"{esc(sweep.get('status'))} · begun {esc(date_text(sweep.get('created_at')))} · "
+        f"last written {esc(date_text(sweep.get('updated_at')))} · "
+        f"{esc(sweep.get('num_runs'))} runs: {esc(sweep.get('num_ok'))} ok, "
+        f"{esc(sweep.get('num_failed'))} failed</p></header>"
+    )
+
+
+def totals(runs: Sequence[Run]) -> str:
+    """Energy, CO2 and water summed over the successful runs, and where the energy came from."""
+    summary = summarize([dict(r) for r in runs])
+    kwh = float(summary["total_energy_kwh"])
+    kg = float(summary["total_co2_emissions_kg"])
+    litres = float(summary["total_water_l"])
+    ok, bad = summary["runs_ok"], summary["runs_failed"]
+
+    def card(key: str, value: float, big: str, what: str) -> str:
+        return (f'<div class="card" data-total="{key}" data-value="{value!r}">'
+                f'<div class="big">{esc(big)}</div><div class="what">{esc(what)}</div></div>')
+
+    failed_note = (f'<a href="#failed">{esc(bad)} failed</a>' if bad else "0 failed")
+    kinds = Counter(str(r.get("provenance") or "unknown") for r in runs if r["status"] == "ok")
+    mix = ", ".join(f"{n} {badge(word)}" for word, n in kinds.most_common()) or "no runs"
+    return _section(
+        "totals", "Totals",
+        _p("Sums over every successful run of the sweep: training, optimization and inference."),
+        '<div class="cards">',
+        card("energy_kwh", kwh, energy_text(kwh), f"energy ({kwh:.4g} kWh)"),
+        card("co2_kg", kg, co2_text(kg * 1000.0),
+             f"CO2e ({kg * 1000.0:.4g} g = {kg:.4g} kg)"),
+        card("water_l", litres, water_text(litres), f"water ({litres:.4g} L)"),
+        f'<div class="card" data-total="runs_ok" data-value="{ok}"><div class="big">{ok} ok'
+        f'</div><div class="what">runs; {failed_note}</div></div>',
+        "</div>",
+        f'<p class="mix">Energy figures of these runs: {mix} '
+        '(<a href="#provenance">what the words mean</a>).</p>',
+    )
+
+
+def site(sweep: Mapping[str, Any], runs: Sequence[Run]) -> str:
+    """Where the energy was used: the location asked for, the grid intensity, PUE and WUE
+    the figures assume, and the host."""
+    location = (sweep.get("config") or {}).get("location") or {}
+    asked = [(key, value) for key, value in location.items() if value is not None]
+    asked_html = "<dl class=\"kv\">" + "".join(
+        f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in asked) + "</dl>" if asked else ""
+    assumed: Counter[tuple[Any, ...]] = Counter(
+        (r.get("intensity_g_per_kwh"), r.get("intensity_source"), r.get("pue"),
+         r.get("wue_l_per_kwh")) for r in runs if r["status"] == "ok")
+    rows = [(Num(number(i, ".4g")), source, Num(number(pue, ".3g")), Num(number(wue, ".3g")),
+             Num(str(n))) for (i, source, pue, wue), n in assumed.most_common()]
+    host = sweep.get("host") or {}
+    host_html = "<dl class=\"kv\">" + "".join(
+        f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in host.items()) + "</dl>"
+    places = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh")
+    if not any(key in places for key, _ in asked):
+        asked_html = _p("No country, zone, cloud region or intensity was given: the default "
+                        "grid intensity applies.") + asked_html
+    return _section(
+        "site", "Location and assumptions",
+        '<div class="cols"><div><h3>Location asked for</h3>', asked_html,
+        "</div><div><h3>Host</h3>", host_html, "</div></div>",
+        "<h3>Figures assumed</h3>",
+        table(["carbon intensity (g CO2e/kWh)", "source", "PUE", "WUE (L/kWh)", "runs"], rows)
+        if rows else note("no successful runs", kind="site"),
+        _p("CO2 = kWh x PUE x grid carbon intensity. Water = kWh x WUE (on site) + kWh x PUE "
+           "x the grid's water intensity (off site)."),
+    )
+
+
+def ratings(scores: Scores, problems: Sequence[str]) -> str:
+    """One star table per task and hardware."""
+    parts = [_p("Models of one task on one hardware are rated against each other by energy "
+                "per 1000 queries (quintiles of the group: the best 20 % get 5 stars). "
+                "Figures are the mean of a model's inference repetitions.")]
+    for (task, hardware), group in scores.items():
+        parts.append(f"<h3>{esc(task)} on {esc(hardware)}</h3>")
+        rows = [(stars(s.stars), s.model, s.dataset, Num(energy_text(s.kwh_per_1000_queries)),
+                 Num(co2_text(s.co2_g_per_1000_queries)), Num(_accuracy(s.accuracy)),
+                 Num(number(s.ess)), Num(number(s.num_parameters, ",")),
+                 Num(number(s.size_bytes, ",")), Num(str(s.repetitions)), badge(s.provenance))
+                for s in group]
+        parts.append(table(["stars", "model", "dataset", "energy / 1000 q", "CO2e / 1000 q",
+                            "accuracy", "ESS", "parameters", "size (bytes)", "reps",
+                            "provenance"], rows, cls="ratings"))
+    if not scores:
+        parts.append(note("no successful inference runs: nothing to rate", kind="ratings"))
+    parts.extend(note(f"not rated: {p}") for p in problems)
+    parts.append(_p("ESS: the Environmental Sustainability Score, parameters in millions per "
+                    "gram of CO2e per 1000 queries (higher is better)."))
+    return _section("ratings", "Star ratings", *parts)
+
+
+def _model_labels(scores: Scores) -> dict[tuple[str, str, str, str], str]:
+    flat = [s for group in scores.values() for s in group]
+    several_groups = len(scores) > 1
+    several_data = len({s.dataset for s in flat}) > 1
+    out = {}
+    for s in flat:
+        label = s.model
+        if several_data:
+            label += f" · {s.dataset}"
+        if several_groups:
+            label += f" · {s.task}/{s.hardware}"
+        out[(s.task, s.hardware, s.model, s.dataset)] = label
+    return out
+
+
+def energy_chart(scores: Scores) -> str:
+    """Energy per 1000 queries of each model variant, as bars."""
+    labels = _model_labels(scores)
+    bars = [charts.Bar(
+        label=labels[(s.task, s.hardware, s.model, s.dataset)], value=s.kwh_per_1000_queries,
+        color=_band_color(s.stars), text=energy_text(s.kwh_per_1000_queries),
+        title=(f"{s.model} on {s.dataset} ({s.task}/{s.hardware}): "
+               f"{energy_text(s.kwh_per_1000_queries)} per 1000 queries, {s.stars} stars, "
+               f"{s.provenance or 'unknown'}"))
+        for group in scores.values() for s in group if s.kwh_per_1000_queries > 0]
+    if not bars:
+        body = note("no inference energy recorded: no chart", kind="energy")
+    else:
+        log = charts.spans_decades([b.value for b in bars])
+        svg = charts.bar_chart(bars, axis_label="energy per 1000 queries", fmt=energy_text,
+                               log=log)
+        body = figure("energy", svg, "Energy per 1000 queries of each model variant (mean of "
+                      "its repetitions); the colour is its star band, A (5 stars) to E (1)."
+                      + (" The axis is logarithmic: the figures span more than two decades."
+                         if log else ""))
+    return _section("energy", "Energy per 1000 queries", body)
+
+
+def pareto(scores: Scores) -> str:
+    """Energy against accuracy per task and hardware, with the Pareto front."""
+    parts = [_p("A model is on the Pareto front (ringed, joined by the dashed line) when no "
+                "other model of its group uses less energy per 1000 queries and is at least "
+                "as accurate.")]
+    labels = _model_labels(scores)
+    for (task, hardware), group in scores.items():
+        def point(s: scoring.Score) -> charts.Point:
+            assert s.accuracy is not None
+            return charts.Point(
+                x=s.kwh_per_1000_queries, y=s.accuracy,
+                label=labels[(s.task, s.hardware, s.model, s.dataset)],
+                color=_band_color(s.stars),
+                title=(f"{s.model} on {s.dataset}: {energy_text(s.kwh_per_1000_queries)} per "
+                       f"1000 queries, accuracy {_accuracy(s.accuracy)}, {s.stars} stars"))
+
+        points = [point(s) for s in group if s.accuracy is not None and
+                  s.kwh_per_1000_queries > 0]
+        if not points:
+            parts.append(note(f"{task} on {hardware}: no accuracy recorded, no trade-off to "
+                              "draw", kind="pareto"))
+            continue
+        front = [point(s) for s in scoring.pareto_front(group) if s.kwh_per_1000_queries > 0]
+        svg = charts.scatter_chart(points, front, x_label="energy per 1000 queries",
+                                   y_label="accuracy", x_fmt=energy_text, y_fmt=_accuracy)
+        on_front = ", ".join(p.label for p in front)
+        parts.append(figure("pareto", svg, f"{task} on {hardware}: accuracy against energy "
+                            f"per 1000 queries. On the front: {on_front}.",
+                            group=f"{task}/{hardware}"))
+    if not scores:
+        parts.append(note("no successful inference runs: nothing to compare", kind="pareto"))
+    return _section("pareto", "Energy and accuracy", *parts)
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f} pt"
+
+
+def savings(runs: Sequence[Run]) -> str:
+    """What each optimized variant changes against its parent: a table and a chart."""
+    try:
+        rows = scoring.savings(runs)
+    except ConfigError as err:
+        return _section("savings", "Optimization savings", note(f"not computed: {err}"))
+    if not rows:
+        return _section("savings", "Optimization savings",
+                        note("no optimized variants in this sweep: nothing to compare",
+                             kind="savings"))
+    several_data = len({r["dataset"] for r in rows}) > 1
+
+    def label(r: Mapping[str, Any]) -> str:
+        return f"{r['model']} · {r['dataset']}" if several_data else str(r["model"])
+
+    def break_even(value: float | None) -> str:  # 12 digits: no ceil of rounding noise
+        return "-" if value is None else f"{math.ceil(float(f'{value:.12g}')):,}"
+
+    several_groups = len({(r["task"], r["hardware"]) for r in rows}) > 1
+    cells = []
+    for r in rows:
+        before = energy_text(r["parent_kwh_per_1000_queries"])
+        row: list[object] = [label(r), r["parent"]]
+        if several_groups:
+            row.append(f"{r['task']}/{r['hardware']}")
+        row += [Num(f"{before} → {energy_text(r['kwh_per_1000_queries'])}"),
+                Num(percent(r["energy_change_pct"])), Num(percent(r["co2_change_pct"])),
+                Num(percent(r["ess_change_pct"])), Num(_points(r["accuracy_change_points"])),
+                Num(percent(r["size_change_pct"])), Num(energy_text(r["step_energy_kwh"])),
+                Num(co2_text(r["step_co2_g"])), Num(break_even(r["break_even_queries"]))]
+        cells.append(row)
+    headers = ["variant", "parent", *(["task/hardware"] if several_groups else []),
+               "energy / 1000 q", "energy", "CO2e", "ESS", "accuracy", "size", "step energy",
+               "step CO2e", "break-even queries"]
+    svg = charts.diverging_bar_chart(
+        [(label(r), [r["energy_change_pct"], r["co2_change_pct"], r["ess_change_pct"]])
+         for r in rows],
+        ["energy / 1000 q", "CO2e / 1000 q", "ESS"], axis_label="change against the parent",
+        fmt=lambda v: f"{v:+.0f} %" if v else "0 %")
+    return _section(
+        "savings", "Optimization savings",
+        _p("Each optimized variant against the variant it was made from, on the same data, "
+           "task and hardware (energy / 1000 q: the parent's, then the variant's). Negative "
+           "energy and CO2 changes are savings; a positive ESS change is better. Break-even: "
+           "the queries after which the energy of the optimization step itself is paid back "
+           "(- when the variant saves nothing or the step was not measured)."),
+        table(headers, cells, cls="savings"),
+        figure("savings", svg, "Change of each optimized variant against its parent, in %."),
+    )
+
+
+def timeline(run: Run | None, samples: Sequence[tuple[float, str, float]]) -> str:
+    """The power of each component over one run."""
+    if run is None or not samples:
+        return _section("timeline", "Power timeline",
+                        note("no power samples recorded: no inference run of this sweep has a "
+                             "power timeline in the store", kind="timeline"))
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for t_s, component, watts in samples:
+        series[component].append((t_s, watts))
+    means = ", ".join(f"{name} {sum(w for _, w in pts) / len(pts):.3g} W"
+                      for name, pts in series.items())
+    svg = charts.line_chart(series, x_label="time since the run began (s)",
+                            y_label="power (W)", x_fmt=lambda v: f"{v:.3g}",
+                            y_fmt=lambda v: f"{v:.3g}")
+    caption = (f"{_label(run)} on {run.get('dataset')}, {run.get('phase')} repetition "
+               f"{run.get('repetition')} (run {run.get('id')}, {date_text(run.get('started_at'))}"
+               f", {run.get('provenance') or 'unknown'}): {len(samples)} points, each the "
+               f"mean power of a component over one slice of the run. Mean: {means}.")
+    return _section("timeline", "Power timeline",
+                    _p("The inference run of the sweep with the most power samples (the "
+                       "latest on ties)."),
+                    figure("timeline", svg, caption))
+
+
+def _star_lookup(scores: Scores) -> dict[tuple[object, ...], int]:
+    return {(s.task.casefold(), s.hardware.casefold(), s.model_name, s.dataset, s.variant):
+            s.stars for group in scores.values() for s in group}
+
+
+def runs_table(runs: Sequence[Run], scores: Scores) -> str:
+    """Every run of the sweep, in the order they were written. The dataset and task/hardware
+    columns are left out when the sweep has only one."""
+    lookup = _star_lookup(scores)
+    datasets = {r.get("dataset") for r in runs}
+    groups = {(str(r.get("task")).casefold(), str(r.get("hardware")).casefold()) for r in runs}
+    headers = ["model", "dataset", "task/hardware", "phase", "rep", "status", "time (s)",
+               "energy (J)", "CO2e", "water", "energy / 1000 q", "accuracy", "stars",
+               "provenance"]
+    drop = {i for i, keep in ((1, len(datasets) > 1), (2, len(groups) > 1)) if not keep}
+    rows = []
+    for r in runs:
+        key: tuple[object, ...] = (str(r.get("task")).casefold(),
+                                   str(r.get("hardware")).casefold(), r.get("model_name"),
+                                   r.get("dataset"), r.get("variant"))
+        scored = r.get("phase") == "inference" and r["status"] == "ok"
+        count = lookup.get(key) if scored else None
+        metrics = r.get("metrics")
+        row = (
+            _label(r), r.get("dataset"), f"{r.get('task')}/{r.get('hardware')}", r.get("phase"),
+            Num(number(r.get("repetition"), "d")),
+            Markup(f'<span class="status-{"ok" if r["status"] == "ok" else "failed"}">'
+                   f'{esc(r["status"])}</span>'),
+            Num(number(r.get("duration_s"))), Num(number(r.get("energy_j"))),
+            Num(co2_text(r.get("co2_g"))), Num(water_text(r.get("water_l"))),
+            Num(energy_text(r.get("kwh_per_1000_queries"))),
+            Num(_accuracy(metrics.get("accuracy") if isinstance(metrics, Mapping) else None)),
+            stars(count) if count is not None else "",
+            badge(r.get("provenance")) if r["status"] == "ok" else "",
+        )
+        rows.append([cell for i, cell in enumerate(row) if i not in drop])
+    body = table([h for i, h in enumerate(headers) if i not in drop], rows, cls="runs") \
+        if rows else note("this sweep has no runs", kind="runs")
+    return _section("runs", "Runs",
+                    _p("One row per stored cell. Stars are those of the run's model in its "
+                       "task and hardware group."), body)
+
+
+def provenance(runs: Sequence[Run]) -> str:
+    """Where every energy figure came from: per run and per component, with a legend."""
+    legend = "<dl class=\"legend\">" + "".join(
+        f"<dt>{badge(word)}</dt><dd>{esc(text)}</dd>" for word, text in PROVENANCE_WORDS.items()
+    ) + "</dl>"
+    rows = []
+    for r in runs:
+        components = r.get("components") or {}
+        total = r.get("energy_j")
+        for name, c in components.items():
+            energy = c.get("energy_j")
+            share = (100.0 * energy / total if isinstance(energy, int | float)
+                     and isinstance(total, int | float) and total > 0 else None)
+            rows.append((r.get("cell_key"), badge(r.get("provenance")), name,
+                         Num(number(energy)), Num(number(share, ".3g")),
+                         c.get("source"), "yes" if c.get("measured") else "no",
+                         badge(component_provenance(c.get("source"), c.get("measured")))))
+    body = table(["cell", "run", "component", "energy (J)", "share (%)", "source", "measured",
+                  "component"], rows, cls="components") if rows else \
+        note("no run has component figures", kind="provenance")
+    return _section(
+        "provenance", "Provenance",
+        _p("Every energy figure says where it came from. A run's kWh, CO2e, water, energy "
+           "per 1000 queries and stars carry the provenance of its energy; a model's carries "
+           "that of its repetitions."),
+        legend,
+        f"<details{' open' if len(rows) <= 60 else ''}><summary><h3>Components of each run "
+        f"({len(rows)})</h3></summary>{body}</details>",
+    )
+
+
+def failed(runs: Sequence[Run]) -> str:
+    """The cells that failed, with their errors."""
+    rows = [(r.get("cell_key"), _label(r), r.get("dataset"), r.get("phase"),
+             Markup(f"<pre>{esc(r.get('error') or 'no error recorded')}</pre>"))
+            for r in runs if r["status"] != "ok"]
+    body = table(["cell", "model", "dataset", "phase", "error"], rows, cls="failed") if rows \
+        else note("no failed cells", kind="failed")
+    return _section("failed", "Failed cells", body)
