@@ -163,7 +163,12 @@ def test_locations_lists_what_footprint_accepts() -> None:
 
 def test_text_with_brackets_is_shown_as_is(tmp_path: Path) -> None:
     # Rich would read "[nvidia]" as markup and drop it: the fix must be printed verbatim.
-    r = run("sensors", "--powercap-root", str(tmp_path))
+    # A pynvml that cannot be imported, first on the path: the fix is to install the extra.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "pynvml.py").write_text("raise ImportError('hidden by the test')\n")
+    env = {**os.environ, "PYTHONPATH": str(shadow)}
+    r = run("sensors", "--powercap-root", str(tmp_path), env=env)
     assert r.returncode == 0
     assert "wattprint[nvidia]" in r.stdout.replace("\n", "").replace("│", "").replace(" ", "")
     m = run("measure", "--", sys.executable, "-c", "x = [1][0]")
