@@ -230,6 +230,44 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     assert before <= set(stored)
 
 
+def test_ctrl_c_keeps_what_finished_then_resume(tmp_path: Path) -> None:
+    config = {
+        "project": "interrupt",
+        "models": [{"name": f"m{i}", "source": "sklearn:LogisticRegression"} for i in range(4)],
+        "datasets": [{"name": "digits", "limit": 200}],
+        "monitoring": {"repetitions": 5, "warmup": 0, "num_samples": 3000},
+        "output": {"export_formats": [], "db": str(tmp_path / "wattprint.db"),
+                   "output_dir": str(tmp_path / "out")},
+    }
+    path = _yaml(tmp_path, config)
+    db = tmp_path / "wattprint.db"
+    proc = subprocess.Popen([*WATTPRINT, "run", str(path)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while len(_rows(db)) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    before = set(_rows(db))
+    total = len({c.key for g in plan_cells(load_config(path)) for c in g.cells})
+    assert 3 <= len(before) < total, "the sweep should have been interrupted part-way"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
+        (sweep_status,) = conn.execute("SELECT status FROM sweeps").fetchone()
+    assert statuses == {"ok"}  # the cell running at the Ctrl-C is not stored as a failure
+    assert sweep_status == "interrupted"
+
+    done = _cli("run", str(path), "--resume", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(db) as conn:
+        keys = [k for (k,) in conn.execute("SELECT cell_key FROM runs")]
+    assert len(keys) == len(set(keys)) == total
+    assert before <= set(keys)
+
+
 def test_export_and_schema_commands(sweep: tuple[Path, dict[str, Any], Any]) -> None:
     tmp_path, report, _ = sweep
     proc = _cli("export", "--format", "json", "--sweep", report["sweep_id"], "--db",
