@@ -193,9 +193,11 @@ def _rows(db: Path) -> list[str]:
         return []
 
 
-def test_sigkill_then_resume(tmp_path: Path) -> None:
+def _sweep_under_way(tmp_path: Path, project: str) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """``wattprint run`` of a 20-cell sweep in a child process, once 3 cells are stored:
+    the config's path, the store's path and the child."""
     config = {
-        "project": "resume",
+        "project": project,
         "models": [{"name": f"m{i}", "source": "sklearn:LogisticRegression"} for i in range(4)],
         "datasets": [{"name": "digits", "limit": 200}],
         "monitoring": {"repetitions": 5, "warmup": 0, "num_samples": 3000},
@@ -205,10 +207,15 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     path = _yaml(tmp_path, config)
     db = tmp_path / "wattprint.db"
     proc = subprocess.Popen([*WATTPRINT, "run", str(path)], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while len(_rows(db)) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    return path, db, proc
+
+
+def test_sigkill_then_resume(tmp_path: Path) -> None:
+    path, db, proc = _sweep_under_way(tmp_path, "resume")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = set(_rows(db))
@@ -231,21 +238,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_keeps_what_finished_then_resume(tmp_path: Path) -> None:
-    config = {
-        "project": "interrupt",
-        "models": [{"name": f"m{i}", "source": "sklearn:LogisticRegression"} for i in range(4)],
-        "datasets": [{"name": "digits", "limit": 200}],
-        "monitoring": {"repetitions": 5, "warmup": 0, "num_samples": 3000},
-        "output": {"export_formats": [], "db": str(tmp_path / "wattprint.db"),
-                   "output_dir": str(tmp_path / "out")},
-    }
-    path = _yaml(tmp_path, config)
-    db = tmp_path / "wattprint.db"
-    proc = subprocess.Popen([*WATTPRINT, "run", str(path)], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while len(_rows(db)) < 3 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    path, db, proc = _sweep_under_way(tmp_path, "interrupt")
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
