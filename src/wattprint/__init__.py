@@ -17,8 +17,7 @@ Importing the package is cheap: the modules behind the names below load on first
 
 from __future__ import annotations
 
-import importlib
-
+from ._lazy import lazy_exports
 from ._version import __version__
 from .errors import (
     ConfigError,
@@ -38,8 +37,6 @@ from .errors import (
 
 TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds here
 if TYPE_CHECKING:
-    from typing import Any
-
     from ._footprint import Footprint, footprint
     from .benchmark import Benchmark
     from .measurement import ComponentEnergy, Measurement
@@ -119,14 +116,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wattprint' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -12,12 +12,10 @@ Each step saves the variant to disk, loads it back, and returns an
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from .export import export_onnx
     from .params import effective_parameters
     from .pruning import prune
@@ -35,14 +33,4 @@ _LAZY = {
 __all__ = ["OptimizationResult", "effective_parameters", "export_onnx", "prune", "quantize"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wattprint.optimize' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -14,12 +14,10 @@ modules behind the names load on first use.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 TYPE_CHECKING = False  # not from typing: keep the import of this package cheap
 if TYPE_CHECKING:
-    from typing import Any
-
     from .html import write_report
     from .label import write_label
 
@@ -28,14 +26,4 @@ __all__ = ["write_label", "write_report"]
 _LAZY = {"write_report": ".html", "write_label": ".label"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wattprint.report' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

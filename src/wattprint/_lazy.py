@@ -1,0 +1,37 @@
+"""Lazy exports for the package's ``__init__`` modules: a name loads its module on first use,
+so that importing a package stays cheap (no torch, pandas or onnxruntime until asked for)."""
+
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, MutableMapping
+    from typing import Any
+
+
+def lazy_exports(
+    package: str, table: Mapping[str, str], namespace: MutableMapping[str, Any],
+    names: Iterable[str],
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The module ``__getattr__`` and ``__dir__`` of ``package``.
+
+    ``table`` maps each lazy name to the module (relative to ``package``) that defines it;
+    ``namespace`` is the package's ``globals()``, where a loaded name is kept so that later
+    lookups skip ``__getattr__``; ``names`` is ``__all__``.
+    """
+    listed = set(names)
+
+    def __getattr__(name: str) -> Any:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | listed)
+
+    return __getattr__, __dir__
