@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from ...errors import ConfigError, MissingExtra, ModelError
 from ..model import InputSpec, Model
-from ..registry import supported_formats
+from ._common import check_options, model_error, model_file_size
 
 if TYPE_CHECKING:
     import onnx
@@ -141,11 +141,11 @@ def load(
 ) -> OnnxModel:
     """Check and load an ``.onnx`` file (``trust`` is not needed: ONNX holds no code)."""
     path = Path(path)
-    _check_options(options, path)
+    check_options(options, _OPTIONS, "an ONNX model", where=path)
     _require_onnx()
     import onnx
 
-    _check_file(path)
+    model_file_size(path)
     unreadable: tuple[type[Exception], ...] = (*_protobuf_errors(), OSError, ValueError)
     try:  # the graph and the initializers' shapes; external weights stay on disk
         proto = onnx.load(str(path), load_external_data=False)
@@ -165,7 +165,7 @@ def from_bytes(data: bytes, *, task: str | None = None, **options: Any) -> OnnxM
     """Check and load a serialized ONNX model held in memory (``model.SerializeToString()``,
     or what ``torch.onnx.export`` wrote to a ``BytesIO``)."""
     where = "in-memory ONNX model"
-    _check_options(options, where)
+    check_options(options, _OPTIONS, "an ONNX model", where=where)
     _require_onnx()
     import onnx
 
@@ -191,32 +191,12 @@ def _require_onnx() -> None:
         raise MissingExtra("loading ONNX models", "onnx") from err
 
 
-def _error(where: Path | str, reason: str) -> ModelError:
-    return ModelError(f"{where}: {reason.rstrip('. ')}. Supported: {supported_formats()}")
-
-
-def _check_file(path: Path) -> None:
-    """A ModelError for a path that is no file, or an empty one."""
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise _error(path, f"cannot read the file: {err.strerror or err}") from err
-    if not path.is_file():
-        raise _error(path, "not a file")
-    if size == 0:
-        raise _error(path, "the file is empty")
+_error = model_error
 
 
 def _first_line(err: BaseException) -> str:
     lines = str(err).strip().splitlines()
     return lines[0] if lines else type(err).__name__
-
-
-def _check_options(options: Mapping[str, Any], where: Path | str) -> None:
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown option(s) for an ONNX model: "
-                          f"{', '.join(unknown)}; known: {', '.join(_OPTIONS)}")
 
 
 def _protobuf_errors() -> tuple[type[Exception], ...]:

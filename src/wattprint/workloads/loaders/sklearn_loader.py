@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
+from ...errors import ConfigError, MissingExtra, UntrustedModelError
 from ..model import InputSpec, Model
 from ..registry import supported_formats
+from ._common import model_error, model_file_size
 
 __all__ = ["SklearnModel", "count_parameters", "from_estimator", "load"]
 
@@ -176,7 +177,7 @@ def load(
         raise ConfigError(f"{path}: unknown option(s) for a scikit-learn model: "
                           f"{', '.join(unknown)}; known: {', '.join(_OPTIONS)}")
     _require_sklearn()
-    _check_file(path)
+    model_file_size(path)
     suffix = path.suffix.lower()
     if suffix == ".skops":
         estimator = _load_skops(path, trust=trust, trusted_types=options.get("trusted_types"))
@@ -218,26 +219,13 @@ def _require_sklearn() -> None:
         raise MissingExtra("loading scikit-learn models", "sklearn") from err
 
 
-def _error(path: Path, reason: str) -> ModelError:
-    return ModelError(f"{path}: {reason.rstrip('. ')}. Supported: {supported_formats()}")
+_error = model_error
 
 
 def _describe(err: BaseException) -> str:
     """``"KeyError: 'schema.json'"``: the error's type, and its message where it has one."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
-def _check_file(path: Path) -> None:
-    """A ModelError for a path that is no file, or an empty one."""
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise _error(path, f"cannot read the file: {err.strerror or err}") from err
-    if not path.is_file():
-        raise _error(path, "not a file")
-    if size == 0:
-        raise _error(path, "the file is empty")
 
 
 def _load_skops(path: Path, *, trust: bool, trusted_types: Any) -> Any:

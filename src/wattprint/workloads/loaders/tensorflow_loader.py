@@ -21,7 +21,6 @@ A SavedModel keeps no training step wattprint can drive: ``train_epoch`` raises
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +31,8 @@ from numpy.typing import NDArray
 
 from ...errors import ConfigError, MissingExtra, ModelError
 from ..model import InputSpec, Model, dir_size_bytes
-from ..registry import supported_formats
+from ._common import ANSI as _ANSI
+from ._common import check_options, model_error
 
 __all__ = ["DEFAULT_SIGNATURE", "SavedModel", "load"]
 
@@ -42,7 +42,6 @@ DEFAULT_SIGNATURE = "serving_default"
 _OPTIONS = ("output", "signature")
 #: In the name of the state of a Keras random seed generator: RNG state, not a parameter.
 _SEED_STATE = "seed_generator_state"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: Lines of a TensorFlow error that say nothing about the cause.
 _BOILERPLATE = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
 
@@ -56,8 +55,7 @@ def _import_tf() -> Any:
 
 
 def _error(path: Path, reason: str) -> ModelError:
-    return ModelError(f"{path}: cannot be loaded as a TensorFlow SavedModel: "
-                      f"{reason.rstrip('. ')}. Supported: {supported_formats()}")
+    return model_error(path, reason, as_what="a TensorFlow SavedModel")
 
 
 def _reason(err: BaseException) -> str:
@@ -66,13 +64,6 @@ def _reason(err: BaseException) -> str:
     line = next((text for text in lines if text and not text.startswith(_BOILERPLATE)),
                 type(err).__name__)
     return line if len(line) <= 300 else line[:294].rstrip() + " [...]"
-
-
-def _check_options(options: Mapping[str, Any], path: Path) -> None:
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown option(s) for a TensorFlow SavedModel: "
-                          f"{', '.join(unknown)}; known: {', '.join(_OPTIONS)}")
 
 
 def load(path: Path, *, task: str | None = None, trust: bool = False,
@@ -84,7 +75,7 @@ def load(path: Path, *, task: str | None = None, trust: bool = False,
     loader interface; a SavedModel runs no Python code when it is loaded.
     """
     path = Path(path)
-    _check_options(options, path)
+    check_options(options, _OPTIONS, "a TensorFlow SavedModel", where=path)
     tf = _import_tf()
     graph = path / "saved_model.pb"
     if not graph.is_file():

@@ -45,6 +45,8 @@ from numpy.typing import NDArray
 from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
 from ..model import InputSpec, Model
 from ..registry import supported_formats
+from ._common import ANSI as _ANSI
+from ._common import check_options, model_error, model_file_size
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +63,6 @@ _CLASSIFICATION_TASKS = frozenset({"classification", "text-classification",
                                    "image-classification"})
 #: How torch names a class the weights-only unpickler refused (legacy, non-zip files).
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: The first bytes of a zip archive (TorchScript and torch.save files since torch 1.6).
 _ZIP_MAGIC = b"PK\x03\x04"
 #: What torch.load raises on a file it cannot read.
@@ -258,8 +259,7 @@ def _require_torch() -> None:
         raise MissingExtra("loading PyTorch models", "torch") from err
 
 
-def _error(path: Path, reason: str) -> ModelError:
-    return ModelError(f"{path}: {reason.rstrip('. ')}. Supported: {supported_formats()}")
+_error = model_error
 
 
 def _reason(err: BaseException, *, lines: int = 1) -> str:
@@ -269,26 +269,8 @@ def _reason(err: BaseException, *, lines: int = 1) -> str:
     return line if len(line) <= 300 else line[:294].rstrip() + " [...]"
 
 
-def _check_options(options: Mapping[str, Any], known: tuple[str, ...], what: str,
-                   *, where: Path | None = None) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        prefix = "" if where is None else f"{where}: "
-        raise ConfigError(f"{prefix}unknown option(s) for {what}: {', '.join(unknown)}; "
-                          f"known: {', '.join(known)}")
-
-
-def _file_size(path: Path) -> int:
-    """The size of the model file; a ModelError when there is none, or it is empty."""
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise _error(path, f"cannot read the file: {err.strerror or err}") from err
-    if not path.is_file():
-        raise _error(path, "not a file")
-    if size == 0:
-        raise _error(path, "the file is empty")
-    return size
+_check_options = check_options
+_file_size = model_file_size
 
 
 def _device(device: Any) -> str:

@@ -49,6 +49,8 @@ from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
 from ..datasets import as_dataset
 from ..model import InputSpec, Model, dir_size_bytes
 from ..registry import supported_formats
+from ._common import ANSI as _ANSI
+from ._common import check_options, model_error
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +82,6 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voc
 _HUB_ID = re.compile(r"(?!\.)[\w.-]{1,96}(/(?!\.)[\w.-]{1,96})?")
 #: Tokenizers report "no limit" as a huge ``model_max_length``.
 _NO_LIMIT = 1_000_000_000
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class GeneratedIds(np.ndarray[Any, np.dtype[Any]]):
@@ -106,8 +107,7 @@ def _import_transformers() -> Any:
 
 
 def _error(where: Path | str, reason: str) -> ModelError:
-    return ModelError(f"{where}: cannot be loaded as a Hugging Face transformers model: "
-                      f"{reason.rstrip('. ')}. Supported: {supported_formats()}")
+    return model_error(where, reason, as_what="a Hugging Face transformers model")
 
 
 def _reason(err: BaseException) -> str:
@@ -117,13 +117,7 @@ def _reason(err: BaseException) -> str:
     return line if len(line) <= 300 else line[:294].rstrip() + " [...]"
 
 
-def _check_options(options: Mapping[str, Any], known: tuple[str, ...], what: str,
-                   *, where: Path | str | None = None) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        prefix = "" if where is None else f"{where}: "
-        raise ConfigError(f"{prefix}unknown option(s) for {what}: {', '.join(unknown)}; "
-                          f"known: {', '.join(known)}")
+_check_options = check_options
 
 
 def load(path: Path, *, task: str | None = None, trust: bool = False,
