@@ -104,7 +104,7 @@ def test_defaults_of_the_optional_sections(model_file: Path) -> None:
                           "datasets": [{"name": "iris"}]})
     assert config.monitoring.model_dump() == {
         "frequency_hz": 10.0, "repetitions": 1, "warmup": 10, "idle_baseline_s": 0.0,
-        "batch_size": 1, "num_samples": None}
+        "batch_size": 1, "num_samples": None, "cell_timeout_s": 1800.0}
     assert config.hardware.device_profile == "auto"
     assert config.location.model_dump() == {
         "country": None, "zone": None, "cloud_region": None, "carbon_intensity_g_per_kwh": None,
@@ -176,7 +176,8 @@ INVALID: list[tuple[str, Change, str]] = [
      "models[0].quantization.bits: unknown key (allowed: enabled, method, target_dtype)"),
     ("misspelt monitoring key", lambda c: c["monitoring"].update(frequncy_hz=5),
      "monitoring.frequncy_hz: unknown key (allowed: frequency_hz, repetitions, warmup, "
-     "idle_baseline_s, batch_size, num_samples); did you mean 'frequency_hz'?"),
+     "idle_baseline_s, batch_size, num_samples, cell_timeout_s); did you mean "
+     "'frequency_hz'?"),
     ("wrong type", lambda c: c["monitoring"].update(repetitions="many"),
      "monitoring.repetitions: expected a whole number, got 'many'"),
     ("wrong type of a section", lambda c: c.update(monitoring=[1, 2]),

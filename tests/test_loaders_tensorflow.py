@@ -1,5 +1,6 @@
 """TensorFlow SavedModel folders: exported for real from Keras and from a ``tf.Module``, then
-loaded through :func:`wattprint.load_model` by the folder's shape.
+loaded through :func:`wattprint.load_model` by the folder's shape, trusted: a SavedModel is code
+(tests/test_trust.py has one that writes a file when it is loaded).
 
 Expected counts and outputs come from the exported models themselves, never typed in.
 """
@@ -86,7 +87,7 @@ def test_keras_export_loads_with_its_count_and_outputs(
     keras_export: tuple[Any, Path], digits: Dataset
 ) -> None:
     model, folder = keras_export
-    loaded = wattprint.load_model(folder)
+    loaded = wattprint.load_model(folder, trust=True)
     assert loaded.framework == "tensorflow"
     assert loaded.path == folder
     assert loaded.num_parameters == model.count_params()
@@ -103,14 +104,14 @@ def test_keras_export_loads_with_its_count_and_outputs(
 
 def test_tf_module_counts_every_variable(module_export: tuple[Affine, Path]) -> None:
     module, folder = module_export
-    loaded = wattprint.load_model(folder)
+    loaded = wattprint.load_model(folder, trust=True)
     assert loaded.num_parameters == sum(int(np.prod(v.shape)) for v in module.variables)
     assert loaded.num_parameters > sum(int(np.prod(v.shape)) for v in module.trainable_variables)
     x = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
     expected = module(tf.constant(x))
     # The first output by name is "logits"; another is chosen with output=.
     np.testing.assert_allclose(loaded.predict(x), expected["logits"].numpy(), rtol=1e-6)
-    probabilities = wattprint.load_model(folder, output="probabilities")
+    probabilities = wattprint.load_model(folder, trust=True, output="probabilities")
     np.testing.assert_allclose(probabilities.predict(x), expected["probabilities"].numpy(),
                                rtol=1e-6)
 
@@ -118,16 +119,16 @@ def test_tf_module_counts_every_variable(module_export: tuple[Affine, Path]) -> 
 def test_signature_option_picks_another_signature(module_export: tuple[Affine, Path]) -> None:
     _, folder = module_export
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
-    doubled = wattprint.load_model(folder, signature="doubled")
+    doubled = wattprint.load_model(folder, trust=True, signature="doubled")
     np.testing.assert_array_equal(doubled.predict(x), 2 * x)
     with pytest.raises(ModelError, match="doubled, serving_default") as err:
-        wattprint.load_model(folder, signature="nope")
+        wattprint.load_model(folder, trust=True, signature="nope")
     assert str(folder) in str(err.value)
 
 
 def test_a_batch_of_the_wrong_shape_is_a_config_error(module_export: tuple[Affine, Path]) -> None:
     _, folder = module_export
-    loaded = wattprint.load_model(folder)
+    loaded = wattprint.load_model(folder, trust=True)
     with pytest.raises(ConfigError, match=r"\(None, 4\)"):
         loaded.predict(np.ones((2, 5), dtype=np.float32))
     with pytest.raises(ConfigError, match="unknown option"):
@@ -136,7 +137,7 @@ def test_a_batch_of_the_wrong_shape_is_a_config_error(module_export: tuple[Affin
 
 def test_saved_model_cannot_be_trained(module_export: tuple[Affine, Path]) -> None:
     _, folder = module_export
-    loaded = wattprint.load_model(folder)
+    loaded = wattprint.load_model(folder, trust=True)
     with pytest.raises(NotImplementedError, match="Keras model"):
         loaded.train_epoch((np.ones((2, 4), dtype=np.float32), np.zeros(2)))
 
@@ -176,7 +177,7 @@ def test_corrupt_saved_model_is_a_model_error(
     shutil.copytree(good, folder)
     spoil(folder)
     with pytest.raises(ModelError) as err:
-        wattprint.load_model(folder)
+        wattprint.load_model(folder, trust=True)
     message = str(err.value)
     assert str(folder) in message
     assert "TensorFlow SavedModel" in message

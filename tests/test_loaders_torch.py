@@ -1,6 +1,7 @@
 """The PyTorch loader, against real files torch writes in ``tmp_path``.
 
-TorchScript and state_dicts load by default; a whole pickled model only with ``trust=True``.
+State_dicts load by default; TorchScript (code) and a whole pickled model only with
+``trust=True`` (tests/test_trust.py has the attacks that refusal stops).
 Expected counts and outputs come from torch itself (``sum(p.numel())``, ``module(x)``), never
 typed in.
 """
@@ -94,11 +95,13 @@ def files(tmp_path_factory: pytest.TempPathFactory, net: TinyNet) -> dict[str, P
 
 # -- formats that load by default ----------------------------------------------------------------
 
-def test_torchscript_loads_by_default(files: dict[str, Path], net: TinyNet,
-                                      x: np.ndarray) -> None:
+def test_torchscript_loads_when_trusted(files: dict[str, Path], net: TinyNet,
+                                        x: np.ndarray) -> None:
+    with pytest.raises(UntrustedModelError, match="TorchScript"):
+        load_model(files["scripted"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = load_model(files["scripted"])
+        model = load_model(files["scripted"], trust=True)
     assert not [str(w.message) for w in caught]
     assert isinstance(model, TorchModel)
     assert model.framework == "torch"
@@ -238,13 +241,13 @@ def test_input_shape_reshapes_flat_rows(tmp_path: Path, x: np.ndarray) -> None:
     cnn = TinyCNN().eval()
     path = tmp_path / "cnn.pt"
     torch.jit.save(torch.jit.script(cnn), str(path))
-    model = load_model(path, input_shape=(1, 8, 8))
+    model = load_model(path, input_shape=(1, 8, 8), trust=True)
     assert model.num_parameters == _torch_count(cnn)
     assert model.inputs[0].shape == (None, 1, 8, 8)
     np.testing.assert_allclose(model.predict(x), _outputs(cnn, x.reshape(-1, 1, 8, 8)),
                                rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError, match=r"input_shape \(1, 7, 7\) does not fit"):
-        load_model(path, input_shape=(1, 7, 7)).predict(x)
+        load_model(path, input_shape=(1, 7, 7), trust=True).predict(x)
 
 
 def test_train_epoch_lowers_the_loss_on_digits(files: dict[str, Path], digits: Dataset,
@@ -273,7 +276,7 @@ def test_train_epoch_repeats_exactly_from_the_same_start(files: dict[str, Path],
 
 
 def test_torchscript_model_trains(files: dict[str, Path], digits: Dataset) -> None:
-    model = load_model(files["scripted"])
+    model = load_model(files["scripted"], trust=True)
     before = [p.detach().clone() for p in model.module.parameters()]
     loss = model.train_epoch((digits.x, digits.y), batch_size=128)
     assert np.isfinite(loss) and loss > 0

@@ -136,7 +136,7 @@ def _assert_saved(result: OptimizationResult, suffix: str) -> None:
     assert result.model.path == result.path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load's
-        reloaded = wattprint.load_model(result.path,
+        reloaded = wattprint.load_model(result.path, trust=suffix == ".pt",  # TorchScript
                                         input_shape=getattr(result.model, "input_shape", None))
     x = np.random.default_rng(0).random((3, 64), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(reloaded.predict(x), dtype=np.float32),
@@ -231,7 +231,7 @@ def test_torchscript_models_can_be_cast_but_not_rewritten(
     _fp32_torchscript_bytes(mlp, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        scripted = wattprint.load_model(path)
+        scripted = wattprint.load_model(path, trust=True)
     with pytest.raises(ConfigError, match=r"eager torch\.nn\.Module"):
         quantize(scripted, "dynamic", out_dir=tmp_path, meter=meter)
     with pytest.raises(ConfigError, match=r"eager torch\.nn\.Module"):

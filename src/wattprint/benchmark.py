@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .bench.config import BenchConfig
     from .meter import EnergyMeter
+    from .store import Store
 
 __all__ = ["Benchmark", "summarize"]
 
@@ -25,46 +26,53 @@ class Benchmark:
     ``Benchmark(config)`` takes a dict (the YAML's shape), a validated config, or a path to a
     YAML file; :meth:`from_yaml` reads a file. An invalid config raises
     :class:`~wattprint.errors.ConfigError` naming each bad field, before anything is stored.
-    ``db`` overrides ``output.db``.
+    ``db`` overrides ``output.db`` and ``output_dir`` ``output.output_dir``; these may lie
+    anywhere, while a YAML file's own must lie below the working directory or its folder.
     """
 
     def __init__(self, config: dict[str, Any] | BenchConfig | str | os.PathLike[str], *,
-                 db: str | os.PathLike[str] | None = None) -> None:
-        from .bench.config import BenchConfig, load_config
+                 db: str | os.PathLike[str] | None = None,
+                 output_dir: str | os.PathLike[str] | None = None) -> None:
+        from .bench.config import load_config
 
-        self.config: BenchConfig = (config if isinstance(config, BenchConfig)
-                                    else load_config(config))
-        self.db = Path(db) if db is not None else Path(self.config.output.db)
+        self.config: BenchConfig = load_config(config, output={"db": db,
+                                                               "output_dir": output_dir})
+        self.db = Path(self.config.output.db)
+        self._db_given = db is not None
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], *,
-                  db: str | os.PathLike[str] | None = None) -> Benchmark:
+                  db: str | os.PathLike[str] | None = None,
+                  output_dir: str | os.PathLike[str] | None = None) -> Benchmark:
         """The benchmark a YAML file declares."""
-        return cls(Path(path), db=db)
+        return cls(Path(path), db=db, output_dir=output_dir)
 
     def run(self, *, resume: bool = False, progress: bool | None = None,
             meter: EnergyMeter | None = None) -> dict[str, Any]:
         """Measure every cell (with ``resume``, only those the last run of this config left),
-        store each as it ends, write the configured exports, and return the report.
+        store each as it ends, write the configured exports, and return the report. Before
+        the first cell, an ``output_dir`` that is a file, cannot be created or is not writable,
+        and a results store that cannot be opened raise :class:`~wattprint.errors.ConfigError`
+        naming each; nothing is stored then.
 
         The report holds ``sweep_id``, ``db``, ``runs`` (every stored row of the sweep),
         ``exports`` (files written) and ``final_report.analysis_summary`` with
         ``total_energy_kwh``, ``total_co2_emissions_kg``, ``total_water_l``, ``runs_ok``,
         ``runs_failed`` and ``models`` (one row per model variant and dataset).
         """
+        from ._files import make_folder
         from .bench.runner import run_sweep
-        from .store import Store
 
-        with Store(self.db) as store:
+        with self._open_store() as store:
             sweep_id = run_sweep(self.config, store, resume=resume, progress=progress,
                                  meter=meter)
             runs = store.runs(sweep_id=sweep_id)
             exports = []
             out_dir = Path(self.config.output.output_dir)
             for fmt in self.config.output.export_formats:
-                out_dir.mkdir(parents=True, exist_ok=True)
+                make_folder(out_dir)
                 path = out_dir / f"{sweep_id}.{fmt}"
-                store.export(fmt, sweep_id=sweep_id, out=path)
+                store.export(fmt, sweep_id=sweep_id, out=path)  # whole or not at all
                 exports.append(str(path))
         return {
             "sweep_id": sweep_id,
@@ -75,6 +83,76 @@ class Benchmark:
             "exports": exports,
             "final_report": {"analysis_summary": summarize(runs)},
         }
+
+    def _open_store(self) -> Store:
+        """The results store, once the places results go are known to work: an
+        ``output_dir`` that is a file, cannot be created or is not writable, and a store that
+        cannot be opened are a :class:`~wattprint.errors.ConfigError` naming each, raised
+        before any cell runs and before a new store file is made."""
+        from .errors import ConfigError, StoreError
+        from .store import Store
+
+        db_field = "db" if self._db_given else "output.db"
+        problems = []
+        folder = _folder_problem(Path(self.config.output.output_dir))
+        if folder is not None:
+            problems.append(f"output.output_dir: {folder}")
+        db = _store_problem(self.db)
+        if db is not None:
+            problems.append(f"{db_field}: {db}")
+        store = None
+        if db is None and (not problems or self.db.exists()):  # opening makes no new file
+            try:
+                store = Store(self.db)
+            except StoreError as err:
+                problems.append(f"{db_field}: {err}")
+        if problems:
+            if store is not None:
+                store.close()
+            count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+            raise ConfigError(f"invalid config ({count}):\n"
+                              + "\n".join(f"  {line}" for line in problems))
+        assert store is not None
+        return store
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """What stops ``folder`` being made (with its parents) and written in, or None."""
+    if folder.exists():
+        if not folder.is_dir():
+            return f"{str(folder)!r} is a file, not a folder"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"the folder {str(folder)!r} is not writable"
+        return None
+    above = folder.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        return f"cannot create the folder {str(folder)!r}: {str(above)!r} is a file"
+    if not os.access(above, os.W_OK | os.X_OK):
+        return f"cannot create the folder {str(folder)!r}: {str(above)!r} is not writable"
+    return None
+
+
+def _store_problem(db: Path) -> str | None:
+    """What stops the results store ``db`` being made or written, seen without opening it
+    (the store itself says whether an existing file is a results store), or None."""
+    if str(db) == ":memory:":
+        return None
+    folder = db.parent
+    if db.is_dir():
+        return (f"the results store {str(db)!r} is a folder; pass a file path such as "
+                f"{str(db / 'wattprint.db')!r}")
+    if folder.exists() and not folder.is_dir():
+        return f"cannot open the results store {str(db)!r}: {str(folder)!r} is a file"
+    if not folder.is_dir():
+        return (f"cannot open the results store {str(db)!r}: the folder {str(folder)!r} does "
+                "not exist; create it first or pass another path")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+            db.exists() and not os.access(db, os.R_OK | os.W_OK)):
+        return (f"cannot write the results store {str(db)!r}: check that the file and its "
+                "folder are writable")
+    return None
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,11 +14,11 @@ from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 from rich.text import Text
 
-from ._console import console
+from ._console import console, printable
 from ._version import __version__
 from .errors import WattprintError
 
@@ -32,9 +33,39 @@ out = console()
 err = console(stderr=True)
 
 
+def escape(text: str) -> str:
+    """``text`` for a rich markup string: control characters and bidi marks shown as escapes
+    (names come from configs and stores, which strangers write), markup brackets escaped."""
+    return _markup_escape(printable(text, newlines=True))
+
+
+def _cell(value: object) -> Text:
+    """A table cell showing ``value`` as plain text, control characters escaped."""
+    return Text(printable(value))
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _check_out(out_file: Path | None) -> None:
+    """Refuse an ``--out`` that cannot be written (a folder; a folder missing or read-only)
+    before any work is done."""
+    from ._files import check_writable
+
+    if out_file is not None:
+        try:
+            check_writable(out_file)
+        except WattprintError as e:
+            _fail(f"--out: {e}")
+
+
+def _check_db(db: Path) -> None:
+    """Refuse a ``--db`` that is not there: the commands that read results never make one."""
+    if not db.is_file():
+        _fail(f"no results database at {db}; run a benchmark first (wattprint run CONFIG.yaml, "
+              "or wattprint demo), or pass --db PATH")
 
 
 def _version(value: bool) -> None:
@@ -83,14 +114,14 @@ def sensors(
         table.add_column(col, overflow="fold")
     for s in found:
         provenance = "[green]measured[/]" if s.measured else "[yellow]estimated[/]"
-        table.add_row(Text(s.component), Text(s.name), provenance, Text(s.description))
+        table.add_row(_cell(s.component), _cell(s.name), provenance, _cell(s.description))
     out.print(table)
     if found.missing:
         lacking = Table(title="Not available", title_justify="left")
         for col in ("backend", "why", "how to enable"):
             lacking.add_column(col, overflow="fold")
         for m in found.missing:
-            lacking.add_row(Text(m.backend), Text(m.reason), Text(m.fix or ""))
+            lacking.add_row(_cell(m.backend), _cell(m.reason), _cell(m.fix or ""))
         out.print(lacking)
     if not any(s.measured for s in found):
         out.print(
@@ -133,7 +164,7 @@ def locations(
     for col in rows[0]:
         table.add_column(col.replace("_", " "))
     for r in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in r.values()))
+        table.add_row(*(_cell("" if v is None else str(v)) for v in r.values()))
     out.print(table)
 
 
@@ -141,14 +172,14 @@ def _render(result: dict[str, Any]) -> None:
     """The human report of ``measure``, on stderr so the program's stdout stays clean."""
     m = result["measurement"]
     fp = m["footprint"]
-    table = Table(title=Text(f"wattprint: {result['command_line']}"), title_justify="left")
+    table = Table(title=_cell(f"wattprint: {result['command_line']}"), title_justify="left")
     for col in ("component", "energy (J)", "source", "provenance"):
         table.add_column(col, justify="right" if col == "energy (J)" else "left")
     for name, c in m["components"].items():
         provenance = "measured" if c["measured"] else "estimated"
         if c["scope"] != "machine":
             provenance += f" ({c['scope']} share)"
-        table.add_row(Text(name), f"{c['energy_j']:.3f}", Text(c["source"]), provenance)
+        table.add_row(_cell(name), f"{c['energy_j']:.3f}", _cell(c["source"]), provenance)
     table.add_section()
     table.add_row("total", f"{m['energy_j']:.3f}", "", "measured" if m["measured"] else
                   "contains estimates")
@@ -171,38 +202,161 @@ def _render(result: dict[str, Any]) -> None:
 
 
 class _Forwarder:
-    """Passes SIGINT and SIGTERM on to the child while it runs.
+    """Runs the program as a shell runs a job, and passes termination signals on to it.
 
-    When our process group is the terminal's foreground group, Ctrl-C already reached the
-    child; the signal is then only noted, so the child is not interrupted twice.
+    The program leads a process group of its own, so a signal reaches all it started (the
+    children of a shell script too). When wattprint's group is the terminal's foreground group,
+    the program's group is made the foreground while it runs, as a shell does: Ctrl-C then
+    reaches the program once, from the terminal, and the program can read the terminal; the
+    terminal is taken back after. When the terminal stops the program (Ctrl-Z, or a read from
+    the background), wattprint stops too, so its shell sees the job stopped; continued (``fg``),
+    it continues the program. SIGINT, SIGTERM and SIGHUP sent to wattprint go on to the
+    program's group; a program still running ``kill_after_s`` seconds after a SIGTERM is killed
+    (SIGKILL).
     """
 
-    def __init__(self, child: subprocess.Popen[bytes]) -> None:
-        self.child = child
-        self.interrupted = False
+    #: The signals passed on to the program's group.
+    FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    #: The signals by which a terminal stops a job.
+    TERMINAL_STOPS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+
+    def __init__(self, kill_after_s: float) -> None:
+        self.kill_after_s = kill_after_s
+        self.killed = False
+        self._child: subprocess.Popen[bytes] | None = None
+        self._pending: list[int] = []
+        self._tty = _controlling_terminal()
+        self._timer_armed = False
         self._previous: dict[int, Any] = {}
 
-    def _terminal_delivered(self) -> bool:
+    def spawn(self, command: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``command`` in a new process group, the terminal's foreground where
+        wattprint's group is; signals that came before it started are passed on now."""
+        foreground = self._foreground()
+        if sys.version_info >= (3, 11):
+            child = subprocess.Popen(command, process_group=0)
+        else:  # Python 3.10 has no process_group: setpgrp is one system call, before exec
+            child = subprocess.Popen(command, preexec_fn=os.setpgrp)
+        self._child = child
+        if foreground:
+            self._hand_terminal(child.pid)
+            # A program that read the terminal before it was handed over was stopped
+            # (SIGTTIN); it goes on now. A program that was not stopped ignores this.
+            self._signal_group(signal.SIGCONT)
+        for signum in self._pending:
+            self._forward(signum)
+        return child
+
+    def wait(self) -> int:
+        """The program's exit status, once it has ended."""
+        child = self._child
+        assert child is not None
+        if hasattr(os, "waitid"):
+            self._wait_through_stops(child.pid)
+        return child.wait()
+
+    def _wait_through_stops(self, pid: int) -> None:
+        """Return once the program has ended (not reaped: ``Popen.wait`` does that).
+
+        Stopped by its terminal, the program's job is wattprint's: wattprint takes the terminal
+        back and stops too, and once continued hands the terminal to the program again (if it
+        is in the foreground) and continues it. Stopped otherwise (SIGSTOP), it is left to
+        whoever stopped it to continue it.
+        """
+        while True:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+            if info is None or info.si_code != os.CLD_STOPPED:
+                return
+            if self._tty is None or info.si_status not in self.TERMINAL_STOPS:
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WCONTINUED | os.WNOWAIT)
+                continue
+            self._take_terminal()
+            os.kill(os.getpid(), signal.SIGSTOP)  # returns once wattprint is continued
+            if self._foreground():
+                self._hand_terminal(pid)
+            self._signal_group(signal.SIGCONT)
+
+    def _foreground(self) -> bool:
+        """Whether wattprint's group is its terminal's foreground group."""
+        if self._tty is None:
+            return False
         try:
-            return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
-        except (OSError, ValueError):
+            return os.tcgetpgrp(self._tty) == os.getpgrp()
+        except OSError:
             return False
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.interrupted = True
-        if signum == signal.SIGINT and self._terminal_delivered():
+    def _hand_terminal(self, pgid: int) -> None:
+        assert self._tty is not None
+        previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background tcsetpgrp
+        try:
+            os.tcsetpgrp(self._tty, pgid)
+        except OSError:
+            pass  # the terminal is gone: nothing to hand over
+        finally:
+            signal.signal(signal.SIGTTOU, previous)
+
+    def _take_terminal(self) -> None:
+        """The terminal back to wattprint's group, if the program's group holds it."""
+        if self._tty is None or self._child is None:
             return
-        if self.child.poll() is None:
-            self.child.send_signal(signum)
+        try:
+            holder = os.tcgetpgrp(self._tty)
+        except OSError:
+            return
+        if holder == self._child.pid:
+            self._hand_terminal(os.getpgrp())
+
+    def _signal_group(self, signum: int) -> None:
+        assert self._child is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._child.pid, signum)
+
+    def _forward(self, signum: int) -> None:
+        self._signal_group(signum)
+        if signum != signal.SIGTERM or self._timer_armed:
+            return
+        self._timer_armed = True
+        if self.kill_after_s > 0:
+            signal.setitimer(signal.ITIMER_REAL, self.kill_after_s)
+        else:
+            self._kill()
+
+    def _kill(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        assert self._child is not None
+        if self._child.returncode is None:
+            self.killed = True
+            self._signal_group(signal.SIGKILL)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._child is None:
+            self._pending.append(signum)
+        else:
+            self._forward(signum)
 
     def __enter__(self) -> _Forwarder:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in self.FORWARDED:
             self._previous[sig] = signal.signal(sig, self._handle)
+        self._previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._kill)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        self._take_terminal()
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def _controlling_terminal() -> int | None:
+    """The file descriptor (stdin, stdout or stderr) of wattprint's controlling terminal, or
+    None: ``tcgetpgrp`` answers only for the controlling terminal."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd):
+                os.tcgetpgrp(fd)
+                return fd
+        except OSError:
+            continue
+    return None
 
 
 @app.command(
@@ -227,6 +381,10 @@ def measure(
         float, typer.Option(help="Seconds of idle calibration before the run (0: none).")
     ] = 0.0,
     sample_hz: Annotated[float, typer.Option(help="Base rate of power sampling.")] = 10.0,
+    kill_after: Annotated[float, typer.Option(
+        "--kill-after", min=0.0, metavar="SECONDS",
+        help="Seconds the program has to end after a SIGTERM sent to wattprint (passed on to "
+             "it) before it is killed with SIGKILL; 0: at once.")] = 10.0,
     powercap_root: PowercapRoot = None,
 ) -> None:
     """Run a program and print the energy, carbon and water it cost: like perf stat."""
@@ -234,6 +392,7 @@ def measure(
 
     if not command:
         _fail("no program given: wattprint measure -- CMD [ARGS]...")
+    _check_out(out_file)  # before the program runs: its energy is not spent for nothing
     try:
         meter = EnergyMeter(
             sample_hz=sample_hz,
@@ -251,24 +410,20 @@ def measure(
             meter.calibrate_idle(idle)
     except WattprintError as e:
         _fail(str(e))
-    if out_file is not None and out_file.parent and not out_file.parent.is_dir():
-        _fail(f"--out: folder {str(out_file.parent)!r} does not exist")
     meter.begin("command")
-    try:
-        child = subprocess.Popen(command)
-    except OSError as e:
-        meter.end("command")
-        _fail(f"cannot run {command[0]!r}: {e.strerror or e}")
-    with _Forwarder(child):
-        while True:
-            try:
-                child.wait()
-                break
-            except KeyboardInterrupt:  # raised if a handler was not installed in time
-                continue
+    with _Forwarder(kill_after) as forwarder:
+        try:
+            forwarder.spawn(command)
+        except OSError as e:
+            meter.end("command")
+            _fail(f"cannot run {command[0]!r}: {e.strerror or e}")
+        status = forwarder.wait()
     measurement = meter.end("command")
     meter.close()
-    code = child.returncode if child.returncode >= 0 else 128 - child.returncode
+    if forwarder.killed:
+        err.print(f"wattprint: the program was still running {kill_after:g} s after SIGTERM; "
+                  "killed it (SIGKILL)", markup=False)
+    code = status if status >= 0 else 128 - status
     result = {
         "command": command,
         "command_line": subprocess.list2cmdline(command),
@@ -279,12 +434,13 @@ def measure(
     }
     text = json.dumps(result, indent=2)
     if out_file is not None:
+        from ._files import write_text
+
         try:
-            out_file.write_text(text + "\n")
-        except OSError as e:
+            write_text(out_file, text + "\n")
+        except WattprintError as e:
             # The measurement is not lost: it is still printed below.
-            err.print(f"[bold red]error:[/] cannot write {escape(str(out_file))}: "
-                      f"{escape(str(e.strerror or e))}")
+            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
             code = code or 2
     if as_json:
         print(text)
@@ -363,6 +519,9 @@ def run(
     config: Annotated[Path, typer.Argument(help="Benchmark config (YAML).")],
     db: Annotated[Path | None, typer.Option(help="Results database (default: output.db).")]
     = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Exports and model variants (default: output.output_dir).")
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Finish the last sweep of this config.")
     ] = False,
@@ -373,20 +532,26 @@ def run(
     from .benchmark import Benchmark
 
     try:
-        bench = Benchmark.from_yaml(config, db=db)
+        bench = Benchmark.from_yaml(config, db=db, output_dir=output_dir)
     except WattprintError as e:
         _fail(str(e))
     try:
         report = bench.run(resume=resume, progress=None if not as_json else False)
     except SweepInterrupted as e:
         err.print(f"[yellow]interrupted:[/] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(e.exit_code) from None  # 130 for Ctrl-C, 143 for SIGTERM
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
         _render_summary(report)
     for path in report["exports"]:
         err.print(f"wrote {escape(path)}")
+    summary = report["final_report"]["analysis_summary"]
+    if summary["runs_failed"] and not summary["runs_ok"]:
+        err.print(f"[bold red]error:[/] every cell failed ({summary['runs_failed']} of "
+                  f"{summary['runs_failed']}); nothing was measured. Their errors are above and "
+                  f"stored in {escape(report['db'])}", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -402,12 +567,10 @@ def export(
 
     if fmt not in ("csv", "json"):
         _fail(f"--format must be csv or json, not {fmt!r}")
-    if not db.is_file():
-        _fail(f"no results database at {db}; run a benchmark first, or pass --db PATH")
-    if out_file is not None and not out_file.parent.is_dir():
-        _fail(f"--out: folder {str(out_file.parent)!r} does not exist")
+    _check_db(db)
+    _check_out(out_file)
     try:
-        with Store(db) as store:
+        with Store(db, read_only=True) as store:
             if sweep is not None and sweep not in {s["id"] for s in store.sweeps()}:
                 _fail(f"no sweep {sweep!r} in {db}; `wattprint export` without --sweep "
                       "exports them all")
@@ -430,6 +593,7 @@ def score(
     """Star ratings (1-5) of the stored models, by energy per 1000 queries."""
     from . import score as scoring
 
+    _check_db(db)
     try:
         if method not in scoring.METHODS:
             _fail(f"--method must be one of: {', '.join(scoring.METHODS)}; not {method!r}")
@@ -465,8 +629,8 @@ def report(
     """Write one self-contained HTML report of a sweep (opens offline)."""
     from .report import write_report
 
-    if not out_file.parent.is_dir():
-        _fail(f"--out: folder {str(out_file.parent)!r} does not exist")
+    _check_db(db)
+    _check_out(out_file)
     try:
         path = write_report(db, sweep_id=sweep, out=out_file)
     except WattprintError as e:
@@ -487,8 +651,8 @@ def label(
     """Write an energy label card for a model: energy per 1000 queries, stars, CO2."""
     from .report import write_label
 
-    if not out_file.parent.is_dir():
-        _fail(f"--out: folder {str(out_file.parent)!r} does not exist")
+    _check_db(db)
+    _check_out(out_file)
     try:
         path = write_label(model, task=task, hardware=hardware, db=db, out=out_file,
                            sweep_id=sweep)
@@ -516,7 +680,7 @@ def demo(
         result = run_demo(db=db, out_dir=out_dir, country=country, repetitions=repetitions)
     except SweepInterrupted as e:
         err.print(f"[yellow]interrupted:[/] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(e.exit_code) from None  # 130 for Ctrl-C, 143 for SIGTERM
     except WattprintError as e:
         _fail(str(e))
     _render_summary(result)
@@ -530,6 +694,10 @@ def demo(
 
 def main() -> None:
     """Entry point of the ``wattprint`` script."""
+    if hasattr(signal, "SIGXFSZ"):
+        # A file-size limit (ulimit -f) then fails the write with EFBIG, which is reported as
+        # one line, instead of killing the process with a half-written file behind it.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         app()
     except WattprintError as e:

@@ -10,7 +10,6 @@ then the star table, an HTML report and an energy label per model.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 __all__ = ["demo_config", "run_demo"]
@@ -46,20 +45,21 @@ def run_demo(*, db: str | os.PathLike[str] = "wattprint.db",
              repetitions: int = 2, progress: bool | None = None) -> dict[str, Any]:
     """Run the demo benchmark and write its report and labels into ``out_dir``.
 
-    Returns the benchmark report, with ``report_html`` and ``labels`` (paths) added.
+    Returns the benchmark report, with ``report_html`` and ``labels`` (paths) added. Each
+    file is replaced whole or not at all; a failed write raises
+    :class:`~wattprint.errors.OutputError`.
     """
+    from ._files import make_folder
     from .benchmark import Benchmark
     from .report import write_label, write_report
 
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(out_dir)
     config = demo_config(db=db, output_dir=folder / "results", country=country,
                          repetitions=repetitions)
     report = Benchmark(config).run(progress=progress)
     sweep = report["sweep_id"]
     report["report_html"] = str(write_report(db, sweep_id=sweep, out=folder / "report.html"))
-    labels = folder / "labels"
-    labels.mkdir(exist_ok=True)
+    labels = make_folder(folder / "labels")
     report["labels"] = []
     for row in report["final_report"]["analysis_summary"]["models"]:
         if row["repetitions"] == 0:

@@ -12,13 +12,16 @@ backend boundary into this small tree, always chained with ``raise ... from err`
     ├── ConfigError                 a bad argument or option (also a ValueError)
     ├── WindowError                 a window ended that was never begun, or begun twice
     ├── ModelError                  a model file is corrupt, unsupported or untrusted
-    │   └── UntrustedModelError     an unsafe format (pickle) given without trust=True
+    │   └── UntrustedModelError     code (a pickle, TorchScript, ...) given without trust=True
     ├── DatasetError                a dataset is unknown, empty or malformed (also a ValueError)
     ├── StoreError                  the results store cannot be opened, read or written
+    ├── OutputError                 an output file cannot be written (also an OSError)
     └── MissingExtra                a framework is not installed (also an ImportError)
 """
 
 from __future__ import annotations
+
+import os
 
 __all__ = [
     "ConfigError",
@@ -27,6 +30,7 @@ __all__ = [
     "LocationError",
     "MissingExtra",
     "ModelError",
+    "OutputError",
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
@@ -84,7 +88,9 @@ class ModelError(WattprintError, ValueError):
 
 
 class UntrustedModelError(ModelError):
-    """An unsafe format (pickle, joblib, a full ``torch.save`` model) without ``trust=True``."""
+    """Something that runs code when loaded or called, given without ``trust=True``: a pickle,
+    joblib, a full ``torch.save`` model, TorchScript, a TensorFlow SavedModel, Keras ``Lambda``
+    code, Hugging Face ``auto_map`` code, or a ``model_class`` that is no ``torch.nn.Module``."""
 
 
 class DatasetError(WattprintError, ValueError):
@@ -93,8 +99,24 @@ class DatasetError(WattprintError, ValueError):
 
 class StoreError(WattprintError):
     """The results store cannot be used: its folder is missing, the file is not a store or is
-    from a newer wattprint, or it stayed locked too long. The message names the file and the fix.
+    from a newer wattprint, it stayed locked too long, the disk is full, or a sweep to resume
+    is still being run by another process. The message names the file and the fix.
     """
+
+
+class OutputError(WattprintError, OSError):
+    """An output file (an export, a report, a label, ``measure --out``) cannot be written: its
+    folder is missing or refuses new files, or the disk is full, or a file-size limit was hit.
+    The message names the file and the reason; an existing file at that path is left as it was.
+    """
+
+    def __init__(self, message: str, *, path: os.PathLike[str] | str | None = None,
+                 reason: str = "", errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else os.fspath(path)
+        self.reason = reason
+        if errno is not None:
+            self.errno = errno
 
 
 class MissingExtra(WattprintError, ImportError):

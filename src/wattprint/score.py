@@ -388,7 +388,8 @@ def read_records(db: str | os.PathLike[str] = DEFAULT_DB, *,
     """Every stored run of the store at ``db`` (of one sweep, if ``sweep_id`` is given).
 
     A missing file raises :class:`~wattprint.errors.ConfigError` naming it; a file that is not
-    a store raises :class:`~wattprint.errors.StoreError`.
+    a store raises :class:`~wattprint.errors.StoreError`. The store is opened read-only: no
+    file is made or changed.
     """
     path = Path(os.fspath(db))
     if not path.is_file():
@@ -398,7 +399,7 @@ def read_records(db: str | os.PathLike[str] = DEFAULT_DB, *,
         )
     from .store import Store
 
-    with Store(path) as store:
+    with Store(path, read_only=True) as store:
         return store.runs(sweep_id=sweep_id)
 
 
@@ -664,10 +665,14 @@ def print_scores(scores: Sequence[Score], *, console: Console | None = None) -> 
     Energy is per 1000 queries, CO2 in milligrams per 1000 queries; the percentile and the
     rest are in :meth:`Score.to_dict`.
     """
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
     from rich.table import Table
 
     from ._console import console as stdout_console
+    from ._console import printable
+
+    def escape(text: str) -> str:  # names come from stores that strangers may write
+        return markup_escape(printable(text))
 
     out = console if console is not None else stdout_console()
     if not scores:

@@ -9,11 +9,12 @@
         store.end_sweep(sweep_id, "finished")
         rows = store.runs(sweep_id=sweep_id)
 
-Tables (``SCHEMA_VERSION`` 2)::
+Tables (``SCHEMA_VERSION`` 3)::
 
-    sweeps   id TEXT PK (a config hash chosen by the caller), project, config_json, created_at,
-             updated_at (unix time, s), status ('running' | 'finished' | 'interrupted' |
-             'failed'), host_json
+    sweeps   id TEXT PK (chosen by the caller, or claimed by claim_sweep), project, config_json,
+             created_at, updated_at (unix time, s), status ('running' | 'finished' |
+             'interrupted' | 'failed'), host_json, owner_pid, owner_host, owner_started_at
+             (the process that last began it: its pid, host name and start time)
     runs     id INTEGER PK, sweep_id -> sweeps.id, cell_key, UNIQUE (sweep_id, cell_key), and
              one column per key of RUN_KEYS; dict-valued keys are JSON text
     samples  run_id -> runs.id, t_s, component, watts: an optional power timeline of a run
@@ -30,8 +31,16 @@ A store written by a newer wattprint is refused rather than misread.
 Several processes may write to one store at once and nothing is lost: the file is in WAL mode,
 every write is one ``BEGIN IMMEDIATE`` transaction, and a write that finds the store locked
 waits and retries for up to ``timeout_s``. A process killed mid-write leaves no trace of that
-write. A :class:`Store` may be shared by the threads of one process, but not across ``fork``:
-open a new one in the child.
+write. Runs of one config started at once each get their own sweep: :meth:`Store.claim_sweep`
+picks the next free id and records it in one transaction, and refuses to resume a sweep that
+another live process is still running. A full disk is a
+:class:`~wattprint.errors.StoreError` that says so. A :class:`Store` may be shared by the
+threads of one process, but not across ``fork``: open a new one in the child.
+
+``Store(path, read_only=True)`` is for the commands that only read (export, score, report,
+label): it never creates a file, never writes, and refuses an empty file or another program's
+file (SQLite or not) without touching it, leaving no ``-wal`` or ``-shm`` file beside it.
+An export written to a file (:meth:`Store.export`) replaces it whole or not at all.
 """
 
 from __future__ import annotations
@@ -43,14 +52,18 @@ import io
 import json
 import numbers
 import os
+import re
+import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._files import write_text
 from ._log import get_logger
 from .errors import ConfigError, MissingExtra, StoreError
 
@@ -149,6 +162,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE runs ADD COLUMN notes TEXT",
         "CREATE INDEX runs_by_task_hardware ON runs (task, hardware)",
+    ),
+    # 3: the process that runs a sweep, so that a resume can tell whether it is still alive.
+    (
+        "ALTER TABLE sweeps ADD COLUMN owner_pid INTEGER",
+        "ALTER TABLE sweeps ADD COLUMN owner_host TEXT",
+        "ALTER TABLE sweeps ADD COLUMN owner_started_at REAL",
     ),
 )
 
@@ -344,14 +363,49 @@ def _flat_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, A
     return columns, rows
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP, "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """The CSV of ``rows``: a header, then one line per row, each ended by ``\n``.
+
+    The writer ends its lines with ``\r\n`` so that it quotes a cell holding either
+    character (with ``\n`` alone it leaves a ``\r`` bare, which ends a row in a reader); each
+    line's ending is then made ``\n``.
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
+    lines = []
+    for row in [dict(zip(columns, columns, strict=True)),
+                *({key: _csv_cell(value) for key, value in row.items()} for row in rows)]:
+        writer.writerow(row)
+        lines.append(buffer.getvalue()[:-2] + "\n")
+        buffer.seek(0)
+        buffer.truncate()
+    return "".join(lines)
+
+
+def _csv_cell(value: Any) -> Any:
+    """``value`` safe to open in a spreadsheet: a text that would start a formula gets a
+    leading ``'``; numbers, and texts that are plain numbers (``-1.5``), are left as they are."""
+    if (isinstance(value, str) and value.startswith(_FORMULA_START)
+            and not _PLAIN_NUMBER.fullmatch(value)):
+        return "'" + value
+    return value
+
+
 # --------------------------------------------------------------------------------------------
 # SQLite errors, translated.
 
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
-_SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 14, 26
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 5, 6, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
 _MESSAGE_CODES = (
     ("not a database", _SQLITE_NOTADB),
     ("malformed", _SQLITE_CORRUPT),
+    ("disk is full", _SQLITE_FULL),
+    ("disk i/o error", _SQLITE_IOERR),
     ("locked", _SQLITE_BUSY),
     ("busy", _SQLITE_BUSY),
     ("unable to open", _SQLITE_CANTOPEN),
@@ -382,17 +436,28 @@ class Store:
     gives up with :class:`~wattprint.errors.StoreError`. A path whose folder is missing, a file
     that is not a wattprint store, or a store from a newer wattprint raise ``StoreError`` with
     the file and the fix. ``":memory:"`` opens a private in-memory store.
+
+    ``read_only=True`` opens an existing store for reading only: a missing file is a
+    ``StoreError`` ("no results database at ...") and is not created; an empty file or another
+    program's file is refused ("... is not a wattprint database") and left byte for byte as it
+    was; the write methods raise ``StoreError``. A store of an older schema is still upgraded.
     """
 
     def __init__(self, path: str | os.PathLike[str] = "wattprint.db", *,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, read_only: bool = False) -> None:
         if isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real) or not (
             timeout_s >= 0
         ):
             raise ConfigError(f"timeout_s must be a number of seconds >= 0, not {timeout_s!r}")
         self.path: Path = Path(os.fspath(path))
         self.timeout_s: float = float(timeout_s)
+        self.read_only: bool = bool(read_only)
         folder = self.path.parent
+        if read_only and (str(self.path) == ":memory:" or not self.path.exists()):
+            raise StoreError(
+                f"no results database at {str(self.path)!r}; run a benchmark first "
+                "(wattprint run CONFIG.yaml, or wattprint demo) or pass the path of a results store"
+            )
         if not folder.is_dir():
             raise StoreError(
                 f"cannot open the results store {str(self.path)!r}: the folder {str(folder)!r} "
@@ -406,25 +471,74 @@ class Store:
         self._lock: threading.Lock = threading.Lock()
         self._pid: int = os.getpid()
         try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
-                                   check_same_thread=False)
+            if read_only:
+                uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode={self._mode()}"
+                conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_s,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
+                                       check_same_thread=False)
         except sqlite3.Error as err:
             raise self._error(err) from err
         self._conn: sqlite3.Connection | None = conn
         try:
             conn.row_factory = sqlite3.Row
             self._retry(lambda: conn.execute("PRAGMA foreign_keys = ON"))
-            mode = self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-            if mode not in ("wal", "memory"):
-                _log.warning("results store %s: journal mode %s, not WAL; writers from "
-                             "several processes will wait on each other more", self.path, mode)
+            # The schema is checked before anything is written: another program's file is
+            # left as it was, not even switched to WAL.
             version = self._transaction(self._schema_version, write=False)
+            if read_only:
+                if version == 0:
+                    raise StoreError(self._not_ours("it is an empty SQLite database"))
+                self._retry(lambda: conn.execute("PRAGMA query_only = ON"))
+            else:
+                mode = self._retry(
+                    lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+                if mode not in ("wal", "memory"):
+                    _log.warning("results store %s: journal mode %s, not WAL; writers from "
+                                 "several processes will wait on each other more", self.path,
+                                 mode)
             if version < SCHEMA_VERSION:
-                self._transaction(self._migrate, write=True)
+                if read_only:  # an older store is upgraded, as any wattprint opening it does
+                    self._retry(lambda: conn.execute("PRAGMA query_only = OFF"))
+                    self._transaction(self._migrate, write=True, upgrade=True)
+                    self._retry(lambda: conn.execute("PRAGMA query_only = ON"))
+                else:
+                    self._transaction(self._migrate, write=True)
         except BaseException:
             self._conn = None
             conn.close()
             raise
+
+    def _not_ours(self, why: str) -> str:
+        return (f"{str(self.path)!r} is not a wattprint database: {why}; pass the path of a "
+                "results store, or move the file away")
+
+    def _mode(self) -> str:
+        """How a read-only store opens the file, decided from its header without opening it.
+
+        A file that is not a wattprint store is refused here, untouched. A store is opened
+        ``rw`` (never ``rwc``: nothing is created) with ``query_only`` set: as the last
+        connection it then removes the ``-wal`` and ``-shm`` files it made, which a ``ro``
+        connection to a WAL database would leave behind. A SQLite file whose header does not
+        carry wattprint's ``application_id`` yet has a ``-wal`` beside it may be a store just
+        made, its schema still in the WAL: it is opened ``ro`` and checked by its schema.
+        """
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(100)
+        except OSError as err:
+            raise StoreError(f"cannot read the results store {str(self.path)!r}: "
+                             f"{err.strerror or err}") from err
+        if not header:
+            raise StoreError(self._not_ours("the file is empty"))
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+            raise StoreError(self._not_ours("it is not a SQLite database"))
+        if int.from_bytes(header[68:72], "big") == APPLICATION_ID:
+            return "rw"
+        if header[18] == 2 and Path(f"{self.path}-wal").exists():
+            return "ro"
+        raise StoreError(self._not_ours("it is another program's SQLite database"))
 
     # -- lifetime -----------------------------------------------------------------------------
 
@@ -452,25 +566,62 @@ class Store:
         """Record that sweep ``sweep_id`` runs; True if the store already had it (a resume).
 
         A new sweep keeps ``project``, ``config`` and ``host``; an existing one keeps what it
-        was begun with and is marked ``running`` again.
+        was begun with and is marked ``running`` again. Either way this process becomes its
+        owner. To choose a free id for a config, use :meth:`claim_sweep`.
         """
         _text("sweep_id", sweep_id)
         _text("project", project)
         config_json = _json("config", config)
         host_json = None if host is None else _json("host", host)
-        now = time.time()
+        owner = _this_process()
 
         def body(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute("UPDATE sweeps SET status = 'running', updated_at = ? WHERE id = ?",
-                               (now, sweep_id))
-            if cur.rowcount:
+            if _reclaim(conn, sweep_id, owner):
                 return True
-            conn.execute(
-                "INSERT INTO sweeps (id, project, config_json, created_at, updated_at, status,"
-                " host_json) VALUES (?, ?, ?, ?, ?, 'running', ?)",
-                (sweep_id, project, config_json, now, now, host_json),
-            )
+            _insert_sweep(conn, sweep_id, project, config_json, host_json, owner)
             return False
+
+        return self._transaction(body, write=True)
+
+    def claim_sweep(self, base: str, *, project: str, config: Mapping[str, Any],
+                    host: Mapping[str, Any] | None = None, resume: bool = False) -> str:
+        """Begin a sweep of the config whose hash is ``base``; return its id.
+
+        A new sweep takes the first id after the config's latest: ``base``, then ``base-2``,
+        ``base-3``...; the id is chosen and recorded in one ``BEGIN IMMEDIATE`` transaction, so
+        runs of one config started at once never share a sweep. With ``resume``, the latest
+        sweep of ``base`` is marked ``running`` again (a new one is begun if there is none);
+        if another process that is still alive is running it, :class:`StoreError` names that
+        process. A process on another host cannot be checked, and counts as alive.
+        """
+        _text("sweep_id", base)
+        _text("project", project)
+        config_json = _json("config", config)
+        host_json = None if host is None else _json("host", host)
+        owner = _this_process()
+
+        def body(conn: sqlite3.Connection) -> str:
+            rows = conn.execute(
+                "SELECT id, status, owner_pid, owner_host, owner_started_at FROM sweeps"
+                " WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY rowid",
+                (base, len(base) + 1, base + "-"),
+            ).fetchall()
+            numbers = [_sweep_number(base, str(row["id"])) for row in rows]
+            if resume and rows:
+                latest = rows[numbers.index(max(numbers))]
+                sweep_id = str(latest["id"])
+                if latest["status"] == "running" and _other_live_process(
+                        latest["owner_pid"], latest["owner_host"], latest["owner_started_at"]):
+                    raise StoreError(
+                        f"sweep {sweep_id!r} in the results store {str(self.path)!r} is still "
+                        f"being run by process {latest['owner_pid']} on host "
+                        f"{latest['owner_host']!r}; let it finish (or stop it) and then "
+                        "resume, or run without --resume to begin a new sweep")
+                _reclaim(conn, sweep_id, owner)
+                return sweep_id
+            sweep_id = f"{base}-{max(numbers) + 1}" if rows else base
+            _insert_sweep(conn, sweep_id, project, config_json, host_json, owner)
+            return sweep_id
 
         return self._transaction(body, write=True)
 
@@ -490,13 +641,15 @@ class Store:
 
     def sweeps(self) -> list[dict[str, Any]]:
         """Every sweep, oldest first: ``id``, ``project``, ``config`` and ``host`` (dicts),
-        ``created_at``, ``updated_at`` (unix time), ``status``, and ``num_runs``, ``num_ok``,
-        ``num_failed`` (its stored runs)."""
+        ``created_at``, ``updated_at`` (unix time), ``status``, ``owner`` (the process that
+        last began it: ``pid``, ``host``, ``started_at``; None before schema 3), and
+        ``num_runs``, ``num_ok``, ``num_failed`` (its stored runs)."""
 
         def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(
                 "SELECT s.id, s.project, s.config_json, s.host_json, s.created_at, s.updated_at,"
-                " s.status, count(r.id) AS num_runs,"
+                " s.status, s.owner_pid, s.owner_host, s.owner_started_at,"
+                " count(r.id) AS num_runs,"
                 " coalesce(sum(r.status = 'ok'), 0) AS num_ok,"
                 " coalesce(sum(r.status = 'failed'), 0) AS num_failed"
                 " FROM sweeps AS s LEFT JOIN runs AS r ON r.sweep_id = s.id"
@@ -610,8 +763,13 @@ class Store:
         :meth:`runs` and :meth:`sweeps` return them. CSV has one row per run; the JSON columns
         are flattened into one column per leaf, the names joined with ``_``
         (``metrics_accuracy``, ``components_cpu_energy_j``, ``optimization_method``); a list
-        stays JSON text; an empty cell is a missing value. An unknown ``sweep_id`` is a
-        :class:`~wattprint.errors.ConfigError`.
+        stays JSON text; an empty cell is a missing value. A text that a spreadsheet would take
+        for a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return,
+        and is not a plain number) gets a leading ``'``, as OWASP advises; numbers are left
+        as they are. An unknown ``sweep_id`` is a :class:`~wattprint.errors.ConfigError`.
+
+        ``out`` is replaced whole or not at all; a failed write raises
+        :class:`~wattprint.errors.OutputError` and leaves the file there as it was.
         """
         if fmt not in ("csv", "json"):
             raise ConfigError(f"export format is 'csv' or 'json', not {fmt!r}")
@@ -620,14 +778,9 @@ class Store:
             text = json.dumps({"schema_version": SCHEMA_VERSION, "sweeps": sweeps, "runs": runs},
                               indent=2, default=_json_default) + "\n"
         else:
-            columns, rows = _flat_table(runs)
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            text = buffer.getvalue()
+            text = _csv_text(*_flat_table(runs))
         if out is not None:
-            Path(out).write_text(text, encoding="utf-8", newline="")
+            write_text(out, text, encoding="utf-8", newline="")
         return text
 
     def to_dataframe(self, sweep_id: str | None = None) -> Any:
@@ -661,8 +814,12 @@ class Store:
             raise StoreError(f"the results store {str(self.path)!r} is closed")
         return self._conn
 
-    def _transaction(self, body: Callable[[sqlite3.Connection], _T], *, write: bool) -> _T:
+    def _transaction(self, body: Callable[[sqlite3.Connection], _T], *, write: bool,
+                     upgrade: bool = False) -> _T:
         """``body`` in one transaction, retried while another process holds the store."""
+        if write and self.read_only and not upgrade:
+            raise StoreError(f"the results store {str(self.path)!r} was opened read-only; "
+                             "open it with Store(path) to write")
         with self._lock:
             conn = self._connection()
 
@@ -706,10 +863,8 @@ class Store:
             else conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID
         )
         if foreign:
-            raise StoreError(
-                f"{str(self.path)!r} is a SQLite database but not a wattprint results store; "
-                "pass another path"
-            )
+            raise StoreError(self._not_ours(
+                "it is a SQLite database but not a wattprint results store"))
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the results store {str(self.path)!r} has schema version {version}, newer than "
@@ -738,8 +893,7 @@ class Store:
         where = repr(str(self.path))
         code = _code(err)
         if code == _SQLITE_NOTADB:
-            message = (f"{where} is not a wattprint results store: it is not a SQLite database "
-                       f"({err}); pass the path of a results store, or move the file away")
+            message = self._not_ours(f"it is not a SQLite database ({err})")
         elif code == _SQLITE_CORRUPT:
             message = (f"the results store {where} is damaged ({err}); restore it from a copy, "
                        "or move it away to start a new one")
@@ -749,12 +903,88 @@ class Store:
         elif code == _SQLITE_CANTOPEN:
             message = (f"cannot open the results store {where} ({err}); check that the file "
                        "and its folder are readable and writable")
+        elif code == _SQLITE_FULL:
+            message = (f"the results store {where} is full: the disk or its quota has no room "
+                       f"left ({err}); free some space, or pass a store on another disk. "
+                       "What was stored before is kept")
+        elif code == _SQLITE_IOERR:
+            message = (f"the results store {where} could not be read or written ({err}): the "
+                       "disk may be full or failing, or a file-size limit (ulimit -f) reached")
         elif code == _SQLITE_READONLY:
             message = (f"cannot write the results store {where} ({err}); check that the file, "
                        "its -wal and -shm files and its folder are writable")
         else:
             message = f"results store {where}: {err}"
         return StoreError(message)
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps and the processes that run them.
+
+_Owner = tuple[int, str, "float | None"]
+
+
+def _this_process() -> _Owner:
+    """This process as a sweep's owner: pid, host name and start time (unix time, s)."""
+    import psutil
+
+    pid = os.getpid()
+    try:
+        started_at: float | None = psutil.Process(pid).create_time()
+    except psutil.Error:
+        started_at = None
+    return pid, socket.gethostname(), started_at
+
+
+def _other_live_process(pid: int | None, host: str | None, started_at: float | None) -> bool:
+    """Whether another process, still alive, owns a running sweep.
+
+    No owner (a sweep begun before schema 3) or this process: no. A pid that is gone, a zombie,
+    or reused by a process started at another time: no. A process on another host: yes, since
+    it cannot be checked from here.
+    """
+    import psutil
+
+    if pid is None:
+        return False
+    if host != socket.gethostname():
+        return True
+    if pid == os.getpid():
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_at is None or abs(process.create_time() - started_at) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # not ours to inspect, so alive
+        return True
+
+
+def _sweep_number(base: str, sweep_id: str) -> int:
+    """``base`` is sweep 1 of its config, ``base-2`` sweep 2, ...; another suffix counts as 1."""
+    tail = sweep_id[len(base) + 1:]
+    return int(tail) if tail.isdigit() else 1
+
+
+def _reclaim(conn: sqlite3.Connection, sweep_id: str, owner: _Owner) -> bool:
+    """Mark a stored sweep running, owned by ``owner``; False if there is no such sweep."""
+    cur = conn.execute(
+        "UPDATE sweeps SET status = 'running', updated_at = ?, owner_pid = ?, owner_host = ?,"
+        " owner_started_at = ? WHERE id = ?", (time.time(), *owner, sweep_id))
+    return bool(cur.rowcount)
+
+
+def _insert_sweep(conn: sqlite3.Connection, sweep_id: str, project: str, config_json: str,
+                  host_json: str | None, owner: _Owner) -> None:
+    now = time.time()
+    conn.execute(
+        "INSERT INTO sweeps (id, project, config_json, created_at, updated_at, status,"
+        " host_json, owner_pid, owner_host, owner_started_at)"
+        " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+        (sweep_id, project, config_json, now, now, host_json, *owner),
+    )
 
 
 def _decode_sweep(row: sqlite3.Row) -> dict[str, Any]:
@@ -766,6 +996,9 @@ def _decode_sweep(row: sqlite3.Row) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "status": row["status"],
+        "owner": None if row["owner_pid"] is None else {
+            "pid": row["owner_pid"], "host": row["owner_host"],
+            "started_at": row["owner_started_at"]},
         "num_runs": row["num_runs"],
         "num_ok": row["num_ok"],
         "num_failed": row["num_failed"],

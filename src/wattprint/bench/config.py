@@ -18,12 +18,16 @@
     location: {country: FR, pue: 1.2}
     output: {export_formats: [json, csv], output_dir: results, db: wattprint.db}
 
-:func:`load_config` reads and checks it: the types and ranges, unknown keys (none are
-allowed), that a model names exactly one of ``path``, ``source`` (a recipe) or ``hf`` (a hub
-id), that its files exist, that each dataset is a built-in or an existing file or folder, that
-quantization methods and target dtypes fit together, that the location is in the shipped grid
-data, and that names are unique. Every problem found is listed in one
-:class:`~wattprint.errors.ConfigError`, one line each, ``<field path>: <what is wrong>``::
+:func:`load_config` reads and checks it: the types and ranges (counts, rates, durations,
+seeds, PUE, WUE and intensities have generous upper bounds, which the schema shows), unknown
+keys (none are allowed), that a model names exactly one of ``path``, ``source`` (a recipe) or
+``hf`` (a hub id), that its files exist, that its options, task, export, quantization and
+pruning fit its recipe, or the loader its file suffix or folder shape chooses (a hub id:
+transformers; no framework is imported for this), that each dataset is a built-in or an
+existing file or folder, that quantization methods and target dtypes fit together, that the
+location is in the shipped grid data, and that names are unique. Every problem found is listed
+in one :class:`~wattprint.errors.ConfigError`, one line each, ``<field path>: <what is
+wrong>``::
 
     invalid config sweep.yaml (2 problems):
       models[1].quantization.method: 'foo' is not allowed (allowed: dynamic, static, fp16, bf16)
@@ -31,8 +35,10 @@ data, and that names are unique. Every problem found is listed in one
 
 After validation, relative model paths (and dataset files) are absolute, resolved against the
 YAML file's folder (the working directory for a dict); ``output`` paths are kept as written
-(relative to the working directory when the benchmark runs). A quantization's ``target_dtype``
-is filled in from its method, and a ``device_profile`` is spelled as its profile is.
+(relative to the working directory when the benchmark runs), and a YAML file's must lie below
+the working directory or the file's folder: a config from a stranger writes nowhere else.
+A quantization's ``target_dtype`` is filled in from its method, and a ``device_profile`` is
+spelled as its profile is.
 
 :func:`config_hash` names a sweep: the same models, datasets, monitoring, hardware and location
 give the same hash, whatever the key order or the ``output`` section.
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -61,15 +68,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .._footprint import resolve_intensity
 from ..errors import ConfigError, LocationError
 from ..workloads.datasets import BUILTIN_DATASETS
 from ..workloads.hardware import PROFILES
+from ..workloads.loaders.transformers_loader import HUB_OPTIONS as HF_HUB_OPTIONS
+from ..workloads.loaders.transformers_loader import TASKS as HF_TASKS
 from .recipes import RECIPES
 
 __all__ = [
+    "MODEL_TASKS",
     "QUANTIZATION_TARGETS",
     "BenchConfig",
     "DatasetConfig",
@@ -87,6 +97,9 @@ __all__ = [
 
 DatasetTask = Literal["classification", "regression", "text", "text-classification",
                       "image-classification"]
+#: The tasks a model can be given: those of datasets, and of Hugging Face models
+#: (transformers models take only the latter).
+MODEL_TASKS: tuple[str, ...] = tuple(dict.fromkeys((*typing.get_args(DatasetTask), *HF_TASKS)))
 QuantizationMethod = Literal["dynamic", "static", "fp16", "bf16"]
 TargetDtype = Literal["int8", "fp16", "bf16"]
 PruningMethod = Literal["l1_unstructured", "ln_structured"]
@@ -106,6 +119,22 @@ _LOCATION_KEYS = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh
 _EXPORTS_TO_ONNX = frozenset({"torch"})
 _PRUNABLE = frozenset({"torch"})
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# Upper bounds: generous for any real sweep, yet low enough that a slip of the keyboard (a
+# repetition count of 10**23) is a config error naming the field, not a run that exhausts the
+# memory or overflows a timer. ``wattprint schema`` shows each as the field's ``maximum``.
+_MAX_REPETITIONS = 1_000
+_MAX_WARMUP = 100_000  # batches
+_MAX_BATCH_SIZE = 100_000
+_MAX_NUM_SAMPLES = 10_000_000  # per run; the batches are prepared before the measured loop
+_MAX_LIMIT = 1_000_000_000
+_MAX_EPOCHS = 10_000
+_MAX_FREQUENCY_HZ = 10_000.0
+_MAX_IDLE_BASELINE_S = 3_600.0
+_MAX_SEED = 2**32 - 1  # the largest seed scikit-learn and NumPy's legacy generators take
+_MAX_PUE = 10.0  # data centres report 1.1 to 3
+_MAX_WUE_L_PER_KWH = 100.0  # data centres report 0 to about 10
+_MAX_INTENSITY_G_PER_KWH = 5_000.0  # coal, the dirtiest grid source, is about 1,000
 
 
 def _problem(message: str, field: str = "") -> PydanticCustomError:
@@ -170,16 +199,17 @@ class ModelConfig(_Section):
                                                          + ", ".join(RECIPES))
     hf: str | None = Field(default=None, min_length=1, description="a Hugging Face hub id")
     task: str | None = Field(default=None, min_length=1,
-                             description="classification, regression, text-classification, "
-                                         "text-generation, ...; default from the model")
+                             description="one of " + ", ".join(MODEL_TASKS)
+                                         + "; default from the model")
     export: Literal["onnx"] | None = Field(
         default=None, description="also benchmark the model exported to ONNX")
-    epochs: int | None = Field(default=None, ge=1,
+    epochs: int | None = Field(default=None, ge=1, le=_MAX_EPOCHS,
                                description="training epochs of a recipe; default per recipe")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="loader options (a recipe's options for a "
                                                 "source), e.g. input_shape")
-    trust: bool = Field(default=False, description="load unsafe formats (pickles)")
+    trust: bool = Field(default=False, description="load formats that hold code (pickles, "
+                        "TorchScript, SavedModels) and a model_class that is no torch.nn.Module")
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
     pruning: PruningConfig = Field(default_factory=PruningConfig)
 
@@ -220,7 +250,7 @@ class ModelConfig(_Section):
             if self.epochs is not None:
                 raise _problem("only a recipe (source) is trained; this model is loaded",
                                "epochs")
-            return self
+            return self._loaded_fits()
         recipe = RECIPES[self.source]
         if self.task is not None and self.task not in recipe.tasks:
             raise _problem(f"recipe {self.source!r} does not serve task {self.task!r} "
@@ -230,26 +260,117 @@ class ModelConfig(_Section):
             raise _problem(f"unknown option(s) {', '.join(map(repr, unknown))} for recipe "
                            f"{self.source!r} (allowed: {', '.join(recipe.options) or 'none'})",
                            "options")
-        return self._variants_fit(recipe.framework)
+        _raise_all(self._variant_problems(f"recipe {self.source!r}", recipe.framework))
+        return self
 
-    def _variants_fit(self, framework: str) -> ModelConfig:
-        """The export, quantization and pruning asked of a recipe apply to its framework."""
+    def _loaded_fits(self) -> ModelConfig:
+        """The options, task and variants asked of a model file, folder or hub id fit the
+        loader that will open it, so that a misfit is refused before anything runs."""
+        loaded = _loaded_as(self.path, self.hf)
+        if loaded is None:
+            return self
+        problems = []
+        unknown = sorted(set(self.options) - set(loaded.options))
+        if unknown:
+            problems.append(("options", f"unknown option(s) {', '.join(map(repr, unknown))} "
+                                        f"for {loaded.kind} (allowed: "
+                                        f"{', '.join(loaded.options) or 'none'})"))
+        if self.task is not None and self.task not in loaded.tasks:
+            problems.append(("task", f"unknown task {self.task!r} for {loaded.kind} (allowed: "
+                                     f"{', '.join(loaded.tasks)})"
+                                     + _close(self.task, loaded.tasks)))
+        what = repr(self.path.name) if self.path is not None else f"hub model {self.hf!r}"
+        _raise_all([*problems, *self._variant_problems(what, loaded.framework)])
+        return self
+
+    def _variant_problems(self, what: str, framework: str) -> list[tuple[str, str]]:
+        """``(field, message)`` for each of the export, quantization and pruning asked of the
+        model ``what`` that its framework does not take."""
+        problems = []
         if self.export == "onnx" and framework not in _EXPORTS_TO_ONNX:
-            raise _problem(f"recipe {self.source!r} is a {framework} model; ONNX export takes "
-                           f"{', '.join(sorted(_EXPORTS_TO_ONNX))} models", "export")
+            problems.append(("export", f"{what} is {_a(framework)} model; ONNX export takes "
+                                       f"{', '.join(sorted(_EXPORTS_TO_ONNX))} models"))
         deployed = "onnx" if self.export == "onnx" else framework
         if self.quantization.enabled:
             from ..optimize.quantization import METHODS
 
             methods = METHODS.get(deployed, ())
             if self.quantization.method not in methods:
-                raise _problem(f"{self.quantization.method!r} does not quantize {deployed} "
-                               f"models (allowed: {', '.join(methods) or 'none'})",
-                               "quantization.method")
+                problems.append(("quantization.method",
+                                 f"{self.quantization.method!r} does not quantize {deployed} "
+                                 f"models (allowed: {', '.join(methods) or 'none'})"))
         if self.pruning.enabled and framework not in _PRUNABLE:
-            raise _problem(f"recipe {self.source!r} is a {framework} model; pruning takes "
-                           f"{', '.join(sorted(_PRUNABLE))} models", "pruning.enabled")
-        return self
+            problems.append(("pruning.enabled", f"{what} is {_a(framework)} model; pruning takes "
+                                                f"{', '.join(sorted(_PRUNABLE))} models"))
+        return problems
+
+
+class _Loaded(typing.NamedTuple):
+    """What a built-in loader makes of a model file, folder or hub id."""
+
+    framework: str
+    kind: str  # as the loader's own messages name it: "an ONNX model"
+    options: tuple[str, ...]
+    tasks: tuple[str, ...]
+
+
+#: The built-in loader modules: the framework of the models each makes, and their name.
+_LOADERS = {
+    "torch_loader": ("torch", "a PyTorch model"),
+    "onnx_loader": ("onnx", "an ONNX model"),
+    "sklearn_loader": ("sklearn", "a scikit-learn model"),
+    "keras_loader": ("keras", "a Keras model"),
+    "tensorflow_loader": ("tensorflow", "a TensorFlow SavedModel"),
+    "transformers_loader": ("transformers", "a Hugging Face model folder"),
+}
+_HUB_LOADER = "wattprint.workloads.loaders.transformers_loader:load_hub"
+
+
+def _loaded_as(path: Path | None, hf: str | None) -> _Loaded | None:
+    """How the model at ``path``, or the hub id ``hf``, will load: the loader chosen as
+    :func:`~wattprint.workloads.load_model` chooses it (by suffix, folder shape, else a hub
+    id). None for a format registered by the user, or one no loader opens: loading it says so.
+
+    Importing a built-in loader module imports no framework, only its option names.
+    """
+    from ..workloads import registry
+
+    target = path if path is not None else Path(str(hf))
+    entry: object = None
+    if target.is_dir():
+        entry = next((loader for marker, loader in registry._FOLDERS
+                      if (target / marker).is_file()), None)
+    elif target.is_file():
+        entry = registry._SUFFIXES.get(target.suffix.lower())
+    elif hf is not None and not registry._looks_like_a_path(hf):
+        entry = _HUB_LOADER
+    if not isinstance(entry, str):
+        return None
+    module_name = entry.partition(":")[0]
+    known = _LOADERS.get(module_name.rpartition(".")[2])
+    if known is None:
+        return None
+    framework, kind = known
+    options = tuple(importlib.import_module(module_name).LOAD_OPTIONS)
+    if entry == _HUB_LOADER:
+        kind, options = "a Hugging Face hub model", (*options, *HF_HUB_OPTIONS)
+    tasks = HF_TASKS if framework == "transformers" else MODEL_TASKS
+    return _Loaded(framework, kind, options, tasks)
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "a torch", "an onnx"."""
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _raise_all(problems: Sequence[tuple[str, str]]) -> None:
+    """Raise every ``(field, message)`` problem of one section at once, each its own line."""
+    if len(problems) == 1:
+        raise _problem(problems[0][1], problems[0][0])
+    if problems:
+        raise ValidationError.from_exception_data("config", [
+            InitErrorDetails(type=_problem(message, field), loc=(), input=None)
+            for field, message in problems])
 
 
 class DatasetConfig(_Section):
@@ -258,10 +379,10 @@ class DatasetConfig(_Section):
     name: str = Field(min_length=1, description="a built-in (" + ", ".join(BUILTIN_DATASETS)
                                                 + ") or a file or folder")
     task: DatasetTask | None = Field(default=None, description="default from the dataset")
-    limit: int | None = Field(default=None, ge=1,
+    limit: int | None = Field(default=None, ge=1, le=_MAX_LIMIT,
                               description="at most this many samples (stratified)")
     split: Split = Field(default="test", description="the part inference is measured on")
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=_MAX_SEED)
     test_size: float = Field(default=0.25, gt=0.0, lt=1.0)
 
     @field_validator("name")
@@ -280,15 +401,20 @@ class DatasetConfig(_Section):
 class MonitoringConfig(_Section):
     """How each cell is measured."""
 
-    frequency_hz: float = Field(default=10.0, gt=0.0,
+    frequency_hz: float = Field(default=10.0, gt=0.0, le=_MAX_FREQUENCY_HZ,
                                 description="sampling rate of power-only sensors")
-    repetitions: int = Field(default=1, ge=1, description="inference runs per variant")
-    warmup: int = Field(default=10, ge=0, description="unmeasured batches before each run")
-    idle_baseline_s: float = Field(default=0.0, ge=0.0,
+    repetitions: int = Field(default=1, ge=1, le=_MAX_REPETITIONS,
+                             description="inference runs per variant")
+    warmup: int = Field(default=10, ge=0, le=_MAX_WARMUP,
+                        description="unmeasured batches before each run")
+    idle_baseline_s: float = Field(default=0.0, ge=0.0, le=_MAX_IDLE_BASELINE_S,
                                    description="seconds of idle power measured first; 0: none")
-    batch_size: int = Field(default=1, ge=1)
-    num_samples: int | None = Field(default=None, ge=1,
+    batch_size: int = Field(default=1, ge=1, le=_MAX_BATCH_SIZE)
+    num_samples: int | None = Field(default=None, ge=1, le=_MAX_NUM_SAMPLES,
                                     description="samples per run; default the whole split")
+    cell_timeout_s: float = Field(default=1800.0, gt=0.0, le=7 * 24 * 3600.0,
+                                  description="seconds one cell may run before it is stopped "
+                                              "and stored as failed (at most 7 days)")
 
 
 class HardwareConfig(_Section):
@@ -319,9 +445,10 @@ class LocationConfig(_Section):
     zone: str | None = Field(default=None, min_length=1, description="Electricity Maps zone")
     cloud_region: str | None = Field(default=None, min_length=1,
                                      description="e.g. aws:us-east-1, gcp:europe-west4")
-    carbon_intensity_g_per_kwh: float | None = Field(default=None, ge=0.0)
-    pue: float = Field(default=1.0, ge=1.0)
-    wue_l_per_kwh: float | None = Field(default=None, ge=0.0)
+    carbon_intensity_g_per_kwh: float | None = Field(default=None, ge=0.0,
+                                                     le=_MAX_INTENSITY_G_PER_KWH)
+    pue: float = Field(default=1.0, ge=1.0, le=_MAX_PUE)
+    wue_l_per_kwh: float | None = Field(default=None, ge=0.0, le=_MAX_WUE_L_PER_KWH)
 
     @model_validator(mode="after")
     def _known_place(self) -> LocationConfig:
@@ -346,6 +473,24 @@ class OutputConfig(_Section):
                              description="exports and model variants; relative to the "
                                          "working directory")
     db: Path = Field(default=Path("wattprint.db"), description="the SQLite results store")
+
+    @field_validator("output_dir", "db")
+    @classmethod
+    def _inside(cls, value: Path, info: ValidationInfo) -> Path:
+        """A config file may come from anyone: it sends results only below the working
+        directory or its own folder. Elsewhere is the user's call: ``--db``, ``--output-dir``
+        (``Benchmark(config, db=..., output_dir=...)``)."""
+        context = info.context if isinstance(info.context, Mapping) else {}
+        if not context.get("from_file") or info.field_name in context.get("given", ()):
+            return value  # a dict from the user's own code, or the user's own override
+        target = Path.cwd().joinpath(value.expanduser()).resolve()
+        roots = (Path.cwd().resolve(), _base_dir(info).resolve())
+        if not any(target == root or root in target.parents for root in roots):
+            flag = "--db" if info.field_name == "db" else "--output-dir"
+            raise _problem(f"{str(value)!r} is outside the working directory and the config's "
+                           "folder; a config file cannot send results there: pass "
+                           f"{flag} on the command line instead")
+        return value
 
 
 class BenchConfig(_Section):
@@ -394,25 +539,44 @@ def _close(value: str, choices: Sequence[str] | Mapping[str, Any]) -> str:
 
 # -- loading ------------------------------------------------------------------------------------
 
-def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | BenchConfig) -> BenchConfig:
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | BenchConfig, *,
+                output: Mapping[str, Any] | None = None) -> BenchConfig:
     """The validated config of a YAML file, or of a dict of the same shape.
 
     Relative model paths and dataset files resolve against the YAML file's folder (the
-    working directory for a dict). Any problem raises :class:`~wattprint.errors.ConfigError`
-    listing each, as ``<field path>: <what is wrong>``; a YAML syntax error names the file and
-    line.
+    working directory for a dict). A YAML file's ``output.output_dir`` and ``output.db`` must
+    lie below the working directory or the file's folder (a config may come from anyone);
+    ``output`` replaces keys of the ``output`` section with the caller's own, which may lie
+    anywhere (``--db``, ``--output-dir``). Any problem raises
+    :class:`~wattprint.errors.ConfigError` listing each, as ``<field path>: <what is
+    wrong>``; a YAML syntax error names the file and line.
     """
+    given = {k: v for k, v in (output or {}).items() if v is not None}
     if isinstance(source, BenchConfig):
-        return source
+        if not given:
+            return source
+        data = source.model_dump()
+        data["output"] = {**data["output"], **given}
+        return BenchConfig.model_validate(data)
     if isinstance(source, Mapping):
-        return _validate(source, Path.cwd(), None)
+        return _validate(_with_output(source, given), Path.cwd(), None, given)
     path = Path(source)
-    return _validate(_read_yaml(path), Path(os.path.abspath(path)).parent, path)
+    return _validate(_with_output(_read_yaml(path), given), Path(os.path.abspath(path)).parent,
+                     path, given)
 
 
-def _validate(data: Mapping[str, Any], base: Path, where: Path | None) -> BenchConfig:
+def _with_output(data: Mapping[str, Any], given: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not given:
+        return data
+    section = data.get("output")
+    return {**data, "output": {**(section if isinstance(section, Mapping) else {}), **given}}
+
+
+def _validate(data: Mapping[str, Any], base: Path, where: Path | None,
+              given: Mapping[str, Any] | None = None) -> BenchConfig:
+    context = {"base_dir": base, "from_file": where is not None, "given": frozenset(given or ())}
     try:
-        return BenchConfig.model_validate(data, context={"base_dir": base})
+        return BenchConfig.model_validate(data, context=context)
     except ValidationError as err:
         lines = [_describe(e) for e in err.errors(include_url=False)]
     for section in ("models", "datasets"):  # also reported while other fields are wrong

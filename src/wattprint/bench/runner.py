@@ -14,13 +14,46 @@ Each cell is written to the sink as soon as it ends. A cell that raises is writt
 with its error and the sweep goes on; cells that need what it would have made fail with a
 message naming it. The runner does not know where rows go: the sink (the results store) is
 given to it, so the layers stay in order.
+
+Isolation. The cells of one model on one dataset (a *group*: they share the model and its
+variants in memory) run in a worker process forked from the sweep's process, so the worker
+starts with the meter (its idle baseline calibrated), the config, the loaded data and any
+format registered with :func:`wattprint.register_format`. The worker sends each finished
+record, and its power samples, back through a pipe; the sweep's process writes them to the sink
+and calls ``on_cell``, so the store never crosses a fork. The worker says when each cell starts
+and ends outside the cell's measured window, so the pipe adds nothing to a measured figure.
+
+* A cell that runs longer than ``monitoring.cell_timeout_s`` is stopped: its worker is killed
+  and the cell is stored as failed (``timed out after 1800 s (monitoring.cell_timeout_s)``).
+* A worker that dies (the out-of-memory killer, a crash in native code, ``os._exit``) fails its
+  current cell with the reason (``the worker process was killed by SIGKILL (out of memory?)``).
+
+Either way a new worker runs the group's remaining cells; a stopped cell is not tried again in
+this run, and the cells that need the variant it would have made fail naming it. Workers lead
+their own process groups, so a terminal's Ctrl-C reaches only the sweep's process, which kills
+them. Modules a worker imported from the frameworks are imported by the sweep's process in
+turn, between groups, so that the next workers start with them.
+
+Where ``os.fork`` is missing (Windows), or the sweep's process has initialised CUDA (a forked
+child cannot use it), cells run in the sweep's process itself: without time limits, and a
+dying cell takes the sweep with it.
+
+Signals. Ctrl-C (SIGINT) and SIGTERM stop the sweep alike: the worker is killed, the cell it
+was running is not stored, the sweep is marked ``interrupted`` and :class:`SweepInterrupted`
+says which signal it was; the finished cells are kept, and ``--resume`` runs the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import importlib
 import platform
+import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -30,11 +63,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .._log import get_logger
 from ..errors import ConfigError, WattprintError
 from ..workloads.datasets import Dataset, load_dataset
 from ..workloads.hardware import detect_hardware, resolve_hardware
+from ._worker import CAN_FORK, Worker, WorkerGone
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from ..measurement import Measurement
     from ..meter import EnergyMeter
     from ..workloads.model import Model
@@ -47,12 +84,14 @@ BASE = "fp32"
 #: The variant name of the ONNX export.
 ONNX = "onnx"
 
+log = get_logger(__name__)
+
 
 class ResultSink(Protocol):
     """Where the runner writes: :class:`wattprint.store.Store` is one."""
 
-    def begin_sweep(self, sweep_id: str, *, project: str, config: dict[str, Any],
-                    host: dict[str, Any] | None = None) -> bool: ...
+    def claim_sweep(self, base: str, *, project: str, config: dict[str, Any],
+                    host: dict[str, Any] | None = None, resume: bool = False) -> str: ...
 
     def end_sweep(self, sweep_id: str, status: str) -> None: ...
 
@@ -69,14 +108,27 @@ class ResultSink(Protocol):
 
 
 class SweepInterrupted(WattprintError):
-    """Ctrl-C stopped a sweep; every cell that finished before it is stored."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped a sweep; every cell that finished before it is stored.
 
-    def __init__(self, sweep_id: str, done: int, total: int) -> None:
-        super().__init__(f"sweep {sweep_id} interrupted after {done} of {total} cells; "
-                         "the finished cells are stored; run again with --resume to finish it")
+    ``signal`` is the signal that stopped it; ``exit_code`` is what a command stopped by it exits
+    with, as a shell reports a process killed by it: 128 + its number (130 for Ctrl-C, 143 for
+    SIGTERM).
+    """
+
+    def __init__(self, sweep_id: str, done: int, total: int,
+                 signum: int = signal.SIGINT) -> None:
+        self.signal = signal.Signals(signum)
+        name = "Ctrl-C" if self.signal is signal.SIGINT else self.signal.name
+        super().__init__(f"sweep {sweep_id} interrupted by {name} after {done} of {total} "
+                         "cells; the finished cells are stored; run again with --resume to "
+                         "finish it")
         self.sweep_id = sweep_id
         self.done = done
         self.total = total
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signal)
 
 
 @dataclass(frozen=True)
@@ -178,6 +230,14 @@ def _components(m: Measurement) -> dict[str, dict[str, Any]]:
             for name, c in m.components.items()}
 
 
+def _no_progress(n: int) -> None:
+    pass
+
+
+def _no_start(cell: Cell) -> None:
+    pass
+
+
 @dataclass
 class _Context:
     config: BenchConfig
@@ -186,10 +246,24 @@ class _Context:
     meter: EnergyMeter
     hardware: str
     workdir: Path
+    #: Keys of the cells stored ok: in an earlier run of this sweep, or in this one.
     finished: set[str]
     written: int = 0
     failed: int = 0
     on_cell: Callable[[Cell, dict[str, Any]], None] | None = None
+    #: Advances the progress display by ``n`` cells (0: only refreshes it).
+    advance: Callable[[int], None] = _no_progress
+    #: Called as a cell starts, outside its measured window (a worker tells the parent).
+    started: Callable[[Cell], None] = _no_start
+    #: In a worker: sends a record to the parent, which stores it. None: store it here.
+    emit: Callable[[Cell, dict[str, Any], Any], None] | None = None
+    #: Cells that failed in this run, with why: not tried again by a later worker, and the
+    #: variants they would have made count as failed.
+    stopped: dict[str, str] = field(default_factory=dict)
+    #: Modules workers imported that the sweep's process has not imported yet.
+    imported: list[str] = field(default_factory=list)
+    #: Whether groups run in worker processes.
+    isolate: bool = False
 
 
 def _base_record(ctx: _Context, cell: Cell, task: str) -> dict[str, Any]:
@@ -226,6 +300,8 @@ def _model_fields(model: Model) -> dict[str, Any]:
 
 
 def _error_text(err: BaseException) -> str:
+    if isinstance(err, (_Stopped, _Upstream)):
+        return str(err)  # says itself what failed
     if isinstance(err, WattprintError):
         return f"{type(err).__name__}: {err}"
     where = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
@@ -237,12 +313,24 @@ def _write(ctx: _Context, cell: Cell, record: dict[str, Any],
            samples: list[tuple[float, str, float]] | None = None) -> None:
     if cell.key in ctx.finished and record.get("status") == "ok":
         return  # done in an earlier run of this sweep: --resume keeps that row
+    if ctx.emit is not None:
+        ctx.emit(cell, record, samples)  # in a worker: the sweep's process stores it
+    else:
+        _store(ctx, cell, record, samples)
+
+
+def _store(ctx: _Context, cell: Cell, record: dict[str, Any], samples: Any = None) -> None:
+    """Write one cell's record to the sink (in the sweep's process, never in a worker)."""
     ctx.sink.write_run(record, samples)
     ctx.written += 1
-    if record.get("status") != "ok":
+    if record.get("status") == "ok":
+        ctx.finished.add(cell.key)
+    else:
         ctx.failed += 1
+        ctx.stopped[cell.key] = str(record.get("error"))
     if ctx.on_cell is not None:
         ctx.on_cell(cell, record)
+    ctx.advance(1)
 
 
 def _fail(ctx: _Context, cell: Cell, task: str, error: str) -> None:
@@ -261,27 +349,49 @@ def _load_data(spec: DatasetConfig) -> tuple[Dataset, Dataset]:
     return train, chosen
 
 
-def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset] | BaseException,
-               advance: Callable[[int], None]) -> None:
+def _pending(ctx: _Context, group: _Group) -> list[Cell]:
+    """The group's cells neither stored ok nor failed in this run."""
+    return [c for c in group.cells if c.key not in ctx.finished and c.key not in ctx.stopped]
+
+
+def _run(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset] | BaseException) -> None:
+    """Run a group's unfinished cells: in worker processes where it can, else here."""
     spec, dspec = group.model, group.dataset
     task = spec.task or dspec.task or (data[1].task if isinstance(data, tuple) else "unknown")
-    todo = [c for c in group.cells if c.key not in ctx.finished]
-    advance(len(group.cells) - len(todo))
+    todo = _pending(ctx, group)
+    ctx.advance(len(group.cells) - len(todo))
     if not todo:
         return
-    models: dict[str, Model | BaseException] = {}
     if isinstance(data, BaseException):
         for cell in todo:
             _fail(ctx, cell, task, f"dataset {dspec.name!r}: {_error_text(data)}")
-            advance(1)
         return
+    if ctx.isolate and _cuda_initialised():
+        log.warning("this process has initialised CUDA, which a forked worker cannot use: "
+                    "cells run in this process, without monitoring.cell_timeout_s")
+        ctx.isolate = False
+    if ctx.isolate:
+        _run_isolated(ctx, group, data, task)
+    else:
+        _run_group(ctx, group, data, task)
+
+
+def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task: str) -> None:
+    """Run the group's cells in order, here, writing each as it ends."""
+    spec, dspec = group.model, group.dataset
+    models: dict[str, Model | BaseException] = {
+        c.variant: _Stopped(ctx.stopped[c.key]) for c in group.cells
+        if c.key in ctx.stopped and c.phase != "inference"}
     train, evaluate = data
     out_dir = ctx.workdir / _safe(spec.name) / _safe(dspec.name)
     for cell in group.cells:
+        if cell.key in ctx.stopped:
+            continue  # failed earlier in this run, in a worker that was stopped since
         done = cell.key in ctx.finished
         needs_model = cell.phase != "inference" or not done
-        if done and not _needed_later(cell, group.cells, ctx.finished):
+        if done and not _needed_later(cell, group.cells, ctx.finished.union(ctx.stopped)):
             continue
+        ctx.started(cell)
         try:
             if cell.phase == "training":
                 models[BASE] = _train(ctx, cell, spec, train, task, dspec.seed)
@@ -309,15 +419,13 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset] | Bas
                 models[cell.variant] = err
             if not done:
                 _fail(ctx, cell, task, _error_text(err))
-        if not done:
-            advance(1)
 
 
-def _needed_later(cell: Cell, cells: list[Cell], finished: set[str]) -> bool:
-    """Whether a finished training or optimization cell makes a model an unfinished cell needs."""
+def _needed_later(cell: Cell, cells: list[Cell], settled: set[str]) -> bool:
+    """Whether a finished training or optimization cell makes a model an unsettled cell needs."""
     if cell.phase == "inference":
         return False
-    pending = [c for c in cells if c.key not in finished]
+    pending = [c for c in cells if c.key not in settled]
     made = cell.variant
     return any(c.variant == made or c.parent == made for c in pending)
 
@@ -327,8 +435,158 @@ class _Upstream(WattprintError):
         super().__init__(f"needs variant {variant!r}, which failed: {_error_text(err)}")
 
 
+class _Stopped(WattprintError):
+    """A cell that failed earlier in this run, as the variant it would have made."""
+
+
+# -- isolation: a worker process per group ----------------------------------------------------
+
+#: Frameworks whose modules a worker imported are imported by the sweep's process too, so
+#: that later workers start with them. Frameworks whose runtime does not survive a fork once
+#: imported (TensorFlow, JAX) stay out: each worker imports those itself.
+_PRELOADED = frozenset({"wattprint", "numpy", "scipy", "sklearn", "skops", "joblib",
+                       "threadpoolctl", "torch", "torchvision", "onnx", "onnxruntime",
+                       "onnxscript", "safetensors"})
+
+
+def _cuda_initialised() -> bool:
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    return bool(cuda is not None and cuda.is_initialized())
+
+
+def _run_isolated(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset],
+                  task: str) -> None:
+    """Run the group's pending cells in workers: a new one after each that stopped."""
+    limit_s = ctx.config.monitoring.cell_timeout_s
+    while _pending(ctx, group):
+        _preload(ctx)
+        worker = Worker(functools.partial(_work, ctx, group, data, task))
+        try:
+            outcome = _follow(ctx, group, task, worker, limit_s)
+        finally:
+            worker.stop()  # a no-op for a worker that exited
+        if outcome == "done":
+            return
+        if outcome == "no-fork":
+            log.warning("CUDA cannot be used in a forked worker here (it was initialised "
+                        "before the fork): cells run in this process, without "
+                        "monitoring.cell_timeout_s")
+            ctx.isolate = False
+            _run_group(ctx, group, data, task)
+            return
+
+
+def _follow(ctx: _Context, group: _Group, task: str, worker: Worker, limit_s: float) -> str:
+    """Store what the worker sends until it is done (``"done"``), stopped (``"stopped"``), or
+    cannot use CUDA (``"no-fork"``)."""
+    current: Cell | None = None
+    stored = 0
+    while True:
+        try:
+            message = worker.receive(limit_s, tick=lambda: ctx.advance(0))
+        except WorkerGone as gone:
+            _lost(ctx, group, task, current, stored, gone.reason)
+            return "stopped"
+        if message is None:
+            worker.stop()
+            _lost(ctx, group, task, current, stored,
+                  f"timed out after {limit_s:g} s (monitoring.cell_timeout_s)")
+            return "stopped"
+        kind = message[0]
+        if kind == "start":
+            current = message[1]
+        elif kind == "run":
+            _store(ctx, message[1], message[2], message[3])
+            current = None
+            stored += 1
+        elif kind == "imported":
+            ctx.imported.extend(message[1])
+        elif kind in ("done", "no-fork"):
+            worker.close()
+            return str(kind)
+
+
+def _lost(ctx: _Context, group: _Group, task: str, current: Cell | None, stored: int,
+          why: str) -> None:
+    """A worker was stopped or died: fail the cell it was running, so no worker runs it
+    again in this run."""
+    if current is None:
+        if not stored:  # it died before any cell, and would again: fail the group's rest
+            for cell in _pending(ctx, group):
+                _fail(ctx, cell, task, why)
+        return  # between cells: a new worker carries on
+    if current.key in ctx.finished:  # remaking the model of a cell of an earlier run
+        ctx.stopped[current.key] = why
+    else:
+        _fail(ctx, current, task, why)
+
+
+def _work(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task: str,
+          send: Connection) -> None:
+    """The worker: run the group's cells, sending each record to the sweep's process."""
+    _rearm_meter(ctx.meter)
+    if _cuda_unusable(ctx.meter):
+        send.send(("no-fork",))
+        return
+    known = set(sys.modules)
+
+    def emit(cell: Cell, record: dict[str, Any], samples: Any) -> None:
+        new = [name for name in list(sys.modules) if name not in known]
+        if new:
+            known.update(new)
+            send.send(("imported", new))
+        send.send(("run", cell, record, samples))
+
+    ctx.emit = emit
+    ctx.started = lambda cell: send.send(("start", cell))
+    ctx.on_cell = None
+    _run_group(ctx, group, data, task)
+    send.send(("done",))
+
+
+def _rearm_meter(meter: EnergyMeter) -> None:
+    """In a forked worker: the meter's sampler thread did not come along, and the lock it
+    shares with that thread may have been held at the fork; a fresh lock, a new thread."""
+    shared = meter._shared
+    shared.cond = threading.Condition(threading.Lock())
+    shared.thread = None
+
+
+def _cuda_unusable(meter: EnergyMeter) -> bool:
+    """In a forked worker: whether torch refuses CUDA here (the sweep's process asked torch
+    about CUDA before the fork) while the meter reads a GPU, so models may want it."""
+    torch = sys.modules.get("torch")
+    in_bad_fork = getattr(getattr(torch, "cuda", None), "_is_in_bad_fork", None)
+    return bool(in_bad_fork is not None and in_bad_fork()
+                and any(s.component.startswith("gpu") for s in meter.sensors))
+
+
+def _preload(ctx: _Context) -> None:
+    """Import the framework modules that workers imported, outside any measured window."""
+    names, ctx.imported = ctx.imported, []
+    for name in names:
+        if name.partition(".")[0] not in _PRELOADED or name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # only a head start: a worker imports what it needs itself
+            log.debug("not preloading %s: %s", name, err)
+
+
 def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in name) or "model"
+    """A folder or file name for ``name`` inside the sweep's folder, never outside it.
+
+    Letters, digits, ``_``, ``-`` and inner dots are kept; a name that needed changing
+    (``..``, ``.``, ``a/b``, an absolute path) gets a hash of itself appended, so that two
+    names never share a slug (``a/b`` and ``a-b`` stay apart).
+    """
+    kept = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "-" for ch in name)
+    kept = kept.lstrip(".")[:80]
+    if kept == name and kept:
+        return kept
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{kept or 'model'}-{digest}"
 
 
 def _base(ctx: _Context, spec: ModelConfig, group: _Group,
@@ -383,9 +641,10 @@ def _train(ctx: _Context, cell: Cell, spec: ModelConfig, train: Dataset, task: s
 
 
 def _save_trained(model: Model, out_dir: Path, train: Dataset) -> None:
-    """Save a trained recipe in a safe format, so its size is a size on disk like its variants'.
+    """Save a trained recipe, so its size is a size on disk like its variants'.
 
-    torch recipes become TorchScript (``fp32.pt``), scikit-learn ones skops (``fp32.skops``).
+    torch recipes become TorchScript (``fp32.pt``; code, so loading it back needs
+    ``trust=True``), scikit-learn ones skops (``fp32.skops``).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     if model.framework == "torch":
@@ -493,22 +752,12 @@ def _iso_to_unix(stamp: str) -> float:
 
 
 def _sweep_id(config: BenchConfig, sink: ResultSink, resume: bool) -> str:
-    """The config's hash for its first sweep, ``<hash>-2``, ``-3``... for later fresh runs;
-    with ``resume``, the latest sweep of this config."""
+    """The config's hash: the base of its sweep ids. The sink claims the sweep itself
+    (``<hash>``, ``<hash>-2``, ... for fresh runs; with ``resume``, the latest), in one
+    transaction, so that runs of one config started at once never share a sweep."""
     from .config import config_hash
 
-    base = config_hash(config)
-    ids = [s["id"] for s in sink.sweeps()
-           if s["id"] == base or str(s["id"]).startswith(base + "-")]
-    if not ids:
-        return base
-
-    def number(sweep: str) -> int:
-        tail = sweep[len(base) + 1:]
-        return int(tail) if tail.isdigit() else 1
-
-    latest = max(ids, key=number)
-    return latest if resume else f"{base}-{number(latest) + 1}"
+    return config_hash(config)
 
 
 def run_sweep(
@@ -523,8 +772,9 @@ def run_sweep(
     """Run every cell of ``config`` not yet finished and write each to ``sink``.
 
     Returns the sweep id. With ``resume``, the latest sweep of this config carries on: its
-    finished cells are skipped. Ctrl-C stops between cells and raises
-    :class:`SweepInterrupted` after marking the sweep interrupted.
+    finished cells are skipped. Ctrl-C or SIGTERM stops the sweep (the running cell is not
+    stored) and raises :class:`SweepInterrupted` after marking the sweep interrupted; called
+    from the main thread, the sweep handles SIGTERM itself while it runs.
     """
     from ..meter import EnergyMeter
 
@@ -541,38 +791,68 @@ def run_sweep(
     profile = config.hardware.device_profile
     hardware = (detect_hardware(meter.sensors) if profile.lower() == "auto"
                 else resolve_hardware(profile).name)
-    sink.begin_sweep(sweep_id, project=config.project, config=config.to_dict(),
-                     host=host_info())
+    sweep_id = sink.claim_sweep(sweep_id, project=config.project, config=config.to_dict(),
+                                host=host_info(), resume=resume)
     ctx = _Context(config, sink, sweep_id, meter, hardware,
                    Path(config.output.output_dir) / sweep_id, sink.finished_cells(sweep_id),
-                   on_cell=on_cell)
+                   on_cell=on_cell, isolate=CAN_FORK)
     done = 0
-    try:
-        if config.monitoring.idle_baseline_s > 0:
-            meter.calibrate_idle(config.monitoring.idle_baseline_s)
-        with _cell_progress(progress, total) as advance:
-            def step(n: int) -> None:
-                nonlocal done
-                done += n
-                advance(n)
+    with _sigterm_raises():
+        try:
+            if config.monitoring.idle_baseline_s > 0:
+                meter.calibrate_idle(config.monitoring.idle_baseline_s)
+            with _cell_progress(progress, total) as advance:
+                def step(n: int) -> None:
+                    nonlocal done
+                    done += n
+                    advance(n)
 
-            data: dict[str, tuple[Dataset, Dataset] | BaseException] = {}
-            for group in groups:
-                key = group.dataset.name
-                if key not in data:
-                    try:
-                        data[key] = _load_data(group.dataset)
-                    except Exception as err:
-                        data[key] = err
-                _run_group(ctx, group, data[key], step)
-    except KeyboardInterrupt:
-        sink.end_sweep(sweep_id, "interrupted")
-        raise SweepInterrupted(sweep_id, done, total) from None
-    finally:
-        if own_meter:
-            meter.close()
-    sink.end_sweep(sweep_id, "finished")
+                ctx.advance = step
+                data: dict[str, tuple[Dataset, Dataset] | BaseException] = {}
+                for group in groups:
+                    key = group.dataset.name
+                    if key not in data:
+                        try:
+                            data[key] = _load_data(group.dataset)
+                        except Exception as err:
+                            data[key] = err
+                    _run(ctx, group, data[key])
+            sink.end_sweep(sweep_id, "finished")
+        except (KeyboardInterrupt, _Terminated) as err:
+            signum = signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT
+            sink.end_sweep(sweep_id, "interrupted")
+            raise SweepInterrupted(sweep_id, done, total, signum) from None
+        finally:
+            if own_meter:
+                meter.close()
     return sweep_id
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread while a sweep runs, as Ctrl-C raises
+    KeyboardInterrupt."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the block runs, the first SIGTERM raises :class:`_Terminated` (later ones are
+    ignored while the sweep winds down); the earlier handler is restored after."""
+    raised = False
+
+    def handle(signum: int, frame: object) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise _Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals: SIGTERM keeps its handler
+        return
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @contextlib.contextmanager
@@ -584,7 +864,15 @@ def _cell_progress(enabled: bool | None, total: int) -> Iterator[Callable[[int],
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    # Refreshed by the caller (at each cell, and every second while a worker runs), not by a
+    # thread of its own: the sweep's process forks workers, best done with no other thread.
     with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+                  MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+                  auto_refresh=False) as bar:
         task = bar.add_task("cells", total=total)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            bar.refresh()
+
+        yield advance

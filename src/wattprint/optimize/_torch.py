@@ -112,9 +112,13 @@ def save_torchscript(module: torch.nn.Module, path: Path, sample: torch.Tensor |
 
 
 def reload(path: Path, like: TorchModel, *, device: str, input_dtype: str) -> TorchModel:
-    """The saved variant, loaded back as wattprint loads it, with ``like``'s task and shape."""
+    """The saved variant, loaded back as wattprint loads it, with ``like``'s task and shape.
+
+    Trusted: the TorchScript at ``path`` is what :func:`save_torchscript` just wrote from the
+    module already in memory, not a file from elsewhere.
+    """
     with silenced(JIT_DEPRECATED, QTENSOR_DEPRECATED):
-        variant = torch_loader.load(path, task=like.task, device=device,
+        variant = torch_loader.load(path, trust=True, task=like.task, device=device,
                                     input_shape=like.input_shape, input_dtype=input_dtype)
     total = count_parameters(variant.module)[0]
     # TorchModel counts module.parameters(), which leaves out the packed weights of

@@ -17,7 +17,8 @@ densely, so the file is as large as the original's: pruning lowers
 ``effective_parameters``, not ``size_bytes``. ``sparsity`` is the fraction of zeros in the
 pruned weight tensors.
 
-The variant is saved as TorchScript to ``out_dir/<name>.pt`` and loaded back. **What is
+The variant is saved as TorchScript to ``out_dir/<name>.pt`` and loaded back (trusted, being
+wattprint's own output; to load it again yourself, pass ``trust=True``). **What is
 measured**: one window around copying the module, pruning it, making it permanent and
 writing the file; loading it back and counting are not measured.
 """

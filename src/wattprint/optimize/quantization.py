@@ -25,7 +25,9 @@ onnx       ``"dynamic"``: int8 weights, activations quantized at run time
 
 The variant is saved to ``out_dir/<name>.pt`` (TorchScript: ``torch.jit.script``, or
 ``torch.jit.trace`` on a sample where scripting fails) or ``out_dir/<name>.onnx``, replacing
-a file of that name, and loaded back as :func:`wattprint.load_model` would load it.
+a file of that name, and loaded back as :func:`wattprint.load_model` would load it (the
+TorchScript trusted, being wattprint's own output; to load it again yourself, pass
+``trust=True``).
 
 **What is measured**: one window around producing the variant file, that is the conversion
 (and its calibration or precision probe) and writing the file. Loading the variant back and

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._files import write_text
 from .._version import __version__
 from ..errors import ConfigError
 from ..score import DEFAULT_DB
@@ -123,7 +124,9 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
 
     ``sweep_id`` None reports the latest sweep (the one most recently written to). A missing
     store, a store without sweeps or an unknown ``sweep_id`` raise
-    :class:`~wattprint.errors.ConfigError` saying which sweeps there are.
+    :class:`~wattprint.errors.ConfigError` saying which sweeps there are. The store is only
+    read. ``out`` is replaced whole or not at all: a failed write raises
+    :class:`~wattprint.errors.OutputError` and leaves the file there as it was.
     """
     from ..store import Store
 
@@ -131,7 +134,7 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
     if not path.is_file():
         raise ConfigError(f"no results store at {str(path)!r}; run a benchmark first "
                           "(wattprint run CONFIG.yaml, or wattprint demo) or pass the store's path")
-    with Store(path) as store:
+    with Store(path, read_only=True) as store:
         sweeps = store.sweeps()
         if not sweeps:
             raise ConfigError(f"the results store {str(path)!r} holds no sweeps; run a "
@@ -150,6 +153,4 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
                 found = store.samples(run["id"])
                 if found and len({t for t, _, _ in found}) >= len({t for t, _, _ in samples}):
                     timeline_run, samples = run, found
-    target = Path(os.fspath(out))
-    target.write_text(render_report(sweep, runs, timeline_run, samples), encoding="utf-8")
-    return target
+    return write_text(out, render_report(sweep, runs, timeline_run, samples), encoding="utf-8")

@@ -12,6 +12,7 @@ font needs a star glyph; the SVG also says them as glyphs in its title.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from .._files import write_bytes, write_text
 from .._version import __version__
 from ..errors import ConfigError, MissingExtra
 from ..score import DEFAULT_DB, Score, available_groups, calculate_scores, star_glyphs
@@ -72,7 +74,7 @@ def _sweep_runs(db: str | os.PathLike[str], sweep_id: str | None) -> list[dict[s
     if not path.is_file():
         raise ConfigError(f"no results store at {str(path)!r}; run a benchmark first "
                           "(wattprint run CONFIG.yaml, or wattprint demo) or pass the store's path")
-    with Store(path) as store:
+    with Store(path, read_only=True) as store:
         if sweep_id is not None:
             ids = [str(s["id"]) for s in store.sweeps()]
             if sweep_id not in ids:
@@ -394,7 +396,9 @@ def write_label(model: str, *, task: str | None = None, hardware: str | None = N
     and hardware groups needs ``task`` and ``hardware``; one with runs on several datasets,
     ``dataset``. An unknown model, an ambiguous one, an unknown sweep or another suffix raise
     :class:`~wattprint.errors.ConfigError` saying what there is; a PNG without Pillow raises
-    :class:`~wattprint.errors.MissingExtra` (the ``images`` extra).
+    :class:`~wattprint.errors.MissingExtra` (the ``images`` extra). The store is only read;
+    ``out`` is replaced whole or not at all (a failed write raises
+    :class:`~wattprint.errors.OutputError` and leaves the file there as it was).
     """
     target = Path(os.fspath(out))
     suffix = target.suffix.lower()
@@ -407,7 +411,7 @@ def write_label(model: str, *, task: str | None = None, hardware: str | None = N
     card = _Card(score, _date(score, runs))
     shapes = _layout(card)
     if suffix == ".svg":
-        target.write_text(_to_svg(shapes, card), encoding="utf-8")
-    else:
-        _to_png(shapes).save(target, format="PNG", optimize=True)
-    return target
+        return write_text(target, _to_svg(shapes, card), encoding="utf-8")
+    png = io.BytesIO()
+    _to_png(shapes).save(png, format="PNG", optimize=True)
+    return write_bytes(target, png.getvalue())

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .._files import write_text
 from .._version import __version__
 from ..errors import ConfigError
 from ..measurement import Measurement
@@ -199,7 +200,7 @@ def measure_energy(
         stamp = m.start.strftime("%Y%m%dT%H%M%S")
         path = folder / f"{_safe_name(model_name)}_{_safe_name(task_name)}_{stamp}.json"
         result["output_file"] = str(path)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        write_text(path, json.dumps(result, indent=2) + "\n")
     return result
 
 

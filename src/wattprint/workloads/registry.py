@@ -89,10 +89,14 @@ def load_model(
 ) -> Model:
     """Load a saved model, choosing the loader by suffix or folder shape.
 
-    Safe formats (TorchScript, ONNX, skops, Keras, SavedModel, safetensors) load by default;
-    unsafe ones (pickle, joblib, full ``torch.save`` models) only with ``trust=True``. A corrupt,
-    unsupported or untrusted file raises :class:`~wattprint.errors.ModelError` naming the file,
-    the reason and the formats supported.
+    Safe formats, which hold data and no code (ONNX, skops, Keras in safe mode, safetensors
+    and ``weights_only`` state dicts into a ``torch.nn.Module`` ``model_class``), load by
+    default. Anything that runs code when it is loaded or called loads only with
+    ``trust=True``: pickle, joblib, full ``torch.save`` models, TorchScript, TensorFlow
+    SavedModel folders, Keras ``Lambda`` layers, Hugging Face ``auto_map`` code, and a
+    ``model_class`` that is no ``torch.nn.Module``. A corrupt, unsupported or untrusted file
+    raises :class:`~wattprint.errors.ModelError` (:class:`~wattprint.errors.UntrustedModelError`
+    when it needs trust) naming the file, the reason and the formats supported.
     """
     path = Path(path_or_id)
     loader: Loader | str | None = None

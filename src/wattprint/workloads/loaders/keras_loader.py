@@ -23,7 +23,10 @@ from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
 from ..datasets import CLASSIFICATION_TASKS, as_dataset
 from ..model import InputSpec, Model, dir_size_bytes
 
-__all__ = ["KerasModel", "load"]
+__all__ = ["LOAD_OPTIONS", "KerasModel", "load"]
+
+#: The options :func:`load` takes (a config checks them before anything runs): none.
+LOAD_OPTIONS: tuple[str, ...] = ()
 
 #: What Keras and h5py raise on a file they cannot read.
 _LOAD_ERRORS = (ValueError, OSError, KeyError, TypeError, AttributeError, zipfile.BadZipFile)
@@ -61,7 +64,7 @@ def _check_options(options: dict[str, Any], allowed: tuple[str, ...] = ()) -> No
 def load(path: Path, *, task: str | None = None, trust: bool = False,
          **options: Any) -> KerasModel:
     """Load a ``.keras`` or ``.h5`` model; code in ``Lambda`` layers only with ``trust=True``."""
-    _check_options(options)
+    _check_options(options, LOAD_OPTIONS)
     keras = _import_keras()
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise _corrupt(path, "not a zip archive, which every .keras file is")

@@ -3,6 +3,10 @@
 An ONNX file is a graph and its weights, with no code of its own, so it loads by default. It
 is parsed and checked with ``onnx.checker`` first, so a corrupt or invalid file fails with a
 :class:`~wattprint.errors.ModelError` that says what is wrong, before onnxruntime sees it.
+Weights kept in external data files must lie inside the model's folder (no absolute path, no
+``..``, no link out of it): a file that names any other file, which onnxruntime would read
+into the model, is a ModelError. A model given as bytes (:func:`from_bytes`) has no folder,
+so it may name no external data at all.
 
 ``num_parameters`` is the number of elements of all the graph's initializers (its weights);
 ``dtype`` is the type that holds most of those elements (``"int8"`` for a quantized model, even
@@ -43,9 +47,11 @@ if TYPE_CHECKING:
     import onnx
     import onnxruntime
 
-__all__ = ["OnnxModel", "from_bytes", "load"]
+__all__ = ["LOAD_OPTIONS", "OnnxModel", "from_bytes", "load"]
 
 _OPTIONS = ("device", "input_shape", "providers", "threads")
+#: The options :func:`load` takes (a config checks them before anything runs).
+LOAD_OPTIONS = _OPTIONS
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
 #: onnxruntime's input types, as NumPy dtype names.
@@ -152,6 +158,7 @@ def load(
     except unreadable as err:
         raise _error(path, "not an ONNX model (corrupt, truncated, or another format): "
                            f"{_first_line(err)}") from err
+    _check_external_data(path, proto)
     try:
         onnx.checker.check_model(str(path))  # by path: also models over 2 GB
     except (onnx.checker.ValidationError, OSError, ValueError) as err:
@@ -178,6 +185,11 @@ def from_bytes(data: bytes, *, task: str | None = None, **options: Any) -> OnnxM
         onnx.checker.check_model(proto)
     except invalid as err:
         raise _error(where, f"not a valid ONNX model: {_first_line(err)}") from err
+    external = _external_data(proto)
+    if external:
+        raise _error(where, f"it names external data files ({_listed(external)}), which "
+                            "onnxruntime would read from the working directory: save the model "
+                            "to a .onnx file with its data files beside it, and load that file")
     session = _session(bytes(data), where, options)
     return OnnxModel(session, proto, task=task, size_bytes=len(data),
                      input_shape=_shape(options.get("input_shape")))
@@ -313,6 +325,67 @@ def _onnx_type_name(code: int) -> str:
         return str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code)).name)
     except (KeyError, TypeError, ValueError):
         return str(onnx.TensorProto.DataType.Name(code)).lower()
+
+
+def _external_data(proto: onnx.ModelProto) -> list[tuple[str, str]]:
+    """``(tensor name, location)`` of every tensor whose data is kept in another file: the
+    initializers, sparse initializers and tensor attributes of every graph, subgraph and
+    function."""
+    import onnx
+
+    found: list[tuple[str, str]] = []
+
+    def tensor(t: onnx.TensorProto) -> None:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            where = next((e.value for e in t.external_data if e.key == "location"), "")
+            found.append((t.name, where))
+
+    def sparse(s: onnx.SparseTensorProto) -> None:
+        tensor(s.values)
+        tensor(s.indices)
+
+    def nodes(items: Any) -> None:
+        for node in items:
+            for attr in node.attribute:
+                tensor(attr.t)
+                sparse(attr.sparse_tensor)
+                for t in attr.tensors:
+                    tensor(t)
+                for s in attr.sparse_tensors:
+                    sparse(s)
+                graph(attr.g)
+                for g in attr.graphs:
+                    graph(g)
+
+    def graph(g: onnx.GraphProto) -> None:
+        for t in g.initializer:
+            tensor(t)
+        for s in g.sparse_initializer:
+            sparse(s)
+        nodes(g.node)
+
+    graph(proto.graph)
+    for function in proto.functions:
+        nodes(function.node)
+    return found
+
+
+def _listed(external: list[tuple[str, str]]) -> str:
+    shown = ", ".join(f"{name or '?'}: {where!r}" for name, where in external[:3])
+    return shown + (f", and {len(external) - 3} more" if len(external) > 3 else "")
+
+
+def _check_external_data(path: Path, proto: onnx.ModelProto) -> None:
+    """A ModelError when a tensor's external data file is not inside the model's folder."""
+    folder = path.parent.resolve()
+    outside = []
+    for name, where in _external_data(proto):
+        target = (folder / where).resolve()
+        if not where or Path(where).is_absolute() or not target.is_relative_to(folder):
+            outside.append((name, where))
+    if outside:
+        raise _error(path, f"it names external data outside its folder ({_listed(outside)}); "
+                           "an ONNX model's data files must lie in its own folder")
 
 
 def _disk_bytes(path: Path, proto: onnx.ModelProto) -> int:

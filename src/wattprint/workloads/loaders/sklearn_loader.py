@@ -37,9 +37,11 @@ from ..model import InputSpec, Model
 from ..registry import supported_formats
 from ._common import model_error, model_file_size
 
-__all__ = ["SklearnModel", "count_parameters", "from_estimator", "load"]
+__all__ = ["LOAD_OPTIONS", "SklearnModel", "count_parameters", "from_estimator", "load"]
 
 _OPTIONS = ("trusted_types",)
+#: The options :func:`load` takes (a config checks them before anything runs).
+LOAD_OPTIONS = _OPTIONS
 _TRAIN_OPTIONS = ("seed",)
 _PICKLES = (".joblib", ".pkl", ".pickle")
 _CLASSIFICATION_TASKS = frozenset({"classification", "text-classification",

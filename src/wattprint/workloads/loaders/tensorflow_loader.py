@@ -1,8 +1,12 @@
 """TensorFlow SavedModel folders (the ``tensorflow`` extra), run through a serving signature.
 
 A folder holding ``saved_model.pb`` (written by ``tf.saved_model.save``, or by ``model.export``
-of a Keras 3 model) is read with ``tf.saved_model.load``. A SavedModel holds graphs and
-weights, not Python code, so it loads without ``trust=True``.
+of a Keras 3 model) is read with ``tf.saved_model.load``. A SavedModel is code, though not
+Python: its graphs run TensorFlow ops when it is loaded (the initializers of its resources)
+and when it predicts (its signatures), and those ops can read and write any file
+(``tf.io.read_file``, ``tf.io.write_file``). So it loads only with ``trust=True``; without it
+:class:`~wattprint.errors.UntrustedModelError`. A Keras model loads safely from its ``.keras``
+file instead (Keras's safe mode), or from an ONNX export.
 
 Inference calls one signature of the folder: ``serving_default`` unless the option
 ``signature`` names another. The signature's inputs are the model's :attr:`Model.inputs`; a
@@ -29,17 +33,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ...errors import ConfigError, MissingExtra, ModelError
+from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
 from ..model import InputSpec, Model, dir_size_bytes
+from ..registry import supported_formats
 from ._common import ANSI as _ANSI
 from ._common import check_options, model_error
 
-__all__ = ["DEFAULT_SIGNATURE", "SavedModel", "load"]
+__all__ = ["DEFAULT_SIGNATURE", "LOAD_OPTIONS", "SavedModel", "load"]
 
 #: The signature ``predict`` calls unless the option ``signature`` names another.
 DEFAULT_SIGNATURE = "serving_default"
 
 _OPTIONS = ("output", "signature")
+#: The options :func:`load` takes (a config checks them before anything runs).
+LOAD_OPTIONS = _OPTIONS
 #: In the name of the state of a Keras random seed generator: RNG state, not a parameter.
 _SEED_STATE = "seed_generator_state"
 #: Lines of a TensorFlow error that say nothing about the cause.
@@ -71,8 +78,8 @@ def load(path: Path, *, task: str | None = None, trust: bool = False,
     """Load the SavedModel folder ``path`` and pick its serving signature.
 
     Options: ``signature`` (default ``"serving_default"``), ``output`` (the output
-    ``predict`` returns; default the first by name). ``trust`` is accepted for the common
-    loader interface; a SavedModel runs no Python code when it is loaded.
+    ``predict`` returns; default the first by name). ``trust=True`` is required: the
+    folder's graphs run when it is loaded and when it predicts (see the module docstring).
     """
     path = Path(path)
     check_options(options, _OPTIONS, "a TensorFlow SavedModel", where=path)
@@ -82,7 +89,15 @@ def load(path: Path, *, task: str | None = None, trust: bool = False,
         raise _error(path, "no saved_model.pb in the folder")
     if graph.stat().st_size == 0:
         raise _error(path, "saved_model.pb is empty")
-    try:
+    if not trust:
+        raise UntrustedModelError(
+            f"{path}: a TensorFlow SavedModel holds code: its graphs run TensorFlow ops when it "
+            "is loaded (resource initializers) and when it predicts (its signatures), and those "
+            "ops can read and write any file (tf.io.read_file, tf.io.write_file). Load it with "
+            "trust=True only if you trust its source (in a sweep YAML: trust: true on the "
+            "model), or use a format that holds no code: the Keras model's .keras file (loaded "
+            f"in Keras's safe mode), or an ONNX export. Supported: {supported_formats()}")
+    try:  # trusted: the user vouched for the ops this folder runs
         loaded = tf.saved_model.load(str(path))
     except (OSError, ValueError, LookupError, TypeError, AttributeError,
             tf.errors.OpError) as err:

@@ -1,15 +1,20 @@
-"""PyTorch models (the ``torch`` extra): TorchScript, state_dicts, and trusted pickles.
+"""PyTorch models (the ``torch`` extra): state_dicts, and trusted TorchScript and pickles.
 
 A ``.pt`` / ``.pth`` file is read by what it holds, safest first:
 
-* a **TorchScript** archive (``torch.jit.save`` of a scripted or traced module) loads by
-  default, with ``torch.jit.load``;
 * a **state_dict** (``torch.save(model.state_dict())``) loads by default, with
   ``torch.load(weights_only=True)``, into ``model_class(**model_kwargs)``: the class is named by
   import path, ``model_class="package.module:ClassName"``, and the weights must fit it exactly
   (``load_state_dict(strict=True)``). A checkpoint dict that holds the state_dict under a key
   names it with ``state_dict_key="model"``. ``.safetensors`` weights load the same way (the
-  ``safetensors`` package, from the ``hf`` extra);
+  ``safetensors`` package, from the ``hf`` extra). Without ``trust=True`` the class must be a
+  subclass of ``torch.nn.Module``: a config that could name any callable could run any code
+  (``"os:system"``), so anything else is an :class:`~wattprint.errors.UntrustedModelError`,
+  raised before it is called;
+* a **TorchScript** archive (``torch.jit.save`` of a scripted or traced module) is code: its
+  ``__setstate__`` runs when it is loaded and its ``forward`` on every prediction, and both can
+  read and write any file (``torch.from_file``). It loads, with ``torch.jit.load``, only with
+  ``trust=True``;
 * a **whole pickled model** (``torch.save(model)``) runs code named by the file when it is
   unpickled, so it loads only with ``trust=True``; without it
   :class:`~wattprint.errors.UntrustedModelError` says which classes the file would import.
@@ -51,13 +56,15 @@ from ._common import check_options, model_error, model_file_size
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LOSSES", "TorchModel", "from_module", "load"]
+__all__ = ["LOAD_OPTIONS", "LOSSES", "TorchModel", "from_module", "load"]
 
 #: The losses :meth:`TorchModel.train_epoch` knows.
 LOSSES = ("cross_entropy", "mse")
 
 _MODULE_OPTIONS = ("device", "input_dtype", "input_shape")
 _LOAD_OPTIONS = (*_MODULE_OPTIONS, "model_class", "model_kwargs", "state_dict_key")
+#: The options :func:`load` takes (a config checks them before anything runs).
+LOAD_OPTIONS = _LOAD_OPTIONS
 _TRAIN_OPTIONS = ("loss", "lr", "seed")
 _CLASSIFICATION_TASKS = frozenset({"classification", "text-classification",
                                    "image-classification"})
@@ -205,11 +212,12 @@ def load(
     trust: bool = False,
     **options: Any,
 ) -> TorchModel:
-    """Load a TorchScript archive, a state_dict (with ``model_class``) or, trusted, a pickle.
+    """Load a state_dict (with ``model_class``) or, trusted, TorchScript or a pickle.
 
     Options: ``device``, ``input_shape``, ``input_dtype`` (see the module docstring),
-    ``model_class`` (``"package.module:ClassName"`` or the class), ``model_kwargs`` (its
-    constructor's arguments), ``state_dict_key`` (where a checkpoint dict keeps the weights).
+    ``model_class`` (``"package.module:ClassName"`` or the class; a ``torch.nn.Module``
+    subclass unless trusted), ``model_kwargs`` (its constructor's arguments),
+    ``state_dict_key`` (where a checkpoint dict keeps the weights).
     """
     path = Path(path)
     _check_options(options, _LOAD_OPTIONS, "a PyTorch model", where=path)
@@ -221,10 +229,12 @@ def load(
     size = _file_size(path)
     module: torch.nn.Module
     if path.suffix.lower() == ".safetensors":
-        module = _from_state_dict(path, _read_safetensors(path, device), options)
+        module = _from_state_dict(path, _read_safetensors(path, device), options, trust=trust)
     else:
         _check_zip(path)
         if _is_torchscript(path):
+            if not trust:
+                raise _untrusted_torchscript(path)
             module = _jit_load(path, device)
         else:
             loaded = _torch_load(path, device, trust=trust)
@@ -232,7 +242,7 @@ def load(
                 module = loaded
             else:
                 state = _state_dict(path, loaded, options.get("state_dict_key"))
-                module = _from_state_dict(path, state, options)
+                module = _from_state_dict(path, state, options, trust=trust)
     return TorchModel(module, task=task, path=path, size_bytes=size, device=device,
                       input_shape=input_shape, input_dtype=input_dtype)
 
@@ -341,6 +351,17 @@ def _is_torchscript(path: Path) -> bool:
     return any(name == "constants.pkl" or name.endswith("/constants.pkl") for name in names)
 
 
+def _untrusted_torchscript(path: Path) -> UntrustedModelError:
+    return UntrustedModelError(
+        f"{path}: a TorchScript archive holds code: its __setstate__ runs when it is loaded "
+        "and its forward when it predicts, and that code can read and write any file "
+        "(torch.from_file). Load it with trust=True only if you trust its source (in a sweep "
+        "YAML: trust: true on the model), or use a format that holds no code: a state_dict "
+        "(torch.save(model.state_dict(), path)) loaded with "
+        "model_class='package.module:ClassName', .safetensors weights (with model_class), or "
+        f"an ONNX export. Supported: {supported_formats()}")
+
+
 def _jit_load(path: Path, device: str) -> torch.nn.Module:
     import torch
 
@@ -373,10 +394,10 @@ def _torch_load(path: Path, device: str, *, trust: bool) -> Any:
             raise UntrustedModelError(
                 f"{path}: a whole pickled PyTorch model (torch.save(model)); unpickling it "
                 f"imports {', '.join(unsafe)} and can run arbitrary code. Load it with "
-                "trust=True only if you trust its source, or save it safely: as TorchScript "
-                "(torch.jit.save(torch.jit.script(model), path)), or as a state_dict "
-                "(torch.save(model.state_dict(), path)) loaded with "
-                f"model_class='package.module:ClassName'. Supported: {supported_formats()}"
+                "trust=True only if you trust its source, or save it safely: as a state_dict "
+                "(torch.save(model.state_dict(), path)) or .safetensors weights, loaded with "
+                "model_class='package.module:ClassName', or as an ONNX export. "
+                f"Supported: {supported_formats()}"
             ) from err
     try:  # trusted: the user vouched for the code this file runs
         return torch.load(path, map_location=device, weights_only=False)
@@ -437,7 +458,7 @@ def _read_safetensors(path: Path, device: str) -> Mapping[str, torch.Tensor]:
 
 
 def _from_state_dict(path: Path, state: Mapping[str, torch.Tensor],
-                     options: Mapping[str, Any]) -> torch.nn.Module:
+                     options: Mapping[str, Any], *, trust: bool) -> torch.nn.Module:
     """``model_class(**model_kwargs)`` with ``state`` loaded into it, strictly."""
     import torch
 
@@ -446,7 +467,7 @@ def _from_state_dict(path: Path, state: Mapping[str, torch.Tensor],
         raise _error(path, "a state_dict holds weights but not the model's code: pass "
                            "model_class='package.module:ClassName' (and model_kwargs={...} "
                            "if its constructor needs arguments)")
-    cls = _import_class(path, spec)
+    cls = _import_class(path, spec, trust=trust)
     kwargs = options.get("model_kwargs") or {}
     if not isinstance(kwargs, Mapping):
         raise ConfigError(f"model_kwargs must be a mapping of arguments, not {kwargs!r}")
@@ -466,10 +487,11 @@ def _from_state_dict(path: Path, state: Mapping[str, torch.Tensor],
     return module
 
 
-def _import_class(path: Path, spec: Any) -> Any:
-    """The class named ``"package.module:ClassName"`` (or ``"package.module.ClassName"``)."""
+def _import_class(path: Path, spec: Any, *, trust: bool) -> Any:
+    """The class named ``"package.module:ClassName"`` (or ``"package.module.ClassName"``):
+    a ``torch.nn.Module`` subclass unless trusted, checked before anything calls it."""
     if isinstance(spec, type):
-        return spec
+        return _module_class(path, spec, spec, trust=trust)
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"model_class must be 'package.module:ClassName', not {spec!r}")
     module_name, sep, qualname = spec.partition(":")
@@ -485,7 +507,22 @@ def _import_class(path: Path, spec: Any) -> Any:
         raise _error(path, f"model_class {spec!r} could not be imported: {err}") from err
     if not callable(found):
         raise _error(path, f"model_class {spec!r} is a {type(found).__name__}, not a class")
-    return found
+    return _module_class(path, spec, found, trust=trust)
+
+
+def _module_class(path: Path, spec: Any, found: Any, *, trust: bool) -> Any:
+    """``found`` if it is a ``torch.nn.Module`` subclass or trusted; else UntrustedModelError."""
+    import torch
+
+    if trust or (isinstance(found, type) and issubclass(found, torch.nn.Module)):
+        return found
+    kind = "class" if isinstance(found, type) else type(found).__name__
+    raise UntrustedModelError(
+        f"{path}: model_class {spec!r} is a {kind}, not a torch.nn.Module subclass. Without "
+        "trust=True wattprint calls only torch.nn.Module classes: a model_class that may name "
+        "any callable runs any code (model_class 'os:system' would run a shell command). Name "
+        "the model's class, or pass trust=True (in a sweep YAML: trust: true on the model) "
+        "only if you trust where the setting came from")
 
 
 def _first_tensor(out: Any) -> torch.Tensor:

@@ -55,7 +55,8 @@ from ._common import check_options, model_error
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TASKS", "GeneratedIds", "TransformersModel", "load", "load_hub"]
+__all__ = ["HUB_OPTIONS", "LOAD_OPTIONS", "TASKS", "GeneratedIds", "TransformersModel", "load",
+           "load_hub"]
 
 #: Task -> the transformers ``Auto`` class that loads it; ``None`` is the bare model.
 _AUTO_CLASSES = {
@@ -73,6 +74,10 @@ _ARCHITECTURE_TASKS = (
 )
 _LOAD_OPTIONS = ("device", "max_length", "max_new_tokens")
 _HUB_OPTIONS = ("cache_dir", "revision")
+#: The options :func:`load` takes, and those :func:`load_hub` takes besides (a config
+#: checks them before anything runs).
+LOAD_OPTIONS = _LOAD_OPTIONS
+HUB_OPTIONS = _HUB_OPTIONS
 _TRAIN_OPTIONS = ("lr", "seed")
 DEFAULT_MAX_NEW_TOKENS = 20
 #: The files a tokenizer is saved in, any of which marks a folder as having one.
