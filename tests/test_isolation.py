@@ -163,6 +163,18 @@ def test_cell_timeout_setting() -> None:
             load_config({**base, "monitoring": {"cell_timeout_s": bad}})
 
 
+def test_the_time_limit_is_not_part_of_the_sweep_id() -> None:
+    from wattprint.bench.config import config_hash
+
+    base = {"project": "p", "models": [{"name": "m", "source": "sklearn:LogisticRegression"}],
+            "datasets": [{"name": "iris"}]}
+    longer = {**base, "monitoring": {"cell_timeout_s": 7200}}
+    # A sweep stopped by the time limit resumes under a longer one; and a store written before
+    # the limit existed keeps its sweep ids (this config hashed so then).
+    assert config_hash(load_config(longer)) == config_hash(load_config(base))
+    assert config_hash(load_config(base)) == "77b920d3826c6e14"
+
+
 def test_a_cell_that_never_returns_is_stopped_and_the_sweep_goes_on(tmp_path: Path) -> None:
     config = _config(tmp_path, [_scripted(tmp_path, "stuck", "hang"),
                                 _scripted(tmp_path, "fine")], cell_timeout_s=2)

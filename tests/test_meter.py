@@ -441,3 +441,40 @@ def test_trace_needs_a_positive_rate() -> None:
     with pytest.raises(ConfigError, match="hz > 0"), \
             EnergyMeter([FakeSensor(power_w=1.0)]).trace(hz=0):
         pass
+
+
+def test_a_forked_child_measures_with_a_meter_made_before_the_fork() -> None:
+    """A sweep's worker is forked from a process whose meter already sampled: the child's
+    meter gets a sampler thread of its own, and a lock nobody holds."""
+    import os
+    import select
+
+    meter = EnergyMeter(sensors=[FakeSensor(power_w=20.0)], sample_hz=50)
+    with meter.window("before"):
+        time.sleep(0.05)  # the sampler thread runs, and parks
+    read_end, write_end = os.pipe()
+    # Hold the meter's lock while forking, as the parent's sampler may at any moment.
+    with meter._shared.cond:
+        pid = os.fork()
+    if pid == 0:  # the child: measure, report, exit without running pytest's teardown
+        code = 1
+        try:
+            with meter.window("child") as w:
+                time.sleep(0.2)
+            os.write(write_end, json.dumps([w.measurement.energy_j,
+                                            w.measurement.samples]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], 60)
+    data = os.read(read_end, 1000) if ready else b""
+    os.close(read_end)
+    if not ready:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    assert ready, "the child's meter hung"
+    assert os.waitstatus_to_exitcode(status) == 0
+    energy_j, samples = json.loads(data)
+    assert energy_j == pytest.approx(20.0 * 0.2, rel=0.5) and samples > 2
+    meter.close()

@@ -251,3 +251,33 @@ def test_measure_training_takes_the_train_options(digits: tuple[Dataset, Dataset
         meter.close()
     assert result["num_epochs"] == 2
     assert result["epochs"][1]["loss"] < result["epochs"][0]["loss"]
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_mlp_recipe_runs_in_a_sweep_with_its_variants(tmp_path: Path, task: str) -> None:
+    """The sweep saves a trained recipe as TorchScript and makes its variants from it: the
+    MLP must script (its variants have no sample to be traced with)."""
+    _needs("torch:MLP")
+    from wattprint import Benchmark
+    from wattprint.meter import EnergyMeter
+    from wattprint.sensors import FakeSensor
+
+    dataset = "digits" if task == "classification" else "diabetes"
+    meter = EnergyMeter(sensors=[FakeSensor(power_w=10.0)])
+    try:
+        report = Benchmark({
+            "project": "mlp",
+            "models": [{"name": "mlp", "source": "torch:MLP", "epochs": 2, "export": "onnx",
+                        "pruning": {"enabled": True, "amount": 0.3}}],
+            "datasets": [{"name": dataset, "limit": 60}],
+            "monitoring": {"repetitions": 1, "warmup": 0},
+            "output": {"export_formats": [], "output_dir": str(tmp_path / "out"),
+                       "db": str(tmp_path / "w.db")},
+        }).run(meter=meter, progress=False)
+    finally:
+        meter.close()
+    runs = report["runs"]
+    assert [r["error"] for r in runs if r["status"] != "ok"] == []
+    assert {r["variant"] for r in runs} == {"fp32", "onnx", "pruned-l1_unstructured-0.3"}
+    (trained,) = [r for r in runs if r["phase"] == "training"]
+    assert trained["size_bytes"] > 0

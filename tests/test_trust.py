@@ -368,3 +368,58 @@ def test_keras_file_that_wraps_a_saved_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UntrustedModelError, match="trust=True"):
         wattprint.load_model(tmp_path / "wraps.keras")
     assert not target.exists()
+
+
+# -- a sweep config is refused before anything runs when it names code without trust ----------
+
+def _code_files(tmp_path: Path) -> dict[str, Path]:
+    script = _scripted(TinyNet(), tmp_path / "net.pt")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")  # the folder's shape is enough here
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(b"\x80\x04N.")
+    return {"TorchScript archive": script, "TensorFlow SavedModel folder": saved,
+            "pickle": pickled}
+
+
+def test_config_naming_code_without_trust_is_refused_before_anything_runs(
+        tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from wattprint.bench.config import load_config
+    from wattprint.errors import ConfigError
+
+    files = _code_files(tmp_path)
+    models = [{"name": f"m{i}", "path": str(path), "task": "classification"}
+              for i, path in enumerate(files.values())]
+    config = {"project": "code", "models": models, "datasets": [{"name": "digits"}],
+              "output": {"db": str(tmp_path / "w.db"), "output_dir": str(tmp_path / "out")}}
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    message = str(info.value)
+    for i, kind in enumerate(files):
+        assert f"models[{i}].trust: " in message and kind in message
+    # Trusted, each passes the config's checks.
+    trusted = [{**m, "trust": True} for m in models]
+    assert [m.trust for m in load_config({**config, "models": trusted}).models] == [True] * 3
+    # The command line: exit 2, one message, nothing stored.
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "wattprint", "run", str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "trust: true" in proc.stderr
+    assert not (tmp_path / "w.db").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_state_dict_needs_no_trust_in_a_config(state_dict: Path) -> None:
+    from wattprint.bench.config import load_config
+
+    config = {"project": "safe", "datasets": [{"name": "digits"}],
+              "models": [{"name": "m", "path": str(state_dict),
+                          "options": {"model_class": "tiny_models:TinyNet"}}]}
+    assert load_config(config).models[0].trust is False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import threading
 import time
 import weakref
@@ -222,6 +223,16 @@ def _sampler(shared: _Shared) -> None:
                 cond.wait()
 
 
+def _after_fork(ref: weakref.ref[_Shared]) -> None:
+    """In a child made by ``os.fork`` (a sweep's worker): the sampler thread did not come
+    along, and the lock it shares with the meter may have been held at the fork; the meter
+    gets a fresh lock, and a new thread when a window needs one."""
+    shared = ref()
+    if shared is not None:
+        shared.cond = threading.Condition(threading.Lock())
+        shared.thread = None
+
+
 def _stop(shared: _Shared) -> None:
     with shared.cond:
         shared.stopped = True
@@ -422,6 +433,9 @@ class EnergyMeter:
         self._groups = _group(chosen)
         self._shared = _Shared(chosen, sample_hz, sample_interval)
         self._finalizer = weakref.finalize(self, _stop, self._shared)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=functools.partial(_after_fork,
+                                                                 weakref.ref(self._shared)))
         self._auto_names = itertools.count(1)
         self._idle_w: dict[str, float] | None = None
         self.history: deque[Measurement] = deque(maxlen=10_000)

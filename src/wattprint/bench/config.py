@@ -280,6 +280,12 @@ class ModelConfig(_Section):
                                      f"{', '.join(loaded.tasks)})"
                                      + _close(self.task, loaded.tasks)))
         what = repr(self.path.name) if self.path is not None else f"hub model {self.hf!r}"
+        code = None if self.trust or self.path is None else _holds_code(self.path)
+        if code is not None:
+            problems.append(("trust", f"{what} is {code}, which can run any code when it is "
+                                      "loaded or run; set trust: true on this model only if you "
+                                      "trust its source, or give the model in a format that "
+                                      "holds no code (a state_dict with model_class, ONNX)"))
         _raise_all([*problems, *self._variant_problems(what, loaded.framework)])
         return self
 
@@ -356,6 +362,22 @@ def _loaded_as(path: Path | None, hf: str | None) -> _Loaded | None:
         kind, options = "a Hugging Face hub model", (*options, *HF_HUB_OPTIONS)
     tasks = HF_TASKS if framework == "transformers" else MODEL_TASKS
     return _Loaded(framework, kind, options, tasks)
+
+
+def _holds_code(path: Path) -> str | None:
+    """What the model at ``path`` is, when it is a kind that holds code and loads only with
+    ``trust``, as far as can be told without a framework; else None (its loader still checks:
+    a whole pickled torch model, a Keras ``Lambda`` layer)."""
+    from ..workloads.loaders.torch_loader import is_torchscript
+
+    suffix = path.suffix.lower()
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return "a TensorFlow SavedModel folder"
+    if suffix in (".pkl", ".pickle", ".joblib"):
+        return "a pickle"
+    if suffix in (".pt", ".pth") and is_torchscript(path):
+        return "a TorchScript archive"
+    return None
 
 
 def _a(word: str) -> str:
@@ -782,11 +804,14 @@ def config_schema() -> dict[str, Any]:
 
 
 def config_hash(config: BenchConfig) -> str:
-    """16 hex digits of SHA-256 over the canonical JSON of ``config`` without ``output``.
+    """16 hex digits of SHA-256 over the canonical JSON of ``config`` without ``output`` and
+    ``monitoring.cell_timeout_s``.
 
     Equal configs hash equal whatever their key order, and whether defaults were written out;
-    changing where results go does not change it.
+    changing where results go, or how long a cell may take, does not change it (a sweep
+    stopped by a time limit resumes with a longer one).
     """
-    data = config.model_dump(mode="json", exclude={"output"})
+    data = config.model_dump(mode="json", exclude={"output": True,
+                                                   "monitoring": {"cell_timeout_s"}})
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

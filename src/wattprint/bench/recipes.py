@@ -357,10 +357,11 @@ def _torch_classes() -> dict[str, type[Any]]:
         With one output (regression) the output is ``value * target_std + target_mean``, one
         value per sample."""
 
-        mean: torch.Tensor
-        std: torch.Tensor
-        target_mean: torch.Tensor
-        target_std: torch.Tensor
+        if TYPE_CHECKING:  # for mypy only: TorchScript cannot resolve these string annotations
+            mean: torch.Tensor
+            std: torch.Tensor
+            target_mean: torch.Tensor
+            target_std: torch.Tensor
 
         def __init__(self, in_features: int = 1, outputs: int = 2, *, hidden: int = 64,
                      mean: Any = None, std: Any = None, target_mean: float = 0.0,

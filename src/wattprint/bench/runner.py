@@ -525,7 +525,6 @@ def _lost(ctx: _Context, group: _Group, task: str, current: Cell | None, stored:
 def _work(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task: str,
           send: Connection) -> None:
     """The worker: run the group's cells, sending each record to the sweep's process."""
-    _rearm_meter(ctx.meter)
     if _cuda_unusable(ctx.meter):
         send.send(("no-fork",))
         return
@@ -543,14 +542,6 @@ def _work(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task: str
     ctx.on_cell = None
     _run_group(ctx, group, data, task)
     send.send(("done",))
-
-
-def _rearm_meter(meter: EnergyMeter) -> None:
-    """In a forked worker: the meter's sampler thread did not come along, and the lock it
-    shares with that thread may have been held at the fork; a fresh lock, a new thread."""
-    shared = meter._shared
-    shared.cond = threading.Condition(threading.Lock())
-    shared.thread = None
 
 
 def _cuda_unusable(meter: EnergyMeter) -> bool:

@@ -92,7 +92,10 @@ def save_torchscript(module: torch.nn.Module, path: Path, sample: torch.Tensor |
     """Script the module (trace it on ``sample`` where scripting fails) and save it to ``path``."""
     import torch
 
-    script_errors = (torch.jit.frontend.FrontendError, RuntimeError, OSError, TypeError)
+    # ValueError: an annotation TorchScript cannot resolve (``from __future__ import
+    # annotations`` on a class's buffers); tracing does without annotations.
+    script_errors = (torch.jit.frontend.FrontendError, RuntimeError, OSError, TypeError,
+                     ValueError)
     with silenced(JIT_DEPRECATED, QTENSOR_DEPRECATED):
         try:
             scripted: Any = torch.jit.script(module)

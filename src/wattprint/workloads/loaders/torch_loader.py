@@ -56,7 +56,7 @@ from ._common import check_options, model_error, model_file_size
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LOAD_OPTIONS", "LOSSES", "TorchModel", "from_module", "load"]
+__all__ = ["LOAD_OPTIONS", "LOSSES", "TorchModel", "from_module", "is_torchscript", "load"]
 
 #: The losses :meth:`TorchModel.train_epoch` knows.
 LOSSES = ("cross_entropy", "mse")
@@ -232,7 +232,7 @@ def load(
         module = _from_state_dict(path, _read_safetensors(path, device), options, trust=trust)
     else:
         _check_zip(path)
-        if _is_torchscript(path):
+        if is_torchscript(path):
             if not trust:
                 raise _untrusted_torchscript(path)
             module = _jit_load(path, device)
@@ -339,7 +339,7 @@ def _check_zip(path: Path) -> None:
                            "readable directory: the file is truncated or corrupt")
 
 
-def _is_torchscript(path: Path) -> bool:
+def is_torchscript(path: Path) -> bool:
     """A TorchScript archive is a zip with ``constants.pkl`` (a torch.save zip has none)."""
     if not zipfile.is_zipfile(path):
         return False
