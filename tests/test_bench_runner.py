@@ -187,7 +187,7 @@ def _rows(db: Path) -> list[str]:
     if not db.exists():
         return []
     try:
-        with sqlite3.connect(db, timeout=5) as conn:
+        with sqlite3.connect(db, timeout=120) as conn:
             return [k for (k,) in conn.execute("SELECT cell_key FROM runs WHERE status='ok'")]
     except sqlite3.OperationalError:
         return []

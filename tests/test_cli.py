@@ -18,7 +18,7 @@ WATTPRINT = [sys.executable, "-m", "wattprint"]
 
 def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*WATTPRINT, *args], capture_output=True, text=True, timeout=60, **kwargs  # type: ignore[call-overload]
+        [*WATTPRINT, *args], capture_output=True, text=True, timeout=120, **kwargs  # type: ignore[call-overload]
     )
 
 
@@ -102,12 +102,12 @@ def test_interrupt_goes_to_the_child_and_the_measurement_is_still_printed(
         [*WATTPRINT, "measure", "--out", str(out), "--", sys.executable, "-c", child],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     while not ready.exists():
         assert time.monotonic() < deadline, "child never started"
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=20)
+    stdout, stderr = proc.communicate(timeout=120)
     assert "child interrupted" in stdout
     assert proc.returncode == 42
     assert "Traceback" not in stderr
@@ -140,7 +140,7 @@ def test_bad_input_is_one_clear_message_and_exit_2(args: list[str], needle: str)
 def test_demo_workload_runs() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "wattprint.workload", "--seconds", "0.2"],
-        capture_output=True, text=True, timeout=30, env={**os.environ},
+        capture_output=True, text=True, timeout=120, env={**os.environ},
     )
     assert r.returncode == 0
     assert "rounds" in r.stdout
@@ -184,7 +184,7 @@ def test_ctrl_c_in_a_terminal_reaches_the_child_once(tmp_path: Path) -> None:
         f"import pathlib, signal, time; pathlib.Path({str(ready)!r}).touch()\n"
         "hits = []\n"
         "signal.signal(signal.SIGINT, lambda *a: hits.append(1))\n"
-        "deadline = time.monotonic() + 2\n"
+        "deadline = time.monotonic() + 120\n"
         "while time.monotonic() < deadline and not hits:\n    time.sleep(0.01)\n"
         "time.sleep(0.3)  # a second, forwarded SIGINT would arrive in this time\n"
         "print('sigints:', len(hits), flush=True); raise SystemExit(42)\n"
@@ -193,7 +193,7 @@ def test_ctrl_c_in_a_terminal_reaches_the_child_once(tmp_path: Path) -> None:
     if pid == 0:  # the child: wattprint, with the pty as its controlling terminal
         os.execv(sys.executable, [*WATTPRINT, "measure", "--out", str(out), "--",
                                   sys.executable, "-c", child])
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     while not ready.exists():
         assert time.monotonic() < deadline, "program never started"
         time.sleep(0.02)

@@ -57,13 +57,13 @@ def test_score_command_on_the_demo_results(
         demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     folder, _ = demo
     proc = subprocess.run([*WATTPRINT, "score", "--json", "--method", "range"], cwd=folder,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     scores = json.loads(proc.stdout)
     assert {s["stars"] for s in scores} <= {1, 2, 3, 4, 5}
     best = min(scores, key=lambda s: s["kwh_per_1000_queries"])
     assert best["stars"] == 5 and all(s["method"] == "range" for s in scores)
     bad = subprocess.run([*WATTPRINT, "score", "--task", "regression"], cwd=folder,
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "classification" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -33,7 +33,7 @@ from wattprint.workloads import registry
 from wattprint.workloads.model import Model
 
 WATTPRINT = [sys.executable, "-m", "wattprint"]
-TIMEOUT = "timed out after 2 s (monitoring.cell_timeout_s)"
+TIMEOUT = "timed out after 4 s (monitoring.cell_timeout_s)"
 
 #: A model format for the child sweeps: ``.scripted`` files load as a model that predicts
 #: zeros, except that the first prediction of the sweep (a marker file tells) does ``behaviour``.
@@ -177,7 +177,7 @@ def test_the_time_limit_is_not_part_of_the_sweep_id() -> None:
 
 def test_a_cell_that_never_returns_is_stopped_and_the_sweep_goes_on(tmp_path: Path) -> None:
     config = _config(tmp_path, [_scripted(tmp_path, "stuck", "hang"),
-                                _scripted(tmp_path, "fine")], cell_timeout_s=2)
+                                _scripted(tmp_path, "fine")], cell_timeout_s=4)
     result = _child_sweep(tmp_path, config)
     runs = result["runs"]
     stuck = runs["stuck/fp32/iris/inference/0"]
@@ -189,7 +189,7 @@ def test_a_cell_that_never_returns_is_stopped_and_the_sweep_goes_on(tmp_path: Pa
         assert runs[key]["status"] == "ok", runs[key]["error"]
         assert runs[key]["energy_j"] > 0
     assert len(runs) == 4
-    assert result["wall_s"] < 120  # stopped after 2 s, not left to hang
+    assert result["wall_s"] < 120  # stopped after 4 s, not left to hang
 
 
 def test_cells_needing_a_timed_out_variant_fail_naming_it(tmp_path: Path) -> None:
@@ -281,7 +281,7 @@ def test_a_worker_does_not_outlive_a_killed_sweep(tmp_path: Path) -> None:
     proc.kill()  # SIGKILL: the sweep's process cannot stop its worker itself
     proc.wait(timeout=120)
     assert worker != proc.pid
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while not _gone(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(worker), "the hanging worker should have died with the sweep's process"
@@ -343,7 +343,7 @@ def _ok_rows(db: Path) -> list[str]:
     if not db.exists():
         return []
     try:
-        with sqlite3.connect(db, timeout=5) as conn:
+        with sqlite3.connect(db, timeout=120) as conn:
             return [k for (k,) in conn.execute("SELECT cell_key FROM runs WHERE status='ok'")]
     except sqlite3.OperationalError:
         return []

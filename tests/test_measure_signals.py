@@ -49,7 +49,7 @@ def _gone_within(pid: int, seconds: float) -> bool:
 
 def _pid_in(path: Path, proc: subprocess.Popen[str]) -> int:
     """The pid the program wrote to ``path``, once it has."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not (path.exists() and path.read_text().strip()):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the program never started"
@@ -176,7 +176,7 @@ def test_the_program_reads_the_terminal(tmp_path: Path) -> None:
     child = (f"import pathlib, sys; pathlib.Path({str(ready)!r}).touch()\n"
              "print('read:', sys.stdin.readline().strip(), flush=True)\n")
     pid, fd = _in_a_terminal([*WATTPRINT, "measure", "--", sys.executable, "-c", child])
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not ready.exists():
         assert time.monotonic() < deadline, "program never started"
         time.sleep(0.02)
@@ -214,7 +214,7 @@ _, status = os.waitpid(pid, os.WUNTRACED)
 if os.WIFSTOPPED(status):
     os.tcsetpgrp(0, os.getpgrp())
     (folder / "job-stopped").touch()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not (folder / "fg").exists():
         if time.monotonic() > deadline:
             sys.exit(101)
@@ -228,7 +228,7 @@ sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 100)
 
 
 def _wait_for(path: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not path.exists():
         assert time.monotonic() < deadline, what
         time.sleep(0.02)

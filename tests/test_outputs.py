@@ -425,15 +425,19 @@ def test_two_runs_of_one_config_at_once_each_get_their_own_sweep(tmp_path: Path)
 
 def _stored(db: Path) -> int:
     try:
-        with sqlite3.connect(db, timeout=5) as conn:
+        with sqlite3.connect(db, timeout=120) as conn:
             return int(conn.execute("SELECT count(*) FROM runs WHERE status = 'ok'")
                        .fetchone()[0])
     except sqlite3.Error:
         return 0
 
 
+#: A probe of the store's write lock takes it only if it is free at once.
+NO_WAIT_S = 0
+
+
 def _write_lock_free(db: Path) -> bool:
-    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+    conn = sqlite3.connect(db, timeout=NO_WAIT_S, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")

@@ -597,7 +597,7 @@ class Chromium:
             pass
         finally:
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
