@@ -478,3 +478,21 @@ def test_a_forked_child_measures_with_a_meter_made_before_the_fork() -> None:
     energy_j, samples = json.loads(data)
     assert energy_j == pytest.approx(20.0 * 0.2, rel=0.5) and samples > 2
     meter.close()
+
+
+def test_sensor_notes_reach_the_measurement() -> None:
+    class Slow(FakeSensor):
+        def notes(self, duration_s: float) -> tuple[str, ...]:
+            return ("window shorter than 0.1 s",) if duration_s < 0.1 else ()
+
+    meter = EnergyMeter(sensors=[Slow(power_w=5.0), Slow(power_w=1.0, component="ram")])
+    try:
+        with meter.window("short") as w:
+            pass
+        assert w.measurement.notes == ("window shorter than 0.1 s",)  # said once
+        assert w.measurement.to_dict()["notes"] == ["window shorter than 0.1 s"]
+        with meter.window("long") as w:
+            time.sleep(0.15)
+        assert w.measurement.notes == ()
+    finally:
+        meter.close()

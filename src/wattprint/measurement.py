@@ -53,7 +53,8 @@ class Measurement:
     ``errors``. ``idle_j`` and ``dynamic_j`` are set once idle power was calibrated.
     ``samples`` counts the power readings integrated per power-only sensor (0 when every
     sensor is a counter). ``footprint`` is the carbon and water of ``energy_j`` at the
-    meter's location, computed on first access.
+    meter's location, computed on first access. ``notes`` says what a reader should know
+    that is no error (a window shorter than a sensor's update period).
     """
 
     name: str
@@ -69,6 +70,9 @@ class Measurement:
     samples: int = 0
     partial: bool = False
     errors: tuple[str, ...] = field(default=())
+    #: What a reader should know about a figure that is not an error: a window shorter than
+    #: a sensor's update period, say (:meth:`~wattprint.sensors.Sensor.notes`).
+    notes: tuple[str, ...] = field(default=())
 
     @functools.cached_property
     def footprint(self) -> Footprint:
@@ -101,5 +105,6 @@ class Measurement:
             "samples": self.samples,
             "partial": self.partial,
             "errors": list(self.errors),
+            "notes": list(self.notes),
             "footprint": self.footprint.to_dict(),
         }

@@ -555,6 +555,7 @@ class EnergyMeter:
             samples=ticks + 1 if has_power else 0,
             partial=bool(errors),
             errors=tuple(errors[i] for i in sorted(errors)),
+            notes=tuple(dict.fromkeys(note for s in sensors for note in s.notes(duration))),
         )
 
     def window(self, name: str | None = None) -> Window:

@@ -68,6 +68,12 @@ class Sensor(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release handles. Reads after ``close`` are not allowed."""
 
+    def notes(self, duration_s: float) -> tuple[str, ...]:
+        """What a reader of a window of ``duration_s`` seconds should know about this
+        sensor's figure for it, one sentence each: a window shorter than the counter's update
+        period, or than the clock an estimate rests on. Empty by default."""
+        return ()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
