@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from importlib.resources import files
@@ -15,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wattprint import EnergyMeter, Measurement
 from wattprint.errors import ConfigError, SensorError
 from wattprint.sensors import CounterSensor, FakeSensor, Source, detect, estimate
 from wattprint.sensors._registry import DetectOptions
@@ -200,6 +204,78 @@ def test_every_table_row_parses() -> None:
     assert len(load_tdp_table()) == len(records)
 
 
+@pytest.mark.parametrize(
+    ("model", "tdp_w", "threads"),
+    [
+        # /proc/cpuinfo model names as the kernel prints them, one or more per family
+        ("Intel(R) Xeon(R) Gold 6130 CPU @ 2.10GHz", 125, 32),  # Scalable gen 1
+        ("Intel(R) Xeon(R) Platinum 8260 CPU @ 2.40GHz", 165, 48),  # gen 2
+        ("Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz", 205, 48),  # gen 2 refresh
+        ("Intel(R) Xeon(R) Silver 4314 CPU @ 2.40GHz", 135, 32),  # gen 3
+        ("Intel(R) Xeon(R) Platinum 8490H", 350, 120),  # gen 4
+        ("INTEL(R) XEON(R) GOLD 6548Y+", 250, 64),  # gen 5
+        ("Intel(R) Xeon(R) 6980P", 500, 256),  # Xeon 6
+        ("Intel(R) Xeon(R) E-2288G CPU @ 3.70GHz", 95, 16),
+        ("Intel(R) Xeon(R) CPU E5-2690 0 @ 2.90GHz", 135, 16),
+        ("Intel(R) Xeon(R) W-2295 CPU @ 3.00GHz", 165, 36),
+        ("Intel(R) Core(TM) i3-10100 CPU @ 3.60GHz", 65, 8),
+        ("13th Gen Intel(R) Core(TM) i5-13400F", 65, 16),
+        ("Intel(R) Core(TM) i9-10900K CPU @ 3.70GHz", 125, 20),
+        ("14th Gen Intel(R) Core(TM) i7-14700KF", 125, 28),
+        ("11th Gen Intel(R) Core(TM) i7-1165G7 @ 2.80GHz", 28, 8),
+        ("12th Gen Intel(R) Core(TM) i5-1235U", 15, 12),
+        ("Intel(R) Core(TM) i7-10750H CPU @ 2.60GHz", 45, 12),
+        ("Intel(R) Core(TM) Ultra 7 155H", 28, 22),
+        ("Intel(R) Core(TM) Ultra 9 285K", 125, 24),
+        ("AMD EPYC 7601 32-Core Processor", 180, 64),  # Naples
+        ("AMD EPYC 7H12 64-Core Processor", 280, 128),  # Rome
+        ("AMD EPYC 7543P 32-Core Processor", 225, 64),  # Milan
+        ("AMD EPYC 9474F 48-Core Processor", 360, 96),  # Genoa
+        ("AMD EPYC 9754 128-Core Processor", 360, 256),  # Bergamo
+        ("AMD EPYC 9965 192-Core Processor", 500, 384),  # Turin
+        ("AMD Ryzen 9 3900XT 12-Core Processor", 105, 24),
+        ("AMD Ryzen 7 9800X3D 8-Core Processor", 120, 16),
+        ("AMD Ryzen 7 PRO 5850U with Radeon Graphics", 15, 16),
+        ("AMD Ryzen 9 7940HS w/ Radeon 780M Graphics", 35, 16),
+        ("AMD Ryzen AI 9 HX 370 w/ Radeon 890M", 28, 24),
+        ("AMD Ryzen Threadripper PRO 7995WX 96-Cores", 350, 192),
+        ("AMD Ryzen Threadripper 1950X 16-Core Processor", 180, 32),
+    ],
+)
+def test_the_table_covers_common_cpus_by_their_cpuinfo_names(
+    model: str, tdp_w: float, threads: int
+) -> None:
+    row = match_tdp_row(model, load_tdp_table())
+    assert row is not None, model
+    assert (row.tdp_w, row.threads) == (tdp_w, threads)
+    assert row.source.startswith(("Intel ARK:", "AMD:"))
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",  # not the 6248R row
+        "Intel(R) Core(TM) i7-8700T CPU @ 2.40GHz",  # not the 8700 row
+        "AMD Ryzen 9 7950X3D 16-Core Processor",  # not the 7950X row
+        "AMD EPYC 8534PN 64-Core Processor",  # the PN parts have a lower TDP
+    ],
+)
+def test_a_suffix_is_never_taken_for_a_neighbour(model: str) -> None:
+    row = match_tdp_row(model, load_tdp_table())
+    suffix = re.search(r"(6248|8700|7950X|8534P)(\w*)", model)
+    assert suffix is not None
+    if row is not None:
+        m = row.pattern.search(model)
+        assert m is not None and m.group(0).endswith(suffix.group(0)), row.pattern.pattern
+
+
+def test_the_table_has_hundreds_of_distinct_rows() -> None:
+    table = load_tdp_table()
+    assert len(table) >= 300
+    patterns = [row.pattern.pattern for row in table]
+    assert len(set(patterns)) == len(patterns)
+
+
 def test_bad_table_rows_are_refused() -> None:
     with pytest.raises(ConfigError):
         load_tdp_table("pattern,tdp_w,threads,source\n(unclosed,10,,x\n")
@@ -277,6 +353,144 @@ def test_a_busy_loop_costs_more_than_sleeping() -> None:
     time.sleep(0.3)
     e2 = sensor.energy_j()
     assert e1 - e0 > e2 - e1 > 0
+
+
+# -- estimates bounded by physics ----------------------------------------------------------------
+
+
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")  # the step of /proc/stat and os.times()
+
+
+def test_the_resolution_is_the_clock_tick() -> None:
+    assert estimate.utilisation_resolution_s() == TICK_S
+    assert CpuEstimate(TdpChoice(1.0, "user", "")).resolution_s == TICK_S
+
+
+def test_a_tick_in_a_short_interval_does_not_push_power_above_the_tdp() -> None:
+    """/proc/stat counts in clock ticks: a 1 ms interval can see a whole 10 ms tick of busy
+    time. Power over that interval stays at most the TDP, and the excess reaches later
+    intervals instead of vanishing."""
+    tdp_w, n = 10.0, 2
+    clock = [i * 0.001 for i in range(12)]
+    busy = [0.0] + [TICK_S] * 11  # one tick of busy time, all of it seen in the first 1 ms
+    sensor = CpuEstimate(
+        TdpChoice(tdp_w, "user", ""), n_cpus=n, busy_cpu_s=script(busy), clock=script(clock)
+    )
+    readings = [sensor.energy_j() for _ in range(11)]
+    for e0, e1 in zip([0.0, *readings], readings, strict=False):
+        assert (e1 - e0) / 0.001 <= tdp_w * (1 + 1e-9)
+    assert readings[0] == pytest.approx(tdp_w * 0.001)  # full load, not 4.2 x the TDP
+    wall_s, busy_s = 0.011, min(TICK_S, n * 0.011)
+    assert readings[-1] == pytest.approx(
+        tdp_w * (IDLE_FRACTION * wall_s + (1 - IDLE_FRACTION) * busy_s / n)
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 2.0), st.floats(0, 5.0)),  # (wall s, busy CPU s) per interval
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_cpu_power_is_never_above_the_tdp(steps: list[tuple[float, float]]) -> None:
+    clock, busy = [0.0], [0.0]
+    for dt, db in steps:
+        clock.append(clock[-1] + dt)
+        busy.append(busy[-1] + db)
+    sensor = CpuEstimate(
+        TdpChoice(10.0, "user", ""), n_cpus=2, busy_cpu_s=script(busy), clock=script(clock)
+    )
+    last = 0.0
+    for dt, _ in steps:
+        e = sensor.energy_j()
+        assert e - last <= 10.0 * dt * (1 + 1e-9) + 1e-12
+        last = e
+
+
+def short_busy_windows(meter: EnergyMeter, n: int = 300) -> list[Measurement]:
+    """``n`` windows of 0.5 ms of busy loop each: shorter than a tick, so ticks land in some."""
+    out = []
+    for _ in range(n):
+        with meter.window() as w:
+            spin(0.0005)
+        assert w.measurement is not None
+        out.append(w.measurement)
+    return out
+
+
+def test_real_short_windows_never_estimate_power_above_the_tdp() -> None:
+    meter = EnergyMeter([CpuEstimate(TdpChoice(10.0, "user", "test"))])
+    for m in short_busy_windows(meter):
+        assert m.components["cpu"].energy_j <= 10.0 * m.duration_s * (1 + 1e-9)
+
+
+def test_process_share_of_a_tick_in_a_short_interval_stays_below_the_tdp() -> None:
+    """The process and the machine both see a whole tick in 1 ms: the process's share is all of
+    the machine's estimate, which is at most the TDP."""
+    inner = CpuEstimate(
+        TdpChoice(10.0, "user", ""), n_cpus=2,
+        busy_cpu_s=script([0.0, 0.0, TICK_S, TICK_S]), clock=script([0.0, 0.0, 0.001]),
+    )
+    share = ProcessShare(
+        inner, process_cpu_s=script([0.0, TICK_S]), machine_busy_cpu_s=script([0.0, TICK_S])
+    )
+    assert share.energy_j() == 0.0
+    attributed = share.energy_j()
+    assert attributed == pytest.approx(10.0 * 0.001)
+    assert attributed <= inner.energy_j_at(0.001)
+
+
+def test_real_short_windows_in_process_mode_never_exceed_the_tdp() -> None:
+    inner = CpuEstimate(TdpChoice(10.0, "user", "test"))
+    meter = EnergyMeter([ProcessShare(inner)])
+    for m in short_busy_windows(meter):
+        assert m.components["cpu"].scope == "process"
+        assert m.components["cpu"].energy_j <= 10.0 * m.duration_s * (1 + 1e-9)
+
+
+def test_a_window_shorter_than_a_tick_says_so_in_its_notes() -> None:
+    meter = EnergyMeter([CpuEstimate(TdpChoice(10.0, "user", "test"))])
+    with meter.window() as short:
+        pass
+    with meter.window() as long:
+        time.sleep(TICK_S * 2)
+    assert short.measurement is not None and long.measurement is not None
+    assert short.measurement.duration_s < TICK_S
+    notes = short.measurement.notes
+    assert len(notes) == 1
+    assert f"shorter than the {TICK_S * 1e3:.3g} ms steps" in notes[0]
+    assert "never above the TDP" in notes[0]
+    assert long.measurement.notes == ()
+
+
+def test_process_share_notes_add_to_the_inner_notes() -> None:
+    share = ProcessShare(CpuEstimate(TdpChoice(10.0, "user", "test")))
+    notes = share.notes(TICK_S / 10)
+    assert len(notes) == 2
+    assert "CPU utilisation is coarse" in notes[0]
+    assert "this process's share of the CPU energy is coarse" in notes[1]
+    assert share.notes(TICK_S) == ()
+    assert ProcessShare(FakeCounter([0.0])).notes(TICK_S * 10) == ()
+
+
+def test_measure_true_never_reports_cpu_power_above_the_given_tdp() -> None:
+    """`wattprint measure -- true` lasts a few ms; it showed 32.7 W on a 10 W TDP."""
+    command = [sys.executable, "-m", "wattprint", "measure", "--json", "--cpu-tdp", "10", "--",
+               "true"]
+    runs = []
+    for _ in range(20):  # a tick lands in a few ms window one time in five or so
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        report = json.loads(done.stdout)
+        cpu_sensors = [s for s in report["sensors"] if s["component"] == "cpu"]
+        if any(s["source"] != "estimate" for s in cpu_sensors):
+            pytest.skip("this machine measures its CPU; the estimate is not used")
+        runs.append(report["measurement"])
+    powers_w = [m["components"]["cpu"]["energy_j"] / m["duration_s"] for m in runs]
+    assert max(powers_w) <= 10.0 * (1 + 1e-9), powers_w
+    for m in runs:
+        short = any("steps in which CPU time is counted" in note for note in m["notes"])
+        assert short == (m["duration_s"] < TICK_S)
 
 
 # -- RAM -----------------------------------------------------------------------------------------

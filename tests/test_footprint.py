@@ -240,8 +240,51 @@ def test_defaults_without_tier() -> None:
     assert (f.pue, f.wue_l_per_kwh, f.tier) == (1.0, 0.0, None)
     assert f.water_onsite_l == 0.0
     assert f.water_intensity_l_per_kwh == fp.DEFAULT_WATER_INTENSITY_L_PER_KWH
-    assert f.water_intensity_source == fp.DEFAULT_WATER_INTENSITY_SOURCE
+    assert f.water_intensity_source.startswith(fp.DEFAULT_WATER_INTENSITY_SOURCE)
     assert "Li et al. 2023" in f.water_intensity_source
+
+
+@pytest.mark.parametrize(
+    "where", [{"country": "US"}, {"country": "USA"}, {"zone": "US-CAL-CISO"},
+              {"cloud_region": "aws:us-east-1"}],
+)
+def test_the_default_water_intensity_is_named_the_us_average_in_the_us(
+    where: dict[str, str],
+) -> None:
+    f = footprint(3.6e6, **where)  # type: ignore[arg-type]
+    assert f.water_intensity_l_per_kwh == 3.14
+    assert f.water_intensity_source == fp.DEFAULT_WATER_INTENSITY_SOURCE
+    assert f.water_intensity_source.startswith("U.S. average")
+
+
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [
+        ({"country": "DE"}, "used for DE"),
+        ({"zone": "SE-SE3"}, "used for SE-SE3"),
+        ({"cloud_region": "gcp:europe-west4"}, "used for gcp:europe-west4 -> NL"),
+        ({}, "used with no location given"),
+        ({"carbon_intensity_g_per_kwh": 100.0}, "given only by its carbon intensity"),
+    ],
+)
+def test_elsewhere_the_water_source_says_it_is_the_us_figure_used_there(
+    where: dict[str, object], named: str,
+) -> None:
+    """No per-country water data ships: outside the U.S. the figure is still the U.S. one,
+    and the footprint says so instead of passing it off as the local grid's."""
+    f = footprint(3.6e6, **where)  # type: ignore[arg-type]
+    assert f.water_intensity_l_per_kwh == 3.14
+    assert f.water_offsite_l == pytest.approx(3.14)
+    src = f.water_intensity_source
+    assert src.startswith("U.S. average grid water consumption 3.14 L/kWh (Li et al. 2023")
+    assert named in src
+    assert "no water figure per country" in src and "water_intensity_l_per_kwh" in src
+    assert f.to_dict()["water_intensity_source"] == src
+
+
+def test_a_given_water_intensity_is_named_as_such() -> None:
+    f = footprint(3.6e6, country="DE", water_intensity_l_per_kwh=1.0)
+    assert f.water_intensity_source == "given by the user"
 
 
 def test_tier_defaults_and_explicit_overrides() -> None:

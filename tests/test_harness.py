@@ -100,11 +100,54 @@ def test_regression_metrics_and_known_hardware(meter: EnergyMeter) -> None:
     assert result["hardware"] == "T4"
 
 
-def test_unknown_hardware_is_rejected_with_the_list(meter: EnergyMeter) -> None:
-    with pytest.raises(ConfigError, match="use 'auto' or one of CPU, T4, V100, A100, H100"):
-        wattprint.measure_energy(len, [1, 2], "m", "t", hardware="TPUv9", meter=meter)
+def test_any_hardware_name_is_a_label_only_an_empty_one_is_refused(meter: EnergyMeter) -> None:
+    result = wattprint.measure_energy(len, [1, 2], "m", "t", hardware="TPUv9", num_samples=2,
+                                      meter=meter)
+    assert result["hardware"] == "TPUv9"
+    result = wattprint.measure_energy(len, [1, 2], "m", "t", hardware="NVIDIA H200",
+                                      num_samples=2, meter=meter)
+    assert result["hardware"] == "H200"
+    with pytest.raises(ConfigError, match="hardware name is empty"):
+        wattprint.measure_energy(len, [1, 2], "m", "t", hardware=" ", meter=meter)
     with pytest.raises(ConfigError, match="num_samples"):
         wattprint.measure_energy(len, [1, 2], "m", "t", num_samples=0, meter=meter)
+
+
+class Boom(Exception):
+    pass
+
+
+def test_a_model_that_raises_leaves_the_shared_meter_usable(meter: EnergyMeter) -> None:
+    x = np.zeros((8, 1))
+    calls = 0
+
+    def fails_on_the_third_batch(batch: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise Boom("the model's own error")
+        return batch.sum()
+
+    with pytest.raises(Boom, match="the model's own error"):
+        wattprint.measure_energy(fails_on_the_third_batch, x, "m", "t", num_samples=8,
+                                 warmup=0, meter=meter, progress=False)
+    assert meter.open_windows == ()
+    result = wattprint.measure_energy(lambda b: b.sum(), x, "m", "t", num_samples=8, warmup=0,
+                                      meter=meter, progress=False)
+    assert result["num_samples"] == 8 and result["energy_j"] > 0
+
+
+def test_a_training_step_that_raises_leaves_the_shared_meter_usable(
+    meter: EnergyMeter,
+) -> None:
+    def fails(data: Any) -> float:
+        raise Boom("diverged")
+
+    with pytest.raises(Boom, match="diverged"):
+        wattprint.measure_training(fails, np.zeros((4, 1)), 3, meter=meter)
+    assert meter.open_windows == ()
+    result = wattprint.measure_training(lambda data: 0.5, np.zeros((4, 1)), 2, meter=meter)
+    assert result["num_epochs"] == 2 and result["total_energy_j"] > 0
 
 
 def test_text_generation_counts_tokens(meter: EnergyMeter) -> None:

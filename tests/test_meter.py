@@ -228,20 +228,6 @@ def test_sampler_runs_only_while_a_window_is_open() -> None:
     assert not shared.thread.is_alive()
 
 
-def test_sampling_adapts_faster_for_short_windows() -> None:
-    meter = meter_with(FakeSensor(power_w=1.0), sample_hz=100.0)
-    with meter.window() as short:
-        time.sleep(0.1)
-    with meter.window() as long:
-        time.sleep(1.5)
-    assert short.measurement is not None and long.measurement is not None
-    short_rate = short.measurement.samples / short.measurement.duration_s
-    long_rate = long.measurement.samples / long.measurement.duration_s
-    assert short_rate > 150  # faster than the 100 Hz base while the window is young
-    assert long_rate < short_rate * 0.7  # slower once it has aged
-    meter.close()
-
-
 def test_fixed_sample_interval() -> None:
     meter = meter_with(FakeSensor(power_w=1.0), sample_interval=0.05)
     with meter.window() as w:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from powercap import Zone, build_tree
+from powercap import Ticker, Zone, build_tree, set_energy
 
 from wattprint import EnergyMeter
 
@@ -105,3 +105,133 @@ def test_unreadable_counters_fall_back_to_visible_estimates(tmp_path: Path) -> N
     assert w.measurement.components["cpu"].source == "estimate"
     assert not w.measurement.measured
     meter.close()
+
+
+# -- glitches and resets, double counting, MMIO: what a window reports -----------------------------
+
+
+@pytest.mark.parametrize(("back_to", "what"), [(4_999_999_999, "1 µJ back"), (0, "a reset")])
+def test_a_counter_going_back_marks_the_window_partial_and_names_the_zone(
+    tmp_path: Path, back_to: int, what: str
+) -> None:
+    dirs = build_tree(tmp_path, [Zone("intel-rapl:0", "package-0", energy_uj=5_000_000_000)])
+    zone = dirs["intel-rapl:0"]
+    meter = EnergyMeter(["rapl"], powercap_root=str(tmp_path))
+    try:
+        meter.begin("glitch")
+        set_energy(zone, back_to)  # not a wrap: 262 kJ in a millisecond is impossible
+        m = meter.end("glitch")
+        assert m.partial, what
+        assert "cpu" not in m.components and m.energy_j == 0.0
+        (error,) = m.errors
+        assert error.startswith("rapl:package-0: ") and "glitched or was reset" in error
+        assert "intel-rapl:0/energy_uj" in error
+        with meter.window("after") as w:  # the next window starts from a fresh baseline
+            set_energy(zone, back_to + 2_000_000)
+        assert w.measurement is not None and not w.measurement.partial
+        assert w.measurement.energy_j == pytest.approx(2.0)
+    finally:
+        meter.close()
+
+
+def test_a_step_back_between_the_edges_is_caught_by_the_watcher(tmp_path: Path) -> None:
+    # A 1 J range at 1 W: the watcher reads every 0.25 s. The counter steps back by 1 µJ just
+    # after the window opens and moves on by 0.1 J before it ends; the end edge alone would
+    # see a plain forward step. The watcher's read in between is what catches the fault.
+    dirs = build_tree(
+        tmp_path,
+        [Zone("intel-rapl:0", "package-0", energy_uj=500_000, max_energy_range_uj=1_000_000,
+              max_power_uw=1_000_000)],
+    )
+    zone = dirs["intel-rapl:0"]
+    meter = EnergyMeter(["rapl"], powercap_root=str(tmp_path))
+    try:
+        (sensor,) = meter.sensors
+        assert sensor.watch_interval_s() == pytest.approx(0.25)  # type: ignore[attr-defined]
+        meter.begin("w")
+        set_energy(zone, 499_999)
+        time.sleep(0.7)  # two of the watcher's reads
+        set_energy(zone, 599_999)
+        m = meter.end("w")
+    finally:
+        meter.close()
+    assert m.partial
+    assert any("rapl:package-0" in e and "glitched or was reset" in e for e in m.errors)
+
+
+def test_psys_and_dram_without_a_package_count_the_platform_once(tmp_path: Path) -> None:
+    dirs = build_tree(
+        tmp_path,
+        [Zone("intel-rapl:0", "psys", energy_uj=10_000_000),
+         Zone("intel-rapl:1", "dram", energy_uj=1_000_000)],
+    )
+    meter = EnergyMeter(["rapl"], powercap_root=str(tmp_path))
+    try:
+        with meter.window() as w:
+            set_energy(dirs["intel-rapl:0"], 40_000_000)  # 30 J of platform, DRAM included
+            set_energy(dirs["intel-rapl:1"], 4_000_000)  # 3 J of it was DRAM
+    finally:
+        meter.close()
+    m = w.measurement
+    assert m is not None and not m.partial
+    assert list(m.components) == ["cpu"]
+    assert m.energy_j == pytest.approx(30.0)
+
+
+def test_die_counters_equal_at_detection_are_each_counted(tmp_path: Path) -> None:
+    dirs = build_tree(
+        tmp_path,
+        [Zone("intel-rapl:0", "package-0-die-0", energy_uj=5000),
+         Zone("intel-rapl:1", "package-0-die-1", energy_uj=5000)],
+    )
+    meter = EnergyMeter(["rapl"], powercap_root=str(tmp_path))
+    try:
+        with meter.window() as w:
+            set_energy(dirs["intel-rapl:0"], 5000 + 20_000_000)
+            set_energy(dirs["intel-rapl:1"], 5000 + 30_000_000)
+    finally:
+        meter.close()
+    m = w.measurement
+    assert m is not None and not m.partial
+    assert m.energy_j == pytest.approx(50.0)
+
+
+def test_mirrored_die_counters_are_counted_once(tmp_path: Path) -> None:
+    dirs = build_tree(
+        tmp_path,
+        [Zone("intel-rapl:0", "package-0-die-0", energy_uj=5000),
+         Zone("intel-rapl:1", "package-0-die-1", mirror_of="intel-rapl:0")],
+    )
+    with Ticker({dirs["intel-rapl:0"]: 61_035}) as ticker:  # moving while detected
+        meter = EnergyMeter(["rapl"], powercap_root=str(tmp_path))
+    try:
+        assert [s.name for s in meter.sensors] == ["rapl:package-0"]
+        with meter.window() as w:
+            set_energy(dirs["intel-rapl:1"], ticker.values[0] + 20_000_000)
+    finally:
+        meter.close()
+    m = w.measurement
+    assert m is not None and not m.partial
+    assert m.energy_j == pytest.approx(20.0)
+
+
+def test_an_unreadable_msr_zone_is_read_through_its_mmio_twin(tmp_path: Path) -> None:
+    dirs = build_tree(
+        tmp_path,
+        [Zone("intel-rapl:0", "package-0", energy_uj=1000),
+         Zone("intel-rapl-mmio:0", "package-0", energy_uj=7000)],
+    )
+    counter = dirs["intel-rapl:0"] / "energy_uj"
+    counter.unlink()
+    counter.mkdir()  # unreadable, for root too
+    meter = EnergyMeter(powercap_root=str(tmp_path))  # "auto": estimation is there to fall to
+    try:
+        with meter.window() as w:
+            set_energy(dirs["intel-rapl-mmio:0"], 7000 + 12_000_000)
+    finally:
+        meter.close()
+    m = w.measurement
+    assert m is not None
+    cpu = m.components["cpu"]
+    assert cpu.source == "rapl" and cpu.measured
+    assert cpu.energy_j == pytest.approx(12.0)

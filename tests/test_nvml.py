@@ -7,6 +7,7 @@ import logging
 import re
 import subprocess
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -548,3 +549,103 @@ def test_detect_returns_the_gpu_sensors(tmp_path: Path) -> None:
         for s in detected:
             s.close()
     assert module.standin.refcount == 0
+
+
+# -- notes: windows too short for the GPU's clocks, counters that do not move --------------------
+
+
+def test_counter_notes_a_window_shorter_than_its_update_period(clock: Clock) -> None:
+    (s,), _ = found(make_nvml(gpus(1), clock=clock))
+    (note,) = s.notes(0.004)
+    assert note == nvml.SHORT_FOR_COUNTER and "20-100 ms steps" in note
+    assert s.notes(0.1) == ()
+    s.close()
+
+
+def test_counter_notes_zero_energy_over_a_long_window(clock: Clock) -> None:
+    module = make_nvml(gpus(1, power_mw=0), clock=clock)
+    (s,), _ = found(module)
+    assert isinstance(s, CounterSensor)
+    s.energy_j_at(10.0)
+    s.energy_j_at(10.5)  # a GPU at 0 W: the counter did not move
+    (note,) = s.notes(0.5)
+    assert "gpu:0 did not move during the window (0 J)" in note and "unknown" in note
+    module.standin.gpus[0].power_mw = 300_000
+    clock.t += 0.5
+    s.energy_j_at(11.0)
+    assert s.notes(0.5) == ()  # it moved
+    clock.t += 1.0
+    s.energy_j_at(12.0)  # another read, the counter moved again, then stood still
+    s.energy_j_at(12.0 + 1e-4)
+    assert s.notes(1e-4) != () and "did not move" not in s.notes(1e-4)[0]  # short, not zero
+    s.close()
+
+
+def test_power_and_estimate_note_windows_shorter_than_their_averaging() -> None:
+    power = make_nvml(gpus(1, supports_energy=False))
+    estimate = make_nvml(gpus(1, supports_energy=False, supports_power=False))
+    (p,), _ = found(power)
+    (e,), _ = found(estimate)
+    assert "1 s over which NVML averages GPU power" in p.notes(0.2)[0]
+    assert "utilisation" in e.notes(0.2)[0]
+    assert p.notes(2.0) == () and e.notes(2.0) == ()
+    p.close()
+    e.close()
+
+
+def test_meter_puts_the_gpu_notes_in_its_measurements() -> None:
+    from wattprint import EnergyMeter
+
+    idle = make_nvml([StandinGPU(power_mw=0)])
+    busy = make_nvml([StandinGPU(power_mw=300_000)])
+    with EnergyMeter(["nvml"], nvml=idle) as meter:
+        short = meter.end(meter.begin("short"))
+        meter.begin("long")
+        time.sleep(0.15)
+        long = meter.end("long")
+    assert short.notes == (nvml.SHORT_FOR_COUNTER,)
+    assert long.energy_j == 0.0
+    assert len(long.notes) == 1 and "did not move" in long.notes[0]
+    with EnergyMeter(["nvml"], nvml=busy) as meter:
+        meter.begin("long")
+        time.sleep(0.15)
+        long = meter.end("long")
+    assert long.energy_j > 0 and long.notes == ()
+
+
+# -- turning NVML off -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def installed_pynvml(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A "pynvml" that import finds: the stand-in with one GPU."""
+    module = make_nvml(gpus(1))
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    return module
+
+
+def test_nvml_false_reads_no_gpu(installed_pynvml: types.ModuleType) -> None:
+    assert not nvml.available(DetectOptions(nvml=False))
+    assert nvml.discover(DetectOptions(nvml=False), set()) == ([], [])
+    assert installed_pynvml.standin.init_count == 0
+    (s,), _ = nvml.discover(DetectOptions(), set())  # the default still finds it
+    s.close()
+
+
+def test_detect_and_meter_pass_nvml_false(tmp_path: Path,
+                                          installed_pynvml: types.ModuleType) -> None:
+    from wattprint import EnergyMeter
+    from wattprint.sensors import detect
+
+    detected = detect(powercap_root=tmp_path / "none", nvml=False)
+    try:
+        assert not any(s.component.startswith("gpu") for s in detected)
+        assert not any(m.backend == "nvml" for m in detected.missing)
+    finally:
+        for s in detected:
+            s.close()
+    with EnergyMeter(powercap_root=str(tmp_path / "none"), nvml=False) as meter:
+        assert not any(s.source is Source.NVML for s in meter.sensors)
+    assert installed_pynvml.standin.init_count == 0
+    with pytest.raises(ConfigError, match="nvml=False"):
+        detect(nvml=False, only=["nvml"])

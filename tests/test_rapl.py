@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from powercap import DEFAULT_MAX_RANGE_UJ, LAYOUTS, Zone, build_tree, set_energy
+from powercap import DEFAULT_MAX_RANGE_UJ, LAYOUTS, Ticker, Zone, build_tree, set_energy
 
+import wattprint.sensors.rapl as rapl_module
 from wattprint.errors import (
     CounterWrapError,
     SensorError,
@@ -130,6 +131,33 @@ def test_psys_alone_is_the_cpu(tmp_path: Path) -> None:
     assert "psys" in sensors["rapl:psys"].description
 
 
+def psys_and_dram() -> list[Zone]:
+    """A platform zone and a DRAM zone, and no package zone."""
+    return [
+        Zone("intel-rapl:0", "psys", energy_uj=10_000_000),
+        Zone("intel-rapl:1", "dram", energy_uj=1_000_000),
+    ]
+
+
+def test_psys_without_a_package_stands_alone_without_dram(tmp_path: Path) -> None:
+    # psys contains the DRAM: 30 J of platform energy is 30 J, not 30 J + the 3 J of DRAM.
+    dirs = build_tree(tmp_path, psys_and_dram())
+    sensors, missing = rapl(tmp_path)
+    assert list(sensors) == ["rapl:psys"] and missing == []
+    psys = sensors["rapl:psys"]
+    assert "intel-rapl:1" in psys.description and "DRAM" in psys.description
+    set_energy(dirs["intel-rapl:0"], 40_000_000)
+    set_energy(dirs["intel-rapl:1"], 4_000_000)
+    assert sum(s.energy_j() for s in sensors.values()) == pytest.approx(30.0)
+
+
+def test_dram_is_read_beside_psys_when_the_cpu_is_covered_elsewhere(tmp_path: Path) -> None:
+    build_tree(tmp_path, psys_and_dram())
+    sensors, _ = rapl(tmp_path, covered={"cpu"})
+    assert list(sensors) == ["rapl:dram@intel-rapl:1"]
+    assert sensors["rapl:dram@intel-rapl:1"].component == "ram"
+
+
 def test_a_domain_exposed_by_msr_and_mmio_is_read_once_from_msr(tmp_path: Path) -> None:
     dirs = build_tree(
         tmp_path,
@@ -146,6 +174,58 @@ def test_a_domain_exposed_by_msr_and_mmio_is_read_once_from_msr(tmp_path: Path) 
     assert "intel-rapl-mmio:0" in package.description
 
 
+def msr_and_mmio(tmp_path: Path) -> dict[str, Path]:
+    """package-0 through MSR and MMIO, the MSR counter unreadable (for root too: EISDIR)."""
+    dirs = build_tree(
+        tmp_path,
+        [
+            Zone("intel-rapl:0", "package-0", energy_uj=1000),
+            Zone("intel-rapl:0:0", "core", energy_uj=500),
+            Zone("intel-rapl-mmio:0", "package-0", energy_uj=7000),
+        ],
+    )
+    counter = dirs["intel-rapl:0"] / "energy_uj"
+    counter.unlink()
+    counter.mkdir()
+    return dirs
+
+
+def test_mmio_is_read_when_its_msr_twin_cannot_be(tmp_path: Path) -> None:
+    dirs = msr_and_mmio(tmp_path)
+    sensors, missing = rapl(tmp_path)
+    assert list(sensors) == ["rapl:package-0"] and missing == []
+    package = sensors["rapl:package-0"]
+    assert package.zone_dir.resolve() == dirs["intel-rapl-mmio:0"].resolve()
+    assert "intel-rapl:0" in package.description and "MMIO" in package.description
+    assert package.measured and package.component == "cpu"
+    set_energy(dirs["intel-rapl-mmio:0"], 7000 + 12_000_000)
+    assert package.energy_j() == pytest.approx(12.0)
+
+
+def test_mmio_is_read_when_its_msr_twin_is_root_only(shared_dir: Path) -> None:
+    dirs = build_tree(
+        shared_dir,
+        [
+            Zone("intel-rapl:0", "package-0", energy_uj=1000),
+            Zone("intel-rapl-mmio:0", "package-0", energy_uj=1000),
+        ],
+    )
+    open_to_all(shared_dir)
+    deny(dirs["intel-rapl:0"] / "energy_uj")
+    names, missing = discover_as_user(shared_dir)
+    assert names == ["rapl:package-0"] and missing == []
+
+
+def test_msr_and_mmio_both_unreadable_is_missing_with_the_msr_reason(tmp_path: Path) -> None:
+    dirs = msr_and_mmio(tmp_path)
+    counter = dirs["intel-rapl-mmio:0"] / "energy_uj"
+    counter.unlink()
+    counter.mkdir()
+    sensors, missing = rapl(tmp_path)
+    assert sensors == {}
+    assert len(missing) == 1 and "intel-rapl:0/energy_uj" in missing[0].reason
+
+
 def test_mmio_alone_is_used(tmp_path: Path) -> None:
     build_tree(tmp_path, [Zone("intel-rapl-mmio:0", "package-0", energy_uj=1000)])
     sensors, _ = rapl(tmp_path)
@@ -158,21 +238,61 @@ def test_other_rapl_control_types_are_read(tmp_path: Path) -> None:
     assert list(sensors) == ["rapl:package-0"]
 
 
+def mirrored_dies() -> list[Zone]:
+    """Package 0 as two die zones that mirror one counter, each with a mirrored DRAM zone."""
+    return [
+        Zone("intel-rapl:0", "package-0-die-0", energy_uj=5000),
+        Zone("intel-rapl:0:0", "dram", energy_uj=70),
+        Zone("intel-rapl:1", "package-0-die-1", mirror_of="intel-rapl:0"),
+        Zone("intel-rapl:1:0", "dram", mirror_of="intel-rapl:0:0"),
+    ]
+
+
 def test_mirrored_per_die_counters_are_read_once(tmp_path: Path) -> None:
+    dirs = build_tree(tmp_path, mirrored_dies())
+    # The shared counters move while detection watches them, as hardware counters do.
+    with Ticker({dirs["intel-rapl:0"]: 61_035, dirs["intel-rapl:0:0"]: 15_259}):
+        sensors, _ = rapl(tmp_path)
+    assert sorted(sensors) == ["rapl:dram-0", "rapl:package-0"]
+    package = sensors["rapl:package-0"]
+    assert package.zone_dir.resolve() == dirs["intel-rapl:0"].resolve()
+    assert "mirror" in package.description and "package-0-die-1" in package.description
+    begin = package.energy_j()
+    set_energy(dirs["intel-rapl:1"], package.read_raw_uj() + 20_000_000)  # the one counter
+    assert package.energy_j() - begin == pytest.approx(20.0)
+
+
+def test_dies_that_read_equal_at_detection_but_do_not_move_are_not_merged(
+    tmp_path: Path,
+) -> None:
+    # Two die counters that happen to read the same value (idle, or just reset) are two
+    # counters until they are seen to move together: 20 J + 30 J is 50 J, not 20 J.
     dirs = build_tree(
         tmp_path,
         [
             Zone("intel-rapl:0", "package-0-die-0", energy_uj=5000),
-            Zone("intel-rapl:0:0", "dram", energy_uj=70),
             Zone("intel-rapl:1", "package-0-die-1", energy_uj=5000),
-            Zone("intel-rapl:1:0", "dram", energy_uj=70),
         ],
     )
-    sensors, _ = rapl(tmp_path)
-    assert sorted(sensors) == ["rapl:dram-0", "rapl:package-0"]
-    package = sensors["rapl:package-0"]
-    assert package.zone_dir.resolve() == dirs["intel-rapl:0"].resolve()
-    assert "mirror" in package.description
+    sensors, missing = rapl(tmp_path)
+    assert sorted(sensors) == ["rapl:package-0-die-0", "rapl:package-0-die-1"] and not missing
+    assert all("mirror" not in s.description for s in sensors.values())
+    set_energy(dirs["intel-rapl:0"], 5000 + 20_000_000)
+    set_energy(dirs["intel-rapl:1"], 5000 + 30_000_000)
+    assert sum(s.energy_j() for s in sensors.values()) == pytest.approx(50.0)
+
+
+def test_dies_that_read_equal_once_but_move_apart_are_not_merged(tmp_path: Path) -> None:
+    dirs = build_tree(
+        tmp_path,
+        [
+            Zone("intel-rapl:0", "package-0-die-0", energy_uj=5000),
+            Zone("intel-rapl:1", "package-0-die-1", energy_uj=5000),
+        ],
+    )
+    with Ticker({dirs["intel-rapl:0"]: 1000, dirs["intel-rapl:1"]: 1500}):
+        sensors, _ = rapl(tmp_path)
+    assert sorted(sensors) == ["rapl:package-0-die-0", "rapl:package-0-die-1"]
 
 
 def test_dies_with_different_counters_are_separate(tmp_path: Path) -> None:
@@ -299,6 +419,75 @@ def test_several_wraps_seen_by_periodic_reads_add_up(tmp_path: Path) -> None:
         sensor.energy_j()  # the watcher's read: at most one wrap since the last one
     assert total > 5 * max_range
     assert sensor.energy_j() - begin == pytest.approx(total / 1e6)
+
+
+def test_a_wrap_near_the_top_of_a_full_size_range_is_still_a_wrap(tmp_path: Path) -> None:
+    sensor, zone = single_zone(tmp_path, energy_uj=DEFAULT_MAX_RANGE_UJ - 1000)
+    set_energy(zone, 2000)  # 1000 µJ to the wrap, 2000 µJ after it
+    assert sensor.energy_j() == pytest.approx(0.003)
+
+
+@pytest.mark.parametrize("max_range", [DEFAULT_MAX_RANGE_UJ, 4_294_967_295])
+def test_a_counter_that_steps_back_a_little_is_a_fault_not_a_wrap(
+    tmp_path: Path, max_range: int
+) -> None:
+    # Read as a wrap, one µJ back would be the whole range (4294 J) in a millisecond.
+    sensor, zone = single_zone(tmp_path, energy_uj=1_000_000_000, max_energy_range_uj=max_range)
+    set_energy(zone, 1_002_000_000)
+    assert sensor.energy_j() == pytest.approx(2.0)
+    set_energy(zone, 1_001_999_999)
+    with pytest.raises(SensorError, match="glitched or was reset") as info:
+        sensor.energy_j()
+    assert not isinstance(info.value, CounterWrapError)
+    assert sensor.path in str(info.value) and "intel-rapl:0" in str(info.value)
+    assert "1002000000 to 1001999999" in str(info.value)
+    set_energy(zone, 1_004_999_999)  # a fresh baseline: 3 J more, and nothing invented
+    assert sensor.energy_j() == pytest.approx(5.0)
+
+
+def test_a_reset_counter_is_a_fault_not_a_wrap(tmp_path: Path) -> None:
+    sensor, zone = single_zone(tmp_path, energy_uj=50_000_000_000)
+    set_energy(zone, 0)
+    with pytest.raises(SensorError, match="glitched or was reset"):
+        sensor.energy_j()
+    set_energy(zone, 1_000_000)
+    assert sensor.energy_j() == pytest.approx(1.0)
+
+
+def test_a_wrap_faster_than_the_zone_maximum_power_is_a_fault(tmp_path: Path) -> None:
+    # A 10 J range at 1 W cannot wrap in milliseconds; at the assumed 1000 W it can.
+    sensor, zone = single_zone(
+        tmp_path / "a", energy_uj=10_000, max_energy_range_uj=10_000_000, max_power_uw=1_000_000
+    )
+    set_energy(zone, 5_000)
+    with pytest.raises(SensorError, match="maximum power 1 W"):
+        sensor.energy_j()
+    sensor, zone = single_zone(tmp_path / "b", energy_uj=10_000, max_energy_range_uj=10_000_000)
+    set_energy(zone, 5_000)
+    assert sensor.energy_j() == pytest.approx(9.995)
+
+
+def test_above_its_range_a_counter_that_goes_back_is_a_fault(tmp_path: Path) -> None:
+    sensor, zone = single_zone(tmp_path, energy_uj=5_000_000, max_energy_range_uj=1_000_000)
+    set_energy(zone, 10)
+    with pytest.raises(SensorError, match="above its wrap range"):
+        sensor.energy_j()
+
+
+def test_the_largest_constraint_max_power_bounds_the_counter(tmp_path: Path) -> None:
+    sensor, _ = single_zone(
+        tmp_path, max_power_uw=150_000_000, short_term_max_power_uw=300_000_000
+    )
+    assert sensor.max_power_uw == 300_000_000
+    assert sensor.watch_interval_s() == pytest.approx(DEFAULT_MAX_RANGE_UJ / 300e6 / 4)
+    assert sensor.max_wrap_rate_uj_per_s == pytest.approx(rapl_module.POWER_MARGIN * 300e6)
+
+
+def test_at_the_watch_pace_a_small_step_back_can_never_pass_for_a_wrap(tmp_path: Path) -> None:
+    sensor, _ = single_zone(tmp_path, max_energy_range_uj=1_000_000, max_power_uw=1_000_000)
+    # The most a wrap may imply between two of the watcher's reads: about half the range.
+    elapsed_s = sensor.watch_interval_s() + rapl_module.READ_SLACK_S
+    assert sensor.max_wrap_rate_uj_per_s * elapsed_s < 0.6 * 1_000_000
 
 
 @pytest.mark.parametrize("max_range", [None, "garbage\n", "", "0\n", "directory"])

@@ -80,8 +80,11 @@ def full_record(cell_key: str = "mlp/int8-dynamic/iris/inference/2", sweep_id: s
         "optimization": {"kind": "quantize", "method": "dynamic", "target_dtype": "int8",
                          "amount": None},
         "host": {"hostname": "node-1", "cpu_count": 16},
-        "extra": {"batch_size": 32, "partial": False, "errors": []},
+        "extra": {"batch_size": 32},
         "notes": "a note",
+        "partial": True,
+        "errors": ["gpu:0: not readable"],
+        "measurement_notes": ["window shorter than 0.1 s"],
     }
     record.update(changes)
     return record
@@ -466,7 +469,8 @@ def test_export_csv_flattens_json_columns(store: Store, tmp_path: Path) -> None:
     assert float(full["components_gpu:0_energy_j"]) == 30.6234567891
     assert full["components_cpu_source"] == "rapl"
     assert full["optimization_method"] == "dynamic" and full["optimization_amount"] == ""
-    assert json.loads(full["extra_errors"]) == []
+    assert json.loads(full["errors"]) == ["gpu:0: not readable"]
+    assert full["partial"] == "True" and full["extra_batch_size"] == "32"
     assert not {"metrics", "components", "optimization", "host", "extra"} & set(full)
     assert broken["error"] == 'ValueError: x, "y"\nz'
     assert broken["energy_j"] == "" and broken["metrics_accuracy"] == ""

@@ -23,6 +23,11 @@ The grid's carbon intensity is chosen by exactly one of
 With none of them the world average (Ember's ``World`` row) is used, and the source says so.
 Every figure names its dataset, year and key in ``Footprint.intensity_source``.
 
+The grid's water intensity has no per-country data: one figure, the U.S. average
+(:data:`DEFAULT_WATER_INTENSITY_L_PER_KWH`), is used everywhere unless
+``water_intensity_l_per_kwh`` is given, and ``Footprint.water_intensity_source`` says, outside
+the U.S., that it is the U.S. figure used for that place.
+
 The data ships with the package (``wattprint/data``, licences in ``NOTICE.md``) and is read
 lazily, once, on first use. No network access, ever.
 
@@ -63,15 +68,17 @@ __all__ = [
 
 J_PER_KWH = 3.6e6
 
-#: Off-site water: litres consumed by the power plants per kWh drawn from the grid. The shipped
-#: grid data has no water figures, so one documented default is used everywhere: the U.S.
-#: average electricity water intensity factor (EWIF) of 3.14 L/kWh used by Li, Yang, Islam and
-#: Ren, "Making AI Less 'Thirsty'" (2023, arXiv:2304.03271), for grid electricity. Grids that run
-#: on wind, solar or run-of-river hydro use far less; override with ``water_intensity_l_per_kwh``.
+#: Off-site water: litres consumed by the power plants per kWh drawn from the grid. wattprint
+#: ships no per-country water figures (no table it could ship under a known licence was found),
+#: so one documented figure is used for every location: the U.S. average electricity water
+#: intensity factor (EWIF, water consumed) of 3.14 L/kWh used by Li, Yang, Islam and Ren,
+#: "Making AI Less 'Thirsty'" (2023, arXiv:2304.03271). Outside the U.S. the source text says
+#: that it is the U.S. figure used for that place. Grids that run on wind, solar or
+#: run-of-river hydro use far less, thermal grids with cooling towers more; override with
+#: ``water_intensity_l_per_kwh``.
 DEFAULT_WATER_INTENSITY_L_PER_KWH = 3.14
 DEFAULT_WATER_INTENSITY_SOURCE = (
-    "default: U.S. average electricity water intensity 3.14 L/kWh "
-    "(Li et al. 2023, Making AI Less Thirsty)"
+    "U.S. average grid water consumption 3.14 L/kWh (Li et al. 2023, Making AI Less Thirsty)"
 )
 
 _LIST_HINT = " List them with `wattprint locations {what}`."
@@ -210,6 +217,12 @@ class FootprintModel(NamedTuple):
             wue_l_per_kwh = site.wue_l_per_kwh if site else _DEFAULT_WUE_L_PER_KWH
         else:
             wue_l_per_kwh = _number("wue_l_per_kwh", wue_l_per_kwh, 0.0, "L/kWh")
+        intensity, source, location = resolve_intensity(
+            country=country,
+            zone=zone,
+            cloud_region=cloud_region,
+            carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh,
+        )
         if water_intensity_l_per_kwh is not None:
             water_intensity_l_per_kwh = _number(
                 "water_intensity_l_per_kwh", water_intensity_l_per_kwh, 0.0, "L/kWh"
@@ -217,16 +230,10 @@ class FootprintModel(NamedTuple):
             water_source = "given by the user"
         elif site is None or site.offsite_water:
             water_intensity_l_per_kwh = DEFAULT_WATER_INTENSITY_L_PER_KWH
-            water_source = DEFAULT_WATER_INTENSITY_SOURCE
+            water_source = _default_water_source(location)
         else:
             water_intensity_l_per_kwh = 0.0
             water_source = f"not counted for tier {site.name!r}"
-        intensity, source, location = resolve_intensity(
-            country=country,
-            zone=zone,
-            cloud_region=cloud_region,
-            carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh,
-        )
         return cls(
             intensity_g_per_kwh=intensity,
             intensity_source=source,
@@ -532,6 +539,21 @@ def _find_cloud_region(text: str, regions: Iterable[CloudRegion]) -> CloudRegion
         f"unknown cloud region {text!r}."
         + _suggest(_region_key(text), cands)
         + _LIST_HINT.format(what="cloud")
+    )
+
+
+def _default_water_source(location: str) -> str:
+    """The source text of the default water intensity: the U.S. figure, named as such."""
+    place = location.rpartition("-> ")[2].strip().upper()  # a cloud region's zone
+    if place in ("US", "USA") or place.startswith("US-"):
+        return DEFAULT_WATER_INTENSITY_SOURCE
+    where = {
+        "World": "used with no location given",
+        "user-given": "used for a place given only by its carbon intensity",
+    }.get(location, f"used for {location}")
+    return (
+        f"{DEFAULT_WATER_INTENSITY_SOURCE}, {where}: wattprint ships no water figure per "
+        "country; pass water_intensity_l_per_kwh for the local grid"
     )
 
 

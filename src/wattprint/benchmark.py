@@ -171,7 +171,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     Totals add every successful row: training, optimization and inference. A model row
     averages its inference repetitions and carries the energy of the training or optimization
-    step that made the variant.
+    step that made the variant. ``partial_runs`` counts its inference runs whose measurement
+    is partial (a sensor failed inside the window: their energy misses a component, and
+    they are not rated), ``partial_errors`` says what failed.
     """
     ok = [r for r in runs if r["status"] == "ok"]
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -209,6 +211,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "step_energy_j": None if step is None else step["energy_j"],
             "step_co2_g": None if step is None else step["co2_g"],
             "errors": failed.get(key, []),
+            "partial_runs": sum(1 for r in rows if r.get("partial")),
+            "partial_errors": [e for r in rows if r.get("partial")
+                               for e in (r.get("errors") or [])],
         })
     return {
         "total_energy_kwh": sum(r["energy_kwh"] or 0.0 for r in ok),

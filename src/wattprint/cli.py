@@ -430,7 +430,12 @@ def score(
     db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Star ratings (1-5) of the stored models, by energy per 1000 queries."""
+    """Star ratings (1-5) of the stored models, by energy per 1000 queries.
+
+    Partial runs (a sensor failed mid-run) and runs with figures that are not finite are
+    listed as not rated, with why; in --json they are entries with "rated": false and a
+    "reason".
+    """
     from . import score as scoring
 
     _check_db(db)
@@ -449,14 +454,19 @@ def score(
             there = ", ".join(f"{t}/{h}" for t, h in groups)
             _fail(f"no runs for task {task or 'any'!r} on hardware {hardware or 'any'!r} in "
                   f"{db}; there are: {there}")
-        scores = [s for t, h in chosen
-                  for s in scoring.calculate_scores(t, h, method=method, records=records)]
+        scores: list[scoring.Score] = []
+        unrated: list[scoring.Unrated] = []
+        for t, h in chosen:
+            rated = scoring.calculate_scores(t, h, method=method, records=records)
+            scores += rated
+            unrated += rated.unrated
     except WattprintError as e:
         _fail(str(e))
-    if as_json:
-        print(json.dumps([s.to_dict() for s in scores], indent=2))
+    if as_json:  # the rated models, then those not rated (rated: false, with the reason)
+        entries = [s.to_dict() for s in scores] + [u.to_dict() for u in unrated]
+        print(json.dumps(entries, indent=2))
     else:
-        scoring.print_scores(scores, console=out)
+        scoring.print_scores(scores, unrated=unrated, console=out)
 
 
 @app.command()

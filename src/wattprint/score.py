@@ -13,11 +13,22 @@ training or optimization runs are never rated. Its figures average the repetitio
 - ``accuracy``: the mean of ``metrics["accuracy"]`` (a fraction, 0..1), None when no run has it.
 
 Means are exactly rounded (:func:`math.fsum`), so the same figures in any order give the same
-mean. A model whose runs carry no energy figure cannot be rated and is left out, with a warning
-on the ``wattprint.score`` logger. Its label (:attr:`Score.model`) is ``model_name`` for the
-base variant (the one with no ``parent``) and ``model_name:variant`` for any other; the fields
-``model_name`` and ``variant`` are kept beside it. Task and hardware names match
-case-insensitively.
+mean.
+
+**Not rated.** A successful run that cannot stand beside the others is left out of the
+ranking, never averaged in: a ``partial`` run (a sensor failed inside its window, so a
+component's energy is missing and the figure is too low), and a run with a figure that is not
+finite (NaN or infinite energy, CO2 or metric) or no energy figure at all. Such runs are not
+dropped silently: :func:`calculate_scores` and :func:`star_ratings` return a
+:class:`ScoreList` whose :attr:`~ScoreList.unrated` holds one :class:`Unrated` per model
+with the runs left out and a short reason ("partial, gpu:0: not readable"), which
+:func:`print_scores`, ``wattprint score --json`` and the HTML report show. A model with some
+complete runs is rated on those; a model with none is only listed as not rated. A model left
+out is also logged on the ``wattprint.score`` logger.
+
+A model's label (:attr:`Score.model`) is ``model_name`` for the base variant (the one with no
+``parent``) and ``model_name:variant`` for any other; the fields ``model_name`` and
+``variant`` are kept beside it. Task and hardware names match case-insensitively.
 
 **Ranks and percentiles.** Lower energy per 1000 queries is better. A model's rank ``r`` is the
 number of models in its group with strictly lower energy, so equal figures share the best rank
@@ -72,6 +83,8 @@ __all__ = [
     "DEFAULT_DB",
     "METHODS",
     "Score",
+    "ScoreList",
+    "Unrated",
     "available_groups",
     "calculate_scores",
     "ess",
@@ -82,6 +95,7 @@ __all__ = [
     "savings",
     "star_glyphs",
     "star_ratings",
+    "why_not_rated",
 ]
 
 _log = get_logger(__name__)
@@ -134,10 +148,52 @@ class Score:
     pruned: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The score as a JSON-ready dict, with ``stars_text`` (``★★★★☆``) added."""
+        """The score as a JSON-ready dict, with ``stars_text`` (``★★★★☆``) and
+        ``rated: True`` added."""
         out = asdict(self)
         out["stars_text"] = star_glyphs(self.stars)
+        out["rated"] = True
         return out
+
+
+@dataclass(frozen=True)
+class Unrated:
+    """A model (``model_name`` x ``variant`` x ``dataset``) with successful runs that were not
+    rated, and why.
+
+    ``runs`` counts the runs left out and ``cell_keys`` names them; ``reason`` is short and
+    says what went wrong ("partial, gpu:0: not readable", "energy_j is not finite"), the
+    reasons of several runs joined by ``"; "``. The model may also be rated on its other runs.
+    """
+
+    model: str
+    model_name: str
+    variant: str
+    parent: str | None
+    dataset: str
+    task: str
+    hardware: str
+    runs: int
+    reason: str
+    cell_keys: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict beside :meth:`Score.to_dict`'s: ``rated: False``, ``stars:
+        None``, ``stars_text: "not rated"`` and the ``reason``."""
+        out = asdict(self)
+        out["cell_keys"] = list(self.cell_keys)
+        out.update(rated=False, stars=None, stars_text="not rated")
+        return out
+
+
+class ScoreList(list[Score]):
+    """The rated models, most efficient first (a plain ``list`` of :class:`Score`), and in
+    :attr:`unrated` the models whose runs were left out of the ranking, with why."""
+
+    def __init__(self, scores: Iterable[Score] = (), unrated: Iterable[Unrated] = ()) -> None:
+        super().__init__(scores)
+        #: The models with runs left out of the ranking (see the module docstring).
+        self.unrated: list[Unrated] = list(unrated)
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,6 +245,37 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def _fold(value: object) -> str:
     return str(value).casefold()
+
+
+#: The figures of a run that must be finite numbers (when present) for it to be rated.
+_FIGURES = ("energy_j", "energy_kwh", "kwh_per_1000_queries", "co2_g")
+
+
+def _not_finite(value: object) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and not math.isfinite(float(value)))
+
+
+def why_not_rated(record: _Record) -> str | None:
+    """Why a successful run cannot be rated, in a few words; None when it can.
+
+    A ``partial`` run ("partial, " and its errors), a figure that is NaN or infinite
+    ("energy_j is not finite", "metric accuracy is not finite"), or no energy figure.
+    """
+    reasons = []
+    if record.get("partial"):
+        errors = record.get("errors")
+        texts = [str(e) for e in errors] if isinstance(errors, Sequence) and not isinstance(
+            errors, str) else []
+        reasons.append(", ".join(["partial", *texts]))
+    reasons += [f"{key} is not finite" for key in _FIGURES if _not_finite(record.get(key))]
+    metrics = record.get("metrics")
+    if isinstance(metrics, Mapping):
+        reasons += [f"metric {key} is not finite" for key, value in metrics.items()
+                    if _not_finite(value)]
+    if not reasons and _kwh_per_1000(record) is None:
+        reasons.append("no energy figure")
+    return "; ".join(reasons) or None
 
 
 def _is_scored_run(record: _Record) -> bool:
@@ -266,15 +353,34 @@ def _grouped_runs(records: Iterable[_Record], phase: str = "inference",
     return groups
 
 
-def _models(records: Iterable[_Record]) -> list[_Model]:
+def _unrated(rows: Sequence[_Record], why: Sequence[str]) -> Unrated:
+    first = rows[0]
+    parent = _first(rows, "parent")
+    name, variant = str(first["model_name"]), str(first["variant"])
+    reason = "; ".join(dict.fromkeys(why))
+    _log.warning("model %s:%s on %s: %d run(s) not rated: %s", name, variant,
+                 first["dataset"], len(rows), reason)
+    return Unrated(
+        model=name if parent is None else f"{name}:{variant}", model_name=name,
+        variant=variant, parent=parent, dataset=str(first["dataset"]),
+        task=str(first["task"]), hardware=str(first["hardware"]), runs=len(rows),
+        reason=reason, cell_keys=tuple(str(r.get("cell_key")) for r in rows))
+
+
+def _models(records: Iterable[_Record]) -> tuple[list[_Model], list[Unrated]]:
+    """The rated models, and the models with runs left out of the rating."""
     out = []
-    for rows in _grouped_runs(records).values():
+    unrated = []
+    for all_rows in _grouped_runs(records).values():
+        why = [why_not_rated(r) for r in all_rows]
+        rows = [r for r, reason in zip(all_rows, why, strict=True) if reason is None]
+        left_out = [r for r, reason in zip(all_rows, why, strict=True) if reason is not None]
+        if left_out:
+            unrated.append(_unrated(left_out, [w for w in why if w is not None]))
         energy = _mean(_kwh_per_1000(r) for r in rows)
-        first = rows[0]
         if energy is None:
-            _log.warning("model %s:%s on %s has no energy figure in its %d run(s); not rated",
-                         first["model_name"], first["variant"], first["dataset"], len(rows))
             continue
+        first = rows[0]
         effective = _first(rows, "effective_parameters")
         out.append(_Model(
             task=str(first["task"]), hardware=str(first["hardware"]),
@@ -288,7 +394,7 @@ def _models(records: Iterable[_Record]) -> list[_Model]:
             size_bytes=_first(rows, "size_bytes"), repetitions=len(rows),
             provenance=_provenance(rows), pruned=any(_is_pruned(r) for r in rows),
         ))
-    return out
+    return out, unrated
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +444,8 @@ def _stars_by_range(value: float, low: float, high: float) -> int:
     return _MAX_STARS - band
 
 
-def _rate(models: Sequence[_Model], method: str) -> list[Score]:
+def _rate(models: Sequence[_Model], method: str,
+          unrated: Sequence[Unrated] = ()) -> ScoreList:
     n = len(models)
     energies = [m.kwh_per_1000_queries for m in models]
     low, high = (min(energies), max(energies)) if energies else (0.0, 0.0)
@@ -359,11 +466,12 @@ def _rate(models: Sequence[_Model], method: str) -> list[Score]:
             provenance=m.provenance, pruned=m.pruned,
         ))
     scores.sort(key=lambda s: (s.kwh_per_1000_queries, s.model, s.dataset))
-    return scores
+    return ScoreList(scores, sorted(unrated, key=lambda u: (u.model, u.dataset)))
 
 
-def star_ratings(records: Iterable[_Record], *, method: str = "quintile") -> list[Score]:
-    """Rate every model in ``records``: one :class:`Score` each, most efficient first.
+def star_ratings(records: Iterable[_Record], *, method: str = "quintile") -> ScoreList:
+    """Rate every model in ``records``: one :class:`Score` each, most efficient first; the
+    models whose runs could not be rated are in the result's :attr:`~ScoreList.unrated`.
 
     The successful inference runs of ``records`` must be of ONE task and hardware (any
     others, failed or training or optimization runs, are ignored); runs of several raise
@@ -380,7 +488,8 @@ def star_ratings(records: Iterable[_Record], *, method: str = "quintile") -> lis
             f"star ratings compare models of one task and hardware; these runs are of "
             f"{_describe(groups)}: pass one group's runs, or use calculate_scores(task, hardware)"
         )
-    return _rate(_models(records), method)
+    models, unrated = _models(records)
+    return _rate(models, method, unrated)
 
 
 def read_records(db: str | os.PathLike[str] = DEFAULT_DB, *,
@@ -411,8 +520,11 @@ def calculate_scores(
     db: str | os.PathLike[str] | None = None,
     records: Iterable[_Record] | None = None,
     sweep_id: str | None = None,
-) -> list[Score]:
+) -> ScoreList:
     """The star ratings of the models of ``task`` on ``hardware``, most efficient first.
+
+    Partial runs and runs with figures that are not finite are left out of the ranking and
+    listed, with why, in the result's :attr:`~ScoreList.unrated` (see the module docstring).
 
     The runs come from ``records`` if given, else from the store at ``db`` (default
     ``wattprint.db``; see :func:`read_records`). ``sweep_id`` keeps only that sweep's runs;
@@ -442,7 +554,8 @@ def calculate_scores(
             f"no successful inference runs of task {task!r} on hardware {hardware!r} in "
             f"{where}; task/hardware with runs: {_describe(available_groups(rows))}"
         )
-    return _rate(_models(chosen), method)
+    models, unrated = _models(chosen)
+    return _rate(models, method, unrated)
 
 
 def this_machines_hardware() -> str:
@@ -537,7 +650,7 @@ def savings(records: Iterable[_Record]) -> list[dict[str, Any]]:
       ``100 * (variant - parent) / parent`` (negative: the variant uses or weighs less);
     - ``accuracy_change_points``: ``100 * (variant - parent)`` accuracy, in percentage points;
     - ``step_energy_kwh``, ``step_co2_g``: the successful optimization run that made the variant
-      (the mean if there are several);
+      (the mean if there are several; a partial one is left out);
     - ``break_even_queries``: the number of queries after which the step has paid for itself,
       ``step energy / energy saved per query`` (a float: round it up to show it); None when
       the variant saves nothing or the step's energy is unknown.
@@ -548,7 +661,7 @@ def savings(records: Iterable[_Record]) -> list[dict[str, Any]]:
     """
     records = list(records)
     models = {(_fold(m.task), _fold(m.hardware), m.model_name, m.dataset, m.variant): m
-              for m in _models(records)}
+              for m in _models(records)[0]}
     steps = _grouped_runs(records, phase="optimization")
     out = []
     for key in sorted(models):
@@ -556,7 +669,7 @@ def savings(records: Iterable[_Record]) -> list[dict[str, Any]]:
         if variant.parent is None:
             continue
         parent = models.get((*key[:4], variant.parent))
-        step_rows = steps.get(key, [])
+        step_rows = [r for r in steps.get(key, []) if not r.get("partial")]
         step_kwh = _step_energy_kwh(step_rows)
         step_co2 = _mean(_number(r.get("co2_g")) for r in step_rows)
         saved_kwh_per_query = (None if parent is None else
@@ -659,11 +772,14 @@ def energy_text(kwh: float | None) -> str:
     return f"{kwh / 1e-9:.3g} µWh"
 
 
-def print_scores(scores: Sequence[Score], *, console: Console | None = None) -> None:
+def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None = None,
+                 console: Console | None = None) -> None:
     """Print ``scores`` as rich tables, one per task and hardware, to ``console`` (stdout).
 
     Energy is per 1000 queries, CO2 in milligrams per 1000 queries; the percentile and the
-    rest are in :meth:`Score.to_dict`.
+    rest are in :meth:`Score.to_dict`. The models whose runs were not rated (``unrated``; by
+    default the :attr:`ScoreList.unrated` of ``scores``) are rows marked "not rated", with
+    the reason under the table: "mlp: not rated: partial, gpu:0: not readable (1 run)".
     """
     from rich.markup import escape as markup_escape
     from rich.table import Table
@@ -675,16 +791,29 @@ def print_scores(scores: Sequence[Score], *, console: Console | None = None) -> 
         return markup_escape(printable(text))
 
     out = console if console is not None else stdout_console()
-    if not scores:
+    left_out: Sequence[Unrated] = (getattr(scores, "unrated", ()) if unrated is None
+                                   else unrated)
+    if not scores and not left_out:
         out.print("no scores")
         return
-    groups: dict[tuple[str, str], list[Score]] = defaultdict(list)
-    for s in scores:
-        groups[(s.task, s.hardware)].append(s)
-    for (task, hardware), rows in groups.items():
-        several = len({s.dataset for s in rows}) > 1
-        table = Table(title=escape(f"{task} on {hardware} ({rows[0].method})"),
-                      title_justify="left")
+    groups: dict[tuple[str, str], tuple[list[Score], list[Unrated]]] = {}
+    items: list[Score | Unrated] = [*scores, *left_out]
+    for item in items:
+        key = (item.task.casefold(), item.hardware.casefold())
+        rated, not_rated = groups.setdefault(key, ([], []))
+        if isinstance(item, Score):
+            rated.append(item)
+        else:
+            not_rated.append(item)
+    for rows, not_rated in groups.values():
+        first: Score | Unrated = rows[0] if rows else not_rated[0]
+        several = len({s.dataset for s in rows} | {u.dataset for u in not_rated}) > 1
+        method = rows[0].method if rows else "none rated"
+        reasons = [f"{u.model}{f' on {u.dataset}' if several else ''}: not rated: {u.reason} "
+                   f"({u.runs} run{'s' if u.runs != 1 else ''})" for u in not_rated]
+        table = Table(title=escape(f"{first.task} on {first.hardware} ({method})"),
+                      title_justify="left", caption=escape("\n".join(reasons)) or None,
+                      caption_justify="left")
         table.add_column("model", min_width=8)
         if several:
             table.add_column("dataset")
@@ -700,5 +829,11 @@ def print_scores(scores: Sequence[Score], *, console: Console | None = None) -> 
             cells += [f"[yellow]{star_glyphs(s.stars)}[/]", energy_text(s.kwh_per_1000_queries),
                       _fmt(co2, ".3g"), _fmt(s.accuracy, ".3f"), _fmt(s.ess, ".3g"),
                       escape(s.provenance or "-")]
+            table.add_row(*cells)
+        for u in not_rated:
+            cells = [escape(u.model)]
+            if several:
+                cells.append(escape(u.dataset))
+            cells += ["[red]not rated[/]", "-", "-", "-", "-", "-"]
             table.add_row(*cells)
         out.print(table)

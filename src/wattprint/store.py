@@ -9,7 +9,7 @@
         store.end_sweep(sweep_id, "finished")
         rows = store.runs(sweep_id=sweep_id)
 
-Tables (``SCHEMA_VERSION`` 3)::
+Tables (``SCHEMA_VERSION`` 4)::
 
     sweeps   id TEXT PK (chosen by the caller, or claimed by claim_sweep), project, config_json,
              created_at, updated_at (unix time, s), status ('running' | 'finished' |
@@ -23,6 +23,14 @@ A *run record* is a plain dict whose keys are :data:`RUN_KEYS`. ``sweep_id``, ``
 ``status`` are required; any other key left out is stored as NULL and read back as ``None``.
 ``components``, ``metrics``, ``optimization``, ``host`` and ``extra`` are dicts, stored as
 JSON. A float NaN in a number column is stored as NULL (SQLite has no NaN).
+
+What the measurement of a run says about itself is kept in columns of its own, so that no
+reader has to look for it (schema version 4): ``partial`` (a bool: a sensor failed inside the
+window, and its component is missing from the energy), ``errors`` (a list of texts: what
+failed) and ``measurement_notes`` (a list of texts: what a reader should know that is no
+error, :attr:`~wattprint.measurement.Measurement.notes`). ``notes`` stays free text. A run
+stored before version 4 reads ``None`` for the three, except that the runner then kept
+``partial`` and ``errors`` in ``extra``: the migration copies them into the columns.
 
 The schema is versioned with ``PRAGMA user_version``: each entry of :data:`MIGRATIONS` takes a
 store one version up, and opening an older store applies the missing steps in one transaction.
@@ -169,6 +177,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE sweeps ADD COLUMN owner_host TEXT",
         "ALTER TABLE sweeps ADD COLUMN owner_started_at REAL",
     ),
+    # 4: what a run's measurement says about itself: partial, its errors and its notes. Runs
+    # stored before kept partial and errors in extra (JSON); they are copied into the columns.
+    (
+        "ALTER TABLE runs ADD COLUMN partial INTEGER",
+        "ALTER TABLE runs ADD COLUMN errors TEXT",
+        "ALTER TABLE runs ADD COLUMN measurement_notes TEXT",
+        """UPDATE runs SET
+            partial = json_extract(extra, '$.partial'),
+            errors = CASE json_type(extra, '$.errors')
+                WHEN 'array' THEN json_extract(extra, '$.errors') END
+        WHERE json_valid(extra) AND json_type(extra, '$.partial') IN ('true', 'false')""",
+    ),
 )
 
 #: The schema version this code writes and reads.
@@ -228,6 +248,21 @@ def _json(key: str, value: object) -> str:
         raise ConfigError(f"run record key {key!r} cannot be stored as JSON: {err}") from err
 
 
+def _bool(key: str, value: object) -> int:
+    """A bool, stored as 0 or 1 (read back as a bool)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"run record key {key!r} must be a bool, not {type(value).__name__}")
+    return int(value)
+
+
+def _texts(key: str, value: object) -> str:
+    """A list of texts, stored as a JSON array."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not all(
+            isinstance(item, str) for item in value):
+        raise ConfigError(f"run record key {key!r} must be a list of str, not {value!r:.80}")
+    return json.dumps(list(value))
+
+
 def _choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
     def check(key: str, value: object) -> str:
         if value not in allowed:
@@ -276,12 +311,17 @@ _RUN_COLUMNS: dict[str, Callable[[str, object], object]] = {
     "host": _json,
     "extra": _json,
     "notes": _text,  # schema version 2
+    "partial": _bool,  # schema version 4
+    "errors": _texts,
+    "measurement_notes": _texts,
 }
 
 #: The keys of a run record, in column order.
 RUN_KEYS: tuple[str, ...] = tuple(_RUN_COLUMNS)
 _REQUIRED = ("sweep_id", "cell_key", "status")
 _JSON_KEYS = frozenset(k for k, check in _RUN_COLUMNS.items() if check is _json)
+_LIST_KEYS = frozenset(k for k, check in _RUN_COLUMNS.items() if check is _texts)
+_BOOL_KEYS = frozenset(k for k, check in _RUN_COLUMNS.items() if check is _bool)
 
 _INSERT_RUN = (
     f"INSERT INTO runs ({', '.join(RUN_KEYS)}) VALUES ({', '.join('?' * len(RUN_KEYS))})"
@@ -324,9 +364,12 @@ def _encode_samples(samples: Iterable[tuple[float, str, float]]) -> list[tuple[f
 
 def _decode_run(row: sqlite3.Row) -> dict[str, Any]:
     run = dict(zip(row.keys(), row, strict=True))
-    for key in _JSON_KEYS:
+    for key in _JSON_KEYS | _LIST_KEYS:
         if run[key] is not None:
             run[key] = json.loads(run[key])
+    for key in _BOOL_KEYS:
+        if run[key] is not None:
+            run[key] = bool(run[key])
     return run
 
 
@@ -351,7 +394,9 @@ def _flat_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, A
     for run in runs:
         row: dict[str, Any] = {}
         for key, value in run.items():
-            if key not in _JSON_KEYS:
+            if key in _LIST_KEYS and value is not None:
+                row[key] = json.dumps(value)
+            elif key not in _JSON_KEYS:
                 row[key] = value
             elif value is not None:
                 flat: dict[str, Any] = {}

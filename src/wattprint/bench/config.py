@@ -73,7 +73,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from .._footprint import resolve_intensity
 from ..errors import ConfigError, LocationError
 from ..workloads.datasets import BUILTIN_DATASETS
-from ..workloads.hardware import PROFILES
+from ..workloads.hardware import PROFILES, resolve_hardware
 from ..workloads.loaders.transformers_loader import HUB_OPTIONS as HF_HUB_OPTIONS
 from ..workloads.loaders.transformers_loader import TASKS as HF_TASKS
 from .recipes import RECIPES
@@ -440,23 +440,22 @@ class MonitoringConfig(_Section):
 
 
 class HardwareConfig(_Section):
-    """The hardware profile results are filed under."""
+    """The hardware label results are filed under: ``auto`` (this machine's first GPU, else
+    ``CPU``) or any device name, labelled by ``resolve_hardware`` ("NVIDIA H200" and "h200"
+    are "H200"; names the table does not know are kept as given)."""
 
-    device_profile: str = Field(default="auto", description="auto, or one of "
+    device_profile: str = Field(default="auto", description="auto, or any device name; known: "
                                 + ", ".join(p.name for p in PROFILES.values()))
 
     @field_validator("device_profile")
     @classmethod
-    def _known_profile(cls, value: str) -> str:
-        key = value.strip().lower()
-        if key == "auto":
+    def _label(cls, value: str) -> str:
+        if value.strip().lower() == "auto":
             return "auto"
-        profile = PROFILES.get(key)
-        if profile is None:
-            names = [p.name for p in PROFILES.values()]
-            raise _problem(f"unknown hardware profile {value!r} (allowed: auto, "
-                           f"{', '.join(names)})")
-        return profile.name
+        try:
+            return resolve_hardware(value).name
+        except ConfigError as err:
+            raise _problem(str(err)) from err
 
 
 class LocationConfig(_Section):

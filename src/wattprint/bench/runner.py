@@ -284,6 +284,7 @@ def _measurement_fields(m: Measurement) -> dict[str, Any]:
         "co2_g": fp.co2_g, "water_l": fp.water_l,
         "intensity_g_per_kwh": fp.intensity_g_per_kwh, "intensity_source": fp.intensity_source,
         "provenance": provenance(_components(m), m.samples), "components": _components(m),
+        "partial": m.partial, "errors": list(m.errors), "measurement_notes": list(m.notes),
     }
 
 
@@ -729,8 +730,8 @@ def _infer(ctx: _Context, cell: Cell, spec: ModelConfig, model: Model, evaluate:
         provenance=provenance(comps), components=comps,
         num_samples=num, samples_per_second=result["samples_per_second"],
         kwh_per_1000_queries=result["kwh_per_1000_queries"], metrics=metrics,
-        extra={"batch_size": mon.batch_size, "partial": result["partial"],
-               "errors": result["errors"]},
+        partial=result["partial"], errors=result["errors"],
+        measurement_notes=result["notes"], extra={"batch_size": mon.batch_size},
         **_model_fields(model),
     )
     _write(ctx, cell, record, timeline)

@@ -8,7 +8,7 @@ from html import escape
 from ..score import star_glyphs
 from ._format import PROVENANCE_WORDS
 
-__all__ = ["Markup", "Num", "badge", "esc", "figure", "note", "stars", "table"]
+__all__ = ["Markup", "Num", "badge", "esc", "figure", "flag", "note", "stars", "table"]
 
 
 class Markup(str):
@@ -59,6 +59,12 @@ def stars(count: int) -> Markup:
     """``count`` stars of five as glyphs, with their number for screen readers and hover."""
     return Markup(f'<span class="stars s{count}" title="{count} of 5 stars" '
                   f'aria-label="{count} of 5 stars">{star_glyphs(count)}</span>')
+
+
+def flag(word: str, why: str) -> Markup:
+    """A red badge that marks a run or model ("partial", "not rated"); hovering shows why."""
+    return Markup(f'<span class="flag flag-{esc(word.replace(" ", "-"))}" title="{esc(why)}">'
+                  f"{esc(word)}</span>")
 
 
 def note(text: str, *, kind: str = "") -> Markup:

@@ -25,7 +25,7 @@ from ._format import (
     percent,
     water_text,
 )
-from ._markup import Markup, Num, badge, esc, figure, note, stars, table
+from ._markup import Markup, Num, badge, esc, figure, flag, note, stars, table
 
 __all__ = [
     "Scores",
@@ -114,6 +114,10 @@ def totals(runs: Sequence[Run]) -> str:
                 f'<div class="big">{esc(big)}</div><div class="what">{esc(what)}</div></div>')
 
     failed_note = (f'<a href="#failed">{esc(bad)} failed</a>' if bad else "0 failed")
+    partial = sum(1 for r in runs if r["status"] == "ok" and r.get("partial"))
+    if partial:
+        failed_note += (f', <a href="#runs">{esc(partial)} partial</a> (a sensor failed '
+                        "mid-run: not rated)")
     kinds = Counter(str(r.get("provenance") or "unknown") for r in runs if r["status"] == "ok")
     mix = ", ".join(f"{n} {badge(word)}" for word, n in kinds.most_common()) or "no runs"
     return _section(
@@ -170,20 +174,38 @@ def ratings(scores: Scores, problems: Sequence[str]) -> str:
                 "Figures are the mean of a model's inference repetitions.")]
     for (task, hardware), group in scores.items():
         parts.append(f"<h3>{esc(task)} on {esc(hardware)}</h3>")
+        unrated: list[scoring.Unrated] = getattr(group, "unrated", [])
+        if not group:
+            parts.append(note(f"{task} on {hardware}: no run could be rated",
+                              kind="ratings"))
         rows = [(stars(s.stars), s.model, s.dataset, Num(energy_text(s.kwh_per_1000_queries)),
                  Num(co2_text(s.co2_g_per_1000_queries)), Num(_accuracy(s.accuracy)),
                  Num(number(s.ess)), Num(number(s.num_parameters, ",")),
                  Num(number(s.size_bytes, ",")), Num(str(s.repetitions)), badge(s.provenance))
                 for s in group]
-        parts.append(table(["stars", "model", "dataset", "energy / 1000 q", "CO2e / 1000 q",
-                            "accuracy", "ESS", "parameters", "size (bytes)", "reps",
-                            "provenance"], rows, cls="ratings"))
+        if group:
+            parts.append(table(["stars", "model", "dataset", "energy / 1000 q",
+                                "CO2e / 1000 q", "accuracy", "ESS", "parameters",
+                                "size (bytes)", "reps", "provenance"], rows, cls="ratings"))
+        if unrated:
+            parts.append(_unrated_table(unrated))
     if not scores:
         parts.append(note("no successful inference runs: nothing to rate", kind="ratings"))
     parts.extend(note(f"not rated: {p}") for p in problems)
     parts.append(_p("ESS: the Environmental Sustainability Score, parameters in millions per "
                     "gram of CO2e per 1000 queries (higher is better)."))
     return _section("ratings", "Star ratings", *parts)
+
+
+def _unrated_table(unrated: Sequence[scoring.Unrated]) -> str:
+    """The models with runs left out of a group's rating, each with why."""
+    rows = [(flag("not rated", u.reason), u.model, u.dataset, Num(str(u.runs)),
+             Markup(f"<pre>{esc(u.reason)}</pre>"),
+             ", ".join(u.cell_keys)) for u in unrated]
+    return (_p("Not rated: these runs ended, but a figure of theirs cannot stand beside the "
+               "others (a sensor failed mid-run, so a component's energy is missing; or a "
+               "figure is not finite). They are left out of the stars above.")
+            + table(["", "model", "dataset", "runs", "why", "cells"], rows, cls="unrated"))
 
 
 def _model_labels(scores: Scores) -> dict[tuple[str, str, str, str], str]:
@@ -357,19 +379,26 @@ def runs_table(runs: Sequence[Run], scores: Scores) -> str:
         key: tuple[object, ...] = (str(r.get("task")).casefold(),
                                    str(r.get("hardware")).casefold(), r.get("model_name"),
                                    r.get("dataset"), r.get("variant"))
-        scored = r.get("phase") == "inference" and r["status"] == "ok"
-        count = lookup.get(key) if scored else None
+        ok = r["status"] == "ok"
+        scored = r.get("phase") == "inference" and ok
+        why = scoring.why_not_rated(r) if scored else None
+        count = lookup.get(key) if scored and why is None else None
         metrics = r.get("metrics")
+        status = Markup(f'<span class="status-{"ok" if ok else "failed"}">{esc(r["status"])}'
+                        "</span>")
+        if ok and r.get("partial"):
+            status = Markup(f"{status} " + flag(
+                "partial", "; ".join(map(str, r.get("errors") or [])) or "a sensor failed"))
         row = (
             _label(r), r.get("dataset"), f"{r.get('task')}/{r.get('hardware')}", r.get("phase"),
             Num(number(r.get("repetition"), "d")),
-            Markup(f'<span class="status-{"ok" if r["status"] == "ok" else "failed"}">'
-                   f'{esc(r["status"])}</span>'),
+            status,
             Num(number(r.get("duration_s"))), Num(number(r.get("energy_j"))),
             Num(co2_text(r.get("co2_g"))), Num(water_text(r.get("water_l"))),
             Num(energy_text(r.get("kwh_per_1000_queries"))),
             Num(_accuracy(metrics.get("accuracy") if isinstance(metrics, Mapping) else None)),
-            stars(count) if count is not None else "",
+            stars(count) if count is not None
+            else flag("not rated", why) if why is not None else "",
             badge(r.get("provenance")) if r["status"] == "ok" else "",
         )
         rows.append([cell for i, cell in enumerate(row) if i not in drop])
@@ -377,7 +406,8 @@ def runs_table(runs: Sequence[Run], scores: Scores) -> str:
         if rows else note("this sweep has no runs", kind="runs")
     return _section("runs", "Runs",
                     _p("One row per stored cell. Stars are those of the run's model in its "
-                       "task and hardware group."), body)
+                       "task and hardware group; a partial run (a sensor failed inside its "
+                       "window: hover for what) is not rated."), body)
 
 
 def provenance(runs: Sequence[Run]) -> str:

@@ -68,6 +68,9 @@ td pre { margin: 0; white-space: pre-wrap; max-width: 640px; font-size: 12px; }
 .prov-fake { background: #ece6f6; color: #56358f; border-color: #c6b3e6; }
 .prov-none, .prov-other { background: #eee; color: #555; border-color: #ccc; }
 .status-failed { color: #b3261e; font-weight: 600; }
+.flag { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px;
+        white-space: nowrap; background: #fbe0de; color: #b3261e; border: 1px solid #eeaaa5; }
+tr.unrated td { background: #fdf3f2; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 4px 0; }
 dl.kv dt { color: var(--muted); }
 dl.kv dd, dl.legend dd { margin: 0; }

@@ -89,8 +89,15 @@ def _matches(score: Score, model: str) -> bool:
 
 def _choose(model: str, runs: Sequence[Mapping[str, Any]], task: str | None,
             hardware: str | None, dataset: str | None) -> Score:
-    every = [s for t, h in available_groups(runs) for s in calculate_scores(t, h, records=runs)]
+    rated = [calculate_scores(t, h, records=runs) for t, h in available_groups(runs)]
+    every = [s for group in rated for s in group]
     named = [s for s in every if _matches(s, model)]
+    unrated = [u for group in rated for u in group.unrated
+               if model in (u.model, f"{u.model_name}:{u.variant}")]
+    if not named and unrated:
+        raise ConfigError(f"model {model!r} is not rated, so it has no label: "
+                          + "; ".join(f"{u.dataset}, {u.task} on {u.hardware}: {u.reason}"
+                                      for u in unrated))
     if not named:
         models = sorted({s.model for s in every})
         raise ConfigError(f"no rated model {model!r} in these runs; the models there are: "

@@ -24,8 +24,9 @@ class DetectOptions(NamedTuple):
     """What backends need to know. Roots and modules are injectable for tests."""
 
     powercap_root: Path = DEFAULT_POWERCAP_ROOT
-    #: The NVML module to use; ``None`` means import ``pynvml`` if installed.
-    nvml: ModuleType | None = None
+    #: The NVML module to use; ``None`` (or ``True``) means import ``pynvml`` if installed,
+    #: ``False`` turns NVML off.
+    nvml: ModuleType | bool | None = None
     cpu_tdp_w: float | None = None
     gpu_tdp_w: float | None = None
     mode: str = "machine"
@@ -54,7 +55,7 @@ def backend_names() -> tuple[str, ...]:
 
 def detect(
     powercap_root: str | os.PathLike[str] | None = None,
-    nvml: ModuleType | None = None,
+    nvml: ModuleType | bool | None = None,
     *,
     cpu_tdp_w: float | None = None,
     gpu_tdp_w: float | None = None,
@@ -65,7 +66,8 @@ def detect(
 
     RAPL domains come from the powercap tree at ``powercap_root`` (default
     ``/sys/class/powercap``), GPUs from the NVML module given (default: ``pynvml`` from
-    nvidia-ml-py, if installed), and estimation sensors cover what no counter covers.
+    nvidia-ml-py, if installed; ``nvml=False`` reads no GPU, as on a machine without one), and
+    estimation sensors cover what no counter covers.
 
     ``mode="process"`` wraps the machine's CPU counters so that they report this process's
     share, by its share of the machine's busy CPU time.
@@ -90,6 +92,8 @@ def detect(
             raise ConfigError(
                 f"unknown sensor backend {unknown[0]!r}; known: {', '.join(backends)}"
             )
+        if nvml is False and "nvml" in only:
+            raise ConfigError("the nvml backend is asked for but turned off (nvml=False)")
     sensors: list[Sensor] = []
     missing: list[MissingSensor] = []
     covered: set[str] = set()

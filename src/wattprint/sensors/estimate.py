@@ -8,6 +8,13 @@ interval is the machine's busy CPU seconds over ``logical CPUs x wall seconds``.
 user's ``cpu_tdp_w``, else a row of the shipped table ``data/cpu_tdp.csv`` matched against the CPU
 model name, else :data:`DEFAULT_TDP_W_PER_THREAD` per logical CPU.
 
+The machine's CPU time advances in clock ticks (``SC_CLK_TCK``, usually 100 per second, so 10 ms
+steps), so an interval of a few milliseconds can see a whole tick of busy time on each CPU: more
+than the CPUs could do in it. Busy time is therefore capped at ``logical CPUs x wall seconds`` per
+interval between reads, and so per window: the estimate never exceeds the TDP. What the cap holds
+back (at most one tick per CPU) is carried into the next intervals, so long runs of short windows
+still add up. A window shorter than one tick gets a note saying its utilisation is coarse.
+
 RAM: :data:`WATTS_PER_GIB` per GiB of installed memory (``mode="machine"``), or of this process's
 resident memory (``mode="process"``).
 
@@ -55,6 +62,8 @@ __all__ = [
     "process_rss_bytes",
     "ram_estimate",
     "read_cpuinfo",
+    "short_window_note",
+    "utilisation_resolution_s",
 ]
 
 NAME = "estimate"
@@ -67,14 +76,21 @@ NAME = "estimate"
 IDLE_FRACTION = 0.2
 
 #: Watts per logical CPU when the CPU is not in the table and no TDP was given. TDP per hardware
-#: thread across the rows of ``cpu_tdp.csv``: servers median 3.7 W (1.4-7.2; EPYC 7763 280 W /
-#: 128, Xeon 8380 270 W / 80, E5-2680 v4 120 W / 28), desktops and laptops median 4.4 W (0.9-11;
-#: i5-12400 65 W / 12, i9-9900K 95 W / 16). 5 W is a little above both medians: for an unknown CPU
-#: we would rather overstate than hide energy, and the description asks for ``cpu_tdp_w``.
+#: thread across the rows of ``cpu_tdp.csv`` that give a thread count: servers (Xeon, EPYC,
+#: Ampere) median 4.7 W, middle 80 % 2.7-10.6 W (EPYC 7763 280 W / 128, Xeon 8380 270 W / 80,
+#: E5-2680 v4 120 W / 28); desktops and laptops median 3.75 W, middle 80 % 1.7-10.8 W (i5-12400
+#: 65 W / 12, i7-1255U 15 W / 12). 5 W is a little above both medians: for an unknown CPU we
+#: would rather overstate than hide energy, and the description asks for ``cpu_tdp_w``.
 DEFAULT_TDP_W_PER_THREAD = 5.0
 
-#: Watts per GiB of memory: 3 W per 8 GB, the DDR4 figure CodeCarbon uses and that is commonly
-#: cited for DDR4 DIMMs under load (3/8 = 0.375).
+#: Watts per GiB of memory: 3 W per 8 GB (3/8 = 0.375), the rule of thumb for DDR3/DDR4 from
+#: Crucial's "How much power does memory use?" that CodeCarbon used before version 3. CodeCarbon
+#: 3.x no longer uses it: it guesses the number of DIMMs from the memory size and counts 5 W per
+#: x86 DIMM (1.5 W on Arm), less per DIMM beyond 4, 8 and 16 DIMMs. The linear figure is kept
+#: because it needs no guess about DIMMs, which cannot be read without root; it is close to
+#: CodeCarbon 3.x for 16-64 GiB (6-24 W against 10-20 W) but overstates large servers, whose
+#: big DIMMs draw less per GiB (1 TiB: 384 W against about 38 W). Give ``watts_per_gib`` when
+#: the memory's power is known.
 WATTS_PER_GIB = 0.375
 
 PROC_STAT = Path("/proc/stat")
@@ -128,6 +144,29 @@ def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
 @functools.cache
 def _clock_ticks_per_s() -> int:
     return os.sysconf("SC_CLK_TCK")
+
+
+@functools.cache
+def utilisation_resolution_s() -> float:
+    """The step, in seconds, in which CPU times (the machine's and a process's) advance.
+
+    One clock tick, ``1 / SC_CLK_TCK`` (10 ms on almost every Linux and macOS): ``/proc/stat``,
+    ``times(2)`` behind :func:`os.times` and psutil's CPU times all count in it. Without
+    ``sysconf`` (Windows), 15.625 ms, the default timer interrupt period that updates its CPU
+    times.
+    """
+    try:
+        return 1.0 / os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        return 1.0 / 64
+
+
+def short_window_note(resolution_s: float, what: str) -> str:
+    """The sentence for a window shorter than the step of the CPU time that ``what`` rests on."""
+    return (
+        f"The window is shorter than the {resolution_s * 1e3:.3g} ms steps in which CPU time is"
+        f" counted, so {what}."
+    )
 
 
 def _busy_from_psutil() -> float:
@@ -353,8 +392,12 @@ class CpuEstimate(CounterSensor):
     """Estimated CPU energy from a TDP and the machine's CPU utilisation.
 
     ``energy_j()`` is ``TDP x (IDLE_FRACTION x wall_s + (1 - IDLE_FRACTION) x busy_cpu_s /
-    n_cpus)`` accumulated since the sensor was made. ``busy_cpu_s`` (a function returning the
-    machine's cumulative busy CPU seconds), ``n_cpus`` and ``clock`` are injectable.
+    n_cpus)`` accumulated since the sensor was made, with ``busy_cpu_s`` of each interval between
+    reads capped at ``n_cpus x wall_s`` (the excess, up to one ``resolution_s`` per CPU, carried
+    to the next interval): the power between any two reads is never above the TDP.
+    ``busy_cpu_s`` (a function returning the machine's cumulative busy CPU seconds), ``n_cpus``,
+    ``clock`` and ``resolution_s`` (the step of ``busy_cpu_s``, default
+    :func:`utilisation_resolution_s`) are injectable.
     """
 
     def __init__(
@@ -364,11 +407,24 @@ class CpuEstimate(CounterSensor):
         n_cpus: int | None = None,
         busy_cpu_s: Callable[[], float] = machine_busy_cpu_s,
         clock: Callable[[], float] = time.perf_counter,
+        resolution_s: float | None = None,
     ) -> None:
         self.tdp = tdp
         self.n_cpus = n_cpus if n_cpus is not None else (os.cpu_count() or 1)
+        #: The step in which ``busy_cpu_s`` advances, in seconds.
+        self.resolution_s = (
+            resolution_s if resolution_s is not None else utilisation_resolution_s()
+        )
         self._busy_cpu_s = busy_cpu_s
         self._clock = clock
+        self._carry_s = 0.0
+        self._carry_max_s = self.n_cpus * self.resolution_s
+        self._short_notes = (
+            short_window_note(
+                self.resolution_s,
+                "its CPU utilisation is coarse (capped at full load: never above the TDP)",
+            ),
+        )
         self.name = "estimate:cpu"
         self.component = "cpu"
         self.source = Source.ESTIMATE
@@ -389,16 +445,27 @@ class CpuEstimate(CounterSensor):
             busy = self._busy_cpu_s()
         except SensorError:
             self._last = None  # the next read starts from a fresh baseline
+            self._carry_s = 0.0
             raise
         if self._last is not None:
             t0, busy0 = self._last
             wall_s = max(now - t0, 0.0)
-            busy_s = max(busy - busy0, 0.0)  # CPU hot-unplug can shrink the sum
+            # CPU hot-unplug can shrink the sum; a tick can bring more than the CPUs could do.
+            busy_s = max(busy - busy0, 0.0) + self._carry_s
+            cap_s = self.n_cpus * wall_s
+            if busy_s > cap_s:
+                self._carry_s = min(busy_s - cap_s, self._carry_max_s)
+                busy_s = cap_s
+            else:
+                self._carry_s = 0.0
             self._energy_j += self.tdp.tdp_w * (
                 IDLE_FRACTION * wall_s + (1.0 - IDLE_FRACTION) * busy_s / self.n_cpus
             )
         self._last = (now, busy)
         return self._energy_j
+
+    def notes(self, duration_s: float) -> tuple[str, ...]:
+        return self._short_notes if duration_s < self.resolution_s else ()
 
 
 class RamEstimate(CounterSensor):

@@ -17,9 +17,14 @@ Integer entries are NVML indices, which are in PCI bus order; CUDA numbers GPUs 
 unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``. The two agree when all GPUs are the same model; on a
 machine with mixed models set ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (a warning is logged otherwise).
 
-The NVML module is a parameter (``DetectOptions.nvml``) so tests inject a stand-in; nothing here
-imports ``pynvml`` or initialises NVML at import time. The sensors of one :func:`discover` share
-one ``nvmlInit``; ``nvmlShutdown`` runs when the last of them is closed.
+The NVML module is a parameter (``DetectOptions.nvml``) so tests inject a stand-in, and
+``nvml=False`` turns the backend off; nothing here imports ``pynvml`` or initialises NVML at
+import time. The sensors of one :func:`discover` share one ``nvmlInit``; ``nvmlShutdown`` runs
+when the last of them is closed.
+
+Each sensor's ``notes(duration_s)`` flags windows shorter than what its reading rests on: the
+energy counter's 20-100 ms steps, the 1 s NVML averages power over, the 1/6-1 s utilisation
+period; and the counter flags a window over which it did not move at all.
 
 Every ``NVMLError`` raised by a read becomes a :class:`~wattprint.errors.SensorError` naming the
 GPU and the NVML call, chained with ``raise ... from err``.
@@ -33,6 +38,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -218,6 +224,32 @@ class _Gpu(NamedTuple):
         return f"{self.name} (NVML index {self.nvml_index}, {self.uuid})"
 
 
+#: The GPU energy counter does not count continuously: it moves in steps, every 20-100 ms on
+#: recent GPUs (NVIDIA documents no period; PETSc's notes on its use of
+#: ``nvmlDeviceGetTotalEnergyConsumption`` give this range). Shorter windows get a note.
+ENERGY_UPDATE_S = 0.1
+#: ``nvmlDeviceGetPowerUsage`` is the average of the last second on Ampere and newer GPUs
+#: except GA100 (NVML reference); older GPUs report the power now.
+POWER_AVERAGE_S = 1.0
+#: ``nvmlDeviceGetUtilizationRates`` is a share of a sample period of 1/6 s to 1 s.
+UTILISATION_PERIOD_S = 1.0
+#: How far apart a window's edge and the sensor's own note of its read may be.
+_EDGE_TOLERANCE_S = 1e-3
+
+SHORT_FOR_COUNTER = (
+    "The window is shorter than the 20-100 ms steps in which the GPU energy counter moves, so "
+    "its GPU energy is whole steps of the counter (often 0 J or one step), not its own."
+)
+SHORT_FOR_POWER = (
+    "The window is shorter than the 1 s over which NVML averages GPU power on Ampere and newer "
+    "GPUs (but A100), so its GPU energy is that average times its length, not its own draw."
+)
+SHORT_FOR_UTILISATION = (
+    "The window is shorter than the 1/6 s to 1 s over which NVML measures GPU utilisation, so "
+    "its GPU estimate reflects the time before it as much as the window."
+)
+
+
 class _NvmlSensor:
     """What the GPU sensors share: naming, error translation, close."""
 
@@ -253,6 +285,11 @@ class GpuEnergyCounter(_NvmlSensor, CounterSensor):
     If the counter goes backwards (the driver was reloaded or the GPU reset), the read raises
     :class:`~wattprint.errors.CounterWrapError`; later reads continue from the new value, so
     ``energy_j()`` stays monotonic and the energy across the reset is lost, not invented.
+
+    :meth:`notes` flags a window shorter than the counter's update period
+    (:data:`ENERGY_UPDATE_S`), and a window of at least that long over which the counter did
+    not move: a GPU draws power even when idle, so 0 J means the counter is not updating
+    (Zeus warns on such zero readings too), not that the work was free.
     """
 
     def __init__(self, gpu: _Gpu, first_mj: int) -> None:
@@ -260,6 +297,9 @@ class GpuEnergyCounter(_NvmlSensor, CounterSensor):
         self._read = gpu.module.nvmlDeviceGetTotalEnergyConsumption
         self._last_mj = first_mj
         self._offset_mj = 0
+        #: When the last read was taken, and when the value it returned was first read.
+        self._read_t: float | None = None
+        self._same_since_t: float | None = None
         self.component = f"gpu:{gpu.ordinal}"
         self.source = Source.NVML
         self.measured = True
@@ -269,11 +309,18 @@ class GpuEnergyCounter(_NvmlSensor, CounterSensor):
         )
 
     def energy_j(self) -> float:
+        return self.energy_j_at(time.perf_counter())
+
+    def energy_j_at(self, t: float) -> float:
         self._check_open()
         try:
             mj = int(self._read(self._handle))
         except self._nvml_error as err:
+            self._read_t = self._same_since_t = None
             raise self._failed("nvmlDeviceGetTotalEnergyConsumption", err) from err
+        if mj != self._last_mj or self._same_since_t is None:
+            self._same_since_t = t
+        self._read_t = t
         if mj < self._last_mj:
             self._offset_mj += self._last_mj
             last, self._last_mj = self._last_mj, mj
@@ -283,6 +330,26 @@ class GpuEnergyCounter(_NvmlSensor, CounterSensor):
             )
         self._last_mj = mj
         return (self._offset_mj + mj) / 1000.0
+
+    def notes(self, duration_s: float) -> tuple[str, ...]:
+        """A window shorter than the counter's update period; a counter that did not move.
+
+        Called by the meter right after the window's last read, so the counter stood still
+        over the window if its value has not changed since ``duration_s`` before that read.
+        """
+        if duration_s < ENERGY_UPDATE_S:
+            return (SHORT_FOR_COUNTER,)
+        if (
+            self._read_t is not None
+            and self._same_since_t is not None
+            and self._read_t - self._same_since_t >= duration_s - _EDGE_TOLERANCE_S
+        ):
+            return (
+                f"The energy counter of {self.component} did not move during the window (0 J): "
+                "a GPU draws power even when idle, so the counter is not updating; treat this "
+                "GPU energy as unknown, not as zero.",
+            )
+        return ()
 
 
 class GpuPowerSensor(_NvmlSensor, PowerSensor):
@@ -306,6 +373,10 @@ class GpuPowerSensor(_NvmlSensor, PowerSensor):
         except self._nvml_error as err:
             raise self._failed("nvmlDeviceGetPowerUsage", err) from err
         return float(mw) / 1000.0
+
+    def notes(self, duration_s: float) -> tuple[str, ...]:
+        """A window shorter than the second over which NVML averages power."""
+        return (SHORT_FOR_POWER,) if duration_s < POWER_AVERAGE_S else ()
 
 
 #: Share of TDP an idle GPU is taken to draw. An idle data-centre GPU is not at 0 W: the idle
@@ -343,13 +414,20 @@ class GpuEstimate(_NvmlSensor, PowerSensor):
         share = GPU_IDLE_FRACTION + (1.0 - GPU_IDLE_FRACTION) * float(percent) / 100.0
         return self.tdp_w * share
 
+    def notes(self, duration_s: float) -> tuple[str, ...]:
+        """A window shorter than the period NVML's utilisation is a share of."""
+        return (SHORT_FOR_UTILISATION,) if duration_s < UTILISATION_PERIOD_S else ()
+
 
 # -- the backend ----------------------------------------------------------------------------------
 
 
 def available(options: DetectOptions) -> bool:
-    """True when an NVML module was given or ``pynvml`` is installed. Imports nothing."""
-    if options.nvml is not None or "pynvml" in sys.modules:
+    """True when an NVML module was given or ``pynvml`` is installed, unless NVML is turned off
+    (``nvml=False``). Imports nothing."""
+    if options.nvml is False:
+        return False
+    if options.nvml not in (None, True) or "pynvml" in sys.modules:
         return True
     return importlib.util.find_spec("pynvml") is not None
 
@@ -357,11 +435,14 @@ def available(options: DetectOptions) -> bool:
 def discover(
     options: DetectOptions, covered: set[str]
 ) -> tuple[list[Sensor], list[MissingSensor]]:
-    """One sensor per visible GPU whose ``gpu:N`` component is not in ``covered``."""
+    """One sensor per visible GPU whose ``gpu:N`` component is not in ``covered``; none, and
+    nothing missing, when NVML is turned off (``nvml=False``)."""
     if options.gpu_tdp_w is not None and not options.gpu_tdp_w > 0:
         raise ConfigError(f"gpu_tdp_w must be > 0 watts, not {options.gpu_tdp_w}")
+    if options.nvml is False:
+        return [], []
     module = options.nvml
-    if module is None:
+    if module is None or module is True:
         try:
             module = importlib.import_module("pynvml")
         except ImportError:

@@ -3,7 +3,9 @@
 Used by :func:`wattprint.sensors.detect` with ``mode="process"``: every CPU counter (RAPL package,
 or the CPU estimate) is wrapped in a :class:`ProcessShare`. Over each interval between two reads,
 the process is attributed ``inner energy delta x (process CPU s / machine busy CPU s)``, the share
-clamped to [0, 1]. Process CPU time counts children that were waited for (``os.times``).
+clamped to [0, 1]: never more than the machine's energy (and the CPU estimate never more than the
+TDP). Process CPU time counts children that were waited for (``os.times``); it advances in clock
+ticks, like the machine's, so a window shorter than one tick gets a note that its share is coarse.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 from ..errors import SensorError
 from .base import CounterSensor, Sensor
-from .estimate import machine_busy_cpu_s
+from .estimate import machine_busy_cpu_s, short_window_note, utilisation_resolution_s
 
 __all__ = ["ProcessShare", "process_cpu_s", "wrap_for_process"]
 
@@ -52,6 +54,11 @@ class ProcessShare(CounterSensor):
         )
         self._energy_j = 0.0
         self._last: tuple[float, float, float] | None = None
+        self._resolution_s = utilisation_resolution_s()
+        self._short_note = short_window_note(
+            self._resolution_s,
+            "this process's share of the CPU energy is coarse (never above the machine's)",
+        )
 
     def energy_j(self) -> float:
         return self._share(self.inner.energy_j)
@@ -78,6 +85,10 @@ class ProcessShare(CounterSensor):
 
     def watch_interval_s(self) -> float | None:
         return self.inner.watch_interval_s()
+
+    def notes(self, duration_s: float) -> tuple[str, ...]:
+        inner = self.inner.notes(duration_s)
+        return inner if duration_s >= self._resolution_s else (*inner, self._short_note)
 
     def close(self) -> None:
         self.inner.close()

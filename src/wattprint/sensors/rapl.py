@@ -3,7 +3,7 @@
 Every zone directory ``<control type>:<index>`` (``intel-rapl:0``, ``intel-rapl:0:1``,
 ``intel-rapl-mmio:0``, any ``*rapl*`` control type) holds ``name``, ``energy_uj`` (a cumulative
 counter in microjoules that wraps at ``max_energy_range_uj``) and, usually,
-``constraint_0_max_power_uw``. Zones are found as top-level entries of the root, as subzones
+``constraint_N_max_power_uw``. Zones are found as top-level entries of the root, as subzones
 nested in a zone, and inside a control type directory (``intel-rapl/intel-rapl:0``); a zone seen
 under several paths is one zone (deduplicated by its directory name).
 
@@ -12,16 +12,20 @@ Which zones become sensors, so that nothing is counted twice:
 * ``package-N`` -> component ``"cpu"``, one sensor per package (``rapl:package-N``). Its
   ``core`` and ``uncore`` subzones are parts of it: named in the description, never read.
 * ``dram`` -> component ``"ram"``, one sensor per package (``rapl:dram-N``).
-* ``psys`` (the whole platform, which contains the packages) -> ``"cpu"`` only when the tree has
-  no package zone at all.
+* ``psys`` (the whole platform, which contains the packages and the DRAM) -> ``"cpu"`` only
+  when the tree has no package zone at all; it then stands alone: no ``dram`` zone is read
+  beside it.
 * MSR and MMIO: a domain exposed by both ``intel-rapl`` and ``intel-rapl-mmio`` (same name, same
-  package) is read once, from the MSR zone; an MMIO zone is used only when no other interface
-  exposes that domain.
-* Dies: ``package-N-die-M`` zones of one package whose counters read the same value at detection
-  (in any of :data:`MIRROR_ROUNDS` back-to-back read rounds) mirror one package counter and are
-  read once, as ``rapl:package-N``; dies that read different values are separate counters, one
-  sensor each. When a ``package-N`` zone exists, its ``package-N-die-M`` zones are not read. The
-  same rule applies to ``dram`` zones under die zones.
+  package) is read once, from the MSR zone, or from the MMIO zone when the MSR zone cannot be
+  opened (the description says why); an MMIO zone is otherwise used only when no other
+  interface exposes that domain.
+* Dies: ``package-N-die-M`` zones of one package are read in a few rounds some milliseconds
+  apart at detection (:func:`_find_mirrors`). Two of them mirror one counter only if they read
+  the same value in two rounds and that value moved in between; mirrors are read once, as
+  ``rapl:package-N``. Dies that differ, or that read alike but do not move, are separate
+  counters, one sensor each: equal values alone never merge counters. When a ``package-N`` zone
+  exists, its ``package-N-die-M`` zones are not read. The same rule applies to ``dram`` zones
+  under die zones.
 * Components in ``covered`` (found by an earlier backend) are skipped without opening anything.
 * A component is all or nothing: if any of its zones cannot be opened (permission denied on
   ``energy_uj``, root-only on kernels patched for CVE-2020-8694), none of its sensors is returned
@@ -30,7 +34,15 @@ Which zones become sensors, so that nothing is counted twice:
 
 Reading: ``energy_uj`` is opened once and read with ``os.pread`` (a few microseconds). Wraps are
 undone with :func:`counter_delta`; the meter reads each counter at least every
-:meth:`RaplSensor.watch_interval_s` seconds so that no wrap goes unseen.
+:meth:`RaplSensor.watch_interval_s` seconds so that no wrap goes unseen. A counter that went
+back is a wrap only if the energy the wrap implies fits in :data:`POWER_MARGIN` x the zone's
+maximum power (its largest ``constraint_*_max_power_uw``, else :data:`ASSUMED_MAX_POWER_W`)
+x the time since the previous reading (+ :data:`READ_SLACK_S`). A bigger step back (a counter
+that glitched back by a few µJ, or was reset) raises :class:`SensorError`, which marks the
+window partial; it is never turned into a number. The watcher's reads keep that time short: at
+its pace the bound is about half the wrap range (less between closer reads), so a counter that
+steps back by less than half the range, or is reset while in the lower half of it, is caught.
+A reset followed by a climb past the previous reading before the next read cannot be seen.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -52,9 +65,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ASSUMED_MAX_POWER_W",
     "MIN_WATCH_S",
+    "MIRROR_GAP_S",
     "MIRROR_ROUNDS",
+    "MIRROR_WAIT_S",
     "NAME",
     "NO_RAPL_FIX",
+    "POWER_MARGIN",
+    "READ_SLACK_S",
     "UNKNOWN_RANGE_WATCH_S",
     "WATCH_SAFETY_FACTOR",
     "RaplSensor",
@@ -66,7 +83,7 @@ __all__ = [
 
 NAME = "rapl"
 
-#: Power assumed for a zone whose ``constraint_0_max_power_uw`` is missing or 0, to bound how
+#: Power assumed for a zone that gives no ``constraint_*_max_power_uw`` (or only 0), to bound how
 #: fast its counter can wrap. 1000 W is several times the largest server package TDP (about
 #: 350-500 W in 2024) and far above any DRAM or laptop platform domain.
 ASSUMED_MAX_POWER_W = 1000.0
@@ -77,9 +94,23 @@ MIN_WATCH_S = 0.05
 #: Watch interval of a counter whose wrap range is unknown: a wrap cannot be undone, but it is at
 #: least detected (and reported as :class:`CounterWrapError`) rather than missed.
 UNKNOWN_RANGE_WATCH_S = 60.0
-#: Back-to-back read rounds in which two die counters of one package may show the same value to
-#: count as mirrors (a mirrored counter can tick between the two reads of one round).
+#: A counter that went back is taken to have wrapped only if the energy the wrap implies fits in
+#: ``POWER_MARGIN`` x the zone's maximum power x (the time since the previous reading +
+#: :data:`READ_SLACK_S`); otherwise it glitched or was reset, and the reading is a fault. Twice
+#: the maximum (2000 W for a zone that states none) leaves room for short bursts above a stated
+#: long-term maximum, and stays below :data:`WATCH_SAFETY_FACTOR`, so that at the watcher's
+#: pace a counter that steps back by a little can never pass for a wrap.
+POWER_MARGIN = 2.0
+#: Added to the time between two readings when bounding the energy between them: RAPL counters
+#: update about every millisecond, and a reading may wait for the scheduler.
+READ_SLACK_S = 0.01
+#: Die counters of one package are read in at least this many rounds at detection, and in more
+#: (up to :data:`MIRROR_WAIT_S`) while two of them read the same value but have not moved yet.
 MIRROR_ROUNDS = 3
+#: Pause between two mirror-detection rounds: long enough for a RAPL counter to update.
+MIRROR_GAP_S = 0.005
+#: Longest time mirror detection waits for die counters that read the same value to move.
+MIRROR_WAIT_S = 0.2
 
 NO_RAPL_FIX = (
     "RAPL needs Linux on an x86 CPU with the powercap RAPL driver loaded "
@@ -87,8 +118,10 @@ NO_RAPL_FIX = (
 )
 
 _READ_BYTES = 32
+_clock = time.perf_counter
 _ZONE_RE = re.compile(r"^(?P<control>[\w.-]*rapl[\w.-]*):(?P<index>\d+(?::\d+)*)$")
 _CONTROL_RE = re.compile(r"^[\w.-]*rapl[\w.-]*$")
+_MAX_POWER_RE = re.compile(r"^constraint_\d+_max_power_uw$")
 _PACKAGE_RE = re.compile(r"^package-(?P<package>\d+)(?:-die-(?P<die>\d+))?$")
 
 log = get_logger(__name__)
@@ -138,10 +171,12 @@ class RaplSensor(CounterSensor):
     """One RAPL zone's ``energy_uj`` counter, in joules since the sensor was made.
 
     ``zone_dir`` is the zone directory. The counter file is opened here and held open until
-    :meth:`close`; ``max_energy_range_uj`` and ``constraint_0_max_power_uw`` are read here once.
-    A missing or unreadable range does not stop the sensor: a later wrap then raises
-    :class:`CounterWrapError`. Opening raises :class:`SensorPermissionError` (with ``fix``) or
-    :class:`SensorError`. Safe to read from several threads.
+    :meth:`close`; ``max_energy_range_uj`` and the ``constraint_*_max_power_uw`` files are read
+    here once. A missing or unreadable range does not stop the sensor: a later wrap then raises
+    :class:`CounterWrapError`. A counter that goes back by more than a wrap can explain (see
+    :data:`POWER_MARGIN`) raises :class:`SensorError`: it glitched or was reset. After either,
+    the next read starts from a fresh baseline. Opening raises :class:`SensorPermissionError`
+    (with ``fix``) or :class:`SensorError`. Safe to read from several threads.
     """
 
     def __init__(
@@ -164,15 +199,19 @@ class RaplSensor(CounterSensor):
         self.max_energy_range_uj, self.range_problem = _read_int(
             self.zone_dir / "max_energy_range_uj"
         )
-        power_uw, _ = _read_int(self.zone_dir / "constraint_0_max_power_uw")
-        #: The zone's maximum power in microwatts, ``None`` when missing or 0.
-        self.max_power_uw = power_uw if power_uw else None
+        #: The zone's maximum power in microwatts (the largest ``constraint_*_max_power_uw``),
+        #: ``None`` when none is given or all are 0.
+        self.max_power_uw = _max_power_uw(self.zone_dir)
+        power_w = self.max_power_uw / 1e6 if self.max_power_uw else ASSUMED_MAX_POWER_W
+        #: The most energy per second a wrap may imply before it is taken for a glitch, in µJ/s.
+        self.max_wrap_rate_uj_per_s = POWER_MARGIN * power_w * 1e6
         self._lock = threading.Lock()
         self._total_uj = 0
         try:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as err:
             raise self._error("opening", err) from err
+        self._last_t = _clock()
         try:
             self._last_uj: int | None = self.read_raw_uj()
         except SensorError:
@@ -190,6 +229,7 @@ class RaplSensor(CounterSensor):
 
     def energy_j(self) -> float:
         with self._lock:
+            t = _clock()  # just before the read: the read follows at once, the GIL held
             try:
                 now = int(os.pread(self._fd, _READ_BYTES, 0))
             except OSError as err:
@@ -199,25 +239,56 @@ class RaplSensor(CounterSensor):
                 self._last_uj = None
                 raise SensorError(f"{self.path}: not an energy counter value: {err}") from err
             last, self._last_uj = self._last_uj, now
+            last_t, self._last_t = self._last_t, t
             if last is not None and now >= last:  # the common case, inlined
                 self._total_uj += now - last
-            elif last is not None:
-                delta = counter_delta(last, now, self.max_energy_range_uj)
-                if delta is None:
-                    raise CounterWrapError(
-                        f"{self.path} went back from {last} to {now} µJ (wrapped) and its wrap "
-                        f"range max_energy_range_uj is unknown ({self.range_problem}); the "
-                        f"energy across the wrap is lost"
-                    )
-                self._total_uj += delta
+            elif last is not None:  # raises when the step back is no wrap
+                self._total_uj += self._wrapped(last, now, t - last_t)
             # else: the first read after a failure, a fresh baseline
             return self._total_uj / 1e6
+
+    def _wrapped(self, last: int, now: int, elapsed_s: float) -> int:
+        """Microjoules across a wrap from ``last`` to ``now``, ``elapsed_s`` apart.
+
+        Raises :class:`CounterWrapError` when the range is unknown and :class:`SensorError`
+        when no single wrap can explain the step back in that time: a glitch or a reset.
+        """
+        max_range = self.max_energy_range_uj
+        if max_range is None:
+            raise CounterWrapError(
+                f"{self.path} went back from {last} to {now} µJ (wrapped) and its wrap "
+                f"range max_energy_range_uj is unknown ({self.range_problem}); the "
+                f"energy across the wrap is lost"
+            )
+        delta = counter_delta(last, now, max_range)
+        if delta is None:
+            raise SensorError(
+                f"{self.path} went back from {last} to {now} µJ, and {last} is above its wrap "
+                f"range max_energy_range_uj={max_range}: a glitch or a reset of the counter; "
+                f"the energy since the previous reading is lost"
+            )
+        limit_uj = self.max_wrap_rate_uj_per_s * (elapsed_s + READ_SLACK_S)
+        if delta > limit_uj:
+            raise SensorError(
+                f"{self.path} went back from {last} to {now} µJ in {elapsed_s:.3g} s: as a wrap "
+                f"(at max_energy_range_uj={max_range}) that would be {delta / 1e6:.6g} J, more "
+                f"than the {limit_uj / 1e6:.6g} J that {self.max_wrap_rate_uj_per_s / 1e6:g} W "
+                f"({POWER_MARGIN:g} x the zone's {self._max_power_text()}) allows; the counter "
+                f"glitched or was reset, and the energy since the previous reading is lost"
+            )
+        return delta
+
+    def _max_power_text(self) -> str:
+        if self.max_power_uw:
+            return f"maximum power {self.max_power_uw / 1e6:g} W"
+        return f"assumed maximum power {ASSUMED_MAX_POWER_W:g} W, none being given"
 
     def watch_interval_s(self) -> float:
         """A quarter of the shortest time the counter can take to wrap, at least 0.05 s.
 
-        Wrap period = ``max_energy_range_uj`` / maximum power (``constraint_0_max_power_uw``,
-        else :data:`ASSUMED_MAX_POWER_W`). With an unknown range: :data:`UNKNOWN_RANGE_WATCH_S`.
+        Wrap period = ``max_energy_range_uj`` / maximum power (the largest
+        ``constraint_*_max_power_uw``, else :data:`ASSUMED_MAX_POWER_W`). With an unknown
+        range: :data:`UNKNOWN_RANGE_WATCH_S`.
         """
         if self.max_energy_range_uj is None:
             return UNKNOWN_RANGE_WATCH_S
@@ -241,6 +312,16 @@ class RaplSensor(CounterSensor):
         if isinstance(err, PermissionError):
             return SensorPermissionError(f"permission denied {action} {self.path}", fix=self._fix)
         return SensorError(f"{action} {self.path} failed: {err.strerror or err}")
+
+
+def _max_power_uw(zone_dir: Path) -> int | None:
+    """The largest positive ``constraint_*_max_power_uw`` of a zone, ``None`` if there is none."""
+    try:
+        names = [n for n in os.listdir(zone_dir) if _MAX_POWER_RE.match(n)]
+    except OSError:
+        return None
+    values = [v for v in (_read_int(zone_dir / n)[0] for n in names) if v is not None]
+    return max(values, default=None)
 
 
 def _read_int(path: Path) -> tuple[int | None, str | None]:
@@ -391,56 +472,69 @@ def _classify(zone: _Zone, zones: dict[str, _Zone]) -> _Domain | None:
 
 _COMPONENT = {"package": "cpu", "dram": "ram"}
 
+#: One counter to open: its zones in order of preference (the MSR zone, then its MMIO twins).
+_Pick = list[_Domain]
 
-def _plan(domains: list[_Domain], covered: set[str]) -> dict[str, list[list[_Domain]]]:
-    """Per component, the groups of zones to open: one zone each, or the dies of one package."""
+
+class _Opened(NamedTuple):
+    domain: _Domain
+    sensor: RaplSensor
+    passed_over: str | None  # why a preferred twin (MSR) was not used, if one was not
+
+
+def _plan(domains: list[_Domain], covered: set[str]) -> dict[str, list[list[_Pick]]]:
+    """Per component, the groups of counters to open: one counter each, or the dies of one
+    package. Each counter is a :data:`_Pick` of twin zones, the MSR zone first."""
     groups: dict[tuple[str, int | str | None], list[_Domain]] = {}
     for d in domains:
         if d.kind in ("package", "dram", "psys"):
             groups.setdefault(d.group, []).append(d)
-    has_package = any(kind == "package" for kind, _ in groups)
-    plan: dict[str, list[list[_Domain]]] = {}
+    kinds = {kind for kind, _ in groups}
+    psys_used = "psys" in kinds and "package" not in kinds and "cpu" not in covered
+    plan: dict[str, list[list[_Pick]]] = {}
     for (kind, _), members in groups.items():
-        if kind == "psys" and has_package:
+        if kind == "psys" and "package" in kinds:
             continue  # psys contains the packages
+        if kind == "dram" and psys_used:
+            continue  # psys contains the DRAM too
         component = _COMPONENT.get(kind, "cpu")
         if component in covered:
             continue
-        preferred = [d for d in members if not d.zone.mmio] or members  # MSR before MMIO
+        mmio = [d for d in members if d.zone.mmio]
+        preferred = [d for d in members if not d.zone.mmio] or mmio  # MSR before MMIO
         whole = [d for d in preferred if d.die is None]
         chosen = whole[:1] or sorted(preferred, key=lambda d: d.die or 0)
-        plan.setdefault(component, []).append(chosen)
+        picks = [[d, *(m for m in mmio if m.die == d.die and m != d)] for d in chosen]
+        plan.setdefault(component, []).append(picks)
     return plan
 
 
 def _open_component(
-    picks: list[list[_Domain]], domains: list[_Domain], fix: str
+    groups: list[list[_Pick]], domains: list[_Domain], fix: str
 ) -> tuple[list[RaplSensor], MissingSensor | None]:
-    """Open every zone of one component, all or nothing; drop mirrored dies."""
-    opened: list[tuple[_Domain, RaplSensor]] = []
+    """Open every counter of one component, all or nothing; drop mirrored dies."""
+    opened: list[list[_Opened]] = []
     failures: list[SensorError] = []
-    for group in picks:
-        for d in group:
-            component = _COMPONENT.get(d.kind, "cpu")
-            try:
-                sensor = RaplSensor(
-                    d.zone.path, name=f"rapl:{d.label}", component=component, fix=fix
-                )
-            except SensorError as err:
-                failures.append(err)
+    for group in groups:
+        members: list[_Opened] = []
+        for pick in group:
+            got = _open_pick(pick, fix)
+            if isinstance(got, SensorError):
+                failures.append(got)
             else:
-                opened.append((d, sensor))
+                members.append(got)
+        opened.append(members)
     kept: list[RaplSensor] = []
     if not failures:
-        for group in picks:
-            members = [(d, s) for d, s in opened if d in group]
+        for members in opened:
             try:
                 kept.extend(_drop_mirrors(members, domains))
             except SensorError as err:
                 failures.append(err)
     if failures:
-        for _, s in opened:
-            s.close()
+        for members in opened:
+            for o in members:
+                o.sensor.close()
         first = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         reason = getattr(first, "reason", str(first)) + more
@@ -448,39 +542,86 @@ def _open_component(
     return kept, None
 
 
-def _drop_mirrors(
-    members: list[tuple[_Domain, RaplSensor]], domains: list[_Domain]
-) -> list[RaplSensor]:
+def _open_pick(pick: _Pick, fix: str) -> _Opened | SensorError:
+    """The first of a counter's twin zones that opens, or the error of the preferred one."""
+    errors: list[tuple[_Domain, SensorError]] = []
+    for d in pick:
+        try:
+            sensor = RaplSensor(
+                d.zone.path, name=f"rapl:{d.label}", component=_COMPONENT.get(d.kind, "cpu"),
+                fix=fix,
+            )
+        except SensorError as err:
+            errors.append((d, err))
+            continue
+        passed_over = "; ".join(
+            f"{p.zone.zone_id} cannot be read: {getattr(e, 'reason', str(e))}" for p, e in errors
+        )
+        return _Opened(d, sensor, passed_over or None)
+    return errors[0][1]
+
+
+def _drop_mirrors(members: list[_Opened], domains: list[_Domain]) -> list[RaplSensor]:
     """Close die counters that mirror an earlier die; name and describe the ones kept."""
-    mirrors: set[int] = set()
-    if len(members) > 1:
-        for _ in range(MIRROR_ROUNDS):
-            raws = [s.read_raw_uj() for _, s in members]
-            for j in range(1, len(members)):
-                if j not in mirrors and any(
-                    raws[i] == raws[j] for i in range(j) if i not in mirrors
-                ):
-                    mirrors.add(j)
-    kept = [(d, s) for i, (d, s) in enumerate(members) if i not in mirrors]
-    for i in mirrors:
-        members[i][1].close()
-    for d, s in kept:
-        mirrored = [m.label for m, _ in members] if len(kept) == 1 < len(members) else []
-        if mirrored:
-            s.name = f"rapl:{d.kind}-{d.package}"
-        s.description = _describe(d, s, domains, mirrored)
-    return [s for _, s in kept]
+    mirrors = _find_mirrors([o.sensor for o in members]) if len(members) > 1 else {}
+    for j in mirrors:
+        members[j].sensor.close()
+    kept = [o for j, o in enumerate(members) if j not in mirrors]
+    for i, o in enumerate(members):
+        if i in mirrors:
+            continue
+        alike = [members[j].domain.label for j, of in mirrors.items() if of == i]
+        mirrored = [o.domain.label, *alike] if alike else []
+        if len(kept) == 1 < len(members):
+            o.sensor.name = f"rapl:{o.domain.kind}-{o.domain.package}"
+        o.sensor.description = _describe(o, domains, mirrored)
+    return [o.sensor for o in kept]
+
+
+def _find_mirrors(sensors: list[RaplSensor]) -> dict[int, int]:
+    """Which die counters mirror an earlier one: ``{index: index of the counter it mirrors}``.
+
+    Two counters are mirrors only if they read the same value in two rounds *and* that value
+    moved between the rounds: they moved together. Equal values alone prove nothing (idle or
+    freshly reset counters read alike) and are never merged: counters that read alike but did
+    not move within :data:`MIRROR_WAIT_S` are kept apart, each read on its own, so that no energy
+    is lost if they move differently later; a counter that never moves adds nothing either way.
+    Rounds that differ are not held against a pair: a mirrored counter can tick between the two
+    reads of a round. Independent counters that move never read alike twice at distinct values
+    (the µJ counters would have to advance by exactly the same energy).
+    """
+    n = len(sensors)
+    alike: dict[tuple[int, int], set[int]] = {(i, j): set() for j in range(n) for i in range(j)}
+    started, rounds = _clock(), 0
+    while True:
+        raws = [s.read_raw_uj() for s in sensors]
+        rounds += 1
+        for (i, j), values in alike.items():
+            if raws[i] == raws[j]:
+                values.add(raws[i])
+        pending = any(len(values) == 1 for values in alike.values())  # alike, not moved yet
+        if rounds >= MIRROR_ROUNDS and (not pending or _clock() - started >= MIRROR_WAIT_S):
+            break
+        time.sleep(MIRROR_GAP_S)
+    mirrors: dict[int, int] = {}
+    for j in range(1, n):
+        for i in range(j):
+            if i not in mirrors and len(alike[i, j]) >= 2:
+                mirrors[j] = i
+                break
+    return mirrors
 
 
 _WHAT = {
     "package": "CPU package",
     "dram": "DRAM",
-    "psys": "platform (psys, contains the packages)",
+    "psys": "platform (psys, contains the packages and DRAM)",
 }
 
 
-def _describe(d: _Domain, s: RaplSensor, domains: list[_Domain], mirrored: list[str]) -> str:
+def _describe(o: _Opened, domains: list[_Domain], mirrored: list[str]) -> str:
     """One line: what the counter is, its file, and what was left out so as not to count twice."""
+    d, s = o.domain, o.sensor
     notes = []
     if mirrored:
         notes.append(f"per-die zones {', '.join(mirrored)} mirror one counter, read once")
@@ -493,6 +634,10 @@ def _describe(d: _Domain, s: RaplSensor, domains: list[_Domain], mirrored: list[
     )
     if parts:
         notes.append(f"includes {' and '.join(parts)}")
+    if d.kind == "psys":
+        drams = [p.zone.zone_id for p in domains if p.kind == "dram"]
+        if drams:
+            notes.append(f"DRAM zones {', '.join(drams)} are inside it, not read")
     twins = [
         p.zone.zone_id
         for p in domains
@@ -500,6 +645,8 @@ def _describe(d: _Domain, s: RaplSensor, domains: list[_Domain], mirrored: list[
     ]
     if twins:
         notes.append(f"also exposed by {', '.join(twins)}, read once")
+    if o.passed_over is not None:
+        notes.append(f"{o.passed_over}; read from its MMIO twin instead")
     if s.max_energy_range_uj is None:
         notes.append("wrap range unknown")
     extra = f" ({'; '.join(notes)})" if notes else ""

@@ -1,4 +1,21 @@
-"""Hardware profiles: the label a run is filed under, for comparing like with like."""
+"""Hardware labels: the name a run is filed under, for comparing like with like.
+
+:class:`Hardware` accepts any device name. A name the table :data:`PROFILES` knows gets that
+entry's label and specs (kind, board power); any other name is kept, never refused. The rule,
+applied by :func:`resolve_hardware` to a name given by a user, a config or NVML:
+
+1. Runs of whitespace become one space; leading and trailing space goes.
+2. A table entry's own label (any case: ``"h200"``) is that entry.
+3. Else the first table entry one of whose phrases is a whole word or words of the name (any
+   case: ``"NVIDIA H200"``, ``"NVIDIA A100-SXM4-80GB"``, ``"NVIDIA GeForce RTX 4090"``). A
+   phrase followed by ``Laptop``, ``Mobile`` or ``Max-Q`` does not count: a laptop GPU is not
+   its desktop namesake (``"RTX 4090 Laptop GPU"`` draws a fraction of the 450 W).
+4. Else the name as given, less a leading ``"NVIDIA "`` (which NVML puts before every name):
+   ``"NVIDIA B300 SXM6"`` is filed as ``"B300 SXM6"``. Its kind and board power are unknown
+   (``None``) unless the caller knows the kind (:func:`detect_hardware` knows a GPU is one).
+
+Only an empty name is refused.
+"""
 
 from __future__ import annotations
 
@@ -9,65 +26,140 @@ from typing import NamedTuple
 from ..errors import ConfigError
 from ..sensors.base import Sensor
 
-__all__ = ["PROFILES", "HardwareProfile", "detect_hardware", "resolve_hardware"]
+__all__ = ["PROFILES", "Hardware", "HardwareProfile", "detect_hardware", "resolve_hardware"]
 
 
-class HardwareProfile(NamedTuple):
-    """A known kind of hardware and its board power (TDP), for labels and estimates."""
+class Hardware(NamedTuple):
+    """A hardware label, with what is known of it: its kind and board power (TDP)."""
 
+    #: The label runs are filed and rated under: ``"H100"``, ``"CPU"``, or a name as given.
     name: str
-    kind: str  # "cpu", "gpu" or "soc"
-    tdp_w: float | None
-    #: Substrings of the device name (as NVML or the CPU reports it) that identify it.
+    #: ``"cpu"``, ``"gpu"`` or ``"soc"``; ``None`` for a name the table does not know.
+    kind: str | None = None
+    #: The maker's published board power in watts; ``None`` where not known or not published.
+    tdp_w: float | None = None
+    #: Phrases of a device name (as NVML or the CPU reports it) that identify a table entry.
     matches: tuple[str, ...] = ()
 
+    @property
+    def known(self) -> bool:
+        """True for an entry of :data:`PROFILES`."""
+        return PROFILES.get(self.name.casefold()) == self
 
-#: Makers' published board power: T4 70 W, V100 SXM2 300 W, A100 SXM4 400 W, H100 SXM5 700 W,
-#: L4 72 W. Apple does not publish a TDP for its M chips: no figure is assumed.
-PROFILES: dict[str, HardwareProfile] = {
-    p.name.lower(): p
+
+#: The former name of :class:`Hardware`.
+HardwareProfile = Hardware
+
+
+def _gpu(name: str, tdp_w: float, *matches: str) -> Hardware:
+    return Hardware(name, "gpu", tdp_w, matches or (name,))
+
+
+#: Makers' published board power (TDP, watts), of the highest-power form factor where a chip
+#: comes in several (SXM over PCIe: the A100 PCIe is 250-300 W, the H100 PCIe 350 W, the H200
+#: NVL 600 W); estimates use the GPU's own enforced power limit first. NVIDIA data-centre:
+#: T4 70, V100 SXM2 300, P100 SXM2 300, A100 SXM4 400, A800 400, A30 165, A40 300, A10 150,
+#: A10G 300 (AWS's part: no public datasheet; its power limit as NVML reports it), L4 72,
+#: L40 300, L40S 350, H100 SXM5 700, H800 700, H200 SXM 700, H20 400, GH200 1000 (module, CPU
+#: and memory included, configurable 450-1000), B100 700, B200 1000 (HGX B200), GB200 1200 (per
+#: Blackwell GPU of a GB200 superchip, which is up to 2700 W with its two GPUs and Grace CPU).
+#: Workstation: RTX A6000 300, RTX A5000 230, RTX A4000 140, RTX 6000 Ada 300. GeForce (total
+#: graphics power): RTX 5090 575, RTX 5080 360, RTX 4090 450, RTX 4080 320, RTX 3090 Ti 450,
+#: RTX 3090 350, RTX 3080 320. AMD Instinct: MI300X 750, MI250X 560. Apple does not publish a
+#: TDP for its M chips: no figure is assumed. Entries whose phrase contains another's come
+#: first ("RTX 3090 Ti" before "RTX 3090").
+PROFILES: dict[str, Hardware] = {
+    p.name.casefold(): p
     for p in (
-        HardwareProfile("CPU", "cpu", None),
-        HardwareProfile("T4", "gpu", 70.0, ("T4",)),
-        HardwareProfile("V100", "gpu", 300.0, ("V100",)),
-        HardwareProfile("A100", "gpu", 400.0, ("A100",)),
-        HardwareProfile("H100", "gpu", 700.0, ("H100",)),
-        HardwareProfile("L4", "gpu", 72.0, ("L4",)),
-        HardwareProfile("M1", "soc", None, ("Apple M1",)),
-        HardwareProfile("M2", "soc", None, ("Apple M2",)),
-        HardwareProfile("M3", "soc", None, ("Apple M3",)),
+        Hardware("CPU", "cpu", None),
+        _gpu("T4", 70.0),
+        _gpu("V100", 300.0),
+        _gpu("P100", 300.0),
+        _gpu("A100", 400.0),
+        _gpu("A800", 400.0),
+        _gpu("A30", 165.0),
+        _gpu("A40", 300.0),
+        _gpu("A10G", 300.0),
+        _gpu("A10", 150.0),
+        _gpu("L4", 72.0),
+        _gpu("L40S", 350.0),
+        _gpu("L40", 300.0),
+        _gpu("H100", 700.0),
+        _gpu("H800", 700.0),
+        _gpu("H200", 700.0),
+        _gpu("H20", 400.0),
+        _gpu("GH200", 1000.0),
+        _gpu("B100", 700.0),
+        _gpu("B200", 1000.0),
+        _gpu("GB200", 1200.0),
+        _gpu("A6000", 300.0),
+        _gpu("A5000", 230.0),
+        _gpu("A4000", 140.0),
+        _gpu("RTX 6000 Ada", 300.0),
+        _gpu("RTX 5090", 575.0),
+        _gpu("RTX 5080", 360.0),
+        _gpu("RTX 4090", 450.0),
+        _gpu("RTX 4080", 320.0),
+        _gpu("RTX 3090 Ti", 450.0),
+        _gpu("RTX 3090", 350.0),
+        _gpu("RTX 3080", 320.0),
+        _gpu("MI300X", 750.0),
+        _gpu("MI250X", 560.0),
+        Hardware("M1", "soc", None, ("Apple M1",)),
+        Hardware("M2", "soc", None, ("Apple M2",)),
+        Hardware("M3", "soc", None, ("Apple M3",)),
+        Hardware("M4", "soc", None, ("Apple M4",)),
     )
 }
 
-
-def _mentions(text: str, names: tuple[str, ...]) -> bool:
-    """Whole-word match: "L4" is in "NVIDIA L4" but not in "NVIDIA L40S"."""
-    return any(re.search(rf"\b{re.escape(n)}\b", text) for n in names)
+_NOT_DESKTOP = r"(?!\s+(?:Laptop|Mobile|Max-Q)\b)"
 
 
-def resolve_hardware(name: str) -> HardwareProfile:
-    """The profile called ``name`` (any case); anything else is rejected with the list."""
-    profile = PROFILES.get(name.strip().lower())
-    if profile is None:
-        known = ", ".join(p.name for p in PROFILES.values())
-        raise ConfigError(f"unknown hardware {name!r}: use 'auto' or one of {known}")
-    return profile
+def _pattern(phrase: str) -> re.Pattern[str]:
+    words = r"\s+".join(re.escape(w) for w in phrase.split())
+    return re.compile(rf"(?<!\w){words}(?!\w){_NOT_DESKTOP}", re.IGNORECASE)
+
+
+_PATTERNS: tuple[tuple[Hardware, tuple[re.Pattern[str], ...]], ...] = tuple(
+    (p, tuple(_pattern(m) for m in p.matches)) for p in PROFILES.values()
+)
+
+
+def _known(text: str, kinds: tuple[str, ...]) -> Hardware | None:
+    """The first entry of these kinds named in ``text``, by whole words: "L4" is in
+    "NVIDIA L4" but not in "NVIDIA L40S", "B200" not in "GB200"."""
+    for profile, patterns in _PATTERNS:
+        if profile.kind in kinds and any(pattern.search(text) for pattern in patterns):
+            return profile
+    return None
+
+
+def resolve_hardware(name: str, kind: str | None = None) -> Hardware:
+    """The label for the device called ``name``: a table entry, or the name as given.
+
+    See the module's docstring for the rule. ``kind`` is the kind of an unknown device where
+    the caller knows it. Only an empty name raises :class:`~wattprint.errors.ConfigError`.
+    """
+    text = " ".join(str(name).split())
+    if not text:
+        raise ConfigError("the hardware name is empty: use 'auto' or a device name")
+    found = PROFILES.get(text.casefold()) or _known(text, ("gpu", "soc"))
+    if found is not None:
+        return found
+    if text[:7].casefold() == "nvidia " and len(text) > 7:
+        text = text[7:]
+    return Hardware(text, kind)
 
 
 def detect_hardware(sensors: Sequence[Sensor]) -> str:
-    """The profile name for what the sensors read: the first GPU's, else ``"CPU"``.
-
-    A GPU that matches no profile keeps its own name as NVML reports it.
-    """
+    """The label for what the sensors read: the first GPU's, else an Apple chip's, else
+    ``"CPU"``. A GPU the table does not know keeps its name (see :func:`resolve_hardware`)."""
     for sensor in sensors:
         if sensor.component.startswith("gpu"):
-            text = sensor.description
-            for profile in PROFILES.values():
-                if profile.kind == "gpu" and _mentions(text, profile.matches):
-                    return profile.name
-            return text.split(" (", 1)[0].split(":", 1)[0] or "GPU"
+            text = sensor.description.split(" (", 1)[0].split(":", 1)[0]
+            return resolve_hardware(text or "GPU", kind="gpu").name
     for sensor in sensors:
-        for profile in PROFILES.values():
-            if profile.kind == "soc" and _mentions(sensor.description, profile.matches):
-                return profile.name
+        found = _known(sensor.description, ("soc",))
+        if found is not None:
+            return found.name
     return "CPU"

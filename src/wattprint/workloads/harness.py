@@ -7,13 +7,13 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from .._files import write_text
 from .._version import __version__
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError, WindowError
 from ..measurement import Measurement
 from ..meter import EnergyMeter
 from .datasets import Dataset, as_dataset
@@ -58,6 +58,7 @@ def _footprint_fields(m: Measurement) -> dict[str, Any]:
         "measured": m.measured,
         "partial": m.partial,
         "errors": list(m.errors),
+        "notes": list(m.notes),
         "components": _components(m),
     }
 
@@ -101,6 +102,39 @@ def _concat(outputs: list[Any]) -> Any:
         return None
 
 
+def _check_finite(outputs: list[Any]) -> None:
+    """Raise :class:`ModelError` if any numeric output is NaN or infinite.
+
+    A model whose outputs are not numbers has no accuracy to report (NaN predictions score as
+    chance or garbage) and its energy is not that of a working model. Text and other
+    non-numeric outputs are not checked. Runs once, after the measured loop.
+    """
+    import numpy as np
+
+    nan = inf = total = 0
+    for out in outputs:
+        try:
+            a = np.asarray(out)
+        except (TypeError, ValueError):  # ragged or odd outputs: nothing to check
+            continue
+        if a.dtype.kind not in "fc":
+            continue
+        total += a.size
+        nan += int(np.count_nonzero(np.isnan(a)))
+        inf += int(np.count_nonzero(np.isinf(a)))
+    if nan or inf:
+        raise ModelError(
+            f"model output is not finite: {nan} NaN and {inf} infinite of {total} values "
+            "predicted; its accuracy and energy would mean nothing, so nothing is reported"
+        )
+
+
+def _close_quietly(meter: EnergyMeter, name: str) -> None:
+    """End the window ``name`` after the code in it raised; its measurement is not reported."""
+    with suppress(WindowError):  # the code itself ended it: nothing is left to close
+        meter.end(name)
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
 
@@ -124,14 +158,21 @@ def measure_energy(
     ``inference_fn(batch)`` is called on batches of ``batch_size`` inputs; the dataset is
     cycled when it has fewer than ``num_samples``. ``warmup`` batches run first, unmeasured.
     Everything per batch is prepared before the measured loop, which only calls the function.
+    If the function raises, the window is closed and the error propagates, so a shared
+    ``meter`` stays usable. ``hardware`` is the label the result is filed under: ``"auto"``
+    (the first GPU the meter reads, else ``"CPU"``) or any device name (see
+    :func:`~wattprint.workloads.hardware.resolve_hardware`: ``"NVIDIA H200"`` is ``"H200"``).
 
     Returns a dict with ``model_name``, ``task_name``, ``hardware``, ``timestamp``,
     ``num_samples``, ``energy_kwh``, ``co2_kg``, ``water_l``, ``duration_seconds``,
     ``kwh_per_1000_queries``, ``samples_per_second``, per-component energy with its provenance,
     and, when the dataset has labels and the function returns predictions, ``accuracy`` and
     ``f1_macro`` (classification) or ``rmse`` and ``mae`` (regression); for text generation
-    ``tokens_generated`` and ``tokens_per_second``. With ``output_dir`` the dict is also
-    written there as JSON (its path under ``output_file``).
+    ``tokens_generated`` and ``tokens_per_second``. ``partial`` says that a sensor failed
+    inside the window (its component is missing from the energy), ``errors`` what failed and
+    ``notes`` what else a reader should know. Numeric outputs that are NaN or infinite raise
+    :class:`~wattprint.errors.ModelError` ("model output is not finite"). With ``output_dir``
+    the dict is also written there as JSON (its path under ``output_file``).
     """
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, not {num_samples}")
@@ -157,16 +198,21 @@ def measure_energy(
         with _progress(progress, len(batches), f"{model_name} / {task_name}") as advance:
             name = f"inference:{model_name}:{task_name}"
             meter.begin(name)
-            if update_every == 1 or progress is False:
-                for xb in batches:
-                    append(inference_fn(xb))
-            else:
-                # Chunks keep the bar's cost out of the per-query loop.
-                for start in range(0, len(batches), update_every):
-                    for xb in batches[start:start + update_every]:
+            try:
+                if update_every == 1 or progress is False:
+                    for xb in batches:
                         append(inference_fn(xb))
-                    advance(start + update_every)
+                else:
+                    # Chunks keep the bar's cost out of the per-query loop.
+                    for start in range(0, len(batches), update_every):
+                        for xb in batches[start:start + update_every]:
+                            append(inference_fn(xb))
+                        advance(start + update_every)
+            except BaseException:
+                _close_quietly(meter, name)  # a shared meter must stay usable; the error goes on
+                raise
             m = meter.end(name)
+        _check_finite(outputs)
         for out in outputs:
             n = _tokens(out)
             if n is not None:

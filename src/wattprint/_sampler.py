@@ -1,0 +1,235 @@
+"""The meter's sampler: the state it shares with its thread, the integrator, and the thread.
+
+Power-only sensors are sampled once in every interval of ``1 / sample_hz`` seconds for as long as
+a window is open, however long: one thread wake-up per interval. The sample's place inside its
+interval moves by the golden ratio from one interval to the next, so that power that is periodic
+at a multiple of the interval cannot alias into a steady bias. Samples are integrated with the
+trapezoidal rule.
+
+A sensor read that raises (any exception) or returns a reading that is not finite is a fault:
+it is recorded in every open window, which becomes partial and names the error; the reading is
+never integrated, and the thread goes on. Nothing here turns an error into a number.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from ._log import get_logger
+from .errors import SensorError
+from .sensors.base import CounterSensor, PowerSensor, Sensor
+
+log = get_logger("wattprint.meter")
+
+#: Fraction of an interval by which the sample's place moves from one interval to the next.
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+class _Integrator:
+    """Running integral of one power sensor (trapezoidal rule)."""
+
+    __slots__ = ("last_t", "last_w", "total_j")
+
+    def __init__(self) -> None:
+        self.total_j = 0.0
+        self.last_t: float | None = None
+        self.last_w = 0.0
+
+    def add(self, t: float, w: float) -> None:
+        if self.last_t is not None:
+            self.total_j += (self.last_w + w) * 0.5 * (t - self.last_t)
+        self.last_t, self.last_w = t, w
+
+
+class _Open:
+    """An open window."""
+
+    __slots__ = ("errors", "name", "start", "t0", "ticks0", "wall0")
+
+    def __init__(self, name: str, t0: float, wall0: datetime, ticks0: int) -> None:
+        self.name = name
+        self.t0 = t0
+        self.wall0 = wall0
+        self.start: list[float | None] = []
+        self.ticks0 = ticks0
+        self.errors: dict[int, str] = {}
+
+
+def _fault_message(name: str, err: BaseException) -> str:
+    if isinstance(err, SensorError):
+        return f"{name}: {err}"
+    return f"{name}: {type(err).__name__}: {err}"
+
+
+class _Shared:
+    """State shared by the meter and its sampler thread (the thread holds no meter reference).
+
+    Reads are hoisted into lists of bound methods once, so an edge costs one call per sensor.
+    """
+
+    def __init__(
+        self, sensors: Sequence[Sensor], sample_hz: float, sample_interval: float | None
+    ) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.sensors = list(sensors)
+        self.counters = [
+            (i, s.energy_j_at) for i, s in enumerate(sensors) if isinstance(s, CounterSensor)
+        ]
+        self.powers = [
+            (i, s.power_w, _Integrator())
+            for i, s in enumerate(sensors)
+            if isinstance(s, PowerSensor)
+        ]
+        self.integrators = {i: integ for i, _, integ in self.powers}
+        self.watch: list[tuple[int, Callable[[], float], float]] = []
+        for i, s in enumerate(sensors):
+            if isinstance(s, CounterSensor):
+                interval = s.watch_interval_s()
+                if interval is not None:
+                    self.watch.append((i, s.energy_j, interval))
+        self.next_watch = [0.0] * len(self.watch)
+        #: Seconds between samples of the power sensors: the same all through a window.
+        self.interval = sample_interval if sample_interval is not None else 1.0 / sample_hz
+        #: Where in its interval the next sample is taken, as a fraction of the interval.
+        self.phase = 0.5
+        self.windows: dict[str, _Open] = {}
+        self.ticks = 0
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+
+    # -- reading (call with the lock held) --------------------------------------------------
+
+    def fail(self, i: int, err: BaseException) -> None:
+        """Record a sensor fault in every open window; the sensor starts afresh after."""
+        msg = _fault_message(self.sensors[i].name, err)
+        if any(i not in w.errors for w in self.windows.values()):  # once per window, not per tick
+            log.warning("sensor failed: %s", msg, exc_info=not isinstance(err, SensorError))
+        for w in self.windows.values():
+            w.errors.setdefault(i, msg)
+        if i in self.integrators:
+            self.integrators[i].last_t = None
+
+    def _read_power(self, i: int, power: Callable[[], float], integ: _Integrator,
+                    t: float) -> bool:
+        try:
+            w = power()
+            if not math.isfinite(w):
+                raise SensorError(f"power reading is not finite ({w})")
+        except Exception as err:  # the boundary that reports a sensor's fault, whatever it is
+            self.fail(i, err)
+            return False
+        integ.add(t, w)
+        return True
+
+    def snapshot(self, t: float) -> list[float | None]:
+        """Every sensor's cumulative energy at time ``t``; None where a read failed."""
+        values: list[float | None] = [None] * len(self.sensors)
+        for i, read in self.counters:
+            try:
+                value = read(t)
+                if not math.isfinite(value):
+                    raise SensorError(f"energy reading is not finite ({value})")
+            except Exception as err:  # the boundary that reports a sensor's fault
+                self.fail(i, err)
+            else:
+                values[i] = value
+        for i, power, integ in self.powers:
+            if self._read_power(i, power, integ, t):
+                values[i] = integ.total_j
+        return values
+
+    def sample(self, t: float) -> None:
+        """One tick of the sampler: integrate every power sensor up to ``t``."""
+        self.ticks += 1
+        for i, power, integ in self.powers:
+            self._read_power(i, power, integ, t)
+
+    def watch_counters(self, now: float) -> None:
+        """Read the wrapping counters that are due, so that no wrap goes unseen."""
+        for k, (i, read, interval) in enumerate(self.watch):
+            if now >= self.next_watch[k]:
+                self.next_watch[k] = now + interval
+                if self.windows:
+                    try:
+                        value = read()
+                        if not math.isfinite(value):
+                            raise SensorError(f"energy reading is not finite ({value})")
+                    except Exception as err:  # the boundary that reports a sensor's fault
+                        self.fail(i, err)
+
+
+def _sampler(shared: _Shared) -> None:
+    """The meter's one background thread.
+
+    It samples power-only sensors while a window is open (woken by the first window) and parks
+    on the condition otherwise: once in every interval of ``shared.interval`` seconds, at a
+    place in the interval that moves by the golden ratio. When counters can wrap it also wakes
+    on its own every watch interval (a minute or more for real RAPL counters) and reads them if
+    a window is open; windows do not wake it for that, so window edges stay cheap.
+
+    Sensor faults are recorded by :meth:`_Shared.fail` and never end the thread. Should the
+    thread end all the same (a bug), the error is logged, the open windows are marked partial
+    and the next window starts a new thread.
+    """
+    try:
+        _loop(shared)
+    except BaseException as err:
+        log.error("the sampler thread stopped", exc_info=True)
+        with shared.cond:
+            for i, _, _ in shared.powers:
+                shared.fail(i, RuntimeError(f"sampler thread stopped ({type(err).__name__}: "
+                                            f"{err})"))
+            shared.thread = None
+
+
+def _loop(shared: _Shared) -> None:
+    cond = shared.cond
+    interval = shared.interval
+    slot: float | None = None  # start of the current sampling interval
+    next_sample = 0.0
+    with cond:
+        while not shared.stopped:
+            now = time.perf_counter()
+            if shared.powers and shared.windows:
+                if slot is None:  # a window just opened: its edge was a sample
+                    slot = now
+                    next_sample = slot + shared.phase * interval
+                elif now >= next_sample:
+                    shared.sample(now)
+                    slot += interval
+                    if slot + interval <= now:  # late by more than an interval: no catch-up
+                        slot = now
+                    shared.phase = (shared.phase + _GOLDEN) % 1.0
+                    next_sample = slot + shared.phase * interval
+            else:
+                slot = None
+            if shared.watch:
+                shared.watch_counters(now)
+            deadlines = list(shared.next_watch)
+            if slot is not None:
+                deadlines.append(next_sample)
+            if deadlines:
+                cond.wait(timeout=max(min(deadlines) - now, 0.0))
+            else:
+                cond.wait()
+
+
+def _after_fork(ref: weakref.ref[_Shared]) -> None:
+    """In a child made by ``os.fork`` (a sweep's worker): the sampler thread did not come
+    along, and the lock it shares with the meter may have been held at the fork; the meter
+    gets a fresh lock, and a new thread when a window needs one."""
+    shared = ref()
+    if shared is not None:
+        shared.cond = threading.Condition(threading.Lock())
+        shared.thread = None
+
+
+def _stop(shared: _Shared) -> None:
+    with shared.cond:
+        shared.stopped = True
+        shared.cond.notify_all()

@@ -1,0 +1,114 @@
+"""The meter's training helpers: per-batch and per-epoch windows, their running totals, and the
+``last_batch()`` / ``summary()`` views that training loops expect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Generic, Protocol, TypeVar
+
+from .measurement import Measurement
+
+
+class _Measured(Protocol):
+    measurement: Measurement | None
+
+
+W = TypeVar("W", bound=_Measured)
+
+
+class _Stats:
+    """Running totals of batches or epochs (no per-item list: loops can be long)."""
+
+    __slots__ = ("carbon_g", "count", "duration_s", "energy_j", "last")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.duration_s = 0.0
+        self.energy_j = 0.0
+        self.carbon_g = 0.0
+        self.last: Measurement | None = None
+
+    def add(self, m: Measurement) -> None:
+        self.count += 1
+        self.duration_s += m.duration_s
+        self.energy_j += m.energy_j
+        self.carbon_g += m.footprint.co2_g
+        self.last = m
+
+    def summary(self) -> dict[str, float | int]:
+        n = max(self.count, 1)
+        return {
+            "count": self.count,
+            "mean_duration_s": self.duration_s / n,
+            "mean_energy_j": self.energy_j / n,
+            "mean_carbon_g": self.carbon_g / n,
+            "total_duration_s": self.duration_s,
+            "total_energy_j": self.energy_j,
+            "total_carbon_g": self.carbon_g,
+        }
+
+
+def _brief(m: Measurement | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    return {
+        "name": m.name,
+        "duration_s": m.duration_s,
+        "energy_j": m.energy_j,
+        "carbon_g": m.footprint.co2_g,
+        "water_l": m.footprint.water_l,
+        "measured": m.measured,
+        "partial": m.partial,
+    }
+
+
+class _TrainingMixin(Generic[W]):
+    """Training-loop methods of :class:`~wattprint.meter.EnergyMeter`.
+
+    The meter provides :meth:`_training_window` (a window with a unique name) and ``device``.
+    """
+
+    _batches: _Stats
+    _epochs: _Stats
+
+    def _training_window(self, label: str) -> AbstractContextManager[W]:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> str:
+        raise NotImplementedError
+
+    @contextmanager
+    def _measure_into(self, stats: _Stats, label: str) -> Iterator[W]:
+        w = self._training_window(label)
+        with w as handle:
+            yield handle
+        assert handle.measurement is not None
+        stats.add(handle.measurement)
+
+    def epoch(self) -> AbstractContextManager[W]:
+        """Measure one training epoch: ``with meter.epoch(): ...``."""
+        return self._measure_into(self._epochs, f"epoch-{self._epochs.count + 1}")
+
+    def batch(self) -> AbstractContextManager[W]:
+        """Measure one training batch: ``with meter.batch(): ...``."""
+        return self._measure_into(self._batches, f"batch-{self._batches.count + 1}")
+
+    def last_batch(self) -> dict[str, Any] | None:
+        """``duration_s``, ``energy_j``, ``carbon_g`` (and more) of the last batch."""
+        return _brief(self._batches.last)
+
+    def last_epoch(self) -> dict[str, Any] | None:
+        """``duration_s``, ``energy_j``, ``carbon_g`` (and more) of the last epoch."""
+        return _brief(self._epochs.last)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, means and totals of the batches and epochs measured so far."""
+        return {
+            "device": self.device,
+            "num_batches": self._batches.count,
+            "num_epochs": self._epochs.count,
+            "batch_summary": self._batches.summary(),
+            "epoch_summary": self._epochs.summary(),
+        }

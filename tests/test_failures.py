@@ -1,0 +1,342 @@
+"""Failures stay visible across the layers: a partial run or a model that outputs NaN is stored
+as what it is, is never rated, and says why in the score table, the JSON and the report."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+import wattprint
+from wattprint import FakeSensor
+from wattprint import score as scoring
+from wattprint.bench import runner
+from wattprint.errors import ModelError
+from wattprint.meter import EnergyMeter
+from wattprint.report import write_label, write_report
+from wattprint.score import calculate_scores, print_scores, savings, star_ratings
+from wattprint.store import MIGRATIONS, SCHEMA_VERSION, Store
+from wattprint.workloads import registry
+from wattprint.workloads.harness import measure_energy
+from wattprint.workloads.model import Model
+
+WATTPRINT = [sys.executable, "-m", "wattprint"]
+
+
+def _config(tmp_path: Path, models: list[dict[str, Any]], **monitoring: Any) -> dict[str, Any]:
+    return {
+        "project": "failures",
+        "models": models,
+        "datasets": [{"name": "digits", "limit": 300}],
+        "monitoring": {"warmup": 0, "repetitions": 1, **monitoring},
+        "hardware": {"device_profile": "cpu"},
+        "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
+                   "output_dir": str(tmp_path / "out")},
+    }
+
+
+# -- a sensor that fails mid-window, in a real sweep -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def partial_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Two identical recipes, ``a`` then ``b``, measured by a CPU and a GPU fake sensor. The GPU
+    sensor's clock starts when ``b`` has been trained and saved: it fails 0.5 s later, inside
+    ``b``'s inference window, so ``b`` misses the GPU's energy and looks the more efficient."""
+    tmp_path = tmp_path_factory.mktemp("partial")
+    out = tmp_path / "out"
+
+    def since_b_was_saved() -> float:
+        saved = next(out.glob("*/b/digits/fp32.skops"), None)
+        return 0.0 if saved is None else time.time() - saved.stat().st_mtime
+
+    gpu = FakeSensor(power_w=50.0, component="gpu:0", name="gpu:0", fail_after_s=0.5,
+                     clock=since_b_was_saved)
+    meter = EnergyMeter(sensors=[FakeSensor(power_w=5.0, name="cpu"), gpu])
+    recipe = {"source": "sklearn:LogisticRegression", "task": "classification"}
+    config = _config(tmp_path, [{"name": "a", **recipe}, {"name": "b", **recipe}],
+                     num_samples=20_000)
+    report = wattprint.Benchmark(config).run(meter=meter, progress=False)
+    return tmp_path / "w.db", report
+
+
+def _inference(report: dict[str, Any], model: str) -> dict[str, Any]:
+    (run,) = [r for r in report["runs"] if r["model_name"] == model
+              and r["phase"] == "inference"]
+    return run
+
+
+def test_a_run_whose_sensor_failed_is_stored_partial_with_its_error(
+        partial_sweep: tuple[Path, dict[str, Any]]) -> None:
+    db, report = partial_sweep
+    a, b = _inference(report, "a"), _inference(report, "b")
+    assert b["status"] == "ok"  # the cell ran; its measurement is partial
+    assert b["partial"] is True
+    assert b["errors"] and all("gpu:0" in e for e in b["errors"])
+    assert "gpu:0" not in b["components"] and "cpu" in b["components"]
+    assert a["partial"] is False and a["errors"] == [] and "gpu:0" in a["components"]
+    assert b["energy_j"] < a["energy_j"]  # what made the partial run look best
+    assert "partial" not in (b["extra"] or {})  # a column, not hidden in extra
+    with sqlite3.connect(db) as conn:  # a column of the table, as stored
+        stored = dict(conn.execute("SELECT model_name, partial FROM runs WHERE phase ="
+                                   " 'inference'").fetchall())
+    assert stored == {"a": 0, "b": 1}
+
+
+def test_a_partial_run_is_not_rated(partial_sweep: tuple[Path, dict[str, Any]]) -> None:
+    db, _ = partial_sweep
+    scores = calculate_scores("classification", "cpu", db=db)
+    assert [(s.model, s.stars) for s in scores] == [("a", 5)]
+    (unrated,) = scores.unrated
+    assert (unrated.model, unrated.runs) == ("b", 1)
+    assert unrated.reason.startswith("partial, gpu:0")
+    assert unrated.cell_keys == (_inference(partial_sweep[1], "b")["cell_key"],)
+
+
+def test_the_score_table_lists_the_partial_run_as_not_rated(
+        partial_sweep: tuple[Path, dict[str, Any]]) -> None:
+    db, _ = partial_sweep
+    buffer = io.StringIO()
+    print_scores(calculate_scores("classification", "cpu", db=db),
+                 console=Console(file=buffer, width=200))
+    text = buffer.getvalue()
+    assert "★★★★★" in text
+    assert "b: not rated: partial, gpu:0" in text
+    (row,) = [line for line in text.splitlines() if " b " in line]
+    assert "not rated" in row and "★" not in row
+
+
+def test_score_json_carries_the_partial_run_as_not_rated(
+        partial_sweep: tuple[Path, dict[str, Any]]) -> None:
+    db, _ = partial_sweep
+    proc = subprocess.run([*WATTPRINT, "score", "--json", "--db", str(db)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    entries = {e["model"]: e for e in json.loads(proc.stdout)}
+    assert entries["a"]["rated"] is True and entries["a"]["stars"] == 5
+    assert entries["b"]["rated"] is False and entries["b"]["stars"] is None
+    assert entries["b"]["reason"].startswith("partial, gpu:0")
+
+
+def test_the_report_marks_the_partial_run(partial_sweep: tuple[Path, dict[str, Any]],
+                                          tmp_path: Path) -> None:
+    db, report = partial_sweep
+    html = write_report(db, sweep_id=report["sweep_id"], out=tmp_path / "r.html").read_text()
+    ratings = html.split('<section id="ratings">')[1].split("</section>")[0]
+    assert 'class="flag flag-not-rated"' in ratings and "partial, gpu:0" in ratings
+    runs = html.split('<section id="runs">')[1].split("</section>")[0]
+    assert 'class="flag flag-partial"' in runs
+    assert "1 partial" in html.split('<section id="totals">')[1].split("</section>")[0]
+
+
+# -- a model whose output is NaN -----------------------------------------------------------------
+
+
+class _Constant(Model):
+    """Predicts the same scores for every input: NaN, or zeros."""
+
+    framework = "custom"
+
+    def __init__(self, path: Path, value: float) -> None:
+        self.path = path
+        self.value = value
+        self.num_parameters = 10
+        self.size_bytes = 100
+
+    def predict(self, batch: Any) -> Any:
+        return np.full((len(batch), 10), self.value)
+
+
+def test_a_model_that_outputs_nan_fails_its_cell_and_is_not_rated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_SUFFIXES", dict(registry._SUFFIXES))
+    wattprint.register_format(".constant", lambda path, *, task, trust, **options: _Constant(
+        Path(path), float(options["value"])))
+    models = []
+    for name, value in (("nan", "nan"), ("zeros", "0")):
+        (tmp_path / f"{name}.constant").write_text("weights")
+        models.append({"name": name, "path": str(tmp_path / f"{name}.constant"),
+                       "task": "classification", "options": {"value": value}})
+    report = wattprint.Benchmark(_config(tmp_path, models, num_samples=50)).run(
+        meter=EnergyMeter(sensors=[FakeSensor(power_w=5.0)]), progress=False)
+    nan = _inference(report, "nan")
+    assert nan["status"] == "failed"
+    assert "model output is not finite" in nan["error"]
+    assert _inference(report, "zeros")["status"] == "ok"
+    scores = calculate_scores("classification", "cpu", db=tmp_path / "w.db")
+    assert [s.model for s in scores] == ["zeros"]
+    assert scores.unrated == []  # failed, not merely unrated: in the failed cells, not here
+    buffer = io.StringIO()
+    print_scores(scores, console=Console(file=buffer, width=200))
+    assert "nan" not in buffer.getvalue()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_measure_energy_refuses_outputs_that_are_not_finite(bad: float) -> None:
+    def predict(batch: Any) -> Any:
+        out = np.zeros((len(batch), 3))
+        out[0, 1] = bad
+        return out
+
+    x = np.zeros((20, 4))
+    with pytest.raises(ModelError, match="model output is not finite"):
+        measure_energy(predict, (x, np.zeros(20, dtype=np.int64)), "m", "classification",
+                       num_samples=20, warmup=0, progress=False,
+                       meter=EnergyMeter(sensors=[FakeSensor(power_w=5.0)]))
+
+
+def test_measure_energy_reports_partial_errors_and_notes() -> None:
+    meter = EnergyMeter(sensors=[FakeSensor(power_w=5.0),
+                                 FakeSensor(power_w=1.0, component="gpu:0", name="gpu:0",
+                                            fail_after_s=0.0)])
+    result = measure_energy(lambda batch: ["text"] * len(batch), np.zeros((10, 2)), "m",
+                            "classification", num_samples=10, warmup=0, progress=False,
+                            meter=meter)
+    assert result["partial"] is True and "gpu:0" in result["errors"][0]
+    assert result["notes"] == []
+
+
+def test_training_and_optimization_records_carry_partial_errors_and_notes() -> None:
+    meter = EnergyMeter(sensors=[FakeSensor(power_w=5.0),
+                                 FakeSensor(power_w=1.0, component="gpu:0", name="gpu:0",
+                                            fail_after_s=0.0)])
+    with meter.window("train") as w:
+        pass
+    assert w.measurement is not None
+    fields = runner._measurement_fields(w.measurement)
+    assert fields["partial"] is True and "gpu:0" in fields["errors"][0]
+    assert fields["measurement_notes"] == list(w.measurement.notes)
+
+
+# -- rating rules ---------------------------------------------------------------------------------
+
+
+def _run(model: str, kwh_per_1000: float, **more: Any) -> dict[str, Any]:
+    return {"sweep_id": "s", "cell_key": f"{model}/fp32/iris/inference/{more.get('rep', 0)}",
+            "model_name": model, "variant": "fp32", "parent": None, "dataset": "iris",
+            "phase": "inference", "task": "classification", "hardware": "cpu", "status": "ok",
+            "num_samples": 1000, "kwh_per_1000_queries": kwh_per_1000,
+            "energy_kwh": kwh_per_1000, "metrics": {"accuracy": 0.9},
+            **{k: v for k, v in more.items() if k != "rep"}}
+
+
+def test_partial_and_non_finite_runs_are_left_out_of_the_ranking() -> None:
+    records = [_run("a", 3.0), _run("b", 1.0, partial=True, errors=["gpu:0: not readable"]),
+               _run("c", 2.0, energy_j=math.nan), _run("d", 2.5, metrics={"accuracy": math.inf})]
+    scores = star_ratings(records)
+    assert isinstance(scores, scoring.ScoreList) and [s.model for s in scores] == ["a"]
+    reasons = {u.model: u.reason for u in scores.unrated}
+    assert reasons == {"b": "partial, gpu:0: not readable", "c": "energy_j is not finite",
+                       "d": "metric accuracy is not finite"}
+
+
+def test_a_model_is_rated_on_its_complete_runs_only() -> None:
+    records = [_run("a", 2.0, rep=0), _run("a", 0.1, rep=1, partial=True, errors=["x"]),
+               _run("b", 1.0)]
+    scores = star_ratings(records)
+    a = next(s for s in scores if s.model == "a")
+    assert (a.kwh_per_1000_queries, a.repetitions, a.stars) == (2.0, 1, 3)
+    assert [(u.model, u.runs) for u in scores.unrated] == [("a", 1)]
+
+
+def test_a_partial_optimization_step_is_not_counted_in_savings() -> None:
+    step = {**_run("m", 0.0, phase="optimization", partial=True, errors=["x"]),
+            "variant": "int8", "parent": "fp32", "energy_kwh": 0.001,
+            "cell_key": "m/int8/iris/optimization/0"}
+    variant = {**_run("m", 1.0), "variant": "int8", "parent": "fp32",
+               "cell_key": "m/int8/iris/inference/0"}
+    (row,) = savings([_run("m", 2.0), variant, step])
+    assert row["step_energy_kwh"] is None and row["break_even_queries"] is None
+
+
+def test_unrated_to_dict_sits_beside_the_scores() -> None:
+    scores = star_ratings([_run("a", 1.0), _run("b", 1.0, partial=True, errors=[])])
+    assert scores[0].to_dict()["rated"] is True
+    (unrated,) = scores.unrated
+    data = json.loads(json.dumps(unrated.to_dict()))
+    assert data["rated"] is False and data["stars"] is None and data["reason"] == "partial"
+    assert data["model"] == "b" and data["cell_keys"] == ["b/fp32/iris/inference/0"]
+    assert scoring.why_not_rated(_run("a", 1.0)) is None
+    assert isinstance(unrated, scoring.Unrated)
+
+
+def test_names_and_reasons_in_the_report_are_escaped(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    evil = "<script>alert(1)</script>"
+    with Store(db) as store:
+        store.begin_sweep("s", project="p", config={})
+        store.write_run(_run("a", 1.0, sweep_id="s"))
+        store.write_run(_run(evil, 0.5, sweep_id="s", partial=True, errors=[f"{evil}: failed"]))
+    html = write_report(db, sweep_id="s", out=tmp_path / "r.html").read_text()
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;: failed" in html
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+def test_partial_errors_and_notes_are_columns(tmp_path: Path) -> None:
+    with Store(tmp_path / "w.db") as store:
+        store.begin_sweep("s", project="p", config={})
+        store.write_run({"sweep_id": "s", "cell_key": "c", "status": "ok", "partial": True,
+                         "errors": ("gpu:0: not readable",),
+                         "measurement_notes": ["window shorter than 0.1 s"]})
+        store.write_run({"sweep_id": "s", "cell_key": "d", "status": "ok"})
+        c, d = store.runs()
+        csv_text = store.export("csv")
+    assert (c["partial"], c["errors"], c["measurement_notes"]) == (
+        True, ["gpu:0: not readable"], ["window shorter than 0.1 s"])
+    assert (d["partial"], d["errors"], d["measurement_notes"]) == (None, None, None)
+    assert '"[""gpu:0: not readable""]"' in csv_text
+
+
+@pytest.mark.parametrize(("key", "value"), [("partial", "yes"), ("partial", 1),
+                                            ("errors", "one error"), ("errors", [1])])
+def test_bad_partial_or_errors_are_refused(tmp_path: Path, key: str, value: Any) -> None:
+    with Store(tmp_path / "w.db") as store:
+        store.begin_sweep("s", project="p", config={})
+        with pytest.raises(wattprint.ConfigError, match=key) as info:
+            store.write_run({"sweep_id": "s", "cell_key": "c", "status": "ok", key: value})
+        assert "must be" in str(info.value)
+
+
+def test_a_version_3_store_keeps_partial_and_errors_from_extra(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    conn = sqlite3.connect(db)
+    for step in MIGRATIONS[:3]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("INSERT INTO sweeps (id, project, config_json, created_at, updated_at, status)"
+                 " VALUES ('s', 'p', '{}', 1.0, 2.0, 'finished')")
+    for key, extra in (("bad", '{"batch_size": 1, "partial": true, "errors": ["gpu:0: gone"]}'),
+                       ("good", '{"batch_size": 1, "partial": false, "errors": []}'),
+                       ("plain", '{"epochs": 3}'), ("none", None)):
+        conn.execute("INSERT INTO runs (sweep_id, cell_key, status, extra) VALUES"
+                     " ('s', ?, 'ok', ?)", (key, extra))
+    conn.commit()
+    conn.close()
+    assert SCHEMA_VERSION == 4
+    with Store(db, read_only=True) as store:
+        got = {r["cell_key"]: (r["partial"], r["errors"]) for r in store.runs()}
+    assert got == {"bad": (True, ["gpu:0: gone"]), "good": (False, []), "plain": (None, None),
+                   "none": (None, None)}
+
+
+def test_a_label_for_a_model_that_is_not_rated_says_why(
+        partial_sweep: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    db, _ = partial_sweep
+    with pytest.raises(wattprint.ConfigError, match=r"'b' is not rated.*partial, gpu:0"):
+        write_label("b", db=db, out=tmp_path / "b.svg")
+    assert not (tmp_path / "b.svg").exists()
+    assert write_label("a", db=db, out=tmp_path / "a.svg").exists()
