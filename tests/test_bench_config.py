@@ -91,7 +91,7 @@ def test_yaml_file_loads_with_defaults(tmp_path: Path, model_file: Path,
     (dataset,) = config.datasets
     assert (dataset.name, dataset.task, dataset.limit, dataset.split, dataset.seed,
             dataset.test_size) == ("digits", None, 200, "test", 0, 0.25)
-    assert config.monitoring.frequency_hz == 10.0
+    assert config.monitoring.frequency_hz == 20.0
     assert config.monitoring.idle_baseline_s == 0.0 and config.monitoring.num_samples is None
     assert config.hardware.device_profile == "T4"  # spelled as the profile is
     assert (config.location.country, config.location.pue) == ("FR", 1.2)
@@ -103,7 +103,7 @@ def test_defaults_of_the_optional_sections(model_file: Path) -> None:
     config = load_config({"project": "p", "models": [{"name": "m", "path": str(model_file)}],
                           "datasets": [{"name": "iris"}]})
     assert config.monitoring.model_dump() == {
-        "frequency_hz": 10.0, "repetitions": 1, "warmup": 10, "idle_baseline_s": 0.0,
+        "frequency_hz": 20.0, "repetitions": 1, "warmup": 10, "idle_baseline_s": 0.0,
         "batch_size": 1, "num_samples": None, "cell_timeout_s": 1800.0}
     assert config.hardware.device_profile == "auto"
     assert config.location.model_dump() == {
@@ -383,7 +383,7 @@ def test_schema_describes_the_config() -> None:
     dataset = _resolve(schema, schema["properties"]["datasets"]["items"])
     assert _resolve(schema, dataset["properties"]["task"])["enum"] == list(TASKS)
     monitoring = _resolve(schema, schema["properties"]["monitoring"])
-    assert monitoring["properties"]["frequency_hz"]["default"] == 10.0
+    assert monitoring["properties"]["frequency_hz"]["default"] == 20.0
     assert monitoring["properties"]["frequency_hz"]["exclusiveMinimum"] == 0.0
 
 
@@ -401,7 +401,7 @@ def test_hash_ignores_key_order_defaults_and_output(model_file: Path) -> None:
     assert len(reference) == 16 and int(reference, 16) >= 0
     assert config_hash(load_config(_reversed_keys(data))) == reference
     explicit = copy.deepcopy(data)
-    explicit["monitoring"].update(frequency_hz=10.0, idle_baseline_s=0.0, num_samples=None)
+    explicit["monitoring"].update(frequency_hz=20.0, idle_baseline_s=0.0, num_samples=None)
     explicit["datasets"][0].update(seed=0, test_size=0.25)
     assert config_hash(load_config(explicit)) == reference
     moved = copy.deepcopy(data)

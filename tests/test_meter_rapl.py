@@ -235,3 +235,19 @@ def test_an_unreadable_msr_zone_is_read_through_its_mmio_twin(tmp_path: Path) ->
     cpu = m.components["cpu"]
     assert cpu.source == "rapl" and cpu.measured
     assert cpu.energy_j == pytest.approx(12.0)
+
+
+def test_psys_stands_for_the_ram_too_when_the_rest_is_estimated(tmp_path: Path) -> None:
+    """With the default sensors, psys (which holds the DRAM) leaves no RAM estimate beside it."""
+    build_tree(tmp_path, [Zone("intel-rapl:0", "psys", energy_uj=10_000_000),
+                          Zone("intel-rapl:1", "dram", energy_uj=1_000_000)])
+    meter = EnergyMeter(powercap_root=str(tmp_path), nvml=False)
+    try:
+        names = [s.name for s in meter.sensors]
+        assert "rapl:psys" in names
+        assert not [s for s in meter.sensors if s.component == "ram"], names
+        with meter.window() as w:
+            pass
+        assert "ram" not in w.measurement.components
+    finally:
+        meter.close()

@@ -248,9 +248,21 @@ def test_sensor_error_messages_keep_their_form() -> None:
     meter = EnergyMeter([sensor], sample_hz=200.0)
     try:
         meter.begin("w")
-        sensor.error = SensorError("flaky: read failed")
+        sensor.error = SensorError("read failed")
         wait_for(sensor.raised)
         m = meter.end("w")
-        assert m.errors == ("flaky: flaky: read failed",)
+        assert m.errors == ("flaky: read failed",)
     finally:
         meter.close()
+
+
+def test_a_fault_names_its_sensor_once() -> None:
+    meter = EnergyMeter(sensors=[FakeSensor(power_w=5.0, name="fake:gpu", fail_after_s=0.0)])
+    try:
+        with meter.window("w") as w:
+            pass
+    finally:
+        meter.close()
+    assert w.measurement.partial
+    (error,) = w.measurement.errors
+    assert error.startswith("fake:gpu: ") and error.count("fake:gpu") == 1, error

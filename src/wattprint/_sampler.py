@@ -61,9 +61,9 @@ class _Open:
 
 
 def _fault_message(name: str, err: BaseException) -> str:
-    if isinstance(err, SensorError):
-        return f"{name}: {err}"
-    return f"{name}: {type(err).__name__}: {err}"
+    """``"<sensor>: <what went wrong>"``, the sensor named once (its own errors may name it)."""
+    text = str(err) if isinstance(err, SensorError) else f"{type(err).__name__}: {err}"
+    return text if text.startswith(f"{name}: ") else f"{name}: {text}"
 
 
 class _Shared:

@@ -219,7 +219,9 @@ def measure(
     idle: Annotated[
         float, typer.Option(help="Seconds of idle calibration before the run (0: none).")
     ] = 0.0,
-    sample_hz: Annotated[float, typer.Option(help="Base rate of power sampling.")] = 10.0,
+    sample_hz: Annotated[
+        float, typer.Option(help="Power samples per second of power-only sensors.")
+    ] = 20.0,
     kill_after: Annotated[float, typer.Option(
         "--kill-after", min=0.0, metavar="SECONDS",
         help="Seconds the program has to end after a SIGTERM sent to wattprint (passed on to "
@@ -447,9 +449,11 @@ def score(
         if not groups:
             _fail(f"no successful inference runs in {db}; run a benchmark first "
                   "(wattprint run CONFIG, or wattprint demo)")
+        wanted = (None if hardware is None
+                  else {hardware.lower(), scoring.hardware_label(hardware).lower()})
         chosen = [(t, h) for t, h in groups
                   if (task is None or t.lower() == task.lower())
-                  and (hardware is None or h.lower() == hardware.lower())]
+                  and (wanted is None or h.lower() in wanted)]
         if not chosen:
             there = ", ".join(f"{t}/{h}" for t, h in groups)
             _fail(f"no runs for task {task or 'any'!r} on hardware {hardware or 'any'!r} in "
@@ -535,9 +539,13 @@ def demo(
         _fail(str(e))
     _render_summary(result)
     rows = [r for r in result["runs"] if r["phase"] == "inference"]
-    scores = [s for t, h in scoring.available_groups(rows)
-              for s in scoring.calculate_scores(t, h, records=rows)]
-    scoring.print_scores(scores, console=out)
+    scores: list[scoring.Score] = []
+    unrated: list[scoring.Unrated] = []
+    for t, h in scoring.available_groups(rows):
+        rated = scoring.calculate_scores(t, h, records=rows)
+        scores += rated
+        unrated += rated.unrated
+    scoring.print_scores(scores, console=out, unrated=unrated)
     out.print(f"report: {escape(result['report_html'])}; labels: "
               f"{escape(str(Path(result['labels'][0]).parent)) if result['labels'] else '-'}")
 

@@ -124,8 +124,8 @@ class EnergyMeter(_TrainingMixin[Window]):
     that is constant or changes linearly between samples; about ``T * h**2 * max|P''| / 12``
     joules over ``T`` seconds for smoothly varying power; and for each step change of ``dP``
     watts at most ``dP * h`` joules, with signs that vary, so that ``n`` steps add up to about
-    ``dP * h * sqrt(n) / 3`` (at the default 10 Hz, a 10/100 W square wave at 2 Hz over 30 s is
-    off by about 2 %; one 1 s burst of 100 W on 10 W in 30 s by about 1 %, at most 5 %). The
+    ``dP * h * sqrt(n) / 3`` (at the default 20 Hz, a 10/100 W square wave at 2 Hz over 30 s is
+    off by about 1 %; one 1 s burst of 100 W on 10 W in 30 s by about 0.5 %). The
     place of each sample inside its interval moves by the golden ratio from one interval to the
     next, so that power periodic at a multiple of the interval cannot alias into a steady bias.
     A burst shorter than ``h`` is missed or over-counted, depending on whether a sample lands
@@ -142,7 +142,7 @@ class EnergyMeter(_TrainingMixin[Window]):
     def __init__(
         self,
         sensors: str | Sequence[Sensor | str] = "auto",
-        sample_hz: float = 10.0,
+        sample_hz: float = 20.0,
         *,
         sample_interval: float | None = None,
         cpu_tdp_w: float | None = None,

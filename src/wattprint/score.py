@@ -546,9 +546,10 @@ def calculate_scores(
         where = "the records given"
     if sweep_id is not None:
         where += f" (sweep {sweep_id!r})"
-    wanted = (task.casefold(), hardware.casefold())
+    labels = {hardware.casefold(), hardware_label(hardware).casefold()}
     chosen = [r for r in rows if isinstance(r.get("task"), str) and isinstance(
-        r.get("hardware"), str) and (_fold(r["task"]), _fold(r["hardware"])) == wanted]
+        r.get("hardware"), str) and _fold(r["task"]) == task.casefold()
+        and _fold(r["hardware"]) in labels]
     if not any(_is_scored_run(r) for r in chosen):
         raise ConfigError(
             f"no successful inference runs of task {task!r} on hardware {hardware!r} in "
@@ -556,6 +557,18 @@ def calculate_scores(
         )
     models, unrated = _models(chosen)
     return _rate(models, method, unrated)
+
+
+def hardware_label(name: str) -> str:
+    """The label runs on the device ``name`` are filed under: ``"NVIDIA H200"`` -> ``"H200"``
+    (see :func:`wattprint.workloads.hardware.resolve_hardware`); any name has one."""
+    from .errors import ConfigError
+    from .workloads.hardware import resolve_hardware
+
+    try:
+        return resolve_hardware(name).name
+    except ConfigError:  # an empty name: matches nothing stored
+        return name
 
 
 def this_machines_hardware() -> str:

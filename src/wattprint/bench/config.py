@@ -423,7 +423,7 @@ class DatasetConfig(_Section):
 class MonitoringConfig(_Section):
     """How each cell is measured."""
 
-    frequency_hz: float = Field(default=10.0, gt=0.0, le=_MAX_FREQUENCY_HZ,
+    frequency_hz: float = Field(default=20.0, gt=0.0, le=_MAX_FREQUENCY_HZ,
                                 description="sampling rate of power-only sensors")
     repetitions: int = Field(default=1, ge=1, le=_MAX_REPETITIONS,
                              description="inference runs per variant")

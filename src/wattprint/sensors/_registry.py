@@ -106,6 +106,7 @@ def detect(
         sensors.extend(found)
         missing.extend(lacking)
         covered.update(s.component for s in found)
+        covered.update(c for s in found for c in s.covers)
     if mode == "process":
         from .process import wrap_for_process
 

@@ -64,6 +64,9 @@ class Sensor(abc.ABC):
     scope: str = "machine"
     #: One line for people: what is read and from where.
     description: str = ""
+    #: Other components whose energy this sensor's figure already holds (RAPL psys holds the
+    #: DRAM's): no later backend adds its own figure for them.
+    covers: tuple[str, ...] = ()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release handles. Reads after ``close`` are not allowed."""

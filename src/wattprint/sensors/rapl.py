@@ -554,6 +554,8 @@ def _open_pick(pick: _Pick, fix: str) -> _Opened | SensorError:
         except SensorError as err:
             errors.append((d, err))
             continue
+        if d.kind == "psys":
+            sensor.covers = ("ram",)  # the platform's energy holds the DRAM's
         passed_over = "; ".join(
             f"{p.zone.zone_id} cannot be read: {getattr(e, 'reason', str(e))}" for p, e in errors
         )
