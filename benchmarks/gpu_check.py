@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wattprint import EnergyMeter, Measurement
-from wattprint.workloads.hardware import detect_hardware, resolve_hardware
+from wattprint.sensors.hardware import detect_hardware, resolve_hardware
 
 #: Side of the square fp16 matrices multiplied: a fraction of a millisecond per product on a
 #: data-centre GPU, so that even a 1 ms window holds whole products.

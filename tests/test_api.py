@@ -120,8 +120,8 @@ def test_workloads_exports_resolve_and_import_no_framework() -> None:
 
 def test_bench_store_and_optimize_import_no_framework() -> None:
     code = (
-        "import sys, wattprint.bench, wattprint.optimize, wattprint.store, wattprint.benchmark\n"
-        "import wattprint.bench.runner\n"
+        "import sys, wattprint.sweep, wattprint.optimize, wattprint.store, wattprint.study\n"
+        "import wattprint.sweep.runner\n"
         "heavy = ['torch', 'sklearn', 'onnxruntime', 'onnx', 'tensorflow', 'keras',"
         " 'transformers', 'pandas', 'matplotlib']\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
@@ -135,7 +135,7 @@ def test_bench_store_and_optimize_import_no_framework() -> None:
 def test_optimize_names_are_functions_whatever_was_imported_first() -> None:
     code = (
         "import wattprint.optimize.quantization, wattprint.optimize.pruning\n"
-        "import wattprint.bench.config as c\n"
+        "import wattprint.sweep.config as c\n"
         "c.load_config({'project': 'p', 'models': [{'name': 'm', 'source': 'torch:MLP',"
         " 'quantization': {'enabled': True, 'method': 'dynamic'}}],"
         " 'datasets': [{'name': 'iris'}]})\n"

@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-import wattprint.bench
-from wattprint.bench.config import (
+import wattprint.sweep
+from wattprint.errors import ConfigError
+from wattprint.sensors.hardware import PROFILES
+from wattprint.sweep.config import (
     BenchConfig,
     config_hash,
     config_schema,
     load_config,
 )
-from wattprint.errors import ConfigError
 from wattprint.workloads.datasets import BUILTIN_DATASETS, TASKS
-from wattprint.workloads.hardware import PROFILES
 
 
 @pytest.fixture
@@ -446,17 +446,17 @@ def test_literals_follow_the_workloads() -> None:
 
 
 def test_bench_exports_resolve() -> None:
-    for name in wattprint.bench.__all__:
-        assert getattr(wattprint.bench, name) is not None
+    for name in wattprint.sweep.__all__:
+        assert getattr(wattprint.sweep, name) is not None
     with pytest.raises(AttributeError, match="nonsense"):
-        getattr(wattprint.bench, "nonsense")  # noqa: B009
+        getattr(wattprint.sweep, "nonsense")  # noqa: B009
 
 
 def test_importing_bench_and_recipes_is_light() -> None:
     code = (
-        "import sys, wattprint.bench\n"
+        "import sys, wattprint.sweep\n"
         "first = [m for m in ('pydantic', 'yaml') if m in sys.modules]\n"
-        "import wattprint.bench.recipes\n"
+        "import wattprint.sweep.recipes\n"
         "heavy = ['torch', 'sklearn', 'pydantic', 'yaml']\n"
         "print(' '.join(first + [m for m in heavy if m in sys.modules]))\n"
     )

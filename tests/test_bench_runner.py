@@ -15,9 +15,9 @@ import pytest
 
 import wattprint
 from wattprint import FakeSensor
-from wattprint.bench.config import load_config
-from wattprint.bench.runner import plan_cells
 from wattprint.meter import EnergyMeter
+from wattprint.sweep.config import load_config
+from wattprint.sweep.runner import plan_cells
 
 WATTPRINT = [sys.executable, "-m", "wattprint"]
 

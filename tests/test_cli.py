@@ -139,7 +139,7 @@ def test_bad_input_is_one_clear_message_and_exit_2(args: list[str], needle: str)
 
 def test_demo_workload_runs() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "wattprint.workload", "--seconds", "0.2"],
+        [sys.executable, "-m", "wattprint._cli_workload", "--seconds", "0.2"],
         capture_output=True, text=True, timeout=120, env={**os.environ},
     )
     assert r.returncode == 0

@@ -20,12 +20,12 @@ from rich.console import Console
 import wattprint
 from wattprint import FakeSensor
 from wattprint import score as scoring
-from wattprint.bench import runner
 from wattprint.errors import ModelError
 from wattprint.meter import EnergyMeter
 from wattprint.report import write_label, write_report
 from wattprint.score import calculate_scores, print_scores, savings, star_ratings
 from wattprint.store import MIGRATIONS, SCHEMA_VERSION, Store
+from wattprint.sweep import runner
 from wattprint.workloads import registry
 from wattprint.workloads.harness import measure_energy
 from wattprint.workloads.model import Model

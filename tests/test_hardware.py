@@ -10,9 +10,9 @@ from nvml_standin import StandinGPU, make_nvml
 
 import wattprint
 from wattprint import ConfigError, EnergyMeter, FakeSensor
-from wattprint.bench.config import load_config
 from wattprint.score import calculate_scores
-from wattprint.workloads.hardware import PROFILES, detect_hardware, resolve_hardware
+from wattprint.sensors.hardware import PROFILES, detect_hardware, resolve_hardware
+from wattprint.sweep.config import load_config
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,7 @@ def test_table_names_get_their_label_and_board_power(name: str, label: str,
     ],
 )
 def test_unknown_names_are_kept_never_refused(name: str, label: str) -> None:
-    from wattprint.workloads.hardware import Hardware
+    from wattprint.sensors.hardware import Hardware
 
     hw = resolve_hardware(name)
     assert hw == Hardware(label)

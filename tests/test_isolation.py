@@ -24,11 +24,11 @@ import yaml
 
 import wattprint
 from wattprint import FakeSensor
-from wattprint.bench import runner
-from wattprint.bench.config import load_config
-from wattprint.bench.runner import plan_cells
 from wattprint.errors import ConfigError
 from wattprint.meter import EnergyMeter
+from wattprint.sweep import runner
+from wattprint.sweep.config import load_config
+from wattprint.sweep.runner import plan_cells
 from wattprint.workloads import registry
 from wattprint.workloads.model import Model
 
@@ -164,7 +164,7 @@ def test_cell_timeout_setting() -> None:
 
 
 def test_the_time_limit_is_not_part_of_the_sweep_id() -> None:
-    from wattprint.bench.config import config_hash
+    from wattprint.sweep.config import config_hash
 
     base = {"project": "p", "models": [{"name": "m", "source": "sklearn:LogisticRegression"}],
             "datasets": [{"name": "iris"}]}

@@ -93,7 +93,7 @@ def test_run_summary_and_errors_show_names_escaped_and_files_stay_in_the_sweep(
 
 
 def test_slugs_are_distinct_and_stay_in_their_folder() -> None:
-    from wattprint.bench.runner import _safe
+    from wattprint.sweep.runner import _safe
 
     names = ["..", ".", "a/b", "a-b", "a b", "/etc/passwd", ".hidden", "x" * 300, "cnn", ""]
     slugs = [_safe(n) for n in names]

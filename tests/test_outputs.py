@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 import wattprint
-from wattprint.bench.config import load_config
-from wattprint.bench.runner import plan_cells
 from wattprint.errors import StoreError
 from wattprint.store import MIGRATIONS, SCHEMA_VERSION, Store
+from wattprint.sweep.config import load_config
+from wattprint.sweep.runner import plan_cells
 
 WATTPRINT = [sys.executable, "-m", "wattprint"]
 TIMEOUT_S = 300  # a guard against a hung child, never a measure of speed

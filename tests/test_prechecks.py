@@ -22,9 +22,9 @@ import yaml
 
 import wattprint
 from wattprint import FakeSensor
-from wattprint.bench.config import config_schema
 from wattprint.errors import ConfigError
 from wattprint.meter import EnergyMeter
+from wattprint.sweep.config import config_schema
 
 WATTPRINT = [sys.executable, "-m", "wattprint"]
 HUGE = 10**23
@@ -312,7 +312,7 @@ def test_the_checks_import_no_framework(tmp_path: Path) -> None:
     config = _config(tmp_path, *models)
     code = (
         "import json, sys\n"
-        "from wattprint.bench.config import load_config\n"
+        "from wattprint.sweep.config import load_config\n"
         f"load_config(json.loads({json.dumps(json.dumps(config))}))\n"
         "heavy = ('torch', 'tensorflow', 'keras', 'onnxruntime', 'onnx', 'sklearn', 'skops',\n"
         "         'transformers', 'pandas')\n"

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from wattprint.bench.recipes import RECIPES, Recipe, make_recipe
 from wattprint.errors import ConfigError
+from wattprint.sweep.recipes import RECIPES, Recipe, make_recipe
 from wattprint.workloads.datasets import TASKS, Dataset, load_dataset
 from wattprint.workloads.metrics import classification_metrics, regression_metrics
 
@@ -230,7 +230,7 @@ def test_torch_networks_load_back_by_class_name(tmp_path: Path,
     _train(recipe, train, epochs=1)
     path = tmp_path / "cnn.pt"
     torch.save(recipe.model.module.state_dict(), path)  # type: ignore[attr-defined]
-    loaded = load_model(path, model_class="wattprint.bench.recipes:SmallCNN",
+    loaded = load_model(path, model_class="wattprint.sweep.recipes:SmallCNN",
                         model_kwargs={"channels": 1, "height": 8, "width": 8, "num_classes": 10},
                         input_shape=[1, 8, 8])
     assert np.allclose(loaded.predict(test.x), recipe.model.predict(test.x), atol=1e-5)

@@ -242,7 +242,7 @@ def test_exact_savings_and_break_even(tmp_path: Path) -> None:
     text = write_report(db, out=tmp_path / "r.html").read_text()
     section = text[text.index('id="savings"'):text.index('id="timeline"')]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", section)
-    assert cells == ["m:int8", "fp32", "2 mWh → 1 mWh", "-50.0 %", "-50.0 %", "+100.0 %",
+    assert cells == ["m:int8", "fp32", "2 mWh → 1 mWh", "-50.0 %", "-", "-50.0 %", "+100.0 %",
                      "-2.00 pt", "+0.0 %", "10 mWh", "4 mg", "10,000"]
     assert 'data-chart="savings"' in section
 
@@ -345,7 +345,7 @@ def test_importing_the_report_layer_stays_light() -> None:
         "import wattprint.report.html, wattprint.report.label; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pandas', "
         "'matplotlib', 'PIL', 'numpy', 'sklearn') or m == 'wattprint.cli' or "
-        "m.startswith('wattprint.bench.')); print(light, bad)"
+        "m.startswith('wattprint.sweep.')); print(light, bad)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

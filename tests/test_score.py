@@ -479,7 +479,7 @@ def test_to_dict_is_json_ready() -> None:
 
 def test_score_imports_no_upper_layer() -> None:
     code = ("import sys, wattprint.score; "
-            "bad = [m for m in sys.modules if m.startswith(('wattprint.bench', 'wattprint.cli', "
+            "bad = [m for m in sys.modules if m.startswith(('wattprint.sweep', 'wattprint.cli', "
             "'wattprint.report', 'wattprint.store', 'rich', 'torch', 'pandas'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -496,7 +496,7 @@ def test_auto_hardware_is_this_machines_profile(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.undo()
     # on this machine (no NVIDIA GPU in the tests' sensors): the profile the runner stores
     from wattprint.sensors import detect
-    from wattprint.workloads.hardware import detect_hardware
+    from wattprint.sensors.hardware import detect_hardware
 
     here = detect_hardware(detect().sensors)
     assert score_module.this_machines_hardware() == here

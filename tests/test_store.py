@@ -514,7 +514,7 @@ def test_dataframe_without_pandas_names_the_extra(store: Store,
 def test_store_imports_no_upper_layer_and_no_pandas() -> None:
     code = ("import sys, wattprint.store; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas' or "
-            "m.startswith(('wattprint.bench', 'wattprint.optimize', 'wattprint.workloads'))))")
+            "m.startswith(('wattprint.sweep', 'wattprint.optimize', 'wattprint.workloads'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

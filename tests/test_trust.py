@@ -390,8 +390,8 @@ def test_config_naming_code_without_trust_is_refused_before_anything_runs(
 
     import yaml
 
-    from wattprint.bench.config import load_config
     from wattprint.errors import ConfigError
+    from wattprint.sweep.config import load_config
 
     files = _code_files(tmp_path)
     models = [{"name": f"m{i}", "path": str(path), "task": "classification"}
@@ -417,7 +417,7 @@ def test_config_naming_code_without_trust_is_refused_before_anything_runs(
 
 
 def test_a_state_dict_needs_no_trust_in_a_config(state_dict: Path) -> None:
-    from wattprint.bench.config import load_config
+    from wattprint.sweep.config import load_config
 
     config = {"project": "safe", "datasets": [{"name": "digits"}],
               "models": [{"name": "m", "path": str(state_dict),

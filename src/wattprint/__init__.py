@@ -38,12 +38,12 @@ from .errors import (
 TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds here
 if TYPE_CHECKING:
     from ._footprint import Footprint, footprint
-    from .benchmark import Benchmark
     from .measurement import ComponentEnergy, Measurement
     from .meter import EnergyMeter, Window, measure
     from .score import calculate_scores, print_scores
     from .sensors import FakeSensor, detect
     from .store import Store
+    from .study import Benchmark
     from .workloads import (
         Dataset,
         Model,
@@ -98,7 +98,7 @@ _LAZY = {
     "EnergyMeter": ".meter",
     "Window": ".meter",
     "measure": ".meter",
-    "Benchmark": ".benchmark",
+    "Benchmark": ".study",
     "Store": ".store",
     "calculate_scores": ".score",
     "print_scores": ".score",

@@ -294,7 +294,7 @@ def measure(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the benchmark config (for editors and validators)."""
-    from .bench.config import config_schema
+    from .sweep.config import config_schema
 
     print(json.dumps(config_schema(), indent=2))
 
@@ -370,8 +370,8 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run a benchmark sweep: every model x dataset x variant, measured and stored."""
-    from .bench.runner import SweepInterrupted
-    from .benchmark import Benchmark
+    from .study import Benchmark
+    from .sweep.runner import SweepInterrupted
 
     try:
         bench = Benchmark.from_yaml(config, db=db, output_dir=output_dir)
@@ -436,7 +436,9 @@ def score(
 
     Partial runs (a sensor failed mid-run) and runs with figures that are not finite are
     listed as not rated, with why; in --json they are entries with "rated": false and a
-    "reason".
+    "reason". Each model shows its repetitions' min - max and the 95 % interval of the mean
+    (kwh_per_1000_queries_min/_max/_ci95_low/_ci95_high in --json); "≈" marks neighbours whose
+    intervals overlap (ranking_significant: false), their order being within the noise.
     """
     from . import score as scoring
 
@@ -525,8 +527,8 @@ def demo(
 ) -> None:
     """Benchmark models on digits: training, int8 and pruned variants, stars, report, labels."""
     from . import score as scoring
-    from .bench.runner import SweepInterrupted
     from .demo import run_demo
+    from .sweep.runner import SweepInterrupted
 
     if not db.parent.is_dir():
         _fail(f"--db: folder {str(db.parent)!r} does not exist")

@@ -50,8 +50,8 @@ def run_demo(*, db: str | os.PathLike[str] = "wattprint.db",
     :class:`~wattprint.errors.OutputError`.
     """
     from ._files import make_folder
-    from .benchmark import Benchmark
     from .report import write_label, write_report
+    from .study import Benchmark
 
     folder = make_folder(out_dir)
     config = demo_config(db=db, output_dir=folder / "results", country=country,

@@ -222,7 +222,7 @@ class EnergyMeter(_TrainingMixin[Window]):
         self.sync_cuda = sync_cuda
         self._sync: Callable[[], None] = _no_sync
         if sync_cuda:
-            from .sensors.nvml import cuda_synchronize
+            from .sensors.sync import cuda_synchronize
 
             self._sync = cuda_synchronize
         self._groups = _group(chosen)

@@ -15,6 +15,17 @@ training or optimization runs are never rated. Its figures average the repetitio
 Means are exactly rounded (:func:`math.fsum`), so the same figures in any order give the same
 mean.
 
+**Spread.** Beside the mean, a :class:`Score` has the repetitions' ``kwh_per_1000_queries_min``
+and ``_max`` and, for ``n >= 2`` repetitions, the 95 % interval of the mean,
+``mean -/+ t(0.975, n - 1) * s / sqrt(n)`` (``s`` the sample standard deviation, ``t`` Student's
+quantile, :func:`t_quantile_975`) in ``kwh_per_1000_queries_ci95_low`` and ``_high``; one
+repetition has no interval (None). Two models next to each other in the ranking whose intervals
+overlap are in :attr:`Score.overlapping_neighbours`: their order is within the noise of their
+runs, so the ranking between them is not significant (:attr:`Score.ranking_significant` is
+False, and the table marks them ``≈``). A model with one repetition counts as its single
+figure; two such models are never said to overlap, there being no interval to compare. The
+stars themselves are not changed by this: they rank the means.
+
 **Not rated.** A successful run that cannot stand beside the others is left out of the
 ranking, never averaged in: a ``partial`` run (a sensor failed inside its window, so a
 component's energy is missing and the figure is too low), and a run with a figure that is not
@@ -69,9 +80,10 @@ import numbers
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._log import get_logger
 from .errors import ConfigError
@@ -82,6 +94,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_DB",
     "METHODS",
+    "Saving",
     "Score",
     "ScoreList",
     "Unrated",
@@ -95,6 +108,7 @@ __all__ = [
     "savings",
     "star_glyphs",
     "star_ratings",
+    "t_quantile_975",
     "why_not_rated",
 ]
 
@@ -123,6 +137,11 @@ class Score:
     method. ``ess`` is None where :func:`ess_of` gives None. ``provenance`` is the runs'
     provenance (``mixed`` when they differ), None when they do not say. ``pruned``: the variant
     was made by pruning, so its ESS counts ``effective_parameters``.
+
+    ``kwh_per_1000_queries_min``/``_max`` are the repetitions' extremes and
+    ``kwh_per_1000_queries_ci95_low``/``_high`` the 95 % Student t interval of the mean (None
+    for one repetition); ``overlapping_neighbours`` names the models next to it in the ranking
+    whose intervals overlap its own (module docstring, "Spread").
     """
 
     model: str
@@ -133,6 +152,10 @@ class Score:
     task: str
     hardware: str
     kwh_per_1000_queries: float
+    kwh_per_1000_queries_min: float
+    kwh_per_1000_queries_max: float
+    kwh_per_1000_queries_ci95_low: float | None
+    kwh_per_1000_queries_ci95_high: float | None
     co2_g_per_1000_queries: float | None
     accuracy: float | None
     ess: float | None
@@ -146,11 +169,20 @@ class Score:
     method: str
     provenance: str | None
     pruned: bool = False
+    overlapping_neighbours: tuple[str, ...] = ()
+
+    @property
+    def ranking_significant(self) -> bool:
+        """False when this model's interval overlaps a ranking neighbour's (see the module
+        docstring, "Spread"): its order against them is not significant."""
+        return not self.overlapping_neighbours
 
     def to_dict(self) -> dict[str, Any]:
-        """The score as a JSON-ready dict, with ``stars_text`` (``★★★★☆``) and
-        ``rated: True`` added."""
+        """The score as a JSON-ready dict, with ``stars_text`` (``★★★★☆``),
+        ``ranking_significant`` and ``rated: True`` added."""
         out = asdict(self)
+        out["overlapping_neighbours"] = list(self.overlapping_neighbours)
+        out["ranking_significant"] = self.ranking_significant
         out["stars_text"] = star_glyphs(self.stars)
         out["rated"] = True
         return out
@@ -201,6 +233,86 @@ class ScoreList(list[Score]):
 
 
 @dataclass(frozen=True)
+class _Spread:
+    """The spread of a model's repetitions' energy per 1000 queries."""
+
+    low: float
+    high: float
+    ci95_low: float | None
+    ci95_high: float | None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The 95 % interval of the mean, None for one repetition."""
+        if self.ci95_low is None or self.ci95_high is None:
+            return None
+        return self.ci95_low, self.ci95_high
+
+
+@lru_cache(maxsize=256)
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` (>= 1) degrees of freedom: the factor of
+    a two-sided 95 % interval (``t_quantile_975(2) == 4.30265...``).
+
+    Solved by bisection on the exact distribution function for integer ``df`` (Abramowitz
+    and Stegun 26.7.3-4), to the last bits of a float; no SciPy.
+    """
+    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
+        raise ConfigError(f"degrees of freedom must be an int >= 1, not {df!r}")
+    low, high = 0.0, 2.0
+    while _t_central_mass(high, df) < 0.95:
+        low, high = high, 2.0 * high
+    while True:
+        middle = (low + high) / 2
+        if middle in (low, high):
+            return high
+        if _t_central_mass(middle, df) < 0.95:
+            low = middle
+        else:
+            high = middle
+
+
+def _t_central_mass(t: float, df: int) -> float:
+    """``P(|T| < t)`` for Student's t with integer ``df`` degrees of freedom."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2:
+        if df == 1:
+            return 2.0 * theta / math.pi
+        term = total = math.cos(theta)
+        for j in range(1, (df - 1) // 2):
+            term *= (2 * j) / (2 * j + 1) * c2
+            total += term
+        return 2.0 / math.pi * (theta + math.sin(theta) * total)
+    term = total = 1.0
+    for j in range(1, (df - 2) // 2 + 1):
+        term *= (2 * j - 1) / (2 * j) * c2
+        total += term
+    return math.sin(theta) * total
+
+
+def _spread(values: Sequence[float]) -> _Spread:
+    """Min, max and the Student t 95 % interval of the mean of ``values`` (n >= 2)."""
+    n = len(values)
+    if n < 2:
+        return _Spread(min(values), max(values), None, None)
+    mean = math.fsum(values) / n
+    variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    half = t_quantile_975(n - 1) * math.sqrt(variance / n)
+    return _Spread(min(values), max(values), mean - half, mean + half)
+
+
+def _overlap(a: _Spread, a_mean: float, b: _Spread, b_mean: float) -> bool:
+    """Whether the intervals of two models overlap; a model with one repetition counts as its
+    single figure, and two such models are never said to overlap."""
+    if a.interval is None and b.interval is None:
+        return False
+    a_low, a_high = a.interval or (a_mean, a_mean)
+    b_low, b_high = b.interval or (b_mean, b_mean)
+    return a_low <= b_high and b_low <= a_high
+
+
+@dataclass(frozen=True)
 class _Model:
     """One model's runs averaged, before it is ranked."""
 
@@ -211,6 +323,7 @@ class _Model:
     parent: str | None
     dataset: str
     kwh_per_1000_queries: float
+    spread: _Spread
     co2_g_per_1000_queries: float | None
     accuracy: float | None
     num_parameters: int | None
@@ -377,7 +490,8 @@ def _models(records: Iterable[_Record]) -> tuple[list[_Model], list[Unrated]]:
         left_out = [r for r, reason in zip(all_rows, why, strict=True) if reason is not None]
         if left_out:
             unrated.append(_unrated(left_out, [w for w in why if w is not None]))
-        energy = _mean(_kwh_per_1000(r) for r in rows)
+        figures = [f for f in (_kwh_per_1000(r) for r in rows) if f is not None]
+        energy = _mean(figures)
         if energy is None:
             continue
         first = rows[0]
@@ -386,7 +500,7 @@ def _models(records: Iterable[_Record]) -> tuple[list[_Model], list[Unrated]]:
             task=str(first["task"]), hardware=str(first["hardware"]),
             model_name=str(first["model_name"]), variant=str(first["variant"]),
             parent=_first(rows, "parent"), dataset=str(first["dataset"]),
-            kwh_per_1000_queries=energy,
+            kwh_per_1000_queries=energy, spread=_spread(figures),
             co2_g_per_1000_queries=_mean(_co2_per_1000(r) for r in rows),
             accuracy=_mean(_accuracy(r) for r in rows),
             num_parameters=_first(rows, "num_parameters"),
@@ -458,6 +572,9 @@ def _rate(models: Sequence[_Model], method: str,
             model=m.label, model_name=m.model_name, variant=m.variant, parent=m.parent,
             dataset=m.dataset, task=m.task, hardware=m.hardware,
             kwh_per_1000_queries=m.kwh_per_1000_queries,
+            kwh_per_1000_queries_min=m.spread.low, kwh_per_1000_queries_max=m.spread.high,
+            kwh_per_1000_queries_ci95_low=m.spread.ci95_low,
+            kwh_per_1000_queries_ci95_high=m.spread.ci95_high,
             co2_g_per_1000_queries=m.co2_g_per_1000_queries, accuracy=m.accuracy,
             ess=m.ess,
             num_parameters=m.num_parameters, effective_parameters=m.effective_parameters,
@@ -466,7 +583,30 @@ def _rate(models: Sequence[_Model], method: str,
             provenance=m.provenance, pruned=m.pruned,
         ))
     scores.sort(key=lambda s: (s.kwh_per_1000_queries, s.model, s.dataset))
+    scores = _mark_overlaps(scores)
     return ScoreList(scores, sorted(unrated, key=lambda u: (u.model, u.dataset)))
+
+
+def _label_in(s: Score, several_data: bool) -> str:
+    return f"{s.model} on {s.dataset}" if several_data else s.model
+
+
+def _mark_overlaps(scores: Sequence[Score]) -> list[Score]:
+    """``scores`` (sorted) with :attr:`Score.overlapping_neighbours` set: the models next to
+    each in the ranking whose interval overlaps its own."""
+    several_data = len({s.dataset for s in scores}) > 1
+
+    def spread(s: Score) -> _Spread:
+        return _Spread(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max,
+                       s.kwh_per_1000_queries_ci95_low, s.kwh_per_1000_queries_ci95_high)
+
+    out = []
+    for i, s in enumerate(scores):
+        neighbours = [scores[j] for j in (i - 1, i + 1) if 0 <= j < len(scores)]
+        overlapping = tuple(_label_in(n, several_data) for n in neighbours if _overlap(
+            spread(s), s.kwh_per_1000_queries, spread(n), n.kwh_per_1000_queries))
+        out.append(replace(s, overlapping_neighbours=overlapping) if overlapping else s)
+    return out
 
 
 def star_ratings(records: Iterable[_Record], *, method: str = "quintile") -> ScoreList:
@@ -561,9 +701,9 @@ def calculate_scores(
 
 def hardware_label(name: str) -> str:
     """The label runs on the device ``name`` are filed under: ``"NVIDIA H200"`` -> ``"H200"``
-    (see :func:`wattprint.workloads.hardware.resolve_hardware`); any name has one."""
+    (see :func:`wattprint.sensors.hardware.resolve_hardware`); any name has one."""
     from .errors import ConfigError
-    from .workloads.hardware import resolve_hardware
+    from .sensors.hardware import resolve_hardware
 
     try:
         return resolve_hardware(name).name
@@ -573,9 +713,9 @@ def hardware_label(name: str) -> str:
 
 def this_machines_hardware() -> str:
     """The hardware profile of this machine, as stored runs name it: the first GPU's, else
-    ``"CPU"`` (see :func:`wattprint.workloads.hardware.detect_hardware`)."""
+    ``"CPU"`` (see :func:`wattprint.sensors.hardware.detect_hardware`)."""
     from .sensors import detect
-    from .workloads.hardware import detect_hardware
+    from .sensors.hardware import detect_hardware
 
     found = detect()
     try:
@@ -640,6 +780,13 @@ def _change_pct(new: float | None, old: float | None) -> float | None:
     return 100.0 * (new - old) / old
 
 
+def _significant(variant: _Model, parent: _Model | None) -> bool | None:
+    if parent is None or (variant.spread.interval is None and parent.spread.interval is None):
+        return None
+    return not _overlap(variant.spread, variant.kwh_per_1000_queries, parent.spread,
+                        parent.kwh_per_1000_queries)
+
+
 def _step_energy_kwh(rows: Sequence[_Record]) -> float | None:
     def kwh(record: _Record) -> float | None:
         value = _number(record.get("energy_kwh"))
@@ -651,8 +798,36 @@ def _step_energy_kwh(rows: Sequence[_Record]) -> float | None:
     return _mean(kwh(r) for r in rows)
 
 
-def savings(records: Iterable[_Record]) -> list[dict[str, Any]]:
-    """What each optimized variant changes against its parent, one dict per variant.
+class Saving(TypedDict):
+    """What one optimized variant changes against its parent (see :func:`savings`)."""
+
+    model: str
+    model_name: str
+    variant: str
+    parent: str | None
+    dataset: str
+    task: str
+    hardware: str
+    kwh_per_1000_queries: float
+    kwh_per_1000_queries_ci95_low: float | None
+    kwh_per_1000_queries_ci95_high: float | None
+    parent_kwh_per_1000_queries: float | None
+    parent_kwh_per_1000_queries_ci95_low: float | None
+    parent_kwh_per_1000_queries_ci95_high: float | None
+    energy_change_pct: float | None
+    energy_change_significant: bool | None
+    co2_change_pct: float | None
+    ess_change_pct: float | None
+    accuracy_change_points: float | None
+    size_change_pct: float | None
+    step_energy_kwh: float | None
+    step_co2_g: float | None
+    break_even_queries: float | None
+
+
+def savings(records: Iterable[_Record]) -> list[Saving]:
+    """What each optimized variant changes against its parent, one :class:`Saving` (a typed
+    dict) per variant.
 
     A variant is a model (see the module docstring) whose runs name a ``parent``; it is
     compared with the parent variant of the same ``model_name``, ``dataset``, task and
@@ -661,6 +836,12 @@ def savings(records: Iterable[_Record]) -> list[dict[str, Any]]:
 
     - ``energy_change_pct``, ``co2_change_pct``, ``ess_change_pct``, ``size_change_pct``:
       ``100 * (variant - parent) / parent`` (negative: the variant uses or weighs less);
+    - ``kwh_per_1000_queries_ci95_low``/``_high`` and ``parent_kwh_per_1000_queries_ci95_low``
+      /``_high``: the 95 % intervals of both means (None for one repetition);
+    - ``energy_change_significant``: False when the two intervals overlap (the change is
+      within the runs' noise: not significant), True when they are apart, None when neither
+      side has an interval (one repetition each) or there are no parent runs. A side with one
+      repetition counts as its single figure, as in the ranking (module docstring, "Spread");
     - ``accuracy_change_points``: ``100 * (variant - parent)`` accuracy, in percentage points;
     - ``step_energy_kwh``, ``step_co2_g``: the successful optimization run that made the variant
       (the mean if there are several; a partial one is left out);
@@ -693,16 +874,23 @@ def savings(records: Iterable[_Record]) -> list[dict[str, Any]]:
         accuracy_points = None
         if parent is not None and variant.accuracy is not None and parent.accuracy is not None:
             accuracy_points = 100.0 * (variant.accuracy - parent.accuracy)
-        out.append({
+        row: Saving = {
             "model": variant.label, "model_name": variant.model_name,
             "variant": variant.variant, "parent": variant.parent, "dataset": variant.dataset,
             "task": variant.task, "hardware": variant.hardware,
             "kwh_per_1000_queries": variant.kwh_per_1000_queries,
+            "kwh_per_1000_queries_ci95_low": variant.spread.ci95_low,
+            "kwh_per_1000_queries_ci95_high": variant.spread.ci95_high,
             "parent_kwh_per_1000_queries": None if parent is None
             else parent.kwh_per_1000_queries,
+            "parent_kwh_per_1000_queries_ci95_low": None if parent is None
+            else parent.spread.ci95_low,
+            "parent_kwh_per_1000_queries_ci95_high": None if parent is None
+            else parent.spread.ci95_high,
             "energy_change_pct": _change_pct(
                 variant.kwh_per_1000_queries,
                 None if parent is None else parent.kwh_per_1000_queries),
+            "energy_change_significant": _significant(variant, parent),
             "co2_change_pct": _change_pct(
                 variant.co2_g_per_1000_queries,
                 None if parent is None else parent.co2_g_per_1000_queries),
@@ -714,7 +902,8 @@ def savings(records: Iterable[_Record]) -> list[dict[str, Any]]:
             "step_energy_kwh": step_kwh,
             "step_co2_g": step_co2,
             "break_even_queries": break_even,
-        })
+        }
+        out.append(row)
     return out
 
 
@@ -779,10 +968,40 @@ def energy_text(kwh: float | None) -> str:
     """An energy with a unit that keeps it short: ``"1.43 mWh"``, ``"125 µWh"``."""
     if kwh is None:
         return "-"
+    if kwh < 0:  # the low end of an interval may be
+        return f"-{energy_text(-kwh)}"
     for scale, unit in ((1.0, "kWh"), (1e-3, "Wh"), (1e-6, "mWh")):
         if kwh >= scale:
             return f"{kwh / scale:.3g} {unit}"
     return f"{kwh / 1e-9:.3g} µWh"
+
+
+#: The mark beside the stars of a model whose ranking against a neighbour is not significant.
+NOT_SIGNIFICANT_MARK = "≈"
+#: What :data:`NOT_SIGNIFICANT_MARK` means, under a table that shows it.
+NOT_SIGNIFICANT_NOTE = ("≈: ranking within overlapping intervals is not significant (the 95 % "
+                        "intervals of the mean of neighbouring models overlap)")
+
+
+def interval_text(low: float | None, high: float | None) -> str:
+    """An energy interval: ``"1.2 – 1.5 mWh"`` (each end with its unit when they differ),
+    ``"-"`` when either end is missing."""
+    if low is None or high is None:
+        return "-"
+    left, right = energy_text(low), energy_text(high)
+    left_number, _, left_unit = left.partition(" ")
+    if left_unit == right.partition(" ")[2]:
+        left = left_number
+    return f"{left} – {right}"
+
+
+def ci95_text(score: Score) -> str:
+    """A score's 95 % interval of the mean as text; ``"n=1: no interval"`` for one
+    repetition."""
+    if score.kwh_per_1000_queries_ci95_low is None:
+        return f"n={score.repetitions}: no interval"
+    return interval_text(score.kwh_per_1000_queries_ci95_low,
+                         score.kwh_per_1000_queries_ci95_high)
 
 
 def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None = None,
@@ -793,6 +1012,9 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
     rest are in :meth:`Score.to_dict`. The models whose runs were not rated (``unrated``; by
     default the :attr:`ScoreList.unrated` of ``scores``) are rows marked "not rated", with
     the reason under the table: "mlp: not rated: partial, gpu:0: not readable (1 run)".
+    Each model shows its repetitions' range (min – max) and the 95 % interval of its mean;
+    ``≈`` beside the stars marks a model whose interval overlaps a neighbour's, with a note
+    under the table (see the module docstring, "Spread").
     """
     from rich.markup import escape as markup_escape
     from rich.table import Table
@@ -824,6 +1046,8 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
         method = rows[0].method if rows else "none rated"
         reasons = [f"{u.model}{f' on {u.dataset}' if several else ''}: not rated: {u.reason} "
                    f"({u.runs} run{'s' if u.runs != 1 else ''})" for u in not_rated]
+        if any(not s.ranking_significant for s in rows):
+            reasons.append(NOT_SIGNIFICANT_NOTE)
         table = Table(title=escape(f"{first.task} on {first.hardware} ({method})"),
                       title_justify="left", caption=escape("\n".join(reasons)) or None,
                       caption_justify="left")
@@ -831,7 +1055,7 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
         if several:
             table.add_column("dataset")
         table.add_column("stars", no_wrap=True)
-        for name in ("energy/1k q", "CO2 mg/1k q", "accuracy", "ESS"):
+        for name in ("energy/1k q", "min – max", "95 % CI", "CO2 mg/1k q", "accuracy", "ESS"):
             table.add_column(name, justify="right", no_wrap=True)
         table.add_column("source")
         for s in rows:
@@ -839,14 +1063,17 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
             cells = [escape(s.model)]
             if several:
                 cells.append(escape(s.dataset))
-            cells += [f"[yellow]{star_glyphs(s.stars)}[/]", energy_text(s.kwh_per_1000_queries),
-                      _fmt(co2, ".3g"), _fmt(s.accuracy, ".3f"), _fmt(s.ess, ".3g"),
+            mark = "" if s.ranking_significant else f" {NOT_SIGNIFICANT_MARK}"
+            cells += [f"[yellow]{star_glyphs(s.stars)}[/]{mark}",
+                      energy_text(s.kwh_per_1000_queries),
+                      interval_text(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max),
+                      ci95_text(s), _fmt(co2, ".3g"), _fmt(s.accuracy, ".3f"), _fmt(s.ess, ".3g"),
                       escape(s.provenance or "-")]
             table.add_row(*cells)
         for u in not_rated:
             cells = [escape(u.model)]
             if several:
                 cells.append(escape(u.dataset))
-            cells += ["[red]not rated[/]", "-", "-", "-", "-", "-"]
+            cells += ["[red]not rated[/]", "-", "-", "-", "-", "-", "-", "-"]
             table.add_row(*cells)
         out.print(table)

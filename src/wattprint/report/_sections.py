@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import score as scoring
-from ..benchmark import summarize
+from .._summary import summarize
 from ..errors import ConfigError
 from . import charts
 from ._format import (
@@ -171,30 +171,53 @@ def ratings(scores: Scores, problems: Sequence[str]) -> str:
     """One star table per task and hardware."""
     parts = [_p("Models of one task on one hardware are rated against each other by energy "
                 "per 1000 queries (quintiles of the group: the best 20 % get 5 stars). "
-                "Figures are the mean of a model's inference repetitions.")]
+                "Figures are the mean of a model's inference repetitions; beside it, the "
+                "repetitions' range (min – max) and the 95 % interval of the mean (Student t; "
+                "none for a single repetition).")]
+    marked = False
     for (task, hardware), group in scores.items():
         parts.append(f"<h3>{esc(task)} on {esc(hardware)}</h3>")
         unrated: list[scoring.Unrated] = getattr(group, "unrated", [])
         if not group:
             parts.append(note(f"{task} on {hardware}: no run could be rated",
                               kind="ratings"))
-        rows = [(stars(s.stars), s.model, s.dataset, Num(energy_text(s.kwh_per_1000_queries)),
-                 Num(co2_text(s.co2_g_per_1000_queries)), Num(_accuracy(s.accuracy)),
+        rows = [(_stars_mark(s), s.model, s.dataset, Num(energy_text(s.kwh_per_1000_queries)),
+                 Num(scoring.interval_text(s.kwh_per_1000_queries_min,
+                                           s.kwh_per_1000_queries_max)),
+                 Num(scoring.ci95_text(s)), Num(co2_text(s.co2_g_per_1000_queries)),
+                 Num(_accuracy(s.accuracy)),
                  Num(number(s.ess)), Num(number(s.num_parameters, ",")),
                  Num(number(s.size_bytes, ",")), Num(str(s.repetitions)), badge(s.provenance))
                 for s in group]
         if group:
             parts.append(table(["stars", "model", "dataset", "energy / 1000 q",
-                                "CO2e / 1000 q", "accuracy", "ESS", "parameters",
-                                "size (bytes)", "reps", "provenance"], rows, cls="ratings"))
+                                "min – max", "95 % interval", "CO2e / 1000 q", "accuracy",
+                                "ESS", "parameters", "size (bytes)", "reps", "provenance"],
+                               rows, cls="ratings"))
+        marked = marked or any(not s.ranking_significant for s in group)
         if unrated:
             parts.append(_unrated_table(unrated))
+    if marked:
+        parts.append(note(scoring.NOT_SIGNIFICANT_NOTE, kind="not-significant"))
     if not scores:
         parts.append(note("no successful inference runs: nothing to rate", kind="ratings"))
     parts.extend(note(f"not rated: {p}") for p in problems)
     parts.append(_p("ESS: the Environmental Sustainability Score, parameters in millions per "
                     "gram of CO2e per 1000 queries (higher is better)."))
     return _section("ratings", "Star ratings", *parts)
+
+
+def _stars_mark(s: scoring.Score) -> Markup:
+    """The stars, and ``≈`` when the ranking against a neighbour is not significant."""
+    if s.ranking_significant:
+        return stars(s.stars)
+    why = f"interval overlaps {', '.join(s.overlapping_neighbours)}: ranking not significant"
+    return Markup(f'{stars(s.stars)} <span class="not-significant" title="{esc(why)}">'
+                  f"{esc(scoring.NOT_SIGNIFICANT_MARK)}</span>")
+
+
+def _significance(value: bool | None) -> str:
+    return {True: "significant", False: "not significant", None: "-"}[value]
 
 
 def _unrated_table(unrated: Sequence[scoring.Unrated]) -> str:
@@ -310,14 +333,15 @@ def savings(runs: Sequence[Run]) -> str:
         if several_groups:
             row.append(f"{r['task']}/{r['hardware']}")
         row += [Num(f"{before} → {energy_text(r['kwh_per_1000_queries'])}"),
-                Num(percent(r["energy_change_pct"])), Num(percent(r["co2_change_pct"])),
+                Num(percent(r["energy_change_pct"])),
+                _significance(r["energy_change_significant"]), Num(percent(r["co2_change_pct"])),
                 Num(percent(r["ess_change_pct"])), Num(_points(r["accuracy_change_points"])),
                 Num(percent(r["size_change_pct"])), Num(energy_text(r["step_energy_kwh"])),
                 Num(co2_text(r["step_co2_g"])), Num(break_even(r["break_even_queries"]))]
         cells.append(row)
     headers = ["variant", "parent", *(["task/hardware"] if several_groups else []),
-               "energy / 1000 q", "energy", "CO2e", "ESS", "accuracy", "size", "step energy",
-               "step CO2e", "break-even queries"]
+               "energy / 1000 q", "energy", "significance", "CO2e", "ESS", "accuracy", "size",
+               "step energy", "step CO2e", "break-even queries"]
     svg = charts.diverging_bar_chart(
         [(label(r), [r["energy_change_pct"], r["co2_change_pct"], r["ess_change_pct"]])
          for r in rows],
@@ -329,7 +353,10 @@ def savings(runs: Sequence[Run]) -> str:
            "task and hardware (energy / 1000 q: the parent's, then the variant's). Negative "
            "energy and CO2 changes are savings; a positive ESS change is better. Break-even: "
            "the queries after which the energy of the optimization step itself is paid back "
-           "(- when the variant saves nothing or the step was not measured)."),
+           "(- when the variant saves nothing or the step was not measured). Significance: "
+           "an energy change whose 95 % intervals (variant and parent) overlap is not "
+           "significant, being within the noise of the runs (- when neither has two "
+           "repetitions)."),
         table(headers, cells, cls="savings"),
         figure("savings", svg, "Change of each optimized variant against its parent, in %."),
     )

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .._log import get_logger
 from ..errors import ConfigError, CounterWrapError, SensorError
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
+from .sync import cuda_synchronize  # re-exported: it lived here first
 
 if TYPE_CHECKING:
     from ._registry import DetectOptions
@@ -152,29 +153,6 @@ def _resolve_entry(entry: str, uuids: Sequence[str]) -> tuple[int | None, str]:
     if entry[:4].upper() == "MIG-":
         return None, "MIG instances are not supported: NVML has no energy reading per instance"
     return None, "it is neither a GPU index nor a GPU UUID"
-
-
-# -- device synchronisation -----------------------------------------------------------------------
-
-
-def cuda_synchronize() -> None:
-    """Wait for the CUDA work queued by this process on every visible GPU, through torch.
-
-    Does nothing unless torch is already imported and has initialised CUDA: it never imports
-    torch, and never initialises CUDA just to wait for nothing. GPUs on which this process has no
-    CUDA context yet are skipped where torch can tell (``torch._C._cuda_hasPrimaryContext``):
-    synchronising one would create a context there, costing time and GPU memory.
-    """
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    cuda = torch.cuda
-    if not (cuda.is_available() and cuda.is_initialized()):
-        return
-    has_context = getattr(getattr(torch, "_C", None), "_cuda_hasPrimaryContext", None)
-    for device in range(cuda.device_count()):
-        if has_context is None or has_context(device):
-            cuda.synchronize(device)
 
 
 # -- the shared NVML session ----------------------------------------------------------------------

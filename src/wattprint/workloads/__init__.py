@@ -9,8 +9,8 @@ from .._lazy import lazy_exports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..sensors.hardware import PROFILES, HardwareProfile
     from .datasets import BUILTIN_DATASETS, Dataset, as_dataset, load_dataset
-    from .hardware import PROFILES, HardwareProfile
     from .harness import measure_energy, measure_training
     from .model import InputSpec, Model
     from .registry import load_model, register_format, supported_formats
@@ -20,8 +20,8 @@ _LAZY = {
     "Dataset": ".datasets",
     "as_dataset": ".datasets",
     "load_dataset": ".datasets",
-    "PROFILES": ".hardware",
-    "HardwareProfile": ".hardware",
+    "PROFILES": "..sensors.hardware",
+    "HardwareProfile": "..sensors.hardware",
     "measure_energy": ".harness",
     "measure_training": ".harness",
     "InputSpec": ".model",

@@ -16,8 +16,8 @@ from .._version import __version__
 from ..errors import ConfigError, ModelError, WindowError
 from ..measurement import Measurement
 from ..meter import EnergyMeter
+from ..sensors.hardware import detect_hardware, resolve_hardware
 from .datasets import Dataset, as_dataset
-from .hardware import detect_hardware, resolve_hardware
 
 __all__ = ["measure_energy", "measure_training"]
 
@@ -161,7 +161,7 @@ def measure_energy(
     If the function raises, the window is closed and the error propagates, so a shared
     ``meter`` stays usable. ``hardware`` is the label the result is filed under: ``"auto"``
     (the first GPU the meter reads, else ``"CPU"``) or any device name (see
-    :func:`~wattprint.workloads.hardware.resolve_hardware`: ``"NVIDIA H200"`` is ``"H200"``).
+    :func:`~wattprint.sensors.hardware.resolve_hardware`: ``"NVIDIA H200"`` is ``"H200"``).
 
     Returns a dict with ``model_name``, ``task_name``, ``hardware``, ``timestamp``,
     ``num_samples``, ``energy_kwh``, ``co2_kg``, ``water_l``, ``duration_seconds``,

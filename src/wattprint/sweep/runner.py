@@ -65,8 +65,8 @@ import numpy as np
 
 from .._log import get_logger
 from ..errors import ConfigError, WattprintError
+from ..sensors.hardware import detect_hardware, resolve_hardware
 from ..workloads.datasets import Dataset, load_dataset
-from ..workloads.hardware import detect_hardware, resolve_hardware
 from ._worker import CAN_FORK, Worker, WorkerGone
 
 if TYPE_CHECKING:

@@ -72,8 +72,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .._footprint import resolve_intensity
 from ..errors import ConfigError, LocationError
+from ..sensors.hardware import PROFILES, resolve_hardware
 from ..workloads.datasets import BUILTIN_DATASETS
-from ..workloads.hardware import PROFILES, resolve_hardware
 from ..workloads.loaders.transformers_loader import HUB_OPTIONS as HF_HUB_OPTIONS
 from ..workloads.loaders.transformers_loader import TASKS as HF_TASKS
 from .recipes import RECIPES

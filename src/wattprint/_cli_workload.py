@@ -1,6 +1,6 @@
 """A short built-in CPU workload, for the demo and for trying ``wattprint measure``.
 
-``python -m wattprint.workload --seconds 3`` keeps one core busy for about that long with
+``python -m wattprint._cli_workload --seconds 3`` keeps one core busy for about that long with
 integer arithmetic and prints how many rounds it did.
 """
 
@@ -23,7 +23,8 @@ def busy(seconds: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m wattprint.workload", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m wattprint._cli_workload",
+                                     description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="how long to run")
     args = parser.parse_args(argv)
     if args.seconds <= 0:

@@ -47,7 +47,7 @@ that is the only thing it learns before training.
 Everything is deterministic given ``seed``: the estimators' ``random_state``, the torch weights
 (drawn under a forked, seeded generator, so the global one is left alone) and the shuffling of
 each epoch. Frameworks are imported only when a recipe is made. The torch networks are
-importable by name (``wattprint.bench.recipes:SmallCNN``, ``:MLP``) once torch is installed, so a
+importable by name (``wattprint.sweep.recipes:SmallCNN``, ``:MLP``) once torch is installed, so a
 saved state_dict loads with ``model_class=``.
 """
 

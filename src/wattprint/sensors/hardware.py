@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..errors import ConfigError
-from ..sensors.base import Sensor
+from .base import Sensor
 
 __all__ = ["PROFILES", "Hardware", "HardwareProfile", "detect_hardware", "resolve_hardware"]
 
