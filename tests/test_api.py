@@ -25,6 +25,7 @@ DOCUMENTED = {
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
+    "Site",
     "Store",
     "StoreError",
     "UntrustedModelError",

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import wattprint.sweep
+from wattprint._footprint import DEFAULT_PUE
 from wattprint.errors import ConfigError
 from wattprint.sensors.hardware import PROFILES
 from wattprint.sweep.config import (
@@ -108,7 +109,8 @@ def test_defaults_of_the_optional_sections(model_file: Path) -> None:
     assert config.hardware.device_profile == "auto"
     assert config.location.model_dump() == {
         "country": None, "zone": None, "cloud_region": None, "carbon_intensity_g_per_kwh": None,
-        "pue": 1.0, "wue_l_per_kwh": None}
+        "pue": None, "wue_l_per_kwh": None, "tier": None, "water_intensity_l_per_kwh": None}
+    assert config.location.to_site().resolve().pue == DEFAULT_PUE
     assert config.output.export_formats == ["json", "csv"]
     assert (config.output.output_dir, config.output.db) == (Path("results"), Path("wattprint.db"))
     assert config.models[0].quantization.target_dtype == "int8"

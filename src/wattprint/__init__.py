@@ -37,7 +37,7 @@ from .errors import (
 
 TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds here
 if TYPE_CHECKING:
-    from ._footprint import Footprint, footprint
+    from ._footprint import Footprint, Site, footprint
     from .measurement import ComponentEnergy, Measurement
     from .meter import EnergyMeter, Window, measure
     from .score import calculate_scores, print_scores
@@ -72,6 +72,7 @@ __all__ = [
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
+    "Site",
     "Store",
     "StoreError",
     "UntrustedModelError",
@@ -103,6 +104,7 @@ _LAZY = {
     "calculate_scores": ".score",
     "print_scores": ".score",
     "Footprint": "._footprint",
+    "Site": "._footprint",
     "footprint": "._footprint",
     "FakeSensor": ".sensors",
     "detect": ".sensors",

@@ -48,14 +48,17 @@ from ._data import read_text
 from .errors import ConfigError, LocationError
 
 __all__ = [
+    "DEFAULT_PUE",
     "DEFAULT_WATER_INTENSITY_L_PER_KWH",
     "DEFAULT_WATER_INTENSITY_SOURCE",
+    "DEFAULT_WUE_L_PER_KWH",
     "TIERS",
     "CloudRegion",
     "Country",
     "Footprint",
     "FootprintModel",
     "GridRegion",
+    "Site",
     "Tier",
     "Zone",
     "footprint",
@@ -126,8 +129,11 @@ TIERS: Mapping[str, Tier] = MappingProxyType(
     }
 )
 
-_DEFAULT_PUE = 1.0
-_DEFAULT_WUE_L_PER_KWH = 0.0
+#: The PUE used when neither ``pue`` nor a ``tier`` is given: no facility overhead is counted.
+#: The one default of the meter, :func:`footprint`, the sweep config and the CLI.
+DEFAULT_PUE = 1.0
+#: The on-site WUE (L/kWh) used when neither ``wue_l_per_kwh`` nor a ``tier`` is given.
+DEFAULT_WUE_L_PER_KWH = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,6 +184,112 @@ class Footprint:
         }
 
 
+_LOCATION_KEYS = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh")
+_SITE_NUMBERS = (
+    ("carbon_intensity_g_per_kwh", 0.0, "g/kWh"),
+    ("pue", 1.0, "(total facility energy / IT energy)"),
+    ("wue_l_per_kwh", 0.0, "L/kWh"),
+    ("water_intensity_l_per_kwh", 0.0, "L/kWh"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where the energy was used: the grid, the facility and its water. Declared once.
+
+    The same value is accepted by :class:`~wattprint.EnergyMeter` (``site=``),
+    :func:`footprint` (``site=``), the sweep config's ``location:`` section and the CLI's
+    ``measure`` options. At most one of ``country``, ``zone``, ``cloud_region`` or
+    ``carbon_intensity_g_per_kwh`` (none: the world average). ``tier`` (one of :data:`TIERS`)
+    sets the default ``pue`` and ``wue_l_per_kwh``; explicit values win; without a tier they are
+    :data:`DEFAULT_PUE` and :data:`DEFAULT_WUE_L_PER_KWH`. ``water_intensity_l_per_kwh`` is the
+    grid's off-site water, by default :data:`DEFAULT_WATER_INTENSITY_L_PER_KWH`.
+
+    Construction checks the keys and ranges (:class:`~wattprint.errors.ConfigError`); the
+    place itself is looked up in the shipped data by :meth:`resolve`
+    (:class:`~wattprint.errors.LocationError` for unknown places).
+    """
+
+    country: str | None = None
+    zone: str | None = None
+    cloud_region: str | None = None
+    carbon_intensity_g_per_kwh: float | None = None
+    pue: float | None = None
+    wue_l_per_kwh: float | None = None
+    tier: str | None = None
+    water_intensity_l_per_kwh: float | None = None
+
+    def __post_init__(self) -> None:
+        given = {k: getattr(self, k) for k in _LOCATION_KEYS if getattr(self, k) is not None}
+        if len(given) > 1:
+            got = ", ".join(f"{k}={v!r}" for k, v in given.items())
+            raise ConfigError(f"give at most one of {', '.join(_LOCATION_KEYS)}; got {got}")
+        for name in ("country", "zone", "cloud_region"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name} must be a non-empty string, not {value!r}")
+        for name, minimum, unit in _SITE_NUMBERS:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _number(name, value, minimum, unit))
+        tier = _tier(self.tier)
+        if tier is not None:
+            object.__setattr__(self, "tier", tier.name)
+
+    def resolve(self) -> FootprintModel:
+        """The resolved location and site defaults: a :class:`FootprintModel`."""
+        tier = _tier(self.tier)
+        pue = self.pue if self.pue is not None else tier.pue if tier else DEFAULT_PUE
+        wue = (
+            self.wue_l_per_kwh
+            if self.wue_l_per_kwh is not None
+            else tier.wue_l_per_kwh
+            if tier
+            else DEFAULT_WUE_L_PER_KWH
+        )
+        intensity, source, location = resolve_intensity(
+            country=self.country,
+            zone=self.zone,
+            cloud_region=self.cloud_region,
+            carbon_intensity_g_per_kwh=self.carbon_intensity_g_per_kwh,
+        )
+        if self.water_intensity_l_per_kwh is not None:
+            water = self.water_intensity_l_per_kwh
+            water_source = "given by the user"
+        elif tier is None or tier.offsite_water:
+            water = DEFAULT_WATER_INTENSITY_L_PER_KWH
+            water_source = _default_water_source(location)
+        else:
+            water = 0.0
+            water_source = f"not counted for tier {tier.name!r}"
+        return FootprintModel(
+            intensity_g_per_kwh=intensity,
+            intensity_source=source,
+            location=location,
+            pue=pue,
+            wue_l_per_kwh=wue,
+            water_intensity_l_per_kwh=water,
+            water_intensity_source=water_source,
+            tier=tier.name if tier else None,
+            site=self,
+        )
+
+
+def _site(site: Site | None, loose: Mapping[str, Any]) -> Site:
+    """``site``, or a :class:`Site` built from the loose keyword arguments; not both."""
+    given = [k for k, v in loose.items() if v is not None]
+    if site is None:
+        return Site(**loose)
+    if not isinstance(site, Site):
+        raise ConfigError(f"site must be a wattprint.Site, not {type(site).__name__}")
+    if given:
+        raise ConfigError(
+            f"give either site= or the loose location arguments, not both (got site and "
+            f"{', '.join(given)})"
+        )
+    return site
+
+
 class FootprintModel(NamedTuple):
     """A resolved location and site: turns joules into a :class:`Footprint` cheaply.
 
@@ -188,11 +300,13 @@ class FootprintModel(NamedTuple):
     intensity_g_per_kwh: float
     intensity_source: str
     location: str
-    pue: float = _DEFAULT_PUE
-    wue_l_per_kwh: float = _DEFAULT_WUE_L_PER_KWH
+    pue: float = DEFAULT_PUE
+    wue_l_per_kwh: float = DEFAULT_WUE_L_PER_KWH
     water_intensity_l_per_kwh: float = DEFAULT_WATER_INTENSITY_L_PER_KWH
     water_intensity_source: str = DEFAULT_WATER_INTENSITY_SOURCE
     tier: str | None = None
+    #: The :class:`Site` this was resolved from.
+    site: Site | None = None
 
     @classmethod
     def create(
@@ -208,42 +322,16 @@ class FootprintModel(NamedTuple):
         tier: str | None = None,
     ) -> FootprintModel:
         """Resolve the location and the site defaults; see :func:`footprint` for the rules."""
-        site = _tier(tier)
-        if pue is None:
-            pue = site.pue if site else _DEFAULT_PUE
-        else:
-            pue = _number("pue", pue, 1.0, "(total facility energy / IT energy)")
-        if wue_l_per_kwh is None:
-            wue_l_per_kwh = site.wue_l_per_kwh if site else _DEFAULT_WUE_L_PER_KWH
-        else:
-            wue_l_per_kwh = _number("wue_l_per_kwh", wue_l_per_kwh, 0.0, "L/kWh")
-        intensity, source, location = resolve_intensity(
+        return Site(
             country=country,
             zone=zone,
             cloud_region=cloud_region,
             carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh,
-        )
-        if water_intensity_l_per_kwh is not None:
-            water_intensity_l_per_kwh = _number(
-                "water_intensity_l_per_kwh", water_intensity_l_per_kwh, 0.0, "L/kWh"
-            )
-            water_source = "given by the user"
-        elif site is None or site.offsite_water:
-            water_intensity_l_per_kwh = DEFAULT_WATER_INTENSITY_L_PER_KWH
-            water_source = _default_water_source(location)
-        else:
-            water_intensity_l_per_kwh = 0.0
-            water_source = f"not counted for tier {site.name!r}"
-        return cls(
-            intensity_g_per_kwh=intensity,
-            intensity_source=source,
-            location=location,
             pue=pue,
             wue_l_per_kwh=wue_l_per_kwh,
+            tier=tier,
             water_intensity_l_per_kwh=water_intensity_l_per_kwh,
-            water_intensity_source=water_source,
-            tier=site.name if site else None,
-        )
+        ).resolve()
 
     def of(self, energy_j: float) -> Footprint:
         """The footprint of ``energy_j`` joules of IT energy. No validation: this is hot."""
@@ -323,6 +411,7 @@ def footprint(
     wue_l_per_kwh: float | None = None,
     water_intensity_l_per_kwh: float | None = None,
     tier: str | None = None,
+    site: Site | None = None,
 ) -> Footprint:
     """The carbon and water footprint of ``energy_j`` joules of IT energy.
 
@@ -333,23 +422,28 @@ def footprint(
 
     Site: ``tier`` is one of :data:`TIERS` (``"datacenter"``, ``"desktop"``, ``"edge"``) and
     sets the default ``pue`` and ``wue_l_per_kwh``; explicit values win. Without a tier the
-    defaults are PUE 1.0 and WUE 0.0 L/kWh. ``water_intensity_l_per_kwh`` is the grid's off-site
-    water, by default :data:`DEFAULT_WATER_INTENSITY_L_PER_KWH`.
+    defaults are :data:`DEFAULT_PUE` (1.0) and :data:`DEFAULT_WUE_L_PER_KWH` (0.0 L/kWh).
+    ``water_intensity_l_per_kwh`` is the grid's off-site water, by default
+    :data:`DEFAULT_WATER_INTENSITY_L_PER_KWH`.
+
+    ``site`` gives all of these at once as a :class:`Site`; giving it with any of the loose
+    arguments is a :class:`~wattprint.errors.ConfigError`.
 
     Bad values (``pue`` < 1, negative WUE, intensity or energy) raise
     :class:`~wattprint.errors.ConfigError`.
     """
     energy_j = _number("energy_j", energy_j, 0.0, "J")
-    return FootprintModel.create(
-        country=country,
-        zone=zone,
-        cloud_region=cloud_region,
-        carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh,
-        pue=pue,
-        wue_l_per_kwh=wue_l_per_kwh,
-        water_intensity_l_per_kwh=water_intensity_l_per_kwh,
-        tier=tier,
-    ).of(energy_j)
+    loose = {
+        "country": country,
+        "zone": zone,
+        "cloud_region": cloud_region,
+        "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh,
+        "pue": pue,
+        "wue_l_per_kwh": wue_l_per_kwh,
+        "tier": tier,
+        "water_intensity_l_per_kwh": water_intensity_l_per_kwh,
+    }
+    return _site(site, loose).resolve().of(energy_j)
 
 
 def resolve_intensity(

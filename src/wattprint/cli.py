@@ -215,6 +215,8 @@ def measure(
     pue: Annotated[float | None, typer.Option(help="Power usage effectiveness.")] = None,
     wue: Annotated[float | None, typer.Option(help="Water usage effectiveness, L/kWh.")] = None,
     tier: Annotated[str | None, typer.Option(help="datacenter, desktop or edge.")] = None,
+    water_intensity: Annotated[float | None, typer.Option(
+        help="Grid water consumption, L/kWh off site (default: the U.S. average).")] = None,
     cpu_tdp: Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")] = None,
     idle: Annotated[
         float, typer.Option(help="Seconds of idle calibration before the run (0: none).")
@@ -229,6 +231,7 @@ def measure(
     powercap_root: PowercapRoot = None,
 ) -> None:
     """Run a program and print the energy, carbon and water it cost: like perf stat."""
+    from ._footprint import Site
     from ._job import Job
     from .meter import EnergyMeter
 
@@ -236,8 +239,7 @@ def measure(
         _fail("no program given: wattprint measure -- CMD [ARGS]...")
     _check_out(out_file)  # before the program runs: its energy is not spent for nothing
     try:
-        meter = EnergyMeter(
-            sample_hz=sample_hz,
+        site = Site(
             country=country,
             zone=zone,
             cloud_region=cloud_region,
@@ -245,6 +247,11 @@ def measure(
             pue=pue,
             wue_l_per_kwh=wue,
             tier=tier,
+            water_intensity_l_per_kwh=water_intensity,
+        )
+        meter = EnergyMeter(
+            sample_hz=sample_hz,
+            site=site,
             cpu_tdp_w=cpu_tdp,
             powercap_root=str(powercap_root) if powercap_root else None,
         )

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 
-from ._footprint import FootprintModel
+from ._footprint import FootprintModel, Site, _site
 from ._log import get_logger
 from ._sampler import _after_fork, _Open, _sampler, _Shared, _stop
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
@@ -132,8 +132,9 @@ class EnergyMeter(_TrainingMixin[Window]):
     in it (right on average, not per window): raise ``sample_hz`` for short bursts. A sensor
     read that raises or returns a reading that is not finite marks every open window partial,
     with the error named, and is never integrated.
-    The location arguments choose the grid's carbon intensity for the footprint of each
-    measurement (see :func:`wattprint.footprint`). ``mode="process"`` reports this process's
+    The location arguments, or one :class:`~wattprint.Site` given as ``site`` (not both), choose
+    the grid's carbon intensity for the footprint of each measurement (see
+    :func:`wattprint.footprint`). ``mode="process"`` reports this process's
     share of the machine's CPU energy by its share of CPU time.
     ``sync_cuda`` synchronises CUDA devices before each window edge when torch with CUDA is in
     use; the default does so when a GPU sensor is in use.
@@ -155,6 +156,7 @@ class EnergyMeter(_TrainingMixin[Window]):
         wue_l_per_kwh: float | None = None,
         water_intensity_l_per_kwh: float | None = None,
         tier: str | None = None,
+        site: Site | None = None,
         mode: str = "machine",
         sync_cuda: bool | None = None,
         powercap_root: str | None = None,
@@ -164,16 +166,21 @@ class EnergyMeter(_TrainingMixin[Window]):
             raise ConfigError(f"sample_hz must be > 0, not {sample_hz}")
         if sample_interval is not None and not sample_interval > 0:
             raise ConfigError(f"sample_interval must be > 0 seconds, not {sample_interval}")
-        self.footprint_model = FootprintModel.create(
-            country=country,
-            zone=zone,
-            cloud_region=cloud_region,
-            carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh,
-            pue=pue,
-            wue_l_per_kwh=wue_l_per_kwh,
-            water_intensity_l_per_kwh=water_intensity_l_per_kwh,
-            tier=tier,
+        #: Where the energy is used: given as ``site=`` or built once from the loose arguments.
+        self.site: Site = _site(
+            site,
+            {
+                "country": country,
+                "zone": zone,
+                "cloud_region": cloud_region,
+                "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh,
+                "pue": pue,
+                "wue_l_per_kwh": wue_l_per_kwh,
+                "tier": tier,
+                "water_intensity_l_per_kwh": water_intensity_l_per_kwh,
+            },
         )
+        self.footprint_model: FootprintModel = self.site.resolve()
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode

@@ -70,7 +70,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .._footprint import resolve_intensity
+from .._footprint import DEFAULT_PUE, TIERS, Site
 from ..errors import ConfigError, LocationError
 from ..sensors.hardware import PROFILES, resolve_hardware
 from ..workloads.datasets import BUILTIN_DATASETS
@@ -459,7 +459,8 @@ class HardwareConfig(_Section):
 
 
 class LocationConfig(_Section):
-    """Where the energy is drawn: the grid's carbon intensity, the site's PUE and WUE."""
+    """Where the energy is drawn: the fields of a :class:`~wattprint.Site` (grid, PUE, WUE,
+    tier, grid water intensity); :meth:`to_site` is the one the sweep's meter uses."""
 
     country: str | None = Field(default=None, min_length=1,
                                 description="ISO 3166 alpha-2 or alpha-3 code")
@@ -468,8 +469,22 @@ class LocationConfig(_Section):
                                      description="e.g. aws:us-east-1, gcp:europe-west4")
     carbon_intensity_g_per_kwh: float | None = Field(default=None, ge=0.0,
                                                      le=_MAX_INTENSITY_G_PER_KWH)
-    pue: float = Field(default=1.0, ge=1.0, le=_MAX_PUE)
+    pue: float | None = Field(default=None, ge=1.0, le=_MAX_PUE,
+                              description=f"default: the tier's, else {DEFAULT_PUE:g}")
     wue_l_per_kwh: float | None = Field(default=None, ge=0.0, le=_MAX_WUE_L_PER_KWH)
+    tier: str | None = Field(default=None, description=f"one of {', '.join(TIERS)}")
+    water_intensity_l_per_kwh: float | None = Field(default=None, ge=0.0,
+                                                    le=_MAX_WUE_L_PER_KWH)
+
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return Site(tier=value).tier
+        except ConfigError as err:
+            raise _problem(str(err)) from err
 
     @model_validator(mode="after")
     def _known_place(self) -> LocationConfig:
@@ -478,12 +493,17 @@ class LocationConfig(_Section):
             raise _problem(f"give at most one of {', '.join(_LOCATION_KEYS)} "
                            f"(got {', '.join(given)})")
         try:
-            resolve_intensity(country=self.country, zone=self.zone,
-                              cloud_region=self.cloud_region,
-                              carbon_intensity_g_per_kwh=self.carbon_intensity_g_per_kwh)
+            self.to_site().resolve()
         except (LocationError, ConfigError) as err:
             raise _problem(str(err), given[0] if given else "") from err
         return self
+
+    def to_site(self) -> Site:
+        """The :class:`~wattprint.Site` this section declares."""
+        return Site(country=self.country, zone=self.zone, cloud_region=self.cloud_region,
+                    carbon_intensity_g_per_kwh=self.carbon_intensity_g_per_kwh, pue=self.pue,
+                    wue_l_per_kwh=self.wue_l_per_kwh, tier=self.tier,
+                    water_intensity_l_per_kwh=self.water_intensity_l_per_kwh)
 
 
 class OutputConfig(_Section):
@@ -808,9 +828,16 @@ def config_hash(config: BenchConfig) -> str:
 
     Equal configs hash equal whatever their key order, and whether defaults were written out;
     changing where results go, or how long a cell may take, does not change it (a sweep
-    stopped by a time limit resumes with a longer one).
+    stopped by a time limit resumes with a longer one). Location keys added since the first
+    release hash only when set, so a config that does not use them keeps its sweep id.
     """
     data = config.model_dump(mode="json", exclude={"output": True,
                                                    "monitoring": {"cell_timeout_s"}})
+    location = data["location"]
+    for key in ("tier", "water_intensity_l_per_kwh"):
+        if location.get(key) is None:
+            location.pop(key, None)
+    if location.get("pue") is None and "tier" not in location:
+        location["pue"] = DEFAULT_PUE  # what an unset PUE meant, and was written as, before
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

@@ -775,11 +775,8 @@ def run_sweep(
     total = sum(len(g.cells) for g in groups)
     own_meter = meter is None
     if meter is None:
-        loc = config.location
-        meter = EnergyMeter(sample_hz=config.monitoring.frequency_hz, country=loc.country,
-                            zone=loc.zone, cloud_region=loc.cloud_region,
-                            carbon_intensity_g_per_kwh=loc.carbon_intensity_g_per_kwh,
-                            pue=loc.pue, wue_l_per_kwh=loc.wue_l_per_kwh)
+        meter = EnergyMeter(sample_hz=config.monitoring.frequency_hz,
+                            site=config.location.to_site())
     profile = config.hardware.device_profile
     hardware = (detect_hardware(meter.sensors) if profile.lower() == "auto"
                 else resolve_hardware(profile).name)
