@@ -26,7 +26,7 @@ SRC = Path(wattprint.__file__).resolve().parent
 # above it. Every module may import its own layer and those below it, never one above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("helpers", ("errors", "_lazy", "_log", "_version", "_files", "_console", "_data", "_job",
-                 "data")),
+                 "_stats", "data")),
     ("sensors", ("sensors",)),
     ("meter", ("meter", "measurement", "_sampler", "_training")),
     ("footprint", ("_footprint",)),
@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("optimize", ("optimize",)),
     ("sweep", ("sweep",)),
     ("store", ("store", "_summary", "study")),
-    ("score", ("score",)),
+    ("score", ("score", "_score_text")),
     ("report", ("report",)),
     ("cli", ("cli", "__main__", "demo", "_cli_workload")),
 ]

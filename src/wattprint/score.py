@@ -1,7 +1,9 @@
 """Star ratings, the Environmental Sustainability Score, savings and Pareto fronts of stored runs.
 
 Pure functions over run records (the dicts of :mod:`wattprint.store`); the only I/O is reading a
-store when :func:`calculate_scores` or :func:`read_records` is given its path.
+store when :func:`calculate_scores` or :func:`read_records` is given its path. The statistics of
+repetitions live in ``wattprint._stats`` and the text and tables (:func:`print_scores`,
+:func:`energy_text`, ...) in ``wattprint._score_text``; both are re-exported here.
 
 **A model** is one ``(model_name, variant, dataset)`` of one task and hardware, made of its
 successful inference runs (``status == "ok"``, ``phase == "inference"``); failed runs and
@@ -81,27 +83,39 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 
 from ._log import get_logger
+from ._score_text import (
+    MAX_STARS,
+    NOT_SIGNIFICANT_MARK,
+    NOT_SIGNIFICANT_NOTE,
+    ci95_text,
+    energy_text,
+    interval_text,
+    print_scores,
+    star_glyphs,
+)
+from ._stats import Spread, overlap, spread, t_quantile_975
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 __all__ = [
     "DEFAULT_DB",
     "METHODS",
+    "NOT_SIGNIFICANT_MARK",
+    "NOT_SIGNIFICANT_NOTE",
     "Saving",
     "Score",
     "ScoreList",
     "Unrated",
     "available_groups",
     "calculate_scores",
+    "ci95_text",
+    "energy_text",
     "ess",
     "ess_of",
+    "interval_text",
     "pareto_front",
     "print_scores",
     "read_records",
@@ -119,7 +133,6 @@ METHODS = ("quintile", "range")
 #: The default path of the results store.
 DEFAULT_DB = "wattprint.db"
 
-_MAX_STARS = 5
 _EDGE_TOLERANCE = 1e-9
 _J_PER_KWH = 3.6e6
 
@@ -233,86 +246,6 @@ class ScoreList(list[Score]):
 
 
 @dataclass(frozen=True)
-class _Spread:
-    """The spread of a model's repetitions' energy per 1000 queries."""
-
-    low: float
-    high: float
-    ci95_low: float | None
-    ci95_high: float | None
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        """The 95 % interval of the mean, None for one repetition."""
-        if self.ci95_low is None or self.ci95_high is None:
-            return None
-        return self.ci95_low, self.ci95_high
-
-
-@lru_cache(maxsize=256)
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` (>= 1) degrees of freedom: the factor of
-    a two-sided 95 % interval (``t_quantile_975(2) == 4.30265...``).
-
-    Solved by bisection on the exact distribution function for integer ``df`` (Abramowitz
-    and Stegun 26.7.3-4), to the last bits of a float; no SciPy.
-    """
-    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
-        raise ConfigError(f"degrees of freedom must be an int >= 1, not {df!r}")
-    low, high = 0.0, 2.0
-    while _t_central_mass(high, df) < 0.95:
-        low, high = high, 2.0 * high
-    while True:
-        middle = (low + high) / 2
-        if middle in (low, high):
-            return high
-        if _t_central_mass(middle, df) < 0.95:
-            low = middle
-        else:
-            high = middle
-
-
-def _t_central_mass(t: float, df: int) -> float:
-    """``P(|T| < t)`` for Student's t with integer ``df`` degrees of freedom."""
-    theta = math.atan(t / math.sqrt(df))
-    c2 = math.cos(theta) ** 2
-    if df % 2:
-        if df == 1:
-            return 2.0 * theta / math.pi
-        term = total = math.cos(theta)
-        for j in range(1, (df - 1) // 2):
-            term *= (2 * j) / (2 * j + 1) * c2
-            total += term
-        return 2.0 / math.pi * (theta + math.sin(theta) * total)
-    term = total = 1.0
-    for j in range(1, (df - 2) // 2 + 1):
-        term *= (2 * j - 1) / (2 * j) * c2
-        total += term
-    return math.sin(theta) * total
-
-
-def _spread(values: Sequence[float]) -> _Spread:
-    """Min, max and the Student t 95 % interval of the mean of ``values`` (n >= 2)."""
-    n = len(values)
-    if n < 2:
-        return _Spread(min(values), max(values), None, None)
-    mean = math.fsum(values) / n
-    variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    half = t_quantile_975(n - 1) * math.sqrt(variance / n)
-    return _Spread(min(values), max(values), mean - half, mean + half)
-
-
-def _overlap(a: _Spread, a_mean: float, b: _Spread, b_mean: float) -> bool:
-    """Whether the intervals of two models overlap; a model with one repetition counts as its
-    single figure, and two such models are never said to overlap."""
-    if a.interval is None and b.interval is None:
-        return False
-    a_low, a_high = a.interval or (a_mean, a_mean)
-    b_low, b_high = b.interval or (b_mean, b_mean)
-    return a_low <= b_high and b_low <= a_high
-
-
-@dataclass(frozen=True)
 class _Model:
     """One model's runs averaged, before it is ranked."""
 
@@ -323,7 +256,7 @@ class _Model:
     parent: str | None
     dataset: str
     kwh_per_1000_queries: float
-    spread: _Spread
+    spread: Spread
     co2_g_per_1000_queries: float | None
     accuracy: float | None
     num_parameters: int | None
@@ -500,7 +433,7 @@ def _models(records: Iterable[_Record]) -> tuple[list[_Model], list[Unrated]]:
             task=str(first["task"]), hardware=str(first["hardware"]),
             model_name=str(first["model_name"]), variant=str(first["variant"]),
             parent=_first(rows, "parent"), dataset=str(first["dataset"]),
-            kwh_per_1000_queries=energy, spread=_spread(figures),
+            kwh_per_1000_queries=energy, spread=spread(figures),
             co2_g_per_1000_queries=_mean(_co2_per_1000(r) for r in rows),
             accuracy=_mean(_accuracy(r) for r in rows),
             num_parameters=_first(rows, "num_parameters"),
@@ -544,18 +477,18 @@ def _check_method(method: str) -> None:
 
 
 def _stars_by_rank(rank: int, n: int) -> int:
-    return _MAX_STARS - (_MAX_STARS * rank) // n
+    return MAX_STARS - (MAX_STARS * rank) // n
 
 
 def _stars_by_range(value: float, low: float, high: float) -> int:
     if high <= low:
-        return _MAX_STARS
-    position = _MAX_STARS * (value - low) / (high - low)
+        return MAX_STARS
+    position = MAX_STARS * (value - low) / (high - low)
     nearest = round(position)
-    if abs(position - nearest) <= _EDGE_TOLERANCE * _MAX_STARS:
+    if abs(position - nearest) <= _EDGE_TOLERANCE * MAX_STARS:
         position = nearest
-    band = min(_MAX_STARS - 1, max(0, math.floor(position)))
-    return _MAX_STARS - band
+    band = min(MAX_STARS - 1, max(0, math.floor(position)))
+    return MAX_STARS - band
 
 
 def _rate(models: Sequence[_Model], method: str,
@@ -596,14 +529,14 @@ def _mark_overlaps(scores: Sequence[Score]) -> list[Score]:
     each in the ranking whose interval overlaps its own."""
     several_data = len({s.dataset for s in scores}) > 1
 
-    def spread(s: Score) -> _Spread:
-        return _Spread(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max,
+    def spread(s: Score) -> Spread:
+        return Spread(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max,
                        s.kwh_per_1000_queries_ci95_low, s.kwh_per_1000_queries_ci95_high)
 
     out = []
     for i, s in enumerate(scores):
         neighbours = [scores[j] for j in (i - 1, i + 1) if 0 <= j < len(scores)]
-        overlapping = tuple(_label_in(n, several_data) for n in neighbours if _overlap(
+        overlapping = tuple(_label_in(n, several_data) for n in neighbours if overlap(
             spread(s), s.kwh_per_1000_queries, spread(n), n.kwh_per_1000_queries))
         out.append(replace(s, overlapping_neighbours=overlapping) if overlapping else s)
     return out
@@ -783,7 +716,7 @@ def _change_pct(new: float | None, old: float | None) -> float | None:
 def _significant(variant: _Model, parent: _Model | None) -> bool | None:
     if parent is None or (variant.spread.interval is None and parent.spread.interval is None):
         return None
-    return not _overlap(variant.spread, variant.kwh_per_1000_queries, parent.spread,
+    return not overlap(variant.spread, variant.kwh_per_1000_queries, parent.spread,
                         parent.kwh_per_1000_queries)
 
 
@@ -947,133 +880,3 @@ def pareto_front(items: Iterable[Score | _Record]) -> list[Score]:
     front = [p for p in points if not any(dominates(q, p) for q in points)]
     front.sort(key=lambda s: (s.kwh_per_1000_queries, -(s.accuracy or 0.0), s.model))
     return front
-
-
-# --------------------------------------------------------------------------------------------
-# Output.
-
-
-def star_glyphs(stars: int) -> str:
-    """``stars`` out of five as glyphs: ``star_glyphs(4) == "★★★★☆"``."""
-    if isinstance(stars, bool) or not isinstance(stars, int) or not 0 <= stars <= _MAX_STARS:
-        raise ConfigError(f"stars must be an int from 0 to {_MAX_STARS}, not {stars!r}")
-    return "★" * stars + "☆" * (_MAX_STARS - stars)
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def energy_text(kwh: float | None) -> str:
-    """An energy with a unit that keeps it short: ``"1.43 mWh"``, ``"125 µWh"``."""
-    if kwh is None:
-        return "-"
-    if kwh < 0:  # the low end of an interval may be
-        return f"-{energy_text(-kwh)}"
-    for scale, unit in ((1.0, "kWh"), (1e-3, "Wh"), (1e-6, "mWh")):
-        if kwh >= scale:
-            return f"{kwh / scale:.3g} {unit}"
-    return f"{kwh / 1e-9:.3g} µWh"
-
-
-#: The mark beside the stars of a model whose ranking against a neighbour is not significant.
-NOT_SIGNIFICANT_MARK = "≈"
-#: What :data:`NOT_SIGNIFICANT_MARK` means, under a table that shows it.
-NOT_SIGNIFICANT_NOTE = ("≈: ranking within overlapping intervals is not significant (the 95 % "
-                        "intervals of the mean of neighbouring models overlap)")
-
-
-def interval_text(low: float | None, high: float | None) -> str:
-    """An energy interval: ``"1.2 – 1.5 mWh"`` (each end with its unit when they differ),
-    ``"-"`` when either end is missing."""
-    if low is None or high is None:
-        return "-"
-    left, right = energy_text(low), energy_text(high)
-    left_number, _, left_unit = left.partition(" ")
-    if left_unit == right.partition(" ")[2]:
-        left = left_number
-    return f"{left} – {right}"
-
-
-def ci95_text(score: Score) -> str:
-    """A score's 95 % interval of the mean as text; ``"n=1: no interval"`` for one
-    repetition."""
-    if score.kwh_per_1000_queries_ci95_low is None:
-        return f"n={score.repetitions}: no interval"
-    return interval_text(score.kwh_per_1000_queries_ci95_low,
-                         score.kwh_per_1000_queries_ci95_high)
-
-
-def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None = None,
-                 console: Console | None = None) -> None:
-    """Print ``scores`` as rich tables, one per task and hardware, to ``console`` (stdout).
-
-    Energy is per 1000 queries, CO2 in milligrams per 1000 queries; the percentile and the
-    rest are in :meth:`Score.to_dict`. The models whose runs were not rated (``unrated``; by
-    default the :attr:`ScoreList.unrated` of ``scores``) are rows marked "not rated", with
-    the reason under the table: "mlp: not rated: partial, gpu:0: not readable (1 run)".
-    Each model shows its repetitions' range (min – max) and the 95 % interval of its mean;
-    ``≈`` beside the stars marks a model whose interval overlaps a neighbour's, with a note
-    under the table (see the module docstring, "Spread").
-    """
-    from rich.markup import escape as markup_escape
-    from rich.table import Table
-
-    from ._console import console as stdout_console
-    from ._console import printable
-
-    def escape(text: str) -> str:  # names come from stores that strangers may write
-        return markup_escape(printable(text))
-
-    out = console if console is not None else stdout_console()
-    left_out: Sequence[Unrated] = (getattr(scores, "unrated", ()) if unrated is None
-                                   else unrated)
-    if not scores and not left_out:
-        out.print("no scores")
-        return
-    groups: dict[tuple[str, str], tuple[list[Score], list[Unrated]]] = {}
-    items: list[Score | Unrated] = [*scores, *left_out]
-    for item in items:
-        key = (item.task.casefold(), item.hardware.casefold())
-        rated, not_rated = groups.setdefault(key, ([], []))
-        if isinstance(item, Score):
-            rated.append(item)
-        else:
-            not_rated.append(item)
-    for rows, not_rated in groups.values():
-        first: Score | Unrated = rows[0] if rows else not_rated[0]
-        several = len({s.dataset for s in rows} | {u.dataset for u in not_rated}) > 1
-        method = rows[0].method if rows else "none rated"
-        reasons = [f"{u.model}{f' on {u.dataset}' if several else ''}: not rated: {u.reason} "
-                   f"({u.runs} run{'s' if u.runs != 1 else ''})" for u in not_rated]
-        if any(not s.ranking_significant for s in rows):
-            reasons.append(NOT_SIGNIFICANT_NOTE)
-        table = Table(title=escape(f"{first.task} on {first.hardware} ({method})"),
-                      title_justify="left", caption=escape("\n".join(reasons)) or None,
-                      caption_justify="left")
-        table.add_column("model", min_width=8)
-        if several:
-            table.add_column("dataset")
-        table.add_column("stars", no_wrap=True)
-        for name in ("energy/1k q", "min – max", "95 % CI", "CO2 mg/1k q", "accuracy", "ESS"):
-            table.add_column(name, justify="right", no_wrap=True)
-        table.add_column("source")
-        for s in rows:
-            co2 = None if s.co2_g_per_1000_queries is None else s.co2_g_per_1000_queries * 1e3
-            cells = [escape(s.model)]
-            if several:
-                cells.append(escape(s.dataset))
-            mark = "" if s.ranking_significant else f" {NOT_SIGNIFICANT_MARK}"
-            cells += [f"[yellow]{star_glyphs(s.stars)}[/]{mark}",
-                      energy_text(s.kwh_per_1000_queries),
-                      interval_text(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max),
-                      ci95_text(s), _fmt(co2, ".3g"), _fmt(s.accuracy, ".3f"), _fmt(s.ess, ".3g"),
-                      escape(s.provenance or "-")]
-            table.add_row(*cells)
-        for u in not_rated:
-            cells = [escape(u.model)]
-            if several:
-                cells.append(escape(u.dataset))
-            cells += ["[red]not rated[/]", "-", "-", "-", "-", "-", "-", "-"]
-            table.add_row(*cells)
-        out.print(table)
