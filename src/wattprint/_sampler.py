@@ -14,6 +14,7 @@ never integrated, and the thread goes on. Nothing here turns an error into a num
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import weakref
@@ -219,12 +220,25 @@ def _loop(shared: _Shared) -> None:
                 cond.wait()
 
 
-def _after_fork(ref: weakref.ref[_Shared]) -> None:
-    """In a child made by ``os.fork`` (a sweep's worker): the sampler thread did not come
-    along, and the lock it shares with the meter may have been held at the fork; the meter
+#: The meters' shared states alive in this process, rearmed in a forked child.
+_LIVE: weakref.WeakSet[_Shared] = weakref.WeakSet()
+_fork_hook: list[bool] = []  # one hook for every meter, registered with the first
+
+
+def track_for_fork(shared: _Shared) -> None:
+    """Have ``shared`` rearmed in a child made by ``os.fork``: one hook for the process (not
+    one per meter, which would pile up in a process that makes many meters)."""
+    _LIVE.add(shared)
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+        _fork_hook.append(True)
+
+
+def _after_fork() -> None:
+    """In a child made by ``os.fork`` (a sweep's worker): the sampler threads did not come
+    along, and the lock each shares with its meter may have been held at the fork; each meter
     gets a fresh lock, and a new thread when a window needs one."""
-    shared = ref()
-    if shared is not None:
+    for shared in list(_LIVE):
         shared.cond = threading.Condition(threading.Lock())
         shared.thread = None
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
 import threading
 import time
 import weakref
@@ -30,8 +29,8 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 
 from ._footprint import FootprintModel, Site, _site
 from ._log import get_logger
-from ._sampler import _after_fork, _Open, _sampler, _Shared, _stop
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
+from ._sampler import _Open, _sampler, _Shared, _stop, track_for_fork
 from ._training import _Stats, _TrainingMixin
 from .errors import ConfigError, SensorError, WindowError
 from .measurement import ComponentEnergy, Measurement
@@ -235,9 +234,7 @@ class EnergyMeter(_TrainingMixin[Window]):
         self._groups = _group(chosen)
         self._shared = _Shared(chosen, sample_hz, sample_interval)
         self._finalizer = weakref.finalize(self, _stop, self._shared)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=functools.partial(_after_fork,
-                                                                 weakref.ref(self._shared)))
+        track_for_fork(self._shared)
         self._auto_names = itertools.count(1)
         self._idle_w: dict[str, float] | None = None
         self.history: deque[Measurement] = deque(maxlen=10_000)
