@@ -22,6 +22,7 @@ DOCUMENTED = {
     "MissingExtra",
     "Model",
     "ModelError",
+    "RunRecord",
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
@@ -50,6 +51,30 @@ def test_exported_names_are_the_documented_ones() -> None:
     assert set(wattprint.__all__) == DOCUMENTED
     for name in wattprint.__all__:
         assert hasattr(wattprint, name), name
+
+
+def test_footprint_is_a_public_module_that_is_called_like_the_function() -> None:
+    """``wattprint.footprint(joules, ...)`` keeps working, and ``wattprint.footprint`` is the
+    module whose names the docs use, before and after the submodule is imported by name."""
+    code = (
+        "import wattprint\n"
+        "first = wattprint.footprint(3.6e6, country='DE')\n"
+        "import wattprint.footprint as module\n"
+        "from wattprint.footprint import Site, footprint, list_zones\n"
+        "assert wattprint.footprint is module, type(wattprint.footprint)\n"
+        "assert module.Site is Site is wattprint.Site\n"
+        "again = wattprint.footprint(3.6e6, country='DE')\n"
+        "assert again == footprint(3.6e6, country='DE') == first\n"
+        "assert first.kwh == 1.0 and first.co2_g > 0\n"
+        "site = Site(country='DE', tier='datacenter')\n"
+        "assert footprint(1.0, site=site).to_dict()['site'] == site.to_dict()\n"
+        "assert footprint(1.0, site=site).to_dict()['site']['tier'] == 'datacenter'\n"
+        "assert list_zones()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
 
 
 def test_sensors_package_exports() -> None:

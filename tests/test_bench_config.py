@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import wattprint.sweep
-from wattprint._footprint import DEFAULT_PUE
 from wattprint.errors import ConfigError
+from wattprint.footprint import DEFAULT_PUE
 from wattprint.sensors.hardware import PROFILES
 from wattprint.sweep.config import (
     BenchConfig,

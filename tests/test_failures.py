@@ -22,10 +22,10 @@ from wattprint import FakeSensor
 from wattprint import score as scoring
 from wattprint.errors import ModelError
 from wattprint.meter import EnergyMeter
+from wattprint.record import RunRecord
 from wattprint.report import write_label, write_report
 from wattprint.score import calculate_scores, print_scores, savings, star_ratings
 from wattprint.store import MIGRATIONS, SCHEMA_VERSION, Store
-from wattprint.sweep import runner
 from wattprint.workloads import registry
 from wattprint.workloads.harness import measure_energy
 from wattprint.workloads.model import Model
@@ -213,9 +213,9 @@ def test_training_and_optimization_records_carry_partial_errors_and_notes() -> N
     with meter.window("train") as w:
         pass
     assert w.measurement is not None
-    fields = runner._measurement_fields(w.measurement)
-    assert fields["partial"] is True and "gpu:0" in fields["errors"][0]
-    assert fields["measurement_notes"] == list(w.measurement.notes)
+    record = RunRecord.from_measurement(w.measurement)  # as the runner makes its records
+    assert record.partial is True and record.errors and "gpu:0" in record.errors[0]
+    assert record.measurement_notes == tuple(w.measurement.notes)
 
 
 # -- rating rules ---------------------------------------------------------------------------------
@@ -255,8 +255,8 @@ def test_a_partial_optimization_step_is_not_counted_in_savings() -> None:
             "cell_key": "m/int8/iris/optimization/0"}
     variant = {**_run("m", 1.0), "variant": "int8", "parent": "fp32",
                "cell_key": "m/int8/iris/inference/0"}
-    (row,) = savings([_run("m", 2.0), variant, step])
-    assert row["step_energy_kwh"] is None and row["break_even_queries"] is None
+    (row,) = savings([RunRecord.from_dict(r) for r in (_run("m", 2.0), variant, step)])
+    assert row.step_energy_kwh is None and row.break_even_queries is None
 
 
 def test_unrated_to_dict_sits_beside_the_scores() -> None:
@@ -294,9 +294,9 @@ def test_partial_errors_and_notes_are_columns(tmp_path: Path) -> None:
         store.write_run({"sweep_id": "s", "cell_key": "d", "status": "ok"})
         c, d = store.runs()
         csv_text = store.export("csv")
-    assert (c["partial"], c["errors"], c["measurement_notes"]) == (
-        True, ["gpu:0: not readable"], ["window shorter than 0.1 s"])
-    assert (d["partial"], d["errors"], d["measurement_notes"]) == (None, None, None)
+    assert (c.partial, c.errors, c.measurement_notes) == (
+        True, ("gpu:0: not readable",), ("window shorter than 0.1 s",))
+    assert (d.partial, d.errors, d.measurement_notes) == (None, None, None)
     assert '"[""gpu:0: not readable""]"' in csv_text
 
 
@@ -326,10 +326,10 @@ def test_a_version_3_store_keeps_partial_and_errors_from_extra(tmp_path: Path) -
                      " ('s', ?, 'ok', ?)", (key, extra))
     conn.commit()
     conn.close()
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     with Store(db, read_only=True) as store:
-        got = {r["cell_key"]: (r["partial"], r["errors"]) for r in store.runs()}
-    assert got == {"bad": (True, ["gpu:0: gone"]), "good": (False, []), "plain": (None, None),
+        got = {r.cell_key: (r.partial, r.errors) for r in store.runs()}
+    assert got == {"bad": (True, ("gpu:0: gone",)), "good": (False, ()), "plain": (None, None),
                    "none": (None, None)}
 
 

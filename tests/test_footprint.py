@@ -23,7 +23,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wattprint._footprint import (
+from wattprint.errors import ConfigError, LocationError
+from wattprint.footprint import (
     TIERS,
     CloudRegion,
     Footprint,
@@ -35,11 +36,10 @@ from wattprint._footprint import (
     list_zones,
     resolve_intensity,
 )
-from wattprint.errors import ConfigError, LocationError
 
 # The package exports the function `footprint` under the module's own name, so
 # The module behind wattprint.footprint().
-fp = importlib.import_module("wattprint._footprint")
+fp = importlib.import_module("wattprint.footprint")
 
 
 def read_rows(name: str) -> list[dict[str, str]]:
@@ -390,7 +390,7 @@ def test_the_licence_notice_is_packaged() -> None:
 def test_importing_reads_no_data() -> None:
     code = (
         "import importlib\n"
-        "f = importlib.import_module('wattprint._footprint')\n"
+        "f = importlib.import_module('wattprint.footprint')\n"
         "assert f._read_csv.cache_info().currsize == 0, f._read_csv.cache_info()\n"
         "f.resolve_intensity(country='DE')\n"
         "assert f._read_csv.cache_info().currsize > 0\n"

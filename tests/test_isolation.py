@@ -319,7 +319,7 @@ def _pid_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, li
                          on_cell=lambda cell, record: stored_in.append(os.getpid()),
                          progress=False)
         (run,) = store.runs()
-    assert run["status"] == "ok", run["error"]
+    assert run.status == "ok", run.error
     return int((tmp_path / "predicted_in").read_text()), stored_in
 
 

@@ -29,12 +29,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                  "_stats", "data")),
     ("sensors", ("sensors",)),
     ("meter", ("meter", "measurement", "_sampler", "_training")),
-    ("footprint", ("_footprint",)),
+    ("footprint", ("footprint", "record")),
     ("workloads", ("workloads",)),
     ("optimize", ("optimize",)),
     ("sweep", ("sweep",)),
     ("store", ("store", "_summary", "study")),
-    ("score", ("score", "_score_text")),
+    ("score", ("score", "_score_text", "_savings")),
     ("report", ("report",)),
     ("cli", ("cli", "__main__", "demo", "_cli_workload")),
 ]
@@ -44,8 +44,8 @@ ROOT_RANK = len(LAYERS)  # the package's __init__: it re-exports every layer
 KNOWN_CROSSINGS = {
     # A Measurement carries its footprint (``measurement.footprint``, ``EnergyMeter(country=)``
     # in the README), so the meter knows the footprint model DESIGN.md draws above it.
-    ("wattprint.meter", "wattprint._footprint"),
-    ("wattprint.measurement", "wattprint._footprint"),
+    ("wattprint.meter", "wattprint.footprint"),
+    ("wattprint.measurement", "wattprint.footprint"),
 }
 
 # The sensor backends: reached through the registry (``wattprint.sensors.detect``), never
@@ -162,3 +162,48 @@ def test_scores_and_reports_import_nothing_that_makes_records() -> None:
         and any(_within(target, producer) for producer in PRODUCERS)})
     assert not wrong, ("scores and reports read stored records; they import:\n"
                        + "\n".join(wrong))
+
+
+# Other tools' names for quantities the code calls ``co2_g`` (grams) and ``duration_s``: they
+# exist only where a view in another tool's shape is made, at the edge.
+OTHER_SPELLINGS = frozenset({
+    "co2_kg", "carbon_g", "total_carbon_g", "mean_carbon_g", "total_co2_emissions_kg",
+    "duration_seconds",
+})
+VIEWS = {
+    # ML Energy Score's measure_energy dict, and the training result beside it.
+    ("wattprint.workloads.harness", "energy_score_view"),
+    ("wattprint.workloads.harness", "measure_training"),
+    # Energy-Meter's last_batch() / last_epoch() / summary().
+    ("wattprint._training", "*"),
+    # ML-EcoLyzer's final_report.analysis_summary.
+    ("wattprint._summary", "to_analysis_summary"),
+}
+
+
+def _spellings(path: Path) -> Iterator[tuple[str, str, int]]:
+    """(enclosing top-level function or method, spelling, line) of each string constant or
+    attribute/keyword name that is another tool's spelling; docstrings are text, not names."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    tops: list[ast.stmt] = []
+    for top in tree.body:  # a class's methods count by their own names
+        tops += top.body if isinstance(top, ast.ClassDef) else [top]
+    for top in tops:
+        owner = getattr(top, "name", "<module>")
+        for node in ast.walk(top):
+            if isinstance(node, ast.Constant) and node.value in OTHER_SPELLINGS:
+                yield owner, str(node.value), node.lineno
+            elif isinstance(node, ast.Attribute) and node.attr in OTHER_SPELLINGS:
+                yield owner, node.attr, node.lineno
+            elif isinstance(node, ast.keyword) and node.arg in OTHER_SPELLINGS:
+                yield owner, str(node.arg), getattr(node, "lineno", 0)
+
+
+def test_one_spelling_per_quantity_inside_the_code() -> None:
+    wrong = []
+    for name, path in MODULES.items():
+        for owner, spelling, line in _spellings(path):
+            if (name, owner) not in VIEWS and (name, "*") not in VIEWS:
+                wrong.append(f"{path.relative_to(SRC)}:{line} ({owner}): {spelling!r}")
+    assert not wrong, ("another tool's spelling outside the views made at the edge (inside, "
+                       "co2_g and duration_s):\n" + "\n".join(wrong))

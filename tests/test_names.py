@@ -80,8 +80,8 @@ def test_run_summary_and_errors_show_names_escaped_and_files_stay_in_the_sweep(
     with Store(tmp_path / "wattprint.db") as store:
         (sweep,) = store.sweeps()
         runs = store.runs()
-    assert {r["status"] for r in runs} == {"ok"}, [r["error"] for r in runs]
-    assert {r["model_name"] for r in runs} == {HOSTILE, "..", ".", "../../escaped"}
+    assert {r.status for r in runs} == {"ok"}, [r.error for r in runs]
+    assert {r.model_name for r in runs} == {HOSTILE, "..", ".", "../../escaped"}
     # Every file the sweep wrote is inside its own folder, one folder per model.
     assert sorted(p.name for p in out.iterdir()) == [sweep["id"]]
     assert not (tmp_path / "escaped").exists()
@@ -151,6 +151,6 @@ def test_the_user_sends_results_anywhere_from_the_command_line(tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     with Store(elsewhere / "mine.db") as store:
         (sweep,) = store.sweeps()
-        assert {r["status"] for r in store.runs()} == {"ok"}
+        assert {r.status for r in store.runs()} == {"ok"}
     assert (elsewhere / "results" / f"{sweep['id']}.csv").is_file()
     assert list(work.iterdir()) == [path]

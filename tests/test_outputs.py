@@ -174,7 +174,7 @@ def test_a_full_store_is_a_clear_store_error(tmp_path: Path) -> None:
             store.write_run({"sweep_id": "s1", **run_row(1, notes="n" * 200_000)})
         message = str(info.value)
         assert str(db) in message and "full" in message and "free some space" in message
-        assert [r["cell_key"] for r in store.runs()] == ["cell-0"]  # what was stored is kept
+        assert [r.cell_key for r in store.runs()] == ["cell-0"]  # what was stored is kept
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import pytest
 
 import wattprint
 from wattprint import FakeSensor
+from wattprint._summary import SweepSummary, summarize
 from wattprint.errors import ConfigError, MissingExtra
 from wattprint.meter import EnergyMeter
 from wattprint.report import write_label, write_report
@@ -170,11 +171,46 @@ def test_totals_are_the_sums_of_the_rows(sweep: tuple[Path, str],
     with Store(db) as store:
         ok = store.runs(sweep_id=sweep_id, status="ok")
     totals = Page(page[1]).totals
-    assert totals["energy_kwh"] == pytest.approx(math.fsum(r["energy_kwh"] for r in ok))
-    assert totals["co2_kg"] == pytest.approx(math.fsum(r["co2_g"] for r in ok) / 1000.0)
-    assert totals["water_l"] == pytest.approx(math.fsum(r["water_l"] for r in ok))
+    assert totals["energy_kwh"] == pytest.approx(math.fsum(r.energy_kwh or 0.0 for r in ok))
+    assert totals["co2_g"] == pytest.approx(math.fsum(r.co2_g or 0.0 for r in ok))
+    assert totals["water_l"] == pytest.approx(math.fsum(r.water_l or 0.0 for r in ok))
     assert totals["runs_ok"] == len(ok)
     assert totals["energy_kwh"] > 0
+
+
+MODEL_KEYS = ["model", "variant", "dataset", "parent", "task", "hardware", "framework",
+              "repetitions", "kwh_per_1000_queries", "energy_j", "co2_g", "water_l",
+              "samples_per_second", "accuracy", "f1_macro", "rmse", "mae", "num_parameters",
+              "effective_parameters", "size_bytes", "dtype", "provenance", "step_phase",
+              "step_energy_j", "step_co2_g", "errors", "partial_runs", "partial_errors"]
+
+
+def test_the_summary_is_typed_in_grams_and_ml_ecolyzer_s_view_is_made_from_it(
+        tmp_path: Path) -> None:
+    rows = [run_row("m", kwh_per_1000=2e-3, repetition=0),
+            run_row("m", kwh_per_1000=4e-3, repetition=1),
+            run_row("m", "int8", parent="fp32", phase="optimization", kwh_per_1000=1e-2),
+            run_row("m", "int8", parent="fp32", kwh_per_1000=1e-3),
+            run_row("x", status="failed", error="boom")]
+    with Store(make_store(tmp_path / "w.db", rows)) as store:
+        runs = store.runs()
+    summary = summarize(runs)
+    assert isinstance(summary, SweepSummary)
+    ok = [r for r in runs if r.ok]
+    assert summary.total_co2_g == pytest.approx(math.fsum(r.co2_g or 0.0 for r in ok))
+    assert (summary.runs_ok, summary.runs_failed) == (4, 1)
+    base, int8, failed = summary.models
+    assert (base.label, base.repetitions, int8.label, failed.errors) == (
+        "m", 2, "m:int8", ("boom",))
+    assert base.kwh_per_1000_queries == pytest.approx(3e-3)
+    assert base.co2_g == pytest.approx(3e-3 * 400.0)  # grams, the mean of the repetitions
+    assert int8.step_phase == "optimization" and int8.step_co2_g == pytest.approx(4.0)
+    view = summary.to_analysis_summary()  # the edge: ML-EcoLyzer's keys and units
+    assert list(view) == ["total_energy_kwh", "total_co2_emissions_kg", "total_water_l",
+                          "runs_ok", "runs_failed", "models"]
+    assert view["total_co2_emissions_kg"] == summary.total_co2_g / 1000.0
+    assert [list(m) for m in view["models"]] == [MODEL_KEYS] * 3
+    assert view["models"][2]["errors"] == ["boom"] and json.dumps(view)
 
 
 def test_stars_of_every_model_and_the_provenance(sweep: tuple[Path, str],
@@ -201,11 +237,11 @@ def test_failed_cells_are_listed_with_their_errors(sweep: tuple[Path, str],
     db, sweep_id = sweep
     with Store(db) as store:
         failed = store.runs(sweep_id=sweep_id, status="failed")
-    assert failed and all(r["model_name"] == "broken" for r in failed)
+    assert failed and all(r.model_name == "broken" for r in failed)
     section = page[1][page[1].index('id="failed"'):]
     for r in failed:
-        assert escape(r["error"]) in section
-        assert escape(r["cell_key"]) in section
+        assert escape(str(r.error)) in section
+        assert escape(str(r.cell_key)) in section
 
 
 def test_location_intensity_pue_and_wue_are_shown(sweep: tuple[Path, str],
@@ -215,9 +251,29 @@ def test_location_intensity_pue_and_wue_are_shown(sweep: tuple[Path, str],
         run = store.runs(sweep_id=sweep_id, status="ok")[0]
     section = page[1][page[1].index('id="site"'):page[1].index('id="ratings"')]
     assert "<dt>country</dt><dd>FR</dd>" in section
-    assert escape(run["intensity_source"]) in section
-    assert f"{run['intensity_g_per_kwh']:.4g}" in section
+    assert escape(str(run.intensity_source)) in section
+    assert f"{run.intensity_g_per_kwh:.4g}" in section
     assert "PUE" in section and "WUE" in section
+    assert f"<td>{escape(str(run.location))}</td>" in section  # the run's own site
+    assert "(config)" not in section
+
+
+def test_the_site_of_each_run_and_the_config_for_runs_without_one(tmp_path: Path) -> None:
+    rows = [{**run_row("a"), "location": "FR", "tier": "datacenter",
+             "water_intensity_l_per_kwh": 0.5},
+            run_row("b", kwh_per_1000=2e-3)]  # as stored before runs kept their site
+    db = make_store(tmp_path / "w.db", rows)  # its config asks for country DE
+    text = write_report(db, out=tmp_path / "r.html").read_text()
+    section = text[text.index('id="site"'):text.index('id="ratings"')]
+    table = section[section.index("<table"):section.index("</table>")]
+    head = re.findall(r"<th>(.*?)</th>", table)
+    body = [re.findall(r"<td[^>]*>(.*?)</td>", row)
+            for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])]
+    cells = sorted((dict(zip(head, row, strict=True)) for row in body),
+                   key=lambda c: c["location"])
+    assert [(c["location"], c["tier"], c["grid water (L/kWh)"]) for c in cells] == [
+        ("DE (config)", "-", "-"), ("FR", "datacenter", "0.5")]
+    assert "marked (config)" in section
 
 
 def test_the_report_loads_nothing_from_elsewhere(page: tuple[Path, str]) -> None:
@@ -263,6 +319,68 @@ def test_the_energy_axis_is_logarithmic_only_beyond_two_decades(tmp_path: Path) 
     assert "log scale" not in energy_chart(narrow)
     assert spans_decades([1.0, 101.0]) and not spans_decades([1.0, 100.0])
     assert not spans_decades([0.0, 1e6])
+
+
+def _energy_bars(db: Path) -> dict[str, ET.Element]:
+    """The energy chart of ``db``'s report: each bar's ``<g class="bar">`` by the model its
+    hover title names."""
+    text = write_report(db, out=db.with_suffix(".html")).read_text()
+    start = text.index('data-chart="energy"')
+    svg = text[text.index("<svg", start):text.index("</svg>", start) + len("</svg>")]
+    root = ET.fromstring(svg)
+    return {(g.findtext("title") or "").split(" on ")[0]: g
+            for g in root.iter("g") if g.get("class") == "bar"}
+
+
+def test_the_energy_bars_show_the_spread_of_the_repetitions_and_only_theirs(
+        tmp_path: Path) -> None:
+    rows = [run_row("a", kwh_per_1000=k, repetition=i)
+            for i, k in enumerate((1.0e-3, 1.5e-3, 1.1e-3))]
+    rows.append(run_row("b", kwh_per_1000=2e-3))  # one repetition: no error bar
+    db = make_store(tmp_path / "w.db", rows)
+    scores = {s.model: s for s in calculate_scores("classification", "CPU", db=db)}
+    bars = _energy_bars(db)
+    assert set(bars) == {"a", "b"}
+    assert bars["b"].find("g") is None  # nothing drawn for one repetition
+
+    a = scores["a"]
+    (whisker,) = [g for g in bars["a"].iter("g") if g.get("class") == "error-bar"]
+    assert float(whisker.get("data-low", "nan")) == a.kwh_per_1000_queries_min == 1.0e-3
+    assert float(whisker.get("data-high", "nan")) == a.kwh_per_1000_queries_max == 1.5e-3
+    (line,) = [e for e in whisker.iter("line") if e.get("class") == "range"]
+    # the chart's own scale (linear here, from zero): the bar spans 0 .. the mean
+    rect = bars["a"].find("rect")
+    assert rect is not None
+    x0, width = float(rect.get("x", "nan")), float(rect.get("width", "nan"))
+    per_kwh = width / a.kwh_per_1000_queries
+    assert float(line.get("x1", "nan")) == pytest.approx(x0 + per_kwh * 1.0e-3, abs=0.15)
+    assert float(line.get("x2", "nan")) == pytest.approx(x0 + per_kwh * 1.5e-3, abs=0.15)
+    assert float(line.get("x1", "nan")) < x0 + width < float(line.get("x2", "nan"))
+    assert "3 repetitions 1 – 1.5 Wh" in (bars["a"].findtext("title") or "")
+    assert "error bars span each model" in db.with_suffix(".html").read_text()
+
+    # a sweep of single repetitions draws none, and says nothing of them
+    single = make_store(tmp_path / "single.db", [run_row("a", kwh_per_1000=1e-3),
+                                                 run_row("b", kwh_per_1000=2e-3)])
+    bars = _energy_bars(single)
+    assert set(bars) == {"a", "b"}
+    assert all(g.find("g") is None and g.find("line") is None for g in bars.values())
+    text = single.with_suffix(".html").read_text()
+    assert 'class="error-bar"' not in text and "error bars" not in text
+
+
+def test_bar_chart_draws_error_bars_on_its_own_scale() -> None:
+    bars = [Bar("a", 2.0, low=1.0, high=4.0), Bar("b", 3.0, low=3.0, high=3.0), Bar("c", 1.0)]
+    root = ET.fromstring(bar_chart(bars, axis_label="x", fmt=str))
+    groups = [g for g in root.iter("g") if g.get("class") == "bar"]
+    whiskers = [[w for w in g.iter("g") if w.get("class") == "error-bar"] for g in groups]
+    assert [len(w) for w in whiskers] == [1, 0, 0]  # low == high: nothing to draw
+    rect = groups[0].find("rect")
+    assert rect is not None
+    x0, width = float(rect.get("x", "nan")), float(rect.get("width", "nan"))
+    (line,) = [e for e in whiskers[0][0].iter("line") if e.get("class") == "range"]
+    assert float(line.get("x1", "nan")) == pytest.approx(x0 + width / 2, abs=0.15)
+    assert float(line.get("x2", "nan")) == pytest.approx(x0 + width * 2, abs=0.15)
 
 
 def test_every_string_from_the_store_is_escaped(tmp_path: Path) -> None:

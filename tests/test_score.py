@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -13,8 +14,10 @@ import pytest
 from rich.console import Console
 
 from wattprint.errors import ConfigError
+from wattprint.record import RunRecord
 from wattprint.score import (
     METHODS,
+    Saving,
     Score,
     available_groups,
     calculate_scores,
@@ -26,6 +29,7 @@ from wattprint.score import (
     savings,
     star_glyphs,
     star_ratings,
+    why_not_rated,
 )
 from wattprint.store import Store
 
@@ -35,7 +39,8 @@ def run(model: str, kwh_per_1000: float | None, *, variant: str = "fp32",
         accuracy: float | None = None, task: str = "classification", hardware: str = "cpu",
         phase: str = "inference", status: str = "ok", num_samples: int = 1000,
         co2_g: float | None = None, **more: Any) -> dict[str, Any]:
-    """One run record; ``kwh_per_1000`` is its energy per 1000 queries."""
+    """One run record in its JSON form (the scores take it as they take a RunRecord);
+    ``kwh_per_1000`` is its energy per 1000 queries."""
     record: dict[str, Any] = {
         "sweep_id": "s1",
         "cell_key": f"{model}/{variant}/{dataset}/{phase}/{repetition}",
@@ -301,40 +306,40 @@ def family() -> list[dict[str, Any]]:
 
 
 def test_savings_against_the_parent() -> None:
-    rows = {r["variant"]: r for r in savings(family())}
+    rows = {r.variant: r for r in savings(family())}
     assert set(rows) == {"int8-dynamic", "fp16"}
     int8 = rows["int8-dynamic"]
-    assert int8["model"] == "mlp:int8-dynamic"
-    assert int8["parent"] == "fp32"
-    assert int8["parent_kwh_per_1000_queries"] == pytest.approx(2.0)
-    assert int8["energy_change_pct"] == pytest.approx(-25.0)
-    assert int8["co2_change_pct"] == pytest.approx(-25.0)
+    assert int8.model == "mlp:int8-dynamic"
+    assert int8.parent == "fp32"
+    assert int8.parent_kwh_per_1000_queries == pytest.approx(2.0)
+    assert int8.energy_change_pct == pytest.approx(-25.0)
+    assert int8.co2_change_pct == pytest.approx(-25.0)
     # ESS: 1 M / 1 g -> 1 M / 0.75 g
-    assert int8["ess_change_pct"] == pytest.approx(100 * (1 / 0.75 - 1))
-    assert int8["accuracy_change_points"] == pytest.approx(-2.0)
-    assert int8["size_change_pct"] == pytest.approx(-75.0)
-    assert int8["step_energy_kwh"] == pytest.approx(10.0)
-    assert int8["step_co2_g"] == pytest.approx(4.0)
+    assert int8.ess_change_pct == pytest.approx(100 * (1 / 0.75 - 1))
+    assert int8.accuracy_change_points == pytest.approx(-2.0)
+    assert int8.size_change_pct == pytest.approx(-75.0)
+    assert int8.step_energy_kwh == pytest.approx(10.0)
+    assert int8.step_co2_g == pytest.approx(4.0)
     # 10 kWh / (0.5 kWh per 1000 queries) = 20,000 queries
-    assert int8["break_even_queries"] == pytest.approx(20_000)
+    assert int8.break_even_queries == pytest.approx(20_000)
 
 
 def test_a_variant_that_saves_nothing_never_breaks_even() -> None:
-    fp16 = next(r for r in savings(family()) if r["variant"] == "fp16")
-    assert fp16["energy_change_pct"] == pytest.approx(25.0)
-    assert fp16["accuracy_change_points"] == pytest.approx(0.0)
-    assert fp16["step_energy_kwh"] == pytest.approx(1.0)
-    assert fp16["break_even_queries"] is None
+    fp16 = next(r for r in savings(family()) if r.variant == "fp16")
+    assert fp16.energy_change_pct == pytest.approx(25.0)
+    assert fp16.accuracy_change_points == pytest.approx(0.0)
+    assert fp16.step_energy_kwh == pytest.approx(1.0)
+    assert fp16.break_even_queries is None
 
 
 def test_savings_without_parent_runs_or_step_are_none() -> None:
     rows = savings([run("m", 1.0, variant="int8-static", parent="onnx"),
                     run("m", 2.0, variant="fp32")])
     (row,) = rows
-    assert row["parent"] == "onnx"
-    assert row["energy_change_pct"] is None
-    assert row["break_even_queries"] is None
-    assert row["step_energy_kwh"] is None
+    assert row.parent == "onnx"
+    assert row.energy_change_pct is None
+    assert row.break_even_queries is None
+    assert row.step_energy_kwh is None
 
 
 def test_savings_compare_within_one_hardware() -> None:
@@ -342,9 +347,21 @@ def test_savings_compare_within_one_hardware() -> None:
                                                   parent="fp32", hardware="cpu"),
                run("m", 100.0, hardware="gpu"), run("m", 50.0, variant="int8-dynamic",
                                                     parent="fp32", hardware="gpu")]
-    by_hw = {r["hardware"]: r for r in savings(records)}
-    assert by_hw["cpu"]["energy_change_pct"] == pytest.approx(-50.0)
-    assert by_hw["gpu"]["parent_kwh_per_1000_queries"] == pytest.approx(100.0)
+    by_hw = {r.hardware: r for r in savings(records)}
+    assert by_hw["cpu"].energy_change_pct == pytest.approx(-50.0)
+    assert by_hw["gpu"].parent_kwh_per_1000_queries == pytest.approx(100.0)
+
+
+def test_a_saving_is_a_frozen_record_with_a_json_form() -> None:
+    int8 = next(r for r in savings(family()) if r.variant == "int8-dynamic")
+    assert isinstance(int8, Saving) and dataclasses.is_dataclass(int8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        int8.energy_change_pct = 0.0  # type: ignore[misc]
+    data = json.loads(json.dumps(int8.to_dict()))
+    assert list(data) == [f.name for f in dataclasses.fields(Saving)]
+    assert data["model"] == "mlp:int8-dynamic" and data["parent"] == "fp32"
+    assert data["energy_change_pct"] == pytest.approx(-25.0)
+    assert data["break_even_queries"] == pytest.approx(20_000)
 
 
 # -- Pareto front ----------------------------------------------------------------------------
@@ -439,6 +456,50 @@ def test_calculate_scores_from_records() -> None:
     assert [(s.model, s.stars) for s in scores] == [("a", 5), ("b", 1)]
     with pytest.raises(ConfigError, match="classification/cpu, classification/gpu"):
         calculate_scores("vision", "cpu", records=records)
+
+
+def test_a_record_with_an_unknown_key_is_refused_naming_it() -> None:
+    records = [run("a", 1.0), run("b", 2.0, co2_kg=0.001)]  # co2_kg: another tool's spelling
+    with pytest.raises(ConfigError, match=r"unknown run record key\(s\): co2_kg"):
+        calculate_scores("classification", "cpu", records=records)
+    with pytest.raises(ConfigError, match="co2_kg"):
+        star_ratings(records)
+    with pytest.raises(ConfigError, match="co2_kg"):
+        savings(records)
+
+
+def test_runs_read_back_from_a_store_are_rated_as_the_records_they_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "results.db"
+    written = [RunRecord.from_dict(run(f"m{i}", e, accuracy=0.9, co2_g=0.5,
+                                       num_parameters=1_000_000))
+               for i, e in enumerate((1.0, 2.0, 3.0))]
+    written.append(RunRecord.from_dict(run("p", 0.5, partial=True, errors=["gpu:0: lost"])))
+    with Store(db) as store:
+        store.begin_sweep("s1", project="demo", config={})
+        for record in written:
+            store.write_run(record)
+        runs = store.runs()
+    assert all(type(r) is RunRecord for r in runs) and runs == written
+    assert read_records(db) == written
+    # rated as they are: no record is made again from a dict on the way
+    made_again = []
+    real_from_dict = RunRecord.from_dict.__func__  # type: ignore[attr-defined]
+
+    def from_dict(cls: type[RunRecord], data: Any) -> RunRecord:
+        made_again.append(data)
+        return real_from_dict(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(RunRecord, "from_dict", classmethod(from_dict))
+    scores = star_ratings(runs)
+    assert [(s.model, s.stars) for s in scores] == [("m0", 5), ("m1", 4), ("m2", 2)]
+    assert [(u.model, u.reason) for u in scores.unrated] == [("p", "partial, gpu:0: lost")]
+    assert why_not_rated(runs[-1]) == "partial, gpu:0: lost"
+    assert ess_of(runs[0]) == pytest.approx(2.0)  # 1 M parameters / 0.5 g per 1000 queries
+    assert made_again == []
+    # an export's JSON form of the same runs gives the same scores
+    monkeypatch.undo()
+    assert star_ratings([r.to_dict() for r in runs]) == scores
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 import wattprint
 import wattprint.meter
 from wattprint import ConfigError, EnergyMeter, FakeSensor, Site
-from wattprint._footprint import DEFAULT_PUE, DEFAULT_WUE_L_PER_KWH, TIERS, resolve_intensity
+from wattprint.footprint import DEFAULT_PUE, DEFAULT_WUE_L_PER_KWH, TIERS, resolve_intensity
 from wattprint.sweep.config import load_config
 
 WATTPRINT = [sys.executable, "-m", "wattprint"]

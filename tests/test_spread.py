@@ -141,28 +141,28 @@ def family() -> list[dict[str, Any]]:
 
 
 def test_savings_compare_intervals() -> None:
-    rows = {r["variant"]: r for r in savings(family())}
+    rows = {r.variant: r for r in savings(family())}
     int8, fp16 = rows["int8"], rows["fp16"]
     low, high = interval([0.9, 1.0, 1.1], T_2)
-    assert int8["kwh_per_1000_queries_ci95_low"] == pytest.approx(low, rel=1e-12)
-    assert int8["kwh_per_1000_queries_ci95_high"] == pytest.approx(high, rel=1e-12)
+    assert int8.kwh_per_1000_queries_ci95_low == pytest.approx(low, rel=1e-12)
+    assert int8.kwh_per_1000_queries_ci95_high == pytest.approx(high, rel=1e-12)
     parent_low, parent_high = interval([1.9, 2.0, 2.1], T_2)
-    assert int8["parent_kwh_per_1000_queries_ci95_low"] == pytest.approx(parent_low, rel=1e-12)
-    assert int8["parent_kwh_per_1000_queries_ci95_high"] == pytest.approx(parent_high,
-                                                                          rel=1e-12)
-    assert int8["energy_change_significant"] is True  # [0.75, 1.25] vs [1.75, 2.25]
-    assert fp16["energy_change_pct"] == pytest.approx(-100 * 0.2 / 6)
-    assert fp16["energy_change_significant"] is False  # the saving is within the noise
+    assert int8.parent_kwh_per_1000_queries_ci95_low == pytest.approx(parent_low, rel=1e-12)
+    assert int8.parent_kwh_per_1000_queries_ci95_high == pytest.approx(parent_high,
+                                                                      rel=1e-12)
+    assert int8.energy_change_significant is True  # [0.75, 1.25] vs [1.75, 2.25]
+    assert fp16.energy_change_pct == pytest.approx(-100 * 0.2 / 6)
+    assert fp16.energy_change_significant is False  # the saving is within the noise
 
 
 def test_savings_of_single_runs_or_without_parent_cannot_say() -> None:
-    rows = {r["variant"]: r for r in savings([
+    rows = {r.variant: r for r in savings([
         run("m", 2.0), run("m", 1.0, variant="int8", parent="fp32"),
         run("m", 1.0, variant="int4", parent="onnx", repetition=0),
         run("m", 1.1, variant="int4", parent="onnx", repetition=1)])}
-    assert rows["int8"]["energy_change_significant"] is None
-    assert rows["int8"]["kwh_per_1000_queries_ci95_low"] is None
-    assert rows["int4"]["energy_change_significant"] is None
+    assert rows["int8"].energy_change_significant is None
+    assert rows["int8"].kwh_per_1000_queries_ci95_low is None
+    assert rows["int4"].energy_change_significant is None
 
 
 # -- the CLI and the report ------------------------------------------------------------------

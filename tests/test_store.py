@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from wattprint.errors import ConfigError, MissingExtra, StoreError
+from wattprint.record import RunRecord
 from wattprint.store import (
     MIGRATIONS,
     PHASES,
@@ -64,8 +65,9 @@ def full_record(cell_key: str = "mlp/int8-dynamic/iris/inference/2", sweep_id: s
         "wue_l_per_kwh": 1.8,
         "provenance": "mixed",
         "components": {
-            "cpu": {"energy_j": 400.5, "source": "rapl", "measured": True},
-            "gpu:0": {"energy_j": 30.6234567891, "source": "estimate", "measured": False},
+            "cpu": {"energy_j": 400.5, "source": "rapl", "measured": True, "scope": "machine"},
+            "gpu:0": {"energy_j": 30.6234567891, "source": "estimate", "measured": False,
+                      "scope": "process"},
         },
         "num_samples": 150,
         "samples_per_second": 11.970_437,
@@ -85,6 +87,9 @@ def full_record(cell_key: str = "mlp/int8-dynamic/iris/inference/2", sweep_id: s
         "partial": True,
         "errors": ["gpu:0: not readable"],
         "measurement_notes": ["window shorter than 0.1 s"],
+        "location": "DE (Electricity Maps 2024)",
+        "tier": "datacenter",
+        "water_intensity_l_per_kwh": 3.14,
     }
     record.update(changes)
     return record
@@ -94,8 +99,8 @@ def small_record(cell_key: str, sweep_id: str = "s1", **changes: Any) -> dict[st
     return {"sweep_id": sweep_id, "cell_key": cell_key, "status": "ok", **changes}
 
 
-def without_id(run: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in run.items() if k != "id"}
+def without_id(run: RunRecord) -> dict[str, Any]:
+    return {k: v for k, v in run.to_dict().items() if k != "id"}
 
 
 @pytest.fixture
@@ -124,11 +129,14 @@ def test_full_record_round_trips(store: Store) -> None:
     run_id = store.write_run(record, samples=samples)
 
     (got,) = store.runs()
-    assert got["id"] == run_id
+    assert isinstance(got, RunRecord)
+    assert got.id == run_id
     assert without_id(got) == record
-    assert type(got["repetition"]) is int and type(got["num_parameters"]) is int
-    assert type(got["energy_j"]) is float
-    assert got["components"]["cpu"]["measured"] is True
+    assert got == RunRecord.from_dict(record)  # the record written is the record read
+    assert type(got.repetition) is int and type(got.num_parameters) is int
+    assert type(got.energy_j) is float
+    assert got.components is not None and got.components["cpu"].measured is True
+    assert got.errors == ("gpu:0: not readable",) and got.partial is True
     assert store.samples(run_id) == samples
 
 
@@ -136,16 +144,18 @@ def test_numpy_values_are_stored_as_plain_numbers(store: Store) -> None:
     store.write_run(small_record("np", num_samples=np.int64(7), energy_j=np.float32(0.5),
                                  metrics={"accuracy": np.float64(0.25), "per_class": np.arange(3)}))
     (got,) = store.runs()
-    assert (got["num_samples"], got["energy_j"]) == (7, 0.5)
-    assert type(got["num_samples"]) is int
-    assert got["metrics"] == {"accuracy": 0.25, "per_class": [0, 1, 2]}
+    assert (got.num_samples, got.energy_j) == (7, 0.5)
+    assert type(got.num_samples) is int
+    assert got.metrics == {"accuracy": 0.25, "per_class": [0, 1, 2]}
 
 
 def test_missing_keys_are_null(store: Store) -> None:
     store.write_run(small_record("minimal"))
     (got,) = store.runs()
-    assert {k for k, v in got.items() if v is not None} == {"id", "sweep_id", "cell_key", "status"}
-    assert set(got) == {"id", *RUN_KEYS}
+    data = got.to_dict()
+    assert {k for k, v in data.items() if v is not None} == {"id", "sweep_id", "cell_key",
+                                                             "status"}
+    assert set(data) == {"id", *RUN_KEYS}
 
 
 def test_every_allowed_phase_status_and_provenance_is_stored(store: Store) -> None:
@@ -153,7 +163,7 @@ def test_every_allowed_phase_status_and_provenance_is_stored(store: Store) -> No
         zip(PHASES * 2, RUN_STATUSES * 3, PROVENANCES, strict=True)
     ):
         store.write_run(small_record(f"c{i}", phase=phase, status=status, provenance=provenance))
-    got = [(r["phase"], r["status"], r["provenance"]) for r in store.runs()]
+    got = [(r.phase, r.status, r.provenance) for r in store.runs()]
     assert got == list(zip(PHASES * 2, RUN_STATUSES * 3, PROVENANCES, strict=True))
     assert "fake" in PROVENANCES  # FakeSensor runs are stored, and say so
 
@@ -207,14 +217,14 @@ def test_same_cell_replaces_the_run_and_its_samples(store: Store, db: Path) -> N
     new_id = store.write_run(small_record("cell", metrics={"accuracy": 0.5}),
                              samples=[(0.0, "gpu:0", 9.0)])
 
-    runs = {r["cell_key"]: r for r in store.runs(sweep_id="s1")}
+    runs = {r.cell_key: r for r in store.runs(sweep_id="s1")}
     assert sorted(runs) == ["cell", "other"]
     replaced = runs["cell"]
-    assert replaced["id"] == new_id
-    assert (replaced["status"], replaced["error"], replaced["energy_j"]) == ("ok", None, None)
-    assert replaced["metrics"] == {"accuracy": 0.5}
+    assert replaced.id == new_id
+    assert (replaced.status, replaced.error, replaced.energy_j) == ("ok", None, None)
+    assert replaced.metrics == {"accuracy": 0.5}
     assert store.samples(new_id) == [(0.0, "gpu:0", 9.0)]
-    assert store.samples(runs["other"]["id"]) == [(0.0, "cpu", 5.0)]
+    assert store.samples(runs["other"].id or 0) == [(0.0, "cpu", 5.0)]
     assert raw(db).execute("SELECT count(*) FROM samples").fetchone()[0] == 2
 
 
@@ -245,7 +255,7 @@ def test_filters(store: Store) -> None:
                                      status=status, phase=phase))
 
     def keys(**filters: Any) -> list[str]:
-        return [r["cell_key"] for r in store.runs(**filters)]
+        return [r.cell_key for r in store.runs(**filters)]
 
     assert keys() == ["1", "2", "3", "4", "5", "6"]
     assert keys(sweep_id="s2") == ["5", "6"]
@@ -319,18 +329,44 @@ def test_version_1_store_migrates_with_its_rows(db: Path) -> None:
 
     with Store(db) as store:
         (run,) = store.runs()
-        assert (run["cell_key"], run["energy_j"], run["metrics"]) == ("c", 12.5, {"accuracy": 0.75})
-        assert run["notes"] is None
-        assert store.samples(run["id"]) == [(0.5, "cpu", 30.0)]
+        assert (run.cell_key, run.energy_j, run.metrics) == ("c", 12.5, {"accuracy": 0.75})
+        assert run.notes is None
+        assert store.samples(run.id or 0) == [(0.5, "cpu", 30.0)]
         assert store.sweeps()[0]["config"] == {"k": 1}
         store.write_run(small_record("new", sweep_id="old", notes="after"))
-        assert store.runs(task="regression")[0]["cell_key"] == "c"
+        assert store.runs(task="regression")[0].cell_key == "c"
 
     conn = raw(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "runs_by_task_hardware" in indexes
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_version_4_store_gains_the_site_columns(db: Path) -> None:
+    """Runs stored before the site was kept read None for it; new runs keep it."""
+    conn = raw(db)
+    for step in MIGRATIONS[:4]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    conn.execute("INSERT INTO sweeps (id, project, config_json, created_at, updated_at, status)"
+                 " VALUES ('old', 'p', '{}', 1.0, 2.0, 'finished')")
+    conn.execute("INSERT INTO runs (sweep_id, cell_key, status, pue, partial)"
+                 " VALUES ('old', 'c', 'ok', 1.2, 0)")
+    conn.commit()
+    conn.close()
+
+    with Store(db) as store:
+        (old,) = store.runs()
+        assert (old.pue, old.partial) == (1.2, False)
+        assert (old.location, old.tier, old.water_intensity_l_per_kwh) == (None, None, None)
+        store.write_run(small_record("new", sweep_id="old", tier="datacenter", location="SE",
+                                     water_intensity_l_per_kwh=0.5))
+        new = store.runs()[1]
+        assert (new.location, new.tier, new.water_intensity_l_per_kwh) == ("SE", "datacenter",
+                                                                           0.5)
+    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 5
 
 
 def test_store_from_a_newer_wattprint_is_refused(db: Path) -> None:
@@ -397,7 +433,7 @@ def test_store_locked_too_long_gives_up(store: Store, db: Path) -> None:
     assert waiting.runs() == []  # reads are not blocked by a writer
     blocker.execute("ROLLBACK")
     waiting.write_run(small_record("c"))
-    assert [r["cell_key"] for r in store.runs()] == ["c"]
+    assert [r.cell_key for r in store.runs()] == ["c"]
     waiting.close()
 
 
@@ -446,7 +482,8 @@ def test_export_json_parses_back_to_the_same_records(store: Store, tmp_path: Pat
     assert out.read_text(encoding="utf-8") == text
     data = json.loads(text)
     assert data["schema_version"] == SCHEMA_VERSION
-    assert data["runs"] == store.runs(sweep_id="s1")
+    assert data["runs"] == [r.to_dict() for r in store.runs(sweep_id="s1")]
+    assert [RunRecord.from_dict(r) for r in data["runs"]] == store.runs(sweep_id="s1")
     assert [s["id"] for s in data["sweeps"]] == ["s1"]
     assert [r["cell_key"] for r in json.loads(store.export("json"))["runs"]] == [
         full_record()["cell_key"], "broken", "elsewhere"]
@@ -550,7 +587,7 @@ def test_processes_writing_at_once_lose_nothing(db: Path) -> None:
     assert [p.exitcode for p in procs] == [0] * writers
 
     with Store(db) as store:
-        counts = Counter(r["cell_key"] for r in store.runs(sweep_id="shared"))
+        counts = Counter(r.cell_key for r in store.runs(sweep_id="shared"))
         mine = {f"w{w}-{i}" for w in range(writers) for i in range(ROWS_PER_WRITER)}
         shared = {f"shared-{i}" for i in range(SHARED_CELLS)}
         assert set(counts) == mine | shared
@@ -576,8 +613,8 @@ def test_threads_can_share_one_store(store: Store) -> None:
     for t in threads:
         t.join()
     runs = store.runs()
-    assert len(runs) == 100 == len({r["cell_key"] for r in runs})
-    assert all(len(store.samples(r["id"])) == 1 for r in runs)
+    assert len(runs) == 100 == len({r.cell_key for r in runs})
+    assert all(len(store.samples(r.id or 0)) == 1 for r in runs)
 
 
 KILL_SAMPLES = 2000

@@ -37,9 +37,10 @@ from .errors import (
 
 TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds here
 if TYPE_CHECKING:
-    from ._footprint import Footprint, Site, footprint
+    from .footprint import Footprint, Site, footprint
     from .measurement import ComponentEnergy, Measurement
     from .meter import EnergyMeter, Window, measure
+    from .record import RunRecord
     from .score import calculate_scores, print_scores
     from .sensors import FakeSensor, detect
     from .store import Store
@@ -69,6 +70,7 @@ __all__ = [
     "MissingExtra",
     "Model",
     "ModelError",
+    "RunRecord",
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
@@ -101,11 +103,11 @@ _LAZY = {
     "measure": ".meter",
     "Benchmark": ".study",
     "Store": ".store",
+    "RunRecord": ".record",
     "calculate_scores": ".score",
     "print_scores": ".score",
-    "Footprint": "._footprint",
-    "Site": "._footprint",
-    "footprint": "._footprint",
+    "Footprint": ".footprint",
+    "Site": ".footprint",
     "FakeSensor": ".sensors",
     "detect": ".sensors",
     "Dataset": ".workloads",
@@ -118,4 +120,15 @@ _LAZY = {
 }
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
+_lazy_getattr, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
+
+
+def __getattr__(name: str) -> object:
+    if name == "footprint":
+        # The public module, which is callable: wattprint.footprint(joules, country="DE")
+        # calls the function, wattprint.footprint.Site is the module's. Importing it sets
+        # the package's attribute to the module itself.
+        import importlib
+
+        return importlib.import_module(".footprint", __name__)
+    return _lazy_getattr(name)

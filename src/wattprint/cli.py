@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape as _markup_escape
@@ -18,6 +18,9 @@ from rich.text import Text
 from ._console import console, printable
 from ._version import __version__
 from .errors import WattprintError
+
+if TYPE_CHECKING:
+    from .study import BenchmarkResult
 
 app = typer.Typer(
     name="wattprint",
@@ -139,12 +142,12 @@ def locations(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the places with grid data: countries, Electricity Maps zones or cloud regions."""
-    from . import _footprint
+    from .footprint import list_cloud_regions, list_countries, list_zones
 
     listers: dict[str, Callable[[], Sequence[Any]]] = {
-        "countries": _footprint.list_countries,
-        "zones": _footprint.list_zones,
-        "cloud": _footprint.list_cloud_regions,
+        "countries": list_countries,
+        "zones": list_zones,
+        "cloud": list_cloud_regions,
     }
     if kind not in listers:
         _fail(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
@@ -231,8 +234,8 @@ def measure(
     powercap_root: PowercapRoot = None,
 ) -> None:
     """Run a program and print the energy, carbon and water it cost: like perf stat."""
-    from ._footprint import Site
     from ._job import Job
+    from .footprint import Site
     from .meter import EnergyMeter
 
     if not command:
@@ -306,13 +309,13 @@ def schema() -> None:
     print(json.dumps(config_schema(), indent=2))
 
 
-def _render_summary(report: dict[str, Any]) -> None:
+def _render_summary(result: BenchmarkResult) -> None:
     from .score import energy_text as _energy
 
-    summary = report["final_report"]["analysis_summary"]
-    rows = summary["models"]
-    several = len({r["dataset"] for r in rows}) > 1
-    table = Table(title=f"sweep {report['sweep_id']}", title_justify="left")
+    summary = result.summary
+    rows = summary.models
+    several = len({r.dataset for r in rows}) > 1
+    table = Table(title=f"sweep {result.sweep_id}", title_justify="left")
     table.add_column("model", min_width=5)
     table.add_column("variant", min_width=7)
     if several:
@@ -322,35 +325,34 @@ def _render_summary(report: dict[str, Any]) -> None:
     table.add_column("source")
     errors: list[str] = []
     for row in rows:
-        head = [escape(row["model"]), escape(row["variant"])]
+        head = [escape(str(row.model)), escape(str(row.variant))]
         if several:
-            head.append(escape(row["dataset"]))
-        if row["errors"] and not row["repetitions"]:
-            errors.append(f"{row['model']} {row['variant']} {row['dataset']}: "
-                          f"{row['errors'][0]}")
+            head.append(escape(str(row.dataset)))
+        if row.errors and not row.repetitions:
+            errors.append(f"{row.model} {row.variant} {row.dataset}: {row.errors[0]}")
             table.add_row(*head, f"[red]failed ({len(errors)})[/]", "", "", "", "")
             continue
-        kwh = row["kwh_per_1000_queries"]
-        quality = ("-" if row["accuracy"] is None and row["rmse"] is None
-                   else f"{row['accuracy']:.3f}" if row["accuracy"] is not None
-                   else f"RMSE {row['rmse']:.3g}")
+        kwh = row.kwh_per_1000_queries
+        quality = ("-" if row.accuracy is None and row.rmse is None
+                   else f"{row.accuracy:.3f}" if row.accuracy is not None
+                   else f"RMSE {row.rmse:.3g}")
         table.add_row(
             *head,
             "-" if kwh is None else _energy(kwh),
             quality,
-            "-" if row["num_parameters"] is None else f"{row['num_parameters']:,}",
-            "-" if row["size_bytes"] is None else _bytes(row["size_bytes"]),
-            escape(str(row["provenance"])),
+            "-" if row.num_parameters is None else f"{row.num_parameters:,}",
+            "-" if row.size_bytes is None else _bytes(row.size_bytes),
+            escape(str(row.provenance)),
         )
     out.print(table)
     for i, text in enumerate(errors, 1):
         out.print(f"[red]({i})[/] {escape(text)}", soft_wrap=True)
     out.print(
-        f"total {_energy(summary['total_energy_kwh'])}, "
-        f"{summary['total_co2_emissions_kg'] * 1000:.3g} g CO2, "
-        f"{summary['total_water_l']:.3g} L water; "
-        f"{summary['runs_ok']} cells ok, {summary['runs_failed']} failed; stored in "
-        f"{escape(report['db'])}"
+        f"total {_energy(summary.total_energy_kwh)}, "
+        f"{summary.total_co2_g:.3g} g CO2, "
+        f"{summary.total_water_l:.3g} L water; "
+        f"{summary.runs_ok} cells ok, {summary.runs_failed} failed; stored in "
+        f"{escape(result.db)}"
     )
 
 
@@ -385,21 +387,21 @@ def run(
     except WattprintError as e:
         _fail(str(e))
     try:
-        report = bench.run(resume=resume, progress=None if not as_json else False)
+        result = bench.execute(resume=resume, progress=None if not as_json else False)
     except SweepInterrupted as e:
         err.print(f"[yellow]interrupted:[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(e.exit_code) from None  # 130 for Ctrl-C, 143 for SIGTERM
-    if as_json:
-        print(json.dumps(report, indent=2, default=str))
+    if as_json:  # the documented report: Benchmark.run()'s dict
+        print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
-        _render_summary(report)
-    for path in report["exports"]:
+        _render_summary(result)
+    for path in result.exports:
         err.print(f"wrote {escape(path)}")
-    summary = report["final_report"]["analysis_summary"]
-    if summary["runs_failed"] and not summary["runs_ok"]:
-        err.print(f"[bold red]error:[/] every cell failed ({summary['runs_failed']} of "
-                  f"{summary['runs_failed']}); nothing was measured. Their errors are above and "
-                  f"stored in {escape(report['db'])}", soft_wrap=True)
+    summary = result.summary
+    if summary.runs_failed and not summary.runs_ok:
+        err.print(f"[bold red]error:[/] every cell failed ({summary.runs_failed} of "
+                  f"{summary.runs_failed}); nothing was measured. Their errors are above and "
+                  f"stored in {escape(result.db)}", soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -546,8 +548,8 @@ def demo(
         raise typer.Exit(e.exit_code) from None  # 130 for Ctrl-C, 143 for SIGTERM
     except WattprintError as e:
         _fail(str(e))
-    _render_summary(result)
-    rows = [r for r in result["runs"] if r["phase"] == "inference"]
+    _render_summary(result.benchmark)
+    rows = [r for r in result.benchmark.runs if r.phase == "inference"]
     scores: list[scoring.Score] = []
     unrated: list[scoring.Unrated] = []
     for t, h in scoring.available_groups(rows):
@@ -555,8 +557,8 @@ def demo(
         scores += rated
         unrated += rated.unrated
     scoring.print_scores(scores, console=out, unrated=unrated)
-    out.print(f"report: {escape(result['report_html'])}; labels: "
-              f"{escape(str(Path(result['labels'][0]).parent)) if result['labels'] else '-'}")
+    out.print(f"report: {escape(str(result.report_html))}; labels: "
+              f"{escape(str(result.labels[0].parent)) if result.labels else '-'}")
 
 
 def main() -> None:

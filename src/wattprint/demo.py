@@ -10,9 +10,30 @@ then the star table, an HTML report and an energy label per model.
 from __future__ import annotations
 
 import os
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["demo_config", "run_demo"]
+if TYPE_CHECKING:
+    from .study import BenchmarkResult
+
+__all__ = ["DemoResult", "demo_config", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo made: the benchmark's result, the HTML report and one energy label per
+    rated model."""
+
+    benchmark: BenchmarkResult
+    report_html: Path
+    labels: tuple[Path, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The benchmark's report (:meth:`~wattprint.study.BenchmarkResult.to_dict`) with
+        ``report_html`` and ``labels`` (paths, as text) added."""
+        return {**self.benchmark.to_dict(), "report_html": str(self.report_html),
+                "labels": [str(path) for path in self.labels]}
 
 
 def demo_config(*, db: str | os.PathLike[str] = "wattprint.db",
@@ -42,11 +63,12 @@ def demo_config(*, db: str | os.PathLike[str] = "wattprint.db",
 
 def run_demo(*, db: str | os.PathLike[str] = "wattprint.db",
              out_dir: str | os.PathLike[str] = ".", country: str | None = None,
-             repetitions: int = 2, progress: bool | None = None) -> dict[str, Any]:
+             repetitions: int = 2, progress: bool | None = None) -> DemoResult:
     """Run the demo benchmark and write its report and labels into ``out_dir``.
 
-    Returns the benchmark report, with ``report_html`` and ``labels`` (paths) added. Each
-    file is replaced whole or not at all; a failed write raises
+    Returns a :class:`DemoResult`: the benchmark's result and the paths of the report and the
+    labels (:meth:`DemoResult.to_dict` is the benchmark report with ``report_html`` and
+    ``labels`` added). Each file is replaced whole or not at all; a failed write raises
     :class:`~wattprint.errors.OutputError`.
     """
     from ._files import make_folder
@@ -56,17 +78,15 @@ def run_demo(*, db: str | os.PathLike[str] = "wattprint.db",
     folder = make_folder(out_dir)
     config = demo_config(db=db, output_dir=folder / "results", country=country,
                          repetitions=repetitions)
-    report = Benchmark(config).run(progress=progress)
-    sweep = report["sweep_id"]
-    report["report_html"] = str(write_report(db, sweep_id=sweep, out=folder / "report.html"))
-    labels = make_folder(folder / "labels")
-    report["labels"] = []
-    for row in report["final_report"]["analysis_summary"]["models"]:
-        if row["repetitions"] == 0:
+    result = Benchmark(config).execute(progress=progress)
+    sweep = result.sweep_id
+    report_html = write_report(db, sweep_id=sweep, out=folder / "report.html")
+    labels_dir = make_folder(folder / "labels")
+    labels = []
+    for row in result.summary.models:
+        if row.repetitions == 0:
             continue
-        label = row["model"] if row["parent"] is None else f"{row['model']}:{row['variant']}"
-        name = label.replace(":", "-")
-        path = write_label(label, task=row["task"], hardware=row["hardware"], db=db,
-                           sweep_id=sweep, out=labels / f"{name}.svg")
-        report["labels"].append(str(path))
-    return report
+        path = write_label(row.label, task=row.task, hardware=row.hardware, db=db,
+                           sweep_id=sweep, out=labels_dir / f"{row.label.replace(':', '-')}.svg")
+        labels.append(path)
+    return DemoResult(result, report_html, tuple(labels))

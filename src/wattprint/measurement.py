@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .sensors.base import Source
 
 if TYPE_CHECKING:
-    from ._footprint import Footprint, FootprintModel
+    from .footprint import Footprint, FootprintModel
 
 __all__ = ["ComponentEnergy", "Measurement"]
 

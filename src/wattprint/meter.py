@@ -27,12 +27,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 
-from ._footprint import FootprintModel, Site, _site
 from ._log import get_logger
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
 from ._sampler import _Open, _sampler, _Shared, _stop, track_for_fork
 from ._training import _Stats, _TrainingMixin
 from .errors import ConfigError, SensorError, WindowError
+from .footprint import FootprintModel, Site, _site
 from .measurement import ComponentEnergy, Measurement
 from .sensors import detect
 from .sensors._registry import MODES

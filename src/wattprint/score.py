@@ -1,9 +1,15 @@
 """Star ratings, the Environmental Sustainability Score, savings and Pareto fronts of stored runs.
 
-Pure functions over run records (the dicts of :mod:`wattprint.store`); the only I/O is reading a
-store when :func:`calculate_scores` or :func:`read_records` is given its path. The statistics of
-repetitions live in ``wattprint._stats`` and the text and tables (:func:`print_scores`,
-:func:`energy_text`, ...) in ``wattprint._score_text``; both are re-exported here.
+Pure functions over run records: each a :class:`~wattprint.record.RunRecord`, as the results
+store (:mod:`wattprint.store`) reads it back, rated as it is. A function that takes records
+also takes their JSON form (dicts, an export's ``runs``): each is made a record once, where it
+comes in (:meth:`RunRecord.from_dict <wattprint.record.RunRecord.from_dict>`), so an unknown
+key or a value of the wrong type is a :class:`~wattprint.errors.ConfigError` naming it. The
+only I/O is reading a store when :func:`calculate_scores` or :func:`read_records` is given its
+path. The statistics of repetitions live in ``wattprint._stats``, the text and tables
+(:func:`print_scores`, :func:`energy_text`, ...) in ``wattprint._score_text``, and the savings
+of optimized variants and the Pareto front (:func:`savings`, :class:`Saving`,
+:func:`pareto_front`) in ``wattprint._savings``; all are re-exported here.
 
 **A model** is one ``(model_name, variant, dataset)`` of one task and hardware, made of its
 successful inference runs (``status == "ok"``, ``phase == "inference"``); failed runs and
@@ -84,7 +90,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._log import get_logger
 from ._score_text import (
@@ -99,6 +105,10 @@ from ._score_text import (
 )
 from ._stats import Spread, overlap, spread, t_quantile_975
 from .errors import ConfigError
+from .record import RunRecord
+
+if TYPE_CHECKING:
+    from ._savings import Saving, pareto_front, savings
 
 __all__ = [
     "DEFAULT_DB",
@@ -136,7 +146,8 @@ DEFAULT_DB = "wattprint.db"
 _EDGE_TOLERANCE = 1e-9
 _J_PER_KWH = 3.6e6
 
-_Record = Mapping[str, Any]
+#: A run as the public functions take it: a record, or its JSON form (made a record at once).
+RunLike = RunRecord | Mapping[str, Any]
 _Key = tuple[str, str, str, str, str]  # task, hardware, model_name, dataset, variant (casefolded)
 
 
@@ -293,8 +304,19 @@ def _fold(value: object) -> str:
     return str(value).casefold()
 
 
-#: The figures of a run that must be finite numbers (when present) for it to be rated.
-_FIGURES = ("energy_j", "energy_kwh", "kwh_per_1000_queries", "co2_g")
+def _as_records(records: Iterable[RunLike]) -> list[RunRecord]:
+    """``records`` as :class:`RunRecord` objects: a record is kept as it is, a dict (its JSON
+    form) is made one, or refused with a :class:`~wattprint.errors.ConfigError` naming what
+    is wrong."""
+    return [r if isinstance(r, RunRecord) else RunRecord.from_dict(r) for r in records]
+
+
+_T = TypeVar("_T")
+
+
+def _first(values: Iterable[_T | None]) -> _T | None:
+    """The first of ``values`` that is not None."""
+    return next((v for v in values if v is not None), None)
 
 
 def _not_finite(value: object) -> bool:
@@ -302,118 +324,111 @@ def _not_finite(value: object) -> bool:
             and not math.isfinite(float(value)))
 
 
-def why_not_rated(record: _Record) -> str | None:
+def why_not_rated(record: RunLike) -> str | None:
     """Why a successful run cannot be rated, in a few words; None when it can.
 
     A ``partial`` run ("partial, " and its errors), a figure that is NaN or infinite
     ("energy_j is not finite", "metric accuracy is not finite"), or no energy figure.
+    ``record`` is a :class:`RunRecord` or its JSON form.
     """
+    (run,) = _as_records([record])
     reasons = []
-    if record.get("partial"):
-        errors = record.get("errors")
-        texts = [str(e) for e in errors] if isinstance(errors, Sequence) and not isinstance(
-            errors, str) else []
-        reasons.append(", ".join(["partial", *texts]))
-    reasons += [f"{key} is not finite" for key in _FIGURES if _not_finite(record.get(key))]
-    metrics = record.get("metrics")
-    if isinstance(metrics, Mapping):
-        reasons += [f"metric {key} is not finite" for key, value in metrics.items()
-                    if _not_finite(value)]
-    if not reasons and _kwh_per_1000(record) is None:
+    if run.partial:
+        reasons.append(", ".join(["partial", *(run.errors or ())]))
+    # the figures that must be finite numbers (when present) for a run to be rated
+    figures = {"energy_j": run.energy_j, "energy_kwh": run.energy_kwh,
+               "kwh_per_1000_queries": run.kwh_per_1000_queries, "co2_g": run.co2_g}
+    reasons += [f"{key} is not finite" for key, value in figures.items() if _not_finite(value)]
+    reasons += [f"metric {key} is not finite" for key, value in (run.metrics or {}).items()
+                if _not_finite(value)]
+    if not reasons and _kwh_per_1000(run) is None:
         reasons.append("no energy figure")
     return "; ".join(reasons) or None
 
 
-def _is_scored_run(record: _Record) -> bool:
-    return record.get("status") == "ok" and record.get("phase") == "inference"
+def _is_scored_run(record: RunRecord) -> bool:
+    return record.ok and record.phase == "inference"
 
 
-def _require(record: _Record, keys: Sequence[str]) -> None:
-    missing = [k for k in keys if not isinstance(record.get(k), str) or not record.get(k)]
+def _require(record: RunRecord) -> None:
+    """A successful run to rate names its model (the fields of :data:`_Key`)."""
+    named = {"model_name": record.model_name, "variant": record.variant,
+             "dataset": record.dataset, "task": record.task, "hardware": record.hardware}
+    missing = [k for k, value in named.items() if not value]
     if missing:
         raise ConfigError(
-            f"run {record.get('cell_key')!r} is a successful inference run without "
+            f"run {record.cell_key!r} is a successful {record.phase} run without "
             f"{', '.join(missing)}; a run to score needs model_name, variant, dataset, task "
             "and hardware"
         )
 
 
-def _kwh_per_1000(record: _Record) -> float | None:
-    stored = _number(record.get("kwh_per_1000_queries"))
+def _kwh_per_1000(record: RunRecord) -> float | None:
+    stored = _number(record.kwh_per_1000_queries)
     if stored is not None:
         return stored
-    kwh = _number(record.get("energy_kwh"))
+    kwh = _number(record.energy_kwh)
     if kwh is None:
-        joules = _number(record.get("energy_j"))
+        joules = _number(record.energy_j)
         kwh = None if joules is None else joules / _J_PER_KWH
-    samples = _number(record.get("num_samples"))
+    samples = _number(record.num_samples)
     if kwh is None or samples is None or samples <= 0:
         return None
     return kwh * 1000.0 / samples
 
 
-def _co2_per_1000(record: _Record) -> float | None:
-    co2 = _number(record.get("co2_g"))
-    samples = _number(record.get("num_samples"))
+def _co2_per_1000(record: RunRecord) -> float | None:
+    co2 = _number(record.co2_g)
+    samples = _number(record.num_samples)
     if co2 is None or samples is None or samples <= 0:
         return None
     return co2 * 1000.0 / samples
 
 
-def _accuracy(record: _Record) -> float | None:
-    metrics = record.get("metrics")
-    return _number(metrics.get("accuracy")) if isinstance(metrics, Mapping) else None
+def _is_pruned(record: RunRecord) -> bool:
+    kind = (record.optimization or {}).get("kind")
+    return (record.variant or "").lower().startswith("pruned") or kind == "pruning"
 
 
-def _is_pruned(record: _Record) -> bool:
-    optimization = record.get("optimization")
-    kind = optimization.get("kind") if isinstance(optimization, Mapping) else None
-    return str(record.get("variant") or "").lower().startswith("pruned") or kind == "pruning"
-
-
-def _first(rows: Sequence[_Record], key: str) -> Any:
-    return next((r[key] for r in rows if r.get(key) is not None), None)
-
-
-def _provenance(rows: Sequence[_Record]) -> str | None:
-    kinds = {str(r["provenance"]) for r in rows if r.get("provenance") is not None}
+def _provenance(rows: Sequence[RunRecord]) -> str | None:
+    kinds = {r.provenance for r in rows if r.provenance is not None}
     if not kinds:
         return None
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
-def _key(record: _Record) -> _Key:
-    return (_fold(record["task"]), _fold(record["hardware"]), str(record["model_name"]),
-            str(record["dataset"]), str(record["variant"]))
+def _key(record: RunRecord) -> _Key:
+    return (_fold(record.task), _fold(record.hardware), str(record.model_name),
+            str(record.dataset), str(record.variant))
 
 
-def _grouped_runs(records: Iterable[_Record], phase: str = "inference",
-                  ) -> dict[_Key, list[_Record]]:
+def _grouped_runs(records: Iterable[RunRecord], phase: str = "inference",
+                  ) -> dict[_Key, list[RunRecord]]:
     """The successful runs of ``phase``, by model, in first-seen order."""
-    groups: dict[_Key, list[_Record]] = defaultdict(list)
+    groups: dict[_Key, list[RunRecord]] = defaultdict(list)
     for record in records:
-        if record.get("status") != "ok" or record.get("phase") != phase:
+        if not record.ok or record.phase != phase:
             continue
-        _require(record, ("model_name", "variant", "dataset", "task", "hardware"))
+        _require(record)
         groups[_key(record)].append(record)
     return groups
 
 
-def _unrated(rows: Sequence[_Record], why: Sequence[str]) -> Unrated:
+def _unrated(rows: Sequence[RunRecord], why: Sequence[str]) -> Unrated:
     first = rows[0]
-    parent = _first(rows, "parent")
-    name, variant = str(first["model_name"]), str(first["variant"])
+    parent = _first(r.parent for r in rows)
+    name, variant = str(first.model_name), str(first.variant)
     reason = "; ".join(dict.fromkeys(why))
     _log.warning("model %s:%s on %s: %d run(s) not rated: %s", name, variant,
-                 first["dataset"], len(rows), reason)
+                 first.dataset, len(rows), reason)
     return Unrated(
         model=name if parent is None else f"{name}:{variant}", model_name=name,
-        variant=variant, parent=parent, dataset=str(first["dataset"]),
-        task=str(first["task"]), hardware=str(first["hardware"]), runs=len(rows),
-        reason=reason, cell_keys=tuple(str(r.get("cell_key")) for r in rows))
+        variant=variant, parent=parent, dataset=str(first.dataset),
+        task=str(first.task), hardware=str(first.hardware), runs=len(rows),
+        reason=reason, cell_keys=tuple(str(r.cell_key) for r in rows))
 
 
-def _models(records: Iterable[_Record]) -> tuple[list[_Model], list[Unrated]]:
+def _models(records: Iterable[RunRecord]) -> tuple[list[_Model], list[Unrated]]:
     """The rated models, and the models with runs left out of the rating."""
     out = []
     unrated = []
@@ -428,17 +443,17 @@ def _models(records: Iterable[_Record]) -> tuple[list[_Model], list[Unrated]]:
         if energy is None:
             continue
         first = rows[0]
-        effective = _first(rows, "effective_parameters")
+        effective = _first(r.effective_parameters for r in rows)
         out.append(_Model(
-            task=str(first["task"]), hardware=str(first["hardware"]),
-            model_name=str(first["model_name"]), variant=str(first["variant"]),
-            parent=_first(rows, "parent"), dataset=str(first["dataset"]),
+            task=str(first.task), hardware=str(first.hardware),
+            model_name=str(first.model_name), variant=str(first.variant),
+            parent=_first(r.parent for r in rows), dataset=str(first.dataset),
             kwh_per_1000_queries=energy, spread=spread(figures),
             co2_g_per_1000_queries=_mean(_co2_per_1000(r) for r in rows),
-            accuracy=_mean(_accuracy(r) for r in rows),
-            num_parameters=_first(rows, "num_parameters"),
+            accuracy=_mean(_number(r.metric("accuracy")) for r in rows),
+            num_parameters=_first(r.num_parameters for r in rows),
             effective_parameters=None if effective is None else float(effective),
-            size_bytes=_first(rows, "size_bytes"), repetitions=len(rows),
+            size_bytes=_first(r.size_bytes for r in rows), repetitions=len(rows),
             provenance=_provenance(rows), pruned=any(_is_pruned(r) for r in rows),
         ))
     return out, unrated
@@ -448,17 +463,15 @@ def _models(records: Iterable[_Record]) -> tuple[list[_Model], list[Unrated]]:
 # Groups.
 
 
-def available_groups(records: Iterable[_Record]) -> list[tuple[str, str]]:
+def available_groups(records: Iterable[RunLike]) -> list[tuple[str, str]]:
     """The ``(task, hardware)`` pairs that have successful inference runs, sorted.
 
     Names that differ only in case are one group, spelled as first seen.
     """
     seen: dict[tuple[str, str], tuple[str, str]] = {}
-    for record in records:
-        if not _is_scored_run(record):
-            continue
-        task, hardware = record.get("task"), record.get("hardware")
-        if isinstance(task, str) and isinstance(hardware, str):
+    for record in _as_records(records):
+        task, hardware = record.task, record.hardware
+        if _is_scored_run(record) and task is not None and hardware is not None:
             seen.setdefault((task.casefold(), hardware.casefold()), (task, hardware))
     return [seen[key] for key in sorted(seen)]
 
@@ -542,9 +555,10 @@ def _mark_overlaps(scores: Sequence[Score]) -> list[Score]:
     return out
 
 
-def star_ratings(records: Iterable[_Record], *, method: str = "quintile") -> ScoreList:
-    """Rate every model in ``records``: one :class:`Score` each, most efficient first; the
-    models whose runs could not be rated are in the result's :attr:`~ScoreList.unrated`.
+def star_ratings(records: Iterable[RunLike], *, method: str = "quintile") -> ScoreList:
+    """Rate every model in ``records`` (:class:`RunRecord` objects, or their JSON form): one
+    :class:`Score` each, most efficient first; the models whose runs could not be rated are in
+    the result's :attr:`~ScoreList.unrated`.
 
     The successful inference runs of ``records`` must be of ONE task and hardware (any
     others, failed or training or optimization runs, are ignored); runs of several raise
@@ -554,20 +568,21 @@ def star_ratings(records: Iterable[_Record], *, method: str = "quintile") -> Sco
     docstring.
     """
     _check_method(method)
-    records = list(records)
-    groups = available_groups(records)
+    runs = _as_records(records)
+    groups = available_groups(runs)
     if len(groups) > 1:
         raise ConfigError(
             f"star ratings compare models of one task and hardware; these runs are of "
             f"{_describe(groups)}: pass one group's runs, or use calculate_scores(task, hardware)"
         )
-    models, unrated = _models(records)
+    models, unrated = _models(runs)
     return _rate(models, method, unrated)
 
 
 def read_records(db: str | os.PathLike[str] = DEFAULT_DB, *,
-                 sweep_id: str | None = None) -> list[dict[str, Any]]:
-    """Every stored run of the store at ``db`` (of one sweep, if ``sweep_id`` is given).
+                 sweep_id: str | None = None) -> list[RunRecord]:
+    """Every stored run of the store at ``db`` (of one sweep, if ``sweep_id`` is given), each
+    the :class:`RunRecord` that was written.
 
     A missing file raises :class:`~wattprint.errors.ConfigError` naming it; a file that is not
     a store raises :class:`~wattprint.errors.StoreError`. The store is opened read-only: no
@@ -591,7 +606,7 @@ def calculate_scores(
     *,
     method: str = "quintile",
     db: str | os.PathLike[str] | None = None,
-    records: Iterable[_Record] | None = None,
+    records: Iterable[RunLike] | None = None,
     sweep_id: str | None = None,
 ) -> ScoreList:
     """The star ratings of the models of ``task`` on ``hardware``, most efficient first.
@@ -599,11 +614,13 @@ def calculate_scores(
     Partial runs and runs with figures that are not finite are left out of the ranking and
     listed, with why, in the result's :attr:`~ScoreList.unrated` (see the module docstring).
 
-    The runs come from ``records`` if given, else from the store at ``db`` (default
-    ``wattprint.db``; see :func:`read_records`). ``sweep_id`` keeps only that sweep's runs;
-    without it, runs of every sweep count, and repetitions of one model in several sweeps are
-    averaged together. ``task`` and ``hardware`` match case-insensitively; ``hardware="auto"``
-    is this machine's profile, as the benchmark runner names it (``"CPU"``, ``"H100"``, ...).
+    The runs come from ``records`` if given (:class:`RunRecord` objects, or their JSON form:
+    an unknown key is a :class:`~wattprint.errors.ConfigError` naming it), else from the store
+    at ``db`` (default ``wattprint.db``; see :func:`read_records`). ``sweep_id`` keeps only
+    that sweep's runs; without it, runs of every sweep count, and repetitions of one model in
+    several sweeps are averaged together. ``task`` and ``hardware`` match case-insensitively;
+    ``hardware="auto"`` is this machine's profile, as the benchmark runner names it (``"CPU"``,
+    ``"H100"``, ...).
     When no successful inference run matches, :class:`~wattprint.errors.ConfigError` lists the
     task and hardware pairs that have some.
     """
@@ -611,18 +628,16 @@ def calculate_scores(
     if hardware.strip().casefold() == "auto":
         hardware = this_machines_hardware()
     if records is None:
-        rows: list[_Record] = list(read_records(DEFAULT_DB if db is None else db,
-                                                sweep_id=sweep_id))
+        rows = read_records(DEFAULT_DB if db is None else db, sweep_id=sweep_id)
         where = f"the store {str(DEFAULT_DB if db is None else db)!r}"
     else:
-        rows = [r for r in records if sweep_id is None or r.get("sweep_id") == sweep_id]
+        rows = [r for r in _as_records(records) if sweep_id is None or r.sweep_id == sweep_id]
         where = "the records given"
     if sweep_id is not None:
         where += f" (sweep {sweep_id!r})"
     labels = {hardware.casefold(), hardware_label(hardware).casefold()}
-    chosen = [r for r in rows if isinstance(r.get("task"), str) and isinstance(
-        r.get("hardware"), str) and _fold(r["task"]) == task.casefold()
-        and _fold(r["hardware"]) in labels]
+    chosen = [r for r in rows if r.task is not None and r.hardware is not None
+              and r.task.casefold() == task.casefold() and r.hardware.casefold() in labels]
     if not any(_is_scored_run(r) for r in chosen):
         raise ConfigError(
             f"no successful inference runs of task {task!r} on hardware {hardware!r} in "
@@ -688,8 +703,9 @@ def _ess_or_none(parameters: object, co2: object) -> float | None:
     return ess(params, grams)
 
 
-def ess_of(item: Score | _Record) -> float | None:
-    """The ESS of a :class:`Score` or of one run record; None when it cannot be known.
+def ess_of(item: Score | RunLike) -> float | None:
+    """The ESS of a :class:`Score` or of one run record (a :class:`RunRecord` or its JSON
+    form); None when it cannot be known.
 
     A pruned variant counts its ``effective_parameters`` (None if it has none: its full count
     would overstate it), any other variant its ``num_parameters``. A run record's CO2 per 1000
@@ -699,184 +715,25 @@ def ess_of(item: Score | _Record) -> float | None:
     if isinstance(item, Score):
         params = item.effective_parameters if item.pruned else item.num_parameters
         return _ess_or_none(params, item.co2_g_per_1000_queries)
-    params = item.get("effective_parameters") if _is_pruned(item) else item.get("num_parameters")
-    return _ess_or_none(params, _co2_per_1000(item))
+    (run,) = _as_records([item])
+    params = run.effective_parameters if _is_pruned(run) else run.num_parameters
+    return _ess_or_none(params, _co2_per_1000(run))
 
 
 # --------------------------------------------------------------------------------------------
-# Savings of optimized variants.
+# Savings of optimized variants and Pareto fronts: in ``wattprint._savings``, which reads the
+# models made here; loaded on first use, so that either module may be imported first.
+
+_SAVINGS = ("Saving", "pareto_front", "savings")
 
 
-def _change_pct(new: float | None, old: float | None) -> float | None:
-    if new is None or old is None or old == 0:
-        return None
-    return 100.0 * (new - old) / old
+def __getattr__(name: str) -> Any:
+    if name in _SAVINGS:
+        from . import _savings
+
+        return getattr(_savings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _significant(variant: _Model, parent: _Model | None) -> bool | None:
-    if parent is None or (variant.spread.interval is None and parent.spread.interval is None):
-        return None
-    return not overlap(variant.spread, variant.kwh_per_1000_queries, parent.spread,
-                        parent.kwh_per_1000_queries)
-
-
-def _step_energy_kwh(rows: Sequence[_Record]) -> float | None:
-    def kwh(record: _Record) -> float | None:
-        value = _number(record.get("energy_kwh"))
-        if value is not None:
-            return value
-        joules = _number(record.get("energy_j"))
-        return None if joules is None else joules / _J_PER_KWH
-
-    return _mean(kwh(r) for r in rows)
-
-
-class Saving(TypedDict):
-    """What one optimized variant changes against its parent (see :func:`savings`)."""
-
-    model: str
-    model_name: str
-    variant: str
-    parent: str | None
-    dataset: str
-    task: str
-    hardware: str
-    kwh_per_1000_queries: float
-    kwh_per_1000_queries_ci95_low: float | None
-    kwh_per_1000_queries_ci95_high: float | None
-    parent_kwh_per_1000_queries: float | None
-    parent_kwh_per_1000_queries_ci95_low: float | None
-    parent_kwh_per_1000_queries_ci95_high: float | None
-    energy_change_pct: float | None
-    energy_change_significant: bool | None
-    co2_change_pct: float | None
-    ess_change_pct: float | None
-    accuracy_change_points: float | None
-    size_change_pct: float | None
-    step_energy_kwh: float | None
-    step_co2_g: float | None
-    break_even_queries: float | None
-
-
-def savings(records: Iterable[_Record]) -> list[Saving]:
-    """What each optimized variant changes against its parent, one :class:`Saving` (a typed
-    dict) per variant.
-
-    A variant is a model (see the module docstring) whose runs name a ``parent``; it is
-    compared with the parent variant of the same ``model_name``, ``dataset``, task and
-    hardware. Each dict has the variant's ``model`` label, ``model_name``, ``variant``,
-    ``parent``, ``dataset``, ``task``, ``hardware``, both energies per 1000 queries, and:
-
-    - ``energy_change_pct``, ``co2_change_pct``, ``ess_change_pct``, ``size_change_pct``:
-      ``100 * (variant - parent) / parent`` (negative: the variant uses or weighs less);
-    - ``kwh_per_1000_queries_ci95_low``/``_high`` and ``parent_kwh_per_1000_queries_ci95_low``
-      /``_high``: the 95 % intervals of both means (None for one repetition);
-    - ``energy_change_significant``: False when the two intervals overlap (the change is
-      within the runs' noise: not significant), True when they are apart, None when neither
-      side has an interval (one repetition each) or there are no parent runs. A side with one
-      repetition counts as its single figure, as in the ranking (module docstring, "Spread");
-    - ``accuracy_change_points``: ``100 * (variant - parent)`` accuracy, in percentage points;
-    - ``step_energy_kwh``, ``step_co2_g``: the successful optimization run that made the variant
-      (the mean if there are several; a partial one is left out);
-    - ``break_even_queries``: the number of queries after which the step has paid for itself,
-      ``step energy / energy saved per query`` (a float: round it up to show it); None when
-      the variant saves nothing or the step's energy is unknown.
-
-    Any figure whose inputs are missing (no parent runs, no accuracy, a parent figure of zero)
-    is None. Failed runs are ignored. The list is in order of task, hardware, model, dataset,
-    variant.
-    """
-    records = list(records)
-    models = {(_fold(m.task), _fold(m.hardware), m.model_name, m.dataset, m.variant): m
-              for m in _models(records)[0]}
-    steps = _grouped_runs(records, phase="optimization")
-    out = []
-    for key in sorted(models):
-        variant = models[key]
-        if variant.parent is None:
-            continue
-        parent = models.get((*key[:4], variant.parent))
-        step_rows = [r for r in steps.get(key, []) if not r.get("partial")]
-        step_kwh = _step_energy_kwh(step_rows)
-        step_co2 = _mean(_number(r.get("co2_g")) for r in step_rows)
-        saved_kwh_per_query = (None if parent is None else
-                               (parent.kwh_per_1000_queries - variant.kwh_per_1000_queries) / 1000)
-        break_even = None
-        if step_kwh is not None and saved_kwh_per_query is not None and saved_kwh_per_query > 0:
-            break_even = step_kwh / saved_kwh_per_query
-        accuracy_points = None
-        if parent is not None and variant.accuracy is not None and parent.accuracy is not None:
-            accuracy_points = 100.0 * (variant.accuracy - parent.accuracy)
-        row: Saving = {
-            "model": variant.label, "model_name": variant.model_name,
-            "variant": variant.variant, "parent": variant.parent, "dataset": variant.dataset,
-            "task": variant.task, "hardware": variant.hardware,
-            "kwh_per_1000_queries": variant.kwh_per_1000_queries,
-            "kwh_per_1000_queries_ci95_low": variant.spread.ci95_low,
-            "kwh_per_1000_queries_ci95_high": variant.spread.ci95_high,
-            "parent_kwh_per_1000_queries": None if parent is None
-            else parent.kwh_per_1000_queries,
-            "parent_kwh_per_1000_queries_ci95_low": None if parent is None
-            else parent.spread.ci95_low,
-            "parent_kwh_per_1000_queries_ci95_high": None if parent is None
-            else parent.spread.ci95_high,
-            "energy_change_pct": _change_pct(
-                variant.kwh_per_1000_queries,
-                None if parent is None else parent.kwh_per_1000_queries),
-            "energy_change_significant": _significant(variant, parent),
-            "co2_change_pct": _change_pct(
-                variant.co2_g_per_1000_queries,
-                None if parent is None else parent.co2_g_per_1000_queries),
-            "ess_change_pct": _change_pct(variant.ess, None if parent is None else parent.ess),
-            "accuracy_change_points": accuracy_points,
-            "size_change_pct": _change_pct(
-                _number(variant.size_bytes),
-                None if parent is None else _number(parent.size_bytes)),
-            "step_energy_kwh": step_kwh,
-            "step_co2_g": step_co2,
-            "break_even_queries": break_even,
-        }
-        out.append(row)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Pareto front.
-
-
-def pareto_front(items: Iterable[Score | _Record]) -> list[Score]:
-    """The energy-accuracy Pareto front of one task and hardware, lowest energy first.
-
-    ``items`` are :class:`Score` objects or run records (rated first with
-    :func:`star_ratings`, so they too must be of one task and hardware). A model is on the
-    front when no other model has energy per 1000 queries <= its own and accuracy >= its own
-    with at least one of them strictly better. Models with identical energy and accuracy do
-    not dominate each other: all of them are on the front. Models without accuracy are left
-    out. Scores of several task and hardware groups raise :class:`~wattprint.errors.ConfigError`.
-    """
-    items = list(items)
-    if all(isinstance(i, Score) for i in items):
-        scores: list[Score] = [i for i in items if isinstance(i, Score)]
-        groups = sorted({(s.task.casefold(), s.hardware.casefold()) for s in scores})
-        if len(groups) > 1:
-            raise ConfigError(
-                "a Pareto front compares models of one task and hardware; these scores are of "
-                f"{_describe(groups)}"
-            )
-    elif any(isinstance(i, Score) for i in items):
-        raise ConfigError("pareto_front takes Score objects or run records, not both")
-    else:
-        scores = star_ratings([i for i in items if not isinstance(i, Score)])
-    points = [s for s in scores if s.accuracy is not None]
-
-    def dominates(a: Score, b: Score) -> bool:
-        assert a.accuracy is not None and b.accuracy is not None
-        no_worse = (a.kwh_per_1000_queries <= b.kwh_per_1000_queries
-                    and a.accuracy >= b.accuracy)
-        better = (a.kwh_per_1000_queries < b.kwh_per_1000_queries
-                  or a.accuracy > b.accuracy)
-        return no_worse and better
-
-    front = [p for p in points if not any(dominates(q, p) for q in points)]
-    front.sort(key=lambda s: (s.kwh_per_1000_queries, -(s.accuracy or 0.0), s.model))
-    return front
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SAVINGS})

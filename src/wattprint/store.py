@@ -4,25 +4,27 @@
 
     with Store("wattprint.db") as store:
         store.begin_sweep(sweep_id, project="demo", config=config)
-        store.write_run({"sweep_id": sweep_id, "cell_key": "mlp/fp32/iris/inference/0",
-                         "status": "ok", "energy_j": 12.5, "metrics": {"accuracy": 0.97}})
+        store.write_run(RunRecord(sweep_id=sweep_id, cell_key="mlp/fp32/iris/inference/0",
+                                  status="ok", energy_j=12.5, metrics={"accuracy": 0.97}))
         store.end_sweep(sweep_id, "finished")
-        rows = store.runs(sweep_id=sweep_id)
+        runs = store.runs(sweep_id=sweep_id)  # [RunRecord(...)]
 
-Tables (``SCHEMA_VERSION`` 4)::
+Tables (``SCHEMA_VERSION`` 5)::
 
     sweeps   id TEXT PK (chosen by the caller, or claimed by claim_sweep), project, config_json,
              created_at, updated_at (unix time, s), status ('running' | 'finished' |
              'interrupted' | 'failed'), host_json, owner_pid, owner_host, owner_started_at
              (the process that last began it: its pid, host name and start time)
     runs     id INTEGER PK, sweep_id -> sweeps.id, cell_key, UNIQUE (sweep_id, cell_key), and
-             one column per key of RUN_KEYS; dict-valued keys are JSON text
+             one column per field of RunRecord (RUN_KEYS); dict-valued fields are JSON text
     samples  run_id -> runs.id, t_s, component, watts: an optional power timeline of a run
 
-A *run record* is a plain dict whose keys are :data:`RUN_KEYS`. ``sweep_id``, ``cell_key`` and
-``status`` are required; any other key left out is stored as NULL and read back as ``None``.
-``components``, ``metrics``, ``optimization``, ``host`` and ``extra`` are dicts, stored as
-JSON. A float NaN in a number column is stored as NULL (SQLite has no NaN).
+A run is a :class:`~wattprint.record.RunRecord`: the store writes its fields as they are and
+reads the same record back (with the row's ``id``), so nothing between the harness and the
+star table reshapes it. ``write_run`` also takes the record's JSON form (a dict of its
+fields), which it turns into a record first: an unknown key or a value of the wrong type is a
+:class:`~wattprint.errors.ConfigError` naming it. A float NaN in a number column is stored as
+NULL (SQLite has no NaN).
 
 What the measurement of a run says about itself is kept in columns of its own, so that no
 reader has to look for it (schema version 4): ``partial`` (a bool: a sensor failed inside the
@@ -30,7 +32,9 @@ window, and its component is missing from the energy), ``errors`` (a list of tex
 failed) and ``measurement_notes`` (a list of texts: what a reader should know that is no
 error, :attr:`~wattprint.measurement.Measurement.notes`). ``notes`` stays free text. A run
 stored before version 4 reads ``None`` for the three, except that the runner then kept
-``partial`` and ``errors`` in ``extra``: the migration copies them into the columns.
+``partial`` and ``errors`` in ``extra``: the migration copies them into the columns. Version
+5 adds the site beside ``pue`` and ``wue_l_per_kwh``: ``location``, ``tier`` and
+``water_intensity_l_per_kwh`` (None for runs stored before).
 
 The schema is versioned with ``PRAGMA user_version``: each entry of :data:`MIGRATIONS` takes a
 store one version up, and opening an older store applies the missing steps in one transaction.
@@ -74,6 +78,7 @@ from typing import Any, TypeVar
 from ._files import write_text
 from ._log import get_logger
 from .errors import ConfigError, MissingExtra, StoreError
+from .record import FIELDS, PHASES, PROVENANCES, RUN_STATUSES, RunRecord
 
 __all__ = [
     "MIGRATIONS",
@@ -83,6 +88,7 @@ __all__ = [
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "SWEEP_STATUSES",
+    "RunRecord",
     "Store",
 ]
 
@@ -90,12 +96,6 @@ _log = get_logger(__name__)
 _T = TypeVar("_T")
 
 SWEEP_STATUSES = ("running", "finished", "interrupted", "failed")
-RUN_STATUSES = ("ok", "failed")
-PHASES = ("inference", "training", "optimization")
-#: Where a run's energy came from. ``fake`` is a :class:`~wattprint.sensors.FakeSensor` (tests,
-#: demos); ``none`` a run with no component measured. Checked in Python, not by the schema,
-#: so a new kind needs no migration.
-PROVENANCES = ("measured", "sampled", "estimate", "mixed", "fake", "none")
 
 #: ``PRAGMA application_id`` of a wattprint store (ASCII "WATT"), so that another program's
 #: SQLite file is never taken for one.
@@ -189,6 +189,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 WHEN 'array' THEN json_extract(extra, '$.errors') END
         WHERE json_valid(extra) AND json_type(extra, '$.partial') IN ('true', 'false')""",
     ),
+    # 5: the site a run's footprint was computed for, beside its pue and wue_l_per_kwh.
+    (
+        "ALTER TABLE runs ADD COLUMN location TEXT",
+        "ALTER TABLE runs ADD COLUMN tier TEXT",
+        "ALTER TABLE runs ADD COLUMN water_intensity_l_per_kwh REAL",
+    ),
 )
 
 #: The schema version this code writes and reads.
@@ -196,34 +202,19 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # --------------------------------------------------------------------------------------------
-# Run records: each key, and how its value is checked and stored.
+# Run records: each field of a RunRecord is one column; how each kind is stored.
 
+#: The columns of a run, in order: the fields of :class:`~wattprint.record.RunRecord`.
+RUN_KEYS: tuple[str, ...] = FIELDS
+_JSON_KEYS = frozenset(("components", "metrics", "optimization", "host", "extra"))
+_LIST_KEYS = frozenset(("errors", "measurement_notes"))
+_BOOL_KEYS = frozenset(("partial",))
+_SWEEP_ID, _CELL_KEY = RUN_KEYS.index("sweep_id"), RUN_KEYS.index("cell_key")
 
-def _text(key: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"run record key {key!r} must be a str, not {type(value).__name__}")
-    return value
-
-
-def _real(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"run record key {key!r} must be a number, not {type(value).__name__}")
-    return float(value)
-
-
-def _int(key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(
-            f"run record key {key!r} must be an int, not {type(value).__name__}"
-        )
-    return int(value)
-
-
-def _number(key: str, value: object) -> int | float:
-    """An int stays an int, a float a float (``effective_parameters`` may be fractional)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    return _real(key, value)
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(RUN_KEYS)}) VALUES ({', '.join('?' * len(RUN_KEYS))})"
+)
+_SELECT_RUNS = f"SELECT id, {', '.join(RUN_KEYS)} FROM runs"
 
 
 def _json_default(value: object) -> Any:
@@ -233,124 +224,59 @@ def _json_default(value: object) -> Any:
         return int(value)
     if isinstance(value, numbers.Real):  # numpy floats
         return float(value)
+    to_dict = getattr(value, "to_dict", None)  # RunComponent, RunRecord
+    if callable(to_dict):
+        return to_dict()
     tolist = getattr(value, "tolist", None)  # numpy arrays
     if callable(tolist):
         return tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _text(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a str, not {type(value).__name__}")
+    return value
+
+
 def _json(key: str, value: object) -> str:
     if not isinstance(value, Mapping):
-        raise ConfigError(f"run record key {key!r} must be a dict, not {type(value).__name__}")
+        raise ConfigError(f"{key} must be a dict, not {type(value).__name__}")
     try:
         return json.dumps(value, default=_json_default)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"run record key {key!r} cannot be stored as JSON: {err}") from err
+        raise ConfigError(f"{key} cannot be stored as JSON: {err}") from err
 
 
-def _bool(key: str, value: object) -> int:
-    """A bool, stored as 0 or 1 (read back as a bool)."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"run record key {key!r} must be a bool, not {type(value).__name__}")
-    return int(value)
-
-
-def _texts(key: str, value: object) -> str:
-    """A list of texts, stored as a JSON array."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not all(
-            isinstance(item, str) for item in value):
-        raise ConfigError(f"run record key {key!r} must be a list of str, not {value!r:.80}")
-    return json.dumps(list(value))
-
-
-def _choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
-    def check(key: str, value: object) -> str:
-        if value not in allowed:
-            raise ConfigError(f"run record key {key!r} is {value!r}; allowed: {', '.join(allowed)}")
-        return _text(key, value)
-
-    return check
-
-
-_RUN_COLUMNS: dict[str, Callable[[str, object], object]] = {
-    "sweep_id": _text,
-    "cell_key": _text,
-    "model_name": _text,
-    "variant": _text,
-    "parent": _text,
-    "dataset": _text,
-    "repetition": _int,
-    "phase": _choice(PHASES),
-    "task": _text,
-    "hardware": _text,
-    "status": _choice(RUN_STATUSES),
-    "error": _text,
-    "started_at": _real,
-    "ended_at": _real,
-    "duration_s": _real,
-    "energy_j": _real,
-    "energy_kwh": _real,
-    "co2_g": _real,
-    "water_l": _real,
-    "intensity_g_per_kwh": _real,
-    "intensity_source": _text,
-    "pue": _real,
-    "wue_l_per_kwh": _real,
-    "provenance": _choice(PROVENANCES),
-    "components": _json,
-    "num_samples": _int,
-    "samples_per_second": _real,
-    "kwh_per_1000_queries": _real,
-    "metrics": _json,
-    "framework": _text,
-    "num_parameters": _int,
-    "effective_parameters": _number,
-    "size_bytes": _int,
-    "dtype": _text,
-    "optimization": _json,
-    "host": _json,
-    "extra": _json,
-    "notes": _text,  # schema version 2
-    "partial": _bool,  # schema version 4
-    "errors": _texts,
-    "measurement_notes": _texts,
-}
-
-#: The keys of a run record, in column order.
-RUN_KEYS: tuple[str, ...] = tuple(_RUN_COLUMNS)
-_REQUIRED = ("sweep_id", "cell_key", "status")
-_JSON_KEYS = frozenset(k for k, check in _RUN_COLUMNS.items() if check is _json)
-_LIST_KEYS = frozenset(k for k, check in _RUN_COLUMNS.items() if check is _texts)
-_BOOL_KEYS = frozenset(k for k, check in _RUN_COLUMNS.items() if check is _bool)
-
-_INSERT_RUN = (
-    f"INSERT INTO runs ({', '.join(RUN_KEYS)}) VALUES ({', '.join('?' * len(RUN_KEYS))})"
-)
-_SELECT_RUNS = f"SELECT id, {', '.join(RUN_KEYS)} FROM runs"
-
-
-def _encode_record(record: Mapping[str, Any]) -> list[object]:
-    """The column values of ``record`` in ``RUN_KEYS`` order, checked."""
-    if not isinstance(record, Mapping):
-        raise ConfigError(f"a run record must be a dict, not {type(record).__name__}")
-    unknown = sorted(str(k) for k in record if k not in _RUN_COLUMNS)
-    if unknown:
-        raise ConfigError(
-            f"unknown run record key(s): {', '.join(unknown)}; "
-            f"the keys are wattprint.store.RUN_KEYS: {', '.join(RUN_KEYS)}"
-        )
-    missing = [k for k in _REQUIRED if record.get(k) is None]
+def _encode_record(record: RunRecord | Mapping[str, Any]) -> list[object]:
+    """The column values of ``record`` in ``RUN_KEYS`` order (a dict is made a
+    :class:`RunRecord` first, which checks it)."""
+    run = record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
+    missing = [k for k in ("sweep_id", "cell_key") if not getattr(run, k)]
     if missing:
-        raise ConfigError(f"a run record needs {', '.join(missing)}")
+        raise ConfigError(f"a run record needs {', '.join(missing)} to be stored")
     values: list[object] = []
-    for key, check in _RUN_COLUMNS.items():
-        value = record.get(key)
-        values.append(None if value is None else check(key, value))
+    for key in RUN_KEYS:
+        value = getattr(run, key)
+        if value is None:
+            values.append(None)
+        elif key in _JSON_KEYS:
+            try:
+                values.append(json.dumps(value, default=_json_default, allow_nan=True))
+            except (TypeError, ValueError) as err:
+                raise ConfigError(
+                    f"run record field {key!r} cannot be stored as JSON: {err}") from err
+        elif key in _LIST_KEYS:
+            values.append(json.dumps(list(value)))
+        elif key in _BOOL_KEYS:
+            values.append(int(value))
+        else:
+            values.append(value)
     return values
 
 
 def _encode_samples(samples: Iterable[tuple[float, str, float]]) -> list[tuple[float, str, float]]:
-    rows = []
+    rows: list[tuple[float, str, float]] = []
     for i, sample in enumerate(samples):
         try:
             t_s, component, watts = sample
@@ -358,11 +284,15 @@ def _encode_samples(samples: Iterable[tuple[float, str, float]]) -> list[tuple[f
             raise ConfigError(
                 f"sample {i} must be a (t_s, component, watts) tuple, not {sample!r}"
             ) from err
-        rows.append((_real("t_s", t_s), _text("component", component), _real("watts", watts)))
+        if (not isinstance(component, str) or isinstance(t_s, bool) or isinstance(watts, bool)
+                or not isinstance(t_s, numbers.Real) or not isinstance(watts, numbers.Real)):
+            raise ConfigError(f"sample {i} must be a (t_s, component, watts) tuple of a "
+                              f"number, a str and a number, not {sample!r:.80}")
+        rows.append((float(t_s), component, float(watts)))
     return rows
 
 
-def _decode_run(row: sqlite3.Row) -> dict[str, Any]:
+def _decode_run(row: sqlite3.Row) -> RunRecord:
     run = dict(zip(row.keys(), row, strict=True))
     for key in _JSON_KEYS | _LIST_KEYS:
         if run[key] is not None:
@@ -370,7 +300,7 @@ def _decode_run(row: sqlite3.Row) -> dict[str, Any]:
     for key in _BOOL_KEYS:
         if run[key] is not None:
             run[key] = bool(run[key])
-    return run
+    return RunRecord(**{k: v for k, v in run.items() if v is not None})
 
 
 def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
@@ -717,17 +647,19 @@ class Store:
 
     # -- runs ---------------------------------------------------------------------------------
 
-    def write_run(self, record: Mapping[str, Any],
+    def write_run(self, record: RunRecord | Mapping[str, Any],
                   samples: Iterable[tuple[float, str, float]] | None = None) -> int:
         """Store one run (and its power ``samples``: ``(t_s, component, watts)``) in one
-        transaction; return its id.
+        transaction; return its id. ``record`` is a :class:`~wattprint.record.RunRecord`
+        with its ``sweep_id`` and ``cell_key``, or its JSON form
+        (:meth:`RunRecord.from_dict <wattprint.record.RunRecord.from_dict>`).
 
         A run with the ``(sweep_id, cell_key)`` of a stored run replaces it, samples and all:
         a retried cell never makes a second row. The sweep must have been begun.
         """
         values = _encode_record(record)
         rows = [] if samples is None else _encode_samples(samples)
-        sweep_id, cell_key = values[0], values[1]
+        sweep_id, cell_key = values[_SWEEP_ID], values[_CELL_KEY]
         now = time.time()
 
         def body(conn: sqlite3.Connection) -> int:
@@ -764,12 +696,10 @@ class Store:
 
     def runs(self, *, sweep_id: str | None = None, task: str | None = None,
              hardware: str | None = None, status: str | None = None,
-             phase: str | None = None) -> list[dict[str, Any]]:
-        """The stored runs matching every filter given, in the order they were written.
-
-        Each is a dict with ``id`` (for :meth:`samples`) and every key of :data:`RUN_KEYS`;
-        the JSON columns come back as dicts.
-        """
+             phase: str | None = None) -> list[RunRecord]:
+        """The stored runs matching every filter given, in the order they were written: each
+        the :class:`~wattprint.record.RunRecord` that was written, with its row ``id`` (for
+        :meth:`samples`)."""
         if status is not None and status not in RUN_STATUSES:
             raise ConfigError(f"status is one of {', '.join(RUN_STATUSES)}, not {status!r}")
         if phase is not None and phase not in PHASES:
@@ -780,7 +710,7 @@ class Store:
         where = " AND ".join(f"{column} = ?" for column in given)
         sql = f"{_SELECT_RUNS}{' WHERE ' + where if where else ''} ORDER BY id"
 
-        def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        def body(conn: sqlite3.Connection) -> list[RunRecord]:
             return [_decode_run(row) for row in conn.execute(sql, tuple(given.values()))]
 
         return self._transaction(body, write=False)
@@ -818,7 +748,8 @@ class Store:
         """
         if fmt not in ("csv", "json"):
             raise ConfigError(f"export format is 'csv' or 'json', not {fmt!r}")
-        sweeps, runs = self._snapshot(sweep_id)
+        sweeps, records = self._snapshot(sweep_id)
+        runs = [r.to_dict() for r in records]
         if fmt == "json":
             text = json.dumps({"schema_version": SCHEMA_VERSION, "sweeps": sweeps, "runs": runs},
                               indent=2, default=_json_default) + "\n"
@@ -835,11 +766,11 @@ class Store:
             pd = importlib.import_module("pandas")  # no stubs: typed as a module
         except ImportError as err:
             raise MissingExtra("a DataFrame of results", "pandas") from err
-        _, runs = self._snapshot(sweep_id)
-        columns, rows = _flat_table(runs)
+        _, records = self._snapshot(sweep_id)
+        columns, rows = _flat_table([r.to_dict() for r in records])
         return pd.DataFrame.from_records(rows, columns=columns)
 
-    def _snapshot(self, sweep_id: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _snapshot(self, sweep_id: str | None) -> tuple[list[dict[str, Any]], list[RunRecord]]:
         sweeps = self.sweeps()
         if sweep_id is not None:
             sweeps = [s for s in sweeps if s["id"] == sweep_id]

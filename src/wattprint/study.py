@@ -1,23 +1,58 @@
-"""``Benchmark``: a config in, every cell measured and stored, a report dict out.
+"""``Benchmark``: a config in, every cell measured and stored, a report out.
 
 This joins the sweep runner (``sweep/``) to the results store (``store``); both are imported
-when a benchmark runs, not before.
+when a benchmark runs, not before. :meth:`Benchmark.execute` returns the typed
+:class:`BenchmarkResult` (the stored :class:`~wattprint.record.RunRecord` of each cell and
+their :class:`~wattprint._summary.SweepSummary`); :meth:`Benchmark.run` returns its JSON view,
+the documented report dict with ML-EcoLyzer's ``final_report.analysis_summary``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._summary import summarize
+from ._summary import SweepSummary, summarize
 
 if TYPE_CHECKING:
     from .meter import EnergyMeter
+    from .record import RunRecord
     from .store import Store
     from .sweep.config import BenchConfig
 
-__all__ = ["Benchmark"]
+__all__ = ["Benchmark", "BenchmarkResult"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkResult:
+    """What one benchmark run made: its ``sweep_id``, ``project``, the results store ``db``,
+    the validated ``config`` (its dict form), every stored run of the sweep (``runs``, as the
+    store reads them back), the ``exports`` written, and the sweep's ``summary``."""
+
+    sweep_id: str
+    project: str
+    db: str
+    config: Mapping[str, Any]
+    runs: tuple[RunRecord, ...]
+    exports: tuple[str, ...]
+    summary: SweepSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as :meth:`Benchmark.run` documents it: ``sweep_id``, ``project``,
+        ``db``, ``config``, ``runs`` (each run's JSON form), ``exports`` and
+        ``final_report.analysis_summary`` (:meth:`SweepSummary.to_analysis_summary`)."""
+        return {
+            "sweep_id": self.sweep_id,
+            "project": self.project,
+            "db": self.db,
+            "config": dict(self.config),
+            "runs": [r.to_dict() for r in self.runs],
+            "exports": list(self.exports),
+            "final_report": {"analysis_summary": self.summary.to_analysis_summary()},
+        }
 
 
 class Benchmark:
@@ -58,8 +93,16 @@ class Benchmark:
         The report holds ``sweep_id``, ``db``, ``runs`` (every stored row of the sweep),
         ``exports`` (files written) and ``final_report.analysis_summary`` with
         ``total_energy_kwh``, ``total_co2_emissions_kg``, ``total_water_l``, ``runs_ok``,
-        ``runs_failed`` and ``models`` (one row per model variant and dataset).
+        ``runs_failed`` and ``models`` (one row per model variant and dataset). It is the
+        JSON view of what :meth:`execute` returns.
         """
+        return self.execute(resume=resume, progress=progress, meter=meter).to_dict()
+
+    def execute(self, *, resume: bool = False, progress: bool | None = None,
+                meter: EnergyMeter | None = None) -> BenchmarkResult:
+        """As :meth:`run`, but the result typed: a :class:`BenchmarkResult` holding the
+        stored :class:`~wattprint.record.RunRecord` of each cell and their
+        :class:`~wattprint._summary.SweepSummary`."""
         from ._files import make_folder
         from .sweep.runner import run_sweep
 
@@ -74,15 +117,15 @@ class Benchmark:
                 path = out_dir / f"{sweep_id}.{fmt}"
                 store.export(fmt, sweep_id=sweep_id, out=path)  # whole or not at all
                 exports.append(str(path))
-        return {
-            "sweep_id": sweep_id,
-            "project": self.config.project,
-            "db": str(self.db),
-            "config": self.config.to_dict(),
-            "runs": runs,
-            "exports": exports,
-            "final_report": {"analysis_summary": summarize(runs)},
-        }
+        return BenchmarkResult(
+            sweep_id=sweep_id,
+            project=self.config.project,
+            db=str(self.db),
+            config=self.config.to_dict(),
+            runs=tuple(runs),
+            exports=tuple(exports),
+            summary=summarize(runs),
+        )
 
     def _open_store(self) -> Store:
         """The results store, once the places results go are known to work: an

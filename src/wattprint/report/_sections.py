@@ -1,4 +1,5 @@
-"""The sections of the HTML report, each a function of one sweep's stored rows.
+"""The sections of the HTML report, each a function of one sweep's stored runs
+(:class:`~wattprint.record.RunRecord`, read as they were stored).
 
 Each returns one ``<section>``; text from the store is escaped by :mod:`._markup`.
 """
@@ -13,6 +14,7 @@ from typing import Any
 from .. import score as scoring
 from .._summary import summarize
 from ..errors import ConfigError
+from ..record import RunRecord
 from . import charts
 from ._format import (
     BANDS,
@@ -43,7 +45,7 @@ __all__ = [
     "totals",
 ]
 
-Run = Mapping[str, Any]
+Run = RunRecord
 #: The star ratings of a sweep, by (task, hardware).
 Scores = dict[tuple[str, str], list[scoring.Score]]
 
@@ -58,8 +60,8 @@ def _p(text: str) -> str:
 
 def _label(run: Run) -> str:
     """A run's model as scores name it: ``model_name``, or ``model_name:variant``."""
-    name, variant = run.get("model_name") or "?", run.get("variant") or "?"
-    return str(name) if run.get("parent") is None else f"{name}:{variant}"
+    name, variant = run.model_name or "?", run.variant or "?"
+    return name if run.parent is None else f"{name}:{variant}"
 
 
 def _accuracy(value: object) -> str:
@@ -103,30 +105,28 @@ def header(sweep: Mapping[str, Any]) -> str:
 
 def totals(runs: Sequence[Run]) -> str:
     """Energy, CO2 and water summed over the successful runs, and where the energy came from."""
-    summary = summarize([dict(r) for r in runs])
-    kwh = float(summary["total_energy_kwh"])
-    kg = float(summary["total_co2_emissions_kg"])
-    litres = float(summary["total_water_l"])
-    ok, bad = summary["runs_ok"], summary["runs_failed"]
+    summary = summarize(runs)
+    kwh, grams, litres = summary.total_energy_kwh, summary.total_co2_g, summary.total_water_l
+    ok, bad = summary.runs_ok, summary.runs_failed
 
     def card(key: str, value: float, big: str, what: str) -> str:
         return (f'<div class="card" data-total="{key}" data-value="{value!r}">'
                 f'<div class="big">{esc(big)}</div><div class="what">{esc(what)}</div></div>')
 
     failed_note = (f'<a href="#failed">{esc(bad)} failed</a>' if bad else "0 failed")
-    partial = sum(1 for r in runs if r["status"] == "ok" and r.get("partial"))
+    partial = sum(1 for r in runs if r.ok and r.partial)
     if partial:
         failed_note += (f', <a href="#runs">{esc(partial)} partial</a> (a sensor failed '
                         "mid-run: not rated)")
-    kinds = Counter(str(r.get("provenance") or "unknown") for r in runs if r["status"] == "ok")
+    kinds = Counter(r.provenance or "unknown" for r in runs if r.ok)
     mix = ", ".join(f"{n} {badge(word)}" for word, n in kinds.most_common()) or "no runs"
     return _section(
         "totals", "Totals",
         _p("Sums over every successful run of the sweep: training, optimization and inference."),
         '<div class="cards">',
         card("energy_kwh", kwh, energy_text(kwh), f"energy ({kwh:.4g} kWh)"),
-        card("co2_kg", kg, co2_text(kg * 1000.0),
-             f"CO2e ({kg * 1000.0:.4g} g = {kg:.4g} kg)"),
+        card("co2_g", grams, co2_text(grams),
+             f"CO2e ({grams:.4g} g = {grams / 1000.0:.4g} kg)"),
         card("water_l", litres, water_text(litres), f"water ({litres:.4g} L)"),
         f'<div class="card" data-total="runs_ok" data-value="{ok}"><div class="big">{ok} ok'
         f'</div><div class="what">runs; {failed_note}</div></div>',
@@ -136,34 +136,67 @@ def totals(runs: Sequence[Run]) -> str:
     )
 
 
+_PLACES = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh")
+_FROM_CONFIG = " (config)"
+
+
+def _site_of(run: Run, location: Mapping[str, Any]) -> tuple[tuple[object, ...], bool]:
+    """The site a run's figures assume: location, grid intensity and its source, PUE, WUE,
+    the grid's water intensity and the tier; and whether any of it is the sweep config's.
+    Where a run has no location, tier or water intensity of its own (one stored before the
+    store kept them), the sweep config's is shown, marked ``(config)``."""
+    borrowed = False
+
+    def asked(value: object) -> str | None:
+        nonlocal borrowed
+        if value is None:
+            return None
+        borrowed = True
+        return f"{value}{_FROM_CONFIG}"
+
+    place = run.location if run.location is not None else asked(
+        next((location[k] for k in _PLACES if location.get(k) is not None), None))
+    water = (run.water_intensity_l_per_kwh if run.water_intensity_l_per_kwh is not None
+             else asked(location.get("water_intensity_l_per_kwh")))
+    tier = run.tier if run.tier is not None else asked(location.get("tier"))
+    return (place, run.intensity_g_per_kwh, run.intensity_source, run.pue, run.wue_l_per_kwh,
+            water, tier), borrowed
+
+
 def site(sweep: Mapping[str, Any], runs: Sequence[Run]) -> str:
-    """Where the energy was used: the location asked for, the grid intensity, PUE and WUE
-    the figures assume, and the host."""
+    """Where the energy was used: the location asked for, the location, grid intensity, PUE,
+    WUE, grid water intensity and tier each run's figures assume, and the host."""
     location = (sweep.get("config") or {}).get("location") or {}
     asked = [(key, value) for key, value in location.items() if value is not None]
     asked_html = "<dl class=\"kv\">" + "".join(
         f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in asked) + "</dl>" if asked else ""
-    assumed: Counter[tuple[Any, ...]] = Counter(
-        (r.get("intensity_g_per_kwh"), r.get("intensity_source"), r.get("pue"),
-         r.get("wue_l_per_kwh")) for r in runs if r["status"] == "ok")
-    rows = [(Num(number(i, ".4g")), source, Num(number(pue, ".3g")), Num(number(wue, ".3g")),
-             Num(str(n))) for (i, source, pue, wue), n in assumed.most_common()]
+    sites = [_site_of(r, location) for r in runs if r.ok]
+    assumed = Counter(assumes for assumes, _ in sites)
+    rows = [("-" if place is None else place, Num(number(i, ".4g")), source,
+             Num(number(pue, ".3g")), Num(number(wue, ".3g")),
+             Num(water if isinstance(water, str) else number(water, ".3g")),
+             "-" if tier is None else tier, Num(str(n)))
+            for (place, i, source, pue, wue, water, tier), n in assumed.most_common()]
     host = sweep.get("host") or {}
     host_html = "<dl class=\"kv\">" + "".join(
         f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in host.items()) + "</dl>"
-    places = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh")
-    if not any(key in places for key, _ in asked):
+    if not any(key in _PLACES for key, _ in asked):
         asked_html = _p("No country, zone, cloud region or intensity was given: the default "
                         "grid intensity applies.") + asked_html
+    from_config = any(borrowed for _, borrowed in sites)
     return _section(
         "site", "Location and assumptions",
         '<div class="cols"><div><h3>Location asked for</h3>', asked_html,
         "</div><div><h3>Host</h3>", host_html, "</div></div>",
         "<h3>Figures assumed</h3>",
-        table(["carbon intensity (g CO2e/kWh)", "source", "PUE", "WUE (L/kWh)", "runs"], rows)
+        table(["location", "carbon intensity (g CO2e/kWh)", "source", "PUE", "WUE (L/kWh)",
+               "grid water (L/kWh)", "tier", "runs"], rows)
         if rows else note("no successful runs", kind="site"),
         _p("CO2 = kWh x PUE x grid carbon intensity. Water = kWh x WUE (on site) + kWh x PUE "
            "x the grid's water intensity (off site)."),
+        _p("A run stored without its own location, tier or grid water intensity (by an "
+           "older wattprint) shows the sweep config's, marked (config).") if from_config
+        else "",
     )
 
 
@@ -246,24 +279,40 @@ def _model_labels(scores: Scores) -> dict[tuple[str, str, str, str], str]:
     return out
 
 
-def energy_chart(scores: Scores) -> str:
-    """Energy per 1000 queries of each model variant, as bars."""
-    labels = _model_labels(scores)
-    bars = [charts.Bar(
-        label=labels[(s.task, s.hardware, s.model, s.dataset)], value=s.kwh_per_1000_queries,
-        color=_band_color(s.stars), text=energy_text(s.kwh_per_1000_queries),
+def _energy_bar(s: scoring.Score, label: str) -> charts.Bar:
+    """The bar of one model: its mean energy per 1000 queries and, with two repetitions or
+    more, their range (min - max) as an error bar."""
+    several = s.repetitions > 1
+    spread = (f"; its {s.repetitions} repetitions "
+              f"{scoring.interval_text(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max)}"
+              if several else "; one repetition")
+    return charts.Bar(
+        label=label, value=s.kwh_per_1000_queries, color=_band_color(s.stars),
+        text=energy_text(s.kwh_per_1000_queries),
         title=(f"{s.model} on {s.dataset} ({s.task}/{s.hardware}): "
-               f"{energy_text(s.kwh_per_1000_queries)} per 1000 queries, {s.stars} stars, "
-               f"{s.provenance or 'unknown'}"))
-        for group in scores.values() for s in group if s.kwh_per_1000_queries > 0]
+               f"{energy_text(s.kwh_per_1000_queries)} per 1000 queries{spread}, "
+               f"{s.stars} stars, {s.provenance or 'unknown'}"),
+        low=s.kwh_per_1000_queries_min if several else None,
+        high=s.kwh_per_1000_queries_max if several else None)
+
+
+def energy_chart(scores: Scores) -> str:
+    """Energy per 1000 queries of each model variant, as bars, with the range of its
+    repetitions as an error bar."""
+    labels = _model_labels(scores)
+    bars = [_energy_bar(s, labels[(s.task, s.hardware, s.model, s.dataset)])
+            for group in scores.values() for s in group if s.kwh_per_1000_queries > 0]
     if not bars:
         body = note("no inference energy recorded: no chart", kind="energy")
     else:
         log = charts.spans_decades([b.value for b in bars])
         svg = charts.bar_chart(bars, axis_label="energy per 1000 queries", fmt=energy_text,
                                log=log)
+        ranges = any(b.spread is not None for b in bars)
         body = figure("energy", svg, "Energy per 1000 queries of each model variant (mean of "
                       "its repetitions); the colour is its star band, A (5 stars) to E (1)."
+                      + (" The error bars span each model's repetitions, min to max (the 95 % "
+                         "interval of the mean is in the star table)." if ranges else "")
                       + (" The axis is logarithmic: the figures span more than two decades."
                          if log else ""))
     return _section("energy", "Energy per 1000 queries", body)
@@ -317,34 +366,33 @@ def savings(runs: Sequence[Run]) -> str:
         return _section("savings", "Optimization savings",
                         note("no optimized variants in this sweep: nothing to compare",
                              kind="savings"))
-    several_data = len({r["dataset"] for r in rows}) > 1
+    several_data = len({r.dataset for r in rows}) > 1
 
-    def label(r: Mapping[str, Any]) -> str:
-        return f"{r['model']} · {r['dataset']}" if several_data else str(r["model"])
+    def label(r: scoring.Saving) -> str:
+        return f"{r.model} · {r.dataset}" if several_data else r.model
 
     def break_even(value: float | None) -> str:  # 12 digits: no ceil of rounding noise
         return "-" if value is None else f"{math.ceil(float(f'{value:.12g}')):,}"
 
-    several_groups = len({(r["task"], r["hardware"]) for r in rows}) > 1
+    several_groups = len({(r.task, r.hardware) for r in rows}) > 1
     cells = []
     for r in rows:
-        before = energy_text(r["parent_kwh_per_1000_queries"])
-        row: list[object] = [label(r), r["parent"]]
+        before = energy_text(r.parent_kwh_per_1000_queries)
+        row: list[object] = [label(r), r.parent]
         if several_groups:
-            row.append(f"{r['task']}/{r['hardware']}")
-        row += [Num(f"{before} → {energy_text(r['kwh_per_1000_queries'])}"),
-                Num(percent(r["energy_change_pct"])),
-                _significance(r["energy_change_significant"]), Num(percent(r["co2_change_pct"])),
-                Num(percent(r["ess_change_pct"])), Num(_points(r["accuracy_change_points"])),
-                Num(percent(r["size_change_pct"])), Num(energy_text(r["step_energy_kwh"])),
-                Num(co2_text(r["step_co2_g"])), Num(break_even(r["break_even_queries"]))]
+            row.append(f"{r.task}/{r.hardware}")
+        row += [Num(f"{before} → {energy_text(r.kwh_per_1000_queries)}"),
+                Num(percent(r.energy_change_pct)),
+                _significance(r.energy_change_significant), Num(percent(r.co2_change_pct)),
+                Num(percent(r.ess_change_pct)), Num(_points(r.accuracy_change_points)),
+                Num(percent(r.size_change_pct)), Num(energy_text(r.step_energy_kwh)),
+                Num(co2_text(r.step_co2_g)), Num(break_even(r.break_even_queries))]
         cells.append(row)
     headers = ["variant", "parent", *(["task/hardware"] if several_groups else []),
                "energy / 1000 q", "energy", "significance", "CO2e", "ESS", "accuracy", "size",
                "step energy", "step CO2e", "break-even queries"]
     svg = charts.diverging_bar_chart(
-        [(label(r), [r["energy_change_pct"], r["co2_change_pct"], r["ess_change_pct"]])
-         for r in rows],
+        [(label(r), [r.energy_change_pct, r.co2_change_pct, r.ess_change_pct]) for r in rows],
         ["energy / 1000 q", "CO2e / 1000 q", "ESS"], axis_label="change against the parent",
         fmt=lambda v: f"{v:+.0f} %" if v else "0 %")
     return _section(
@@ -376,10 +424,10 @@ def timeline(run: Run | None, samples: Sequence[tuple[float, str, float]]) -> st
     svg = charts.line_chart(series, x_label="time since the run began (s)",
                             y_label="power (W)", x_fmt=lambda v: f"{v:.3g}",
                             y_fmt=lambda v: f"{v:.3g}")
-    caption = (f"{_label(run)} on {run.get('dataset')}, {run.get('phase')} repetition "
-               f"{run.get('repetition')} (run {run.get('id')}, {date_text(run.get('started_at'))}"
-               f", {run.get('provenance') or 'unknown'}): {len(samples)} points, each the "
-               f"mean power of a component over one slice of the run. Mean: {means}.")
+    caption = (f"{_label(run)} on {run.dataset}, {run.phase} repetition {run.repetition} "
+               f"(run {run.id}, {date_text(run.started_at)}, {run.provenance or 'unknown'}): "
+               f"{len(samples)} points, each the mean power of a component over one slice of "
+               f"the run. Mean: {means}.")
     return _section("timeline", "Power timeline",
                     _p("The inference run of the sweep with the most power samples (the "
                        "latest on ties)."),
@@ -395,38 +443,35 @@ def runs_table(runs: Sequence[Run], scores: Scores) -> str:
     """Every run of the sweep, in the order they were written. The dataset and task/hardware
     columns are left out when the sweep has only one."""
     lookup = _star_lookup(scores)
-    datasets = {r.get("dataset") for r in runs}
-    groups = {(str(r.get("task")).casefold(), str(r.get("hardware")).casefold()) for r in runs}
+    datasets = {r.dataset for r in runs}
+    groups = {(str(r.task).casefold(), str(r.hardware).casefold()) for r in runs}
     headers = ["model", "dataset", "task/hardware", "phase", "rep", "status", "time (s)",
                "energy (J)", "CO2e", "water", "energy / 1000 q", "accuracy", "stars",
                "provenance"]
     drop = {i for i, keep in ((1, len(datasets) > 1), (2, len(groups) > 1)) if not keep}
     rows = []
     for r in runs:
-        key: tuple[object, ...] = (str(r.get("task")).casefold(),
-                                   str(r.get("hardware")).casefold(), r.get("model_name"),
-                                   r.get("dataset"), r.get("variant"))
-        ok = r["status"] == "ok"
-        scored = r.get("phase") == "inference" and ok
+        key: tuple[object, ...] = (str(r.task).casefold(), str(r.hardware).casefold(),
+                                   r.model_name, r.dataset, r.variant)
+        scored = r.phase == "inference" and r.ok
         why = scoring.why_not_rated(r) if scored else None
         count = lookup.get(key) if scored and why is None else None
-        metrics = r.get("metrics")
-        status = Markup(f'<span class="status-{"ok" if ok else "failed"}">{esc(r["status"])}'
+        status = Markup(f'<span class="status-{"ok" if r.ok else "failed"}">{esc(r.status)}'
                         "</span>")
-        if ok and r.get("partial"):
+        if r.ok and r.partial:
             status = Markup(f"{status} " + flag(
-                "partial", "; ".join(map(str, r.get("errors") or [])) or "a sensor failed"))
+                "partial", "; ".join(r.errors or ()) or "a sensor failed"))
         row = (
-            _label(r), r.get("dataset"), f"{r.get('task')}/{r.get('hardware')}", r.get("phase"),
-            Num(number(r.get("repetition"), "d")),
+            _label(r), r.dataset, f"{r.task}/{r.hardware}", r.phase,
+            Num(number(r.repetition, "d")),
             status,
-            Num(number(r.get("duration_s"))), Num(number(r.get("energy_j"))),
-            Num(co2_text(r.get("co2_g"))), Num(water_text(r.get("water_l"))),
-            Num(energy_text(r.get("kwh_per_1000_queries"))),
-            Num(_accuracy(metrics.get("accuracy") if isinstance(metrics, Mapping) else None)),
+            Num(number(r.duration_s)), Num(number(r.energy_j)),
+            Num(co2_text(r.co2_g)), Num(water_text(r.water_l)),
+            Num(energy_text(r.kwh_per_1000_queries)),
+            Num(_accuracy(r.metric("accuracy"))),
             stars(count) if count is not None
             else flag("not rated", why) if why is not None else "",
-            badge(r.get("provenance")) if r["status"] == "ok" else "",
+            badge(r.provenance) if r.ok else "",
         )
         rows.append([cell for i, cell in enumerate(row) if i not in drop])
     body = table([h for i, h in enumerate(headers) if i not in drop], rows, cls="runs") \
@@ -444,16 +489,13 @@ def provenance(runs: Sequence[Run]) -> str:
     ) + "</dl>"
     rows = []
     for r in runs:
-        components = r.get("components") or {}
-        total = r.get("energy_j")
-        for name, c in components.items():
-            energy = c.get("energy_j")
-            share = (100.0 * energy / total if isinstance(energy, int | float)
-                     and isinstance(total, int | float) and total > 0 else None)
-            rows.append((r.get("cell_key"), badge(r.get("provenance")), name,
-                         Num(number(energy)), Num(number(share, ".3g")),
-                         c.get("source"), "yes" if c.get("measured") else "no",
-                         badge(component_provenance(c.get("source"), c.get("measured")))))
+        total = r.energy_j
+        for name, c in (r.components or {}).items():
+            share = 100.0 * c.energy_j / total if total is not None and total > 0 else None
+            rows.append((r.cell_key, badge(r.provenance), name,
+                         Num(number(c.energy_j)), Num(number(share, ".3g")),
+                         c.source, "yes" if c.measured else "no",
+                         badge(component_provenance(c.source, c.measured))))
     body = table(["cell", "run", "component", "energy (J)", "share (%)", "source", "measured",
                   "component"], rows, cls="components") if rows else \
         note("no run has component figures", kind="provenance")
@@ -470,9 +512,9 @@ def provenance(runs: Sequence[Run]) -> str:
 
 def failed(runs: Sequence[Run]) -> str:
     """The cells that failed, with their errors."""
-    rows = [(r.get("cell_key"), _label(r), r.get("dataset"), r.get("phase"),
-             Markup(f"<pre>{esc(r.get('error') or 'no error recorded')}</pre>"))
-            for r in runs if r["status"] != "ok"]
+    rows = [(r.cell_key, _label(r), r.dataset, r.phase,
+             Markup(f"<pre>{esc(r.error or 'no error recorded')}</pre>"))
+            for r in runs if not r.ok]
     body = table(["cell", "model", "dataset", "phase", "error"], rows, cls="failed") if rows \
         else note("no failed cells", kind="failed")
     return _section("failed", "Failed cells", body)

@@ -4,7 +4,8 @@ Each function returns one ``<svg>`` element (without ``xmlns``: it is meant to s
 HTML page, whose parser gives it the SVG namespace). Every string shown is escaped here, so
 callers pass plain text. Hovering a mark shows its full figures (an SVG ``<title>``).
 
-- :func:`bar_chart`: horizontal bars, one value each, on a linear or log axis;
+- :func:`bar_chart`: horizontal bars, one value each, on a linear or log axis, each with an
+  optional error bar (``low`` to ``high``: the spread of the repetitions behind the value);
 - :func:`diverging_bar_chart`: groups of bars around zero (changes in %, one colour a series);
 - :func:`scatter_chart`: points, with a front drawn through some of them;
 - :func:`line_chart`: one line per series over a shared x axis.
@@ -173,39 +174,68 @@ def _axis_label(label: str, log: bool) -> str:
 @dataclass(frozen=True)
 class Bar:
     """One bar: its ``label``, ``value``, fill ``color``, the ``text`` shown at its end and the
-    ``title`` shown on hover."""
+    ``title`` shown on hover. ``low`` and ``high``, when both are given and differ, are drawn
+    as an error bar across the bar's end (``<g class="error-bar">``, its ``line.range`` from
+    ``low`` to ``high``, a cap at each end)."""
 
     label: str
     value: float
     color: str = PALETTE[0]
     text: str = ""
     title: str = ""
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def spread(self) -> tuple[float, float] | None:
+        """``(low, high)`` when there is an error bar to draw, else None."""
+        if self.low is None or self.high is None or not self.high > self.low:
+            return None
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return None
+        return self.low, self.high
+
+
+def _error_bar(scale: Scale, low: float, high: float, y: float, half: float) -> str:
+    """An error bar from ``low`` to ``high`` at height ``y``, its caps ``2 * half`` tall."""
+    x0, x1 = scale(low), scale(high)
+    caps = "".join(f'<line x1="{_f(x)}" y1="{_f(y - half)}" x2="{_f(x)}" y2="{_f(y + half)}"/>'
+                   for x in (x0, x1))
+    return (f'<g class="error-bar" data-low="{low!r}" data-high="{high!r}" stroke="{_INK}" '
+            f'stroke-width="1.5"><line class="range" x1="{_f(x0)}" y1="{_f(y)}" '
+            f'x2="{_f(x1)}" y2="{_f(y)}"/>{caps}</g>')
 
 
 def bar_chart(bars: Sequence[Bar], *, axis_label: str, fmt: Format, log: bool | None = None,
               width: float = _WIDTH) -> str:
-    """Horizontal bars, top to bottom in the order given. ``log`` None: log scale when the
-    values span more than two decades. Values must be >= 0 (> 0 on a log scale)."""
+    """Horizontal bars, top to bottom in the order given, each with its error bar if it has
+    one (:attr:`Bar.spread`). ``log`` None: log scale when the values span more than two
+    decades. Values must be >= 0 (> 0 on a log scale); the axis covers the error bars too."""
     values = [b.value for b in bars]
     log = spans_decades(values) if log is None else log
+    spreads = [b.spread for b in bars]
+    ends = [end for spread in spreads if spread is not None for end in spread
+            if not log or end > 0]
     chars = min(32, max((len(b.label) for b in bars), default=4))
     left = 12 + chars * _CHAR_W
     right = width - 80
     row, top = 26.0, 10.0
     bottom = top + row * len(bars)
-    scale = Scale.fit([*values, 0.0] if not log else values, left, right, log=log, zero=not log)
+    scale = Scale.fit([*values, *ends, 0.0] if not log else [*values, *ends], left, right,
+                      log=log, zero=not log)
     body = _x_axis(scale, top, bottom, fmt, _axis_label(axis_label, log))
-    for i, bar in enumerate(bars):
+    for i, (bar, spread) in enumerate(zip(bars, spreads, strict=True)):
         y = top + i * row
         x1 = scale(bar.value)
         x0 = scale(scale.lo) if log else scale(0.0)
         title = bar.title or f"{bar.label}: {bar.text or fmt(bar.value)}"
+        whisker = "" if spread is None else _error_bar(scale, *spread, y + row / 2, row / 4)
         body.append(f'<g class="bar"><title>{_e(title)}</title>'
                     f'<rect x="{_f(x0)}" y="{_f(y + 4)}" width="{_f(max(1.0, x1 - x0))}" '
-                    f'height="{_f(row - 8)}" fill="{_e(bar.color)}"/></g>')
+                    f'height="{_f(row - 8)}" fill="{_e(bar.color)}"/>{whisker}</g>')
         body.append(_text(left - 6, y + row / 2 + 4, _clip(bar.label, chars), anchor="end"))
-        body.append(_text(max(x1, x0 + 1) + 4, y + row / 2 + 4, bar.text or fmt(bar.value),
-                          size=11))
+        end = max(x1, x0 + 1, scale(spread[1]) if spread is not None else x0)
+        body.append(_text(end + 4, y + row / 2 + 4, bar.text or fmt(bar.value), size=11))
     body.append(f'<line x1="{_f(left)}" y1="{_f(top)}" x2="{_f(left)}" y2="{_f(bottom)}" '
                 f'stroke="{_INK}"/>')
     return _svg(width, bottom + 46, body, axis_label)

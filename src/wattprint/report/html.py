@@ -21,6 +21,7 @@ from typing import Any
 from .._files import write_text
 from .._version import __version__
 from ..errors import ConfigError
+from ..record import RunRecord
 from ..score import DEFAULT_DB
 from . import _sections as sections
 from ._format import date_text
@@ -91,11 +92,12 @@ _NAV = (("totals", "Totals"), ("site", "Location"), ("ratings", "Stars"),
         ("failed", "Failed"))
 
 
-def render_report(sweep: Mapping[str, Any], runs: Sequence[Mapping[str, Any]],
-                  timeline_run: Mapping[str, Any] | None = None,
+def render_report(sweep: Mapping[str, Any], runs: Sequence[RunRecord],
+                  timeline_run: RunRecord | None = None,
                   samples: Sequence[tuple[float, str, float]] = ()) -> str:
-    """The HTML page of one sweep: ``sweep`` and ``runs`` as :class:`~wattprint.store.Store`
-    returns them, and the run whose power ``samples`` the timeline shows (None: no timeline)."""
+    """The HTML page of one sweep: ``sweep`` and its ``runs`` (each a
+    :class:`~wattprint.record.RunRecord`) as :class:`~wattprint.store.Store` returns them, and
+    the run whose power ``samples`` the timeline shows (None: no timeline)."""
     scores, problems = sections.rate(runs)
     nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in _NAV)
     body = "".join([
@@ -149,11 +151,11 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
             raise ConfigError(f"no sweep {wanted!r} in the results store {str(path)!r}; "
                               f"the sweeps there: {there}")
         runs = store.runs(sweep_id=sweep["id"])
-        timeline_run: dict[str, Any] | None = None
+        timeline_run: RunRecord | None = None
         samples: list[tuple[float, str, float]] = []
         for run in runs:  # the inference run with the most samples; the latest on ties
-            if run["phase"] == "inference" and run["status"] == "ok":
-                found = store.samples(run["id"])
+            if run.phase == "inference" and run.ok and run.id is not None:
+                found = store.samples(run.id)
                 if found and len({t for t, _, _ in found}) >= len({t for t, _, _ in samples}):
                     timeline_run, samples = run, found
     return write_text(out, render_report(sweep, runs, timeline_run, samples), encoding="utf-8")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -26,6 +26,7 @@ from typing import Any
 from .._files import write_bytes, write_text
 from .._version import __version__
 from ..errors import ConfigError, MissingExtra
+from ..record import RunRecord
 from ..score import DEFAULT_DB, Score, available_groups, calculate_scores, star_glyphs
 from ._format import BANDS, co2_text, energy_text
 
@@ -67,7 +68,7 @@ class _Card:
     date: str
 
 
-def _sweep_runs(db: str | os.PathLike[str], sweep_id: str | None) -> list[dict[str, Any]]:
+def _sweep_runs(db: str | os.PathLike[str], sweep_id: str | None) -> list[RunRecord]:
     from ..store import Store
 
     path = Path(os.fspath(db))
@@ -87,7 +88,7 @@ def _matches(score: Score, model: str) -> bool:
     return model in (score.model, f"{score.model_name}:{score.variant}")
 
 
-def _choose(model: str, runs: Sequence[Mapping[str, Any]], task: str | None,
+def _choose(model: str, runs: Sequence[RunRecord], task: str | None,
             hardware: str | None, dataset: str | None) -> Score:
     rated = [calculate_scores(t, h, records=runs) for t, h in available_groups(runs)]
     every = [s for group in rated for s in group]
@@ -124,13 +125,13 @@ def _choose(model: str, runs: Sequence[Mapping[str, Any]], task: str | None,
     return chosen[0]
 
 
-def _date(score: Score, runs: Sequence[Mapping[str, Any]]) -> str:
-    times = [float(r.get("ended_at") or r.get("started_at") or 0.0) for r in runs
-             if r.get("status") == "ok" and r.get("phase") == "inference"
-             and r.get("model_name") == score.model_name and r.get("variant") == score.variant
-             and r.get("dataset") == score.dataset
-             and str(r.get("task")).casefold() == score.task.casefold()
-             and str(r.get("hardware")).casefold() == score.hardware.casefold()]
+def _date(score: Score, runs: Sequence[RunRecord]) -> str:
+    times = [r.ended_at or r.started_at or 0.0 for r in runs
+             if r.ok and r.phase == "inference"
+             and r.model_name == score.model_name and r.variant == score.variant
+             and r.dataset == score.dataset
+             and str(r.task).casefold() == score.task.casefold()
+             and str(r.hardware).casefold() == score.hardware.casefold()]
     latest = max(times, default=0.0)
     if latest <= 0:
         return "date unknown"

@@ -70,8 +70,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .._footprint import DEFAULT_PUE, TIERS, Site
 from ..errors import ConfigError, LocationError
+from ..footprint import DEFAULT_PUE, TIERS, Site
 from ..sensors.hardware import PROFILES, resolve_hardware
 from ..workloads.datasets import BUILTIN_DATASETS
 from ..workloads.loaders.transformers_loader import HUB_OPTIONS as HF_HUB_OPTIONS

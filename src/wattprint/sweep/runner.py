@@ -65,6 +65,7 @@ import numpy as np
 
 from .._log import get_logger
 from ..errors import ConfigError, WattprintError
+from ..record import RunRecord
 from ..sensors.hardware import detect_hardware, resolve_hardware
 from ..workloads.datasets import Dataset, load_dataset
 from ._worker import CAN_FORK, Worker, WorkerGone
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
     from ..workloads.model import Model
     from .config import BenchConfig, DatasetConfig, ModelConfig
 
-__all__ = ["Cell", "ResultSink", "SweepInterrupted", "plan_cells", "provenance", "run_sweep"]
+__all__ = ["Cell", "ResultSink", "SweepInterrupted", "plan_cells", "run_sweep"]
 
 #: The variant name of a model as loaded or trained.
 BASE = "fp32"
@@ -97,12 +98,12 @@ class ResultSink(Protocol):
 
     def finished_cells(self, sweep_id: str) -> set[str]: ...
 
-    def write_run(self, record: dict[str, Any],
+    def write_run(self, record: RunRecord,
                   samples: Any = None) -> int: ...
 
     def runs(self, *, sweep_id: str | None = None, task: str | None = None,
              hardware: str | None = None, status: str | None = None,
-             phase: str | None = None) -> list[dict[str, Any]]: ...
+             phase: str | None = None) -> list[RunRecord]: ...
 
     def sweeps(self) -> list[dict[str, Any]]: ...
 
@@ -209,27 +210,6 @@ def host_info() -> dict[str, Any]:
             "wattprint": __version__}
 
 
-def provenance(components: dict[str, dict[str, Any]], samples: int = 0) -> str:
-    """One word for where a run's energy came from: ``measured`` (hardware counters),
-    ``sampled`` (measured power, integrated), ``estimate``, ``fake``, or ``mixed``."""
-    kinds = set()
-    for c in components.values():
-        if c["source"] in ("estimate", "fake"):
-            kinds.add(c["source"])
-        elif c["measured"]:
-            kinds.add("sampled" if samples else "measured")
-        else:
-            kinds.add("estimate")
-    if not kinds:
-        return "none"
-    return kinds.pop() if len(kinds) == 1 else "mixed"
-
-
-def _components(m: Measurement) -> dict[str, dict[str, Any]]:
-    return {name: {"energy_j": c.energy_j, "source": c.source.value, "measured": c.measured}
-            for name, c in m.components.items()}
-
-
 def _no_progress(n: int) -> None:
     pass
 
@@ -250,13 +230,13 @@ class _Context:
     finished: set[str]
     written: int = 0
     failed: int = 0
-    on_cell: Callable[[Cell, dict[str, Any]], None] | None = None
+    on_cell: Callable[[Cell, RunRecord], None] | None = None
     #: Advances the progress display by ``n`` cells (0: only refreshes it).
     advance: Callable[[int], None] = _no_progress
     #: Called as a cell starts, outside its measured window (a worker tells the parent).
     started: Callable[[Cell], None] = _no_start
     #: In a worker: sends a record to the parent, which stores it. None: store it here.
-    emit: Callable[[Cell, dict[str, Any], Any], None] | None = None
+    emit: Callable[[Cell, RunRecord, Any], None] | None = None
     #: Cells that failed in this run, with why: not tried again by a later worker, and the
     #: variants they would have made count as failed.
     stopped: dict[str, str] = field(default_factory=dict)
@@ -266,25 +246,13 @@ class _Context:
     isolate: bool = False
 
 
-def _base_record(ctx: _Context, cell: Cell, task: str) -> dict[str, Any]:
-    site = ctx.meter.footprint_model
+def _cell_fields(ctx: _Context, cell: Cell, task: str) -> dict[str, Any]:
+    """What names a cell's run: the same for every record of the cell, ok or failed."""
     return {
         "sweep_id": ctx.sweep_id, "cell_key": cell.key, "model_name": cell.model,
         "variant": cell.variant, "parent": cell.parent, "dataset": cell.dataset,
         "repetition": cell.repetition, "phase": cell.phase, "task": task,
-        "hardware": ctx.hardware, "pue": site.pue, "wue_l_per_kwh": site.wue_l_per_kwh,
-    }
-
-
-def _measurement_fields(m: Measurement) -> dict[str, Any]:
-    fp = m.footprint
-    return {
-        "started_at": m.start.timestamp(), "ended_at": m.end.timestamp(),
-        "duration_s": m.duration_s, "energy_j": m.energy_j, "energy_kwh": fp.kwh,
-        "co2_g": fp.co2_g, "water_l": fp.water_l,
-        "intensity_g_per_kwh": fp.intensity_g_per_kwh, "intensity_source": fp.intensity_source,
-        "provenance": provenance(_components(m), m.samples), "components": _components(m),
-        "partial": m.partial, "errors": list(m.errors), "measurement_notes": list(m.notes),
+        "hardware": ctx.hardware,
     }
 
 
@@ -310,9 +278,9 @@ def _error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}{at}"
 
 
-def _write(ctx: _Context, cell: Cell, record: dict[str, Any],
+def _write(ctx: _Context, cell: Cell, record: RunRecord,
            samples: list[tuple[float, str, float]] | None = None) -> None:
-    if cell.key in ctx.finished and record.get("status") == "ok":
+    if cell.key in ctx.finished and record.ok:
         return  # done in an earlier run of this sweep: --resume keeps that row
     if ctx.emit is not None:
         ctx.emit(cell, record, samples)  # in a worker: the sweep's process stores it
@@ -320,24 +288,26 @@ def _write(ctx: _Context, cell: Cell, record: dict[str, Any],
         _store(ctx, cell, record, samples)
 
 
-def _store(ctx: _Context, cell: Cell, record: dict[str, Any], samples: Any = None) -> None:
+def _store(ctx: _Context, cell: Cell, record: RunRecord, samples: Any = None) -> None:
     """Write one cell's record to the sink (in the sweep's process, never in a worker)."""
     ctx.sink.write_run(record, samples)
     ctx.written += 1
-    if record.get("status") == "ok":
+    if record.ok:
         ctx.finished.add(cell.key)
     else:
         ctx.failed += 1
-        ctx.stopped[cell.key] = str(record.get("error"))
+        ctx.stopped[cell.key] = str(record.error)
     if ctx.on_cell is not None:
         ctx.on_cell(cell, record)
     ctx.advance(1)
 
 
 def _fail(ctx: _Context, cell: Cell, task: str, error: str) -> None:
-    record = _base_record(ctx, cell, task)
-    record.update(status="failed", error=error, ended_at=time.time())
-    _write(ctx, cell, record)
+    site = ctx.meter.footprint_model
+    _write(ctx, cell, RunRecord(
+        **_cell_fields(ctx, cell, task), status="failed", error=error, ended_at=time.time(),
+        location=site.location, pue=site.pue, wue_l_per_kwh=site.wue_l_per_kwh, tier=site.tier,
+        water_intensity_l_per_kwh=site.water_intensity_l_per_kwh))
 
 
 def _load_data(spec: DatasetConfig) -> tuple[Dataset, Dataset]:
@@ -531,7 +501,7 @@ def _work(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task: str
         return
     known = set(sys.modules)
 
-    def emit(cell: Cell, record: dict[str, Any], samples: Any) -> None:
+    def emit(cell: Cell, record: RunRecord, samples: Any) -> None:
         new = [name for name in list(sys.modules) if name not in known]
         if new:
             known.update(new)
@@ -620,15 +590,12 @@ def _train(ctx: _Context, cell: Cell, spec: ModelConfig, train: Dataset, task: s
         model, result = _train_model(ctx, spec, train, seed)
     m = box[0]
     _save_trained(model, ctx.workdir / _safe(spec.name) / _safe(cell.dataset), train)
-    record = _base_record(ctx, cell, task)
-    record.update(_measurement_fields(m))
-    record.update(_model_fields(model))
-    record.update(
-        status="ok", num_samples=len(train) * result["num_epochs"],
+    _write(ctx, cell, RunRecord.from_measurement(
+        m, **_cell_fields(ctx, cell, task), **_model_fields(model),
+        num_samples=len(train) * result["num_epochs"],
         metrics={"final_loss": result["epochs"][-1]["loss"], "epochs": result["num_epochs"]},
         extra={"epochs": result["epochs"], "source": spec.source},
-    )
-    _write(ctx, cell, record)
+    ))
     return model
 
 
@@ -690,57 +657,31 @@ def _optimize(ctx: _Context, cell: Cell, spec: ModelConfig, parent: Model, train
         calibration = train.sample(min(len(train), 128), seed=0)
         result = optimize.quantize(parent, q.method, target_dtype=q.target_dtype,
                                    calibration=calibration, out_dir=out_dir, meter=ctx.meter)
-    m = result.measurement
-    record = _base_record(ctx, cell, task)
-    record.update(_measurement_fields(m))
-    record.update(_model_fields(result.model))
-    record.update(status="ok", size_bytes=result.size_bytes,
-                  num_parameters=result.num_parameters,
-                  effective_parameters=result.effective_parameters,
-                  optimization={"kind": result.kind, "method": result.method,
-                                "target_dtype": result.target_dtype, "amount": result.amount,
-                                "sparsity": result.sparsity, "path": str(result.path)})
+    fields = {**_cell_fields(ctx, cell, task), **_model_fields(result.model),
+              "size_bytes": result.size_bytes, "num_parameters": result.num_parameters,
+              "effective_parameters": result.effective_parameters,
+              "optimization": {"kind": result.kind, "method": result.method,
+                               "target_dtype": result.target_dtype, "amount": result.amount,
+                               "sparsity": result.sparsity, "path": str(result.path)}}
+    record = RunRecord.from_measurement(result.measurement, **fields)
     _write(ctx, cell, record)
     return result.model
 
 
 def _infer(ctx: _Context, cell: Cell, spec: ModelConfig, model: Model, evaluate: Dataset,
            task: str) -> None:
-    from ..workloads.harness import measure_energy
+    from ..workloads.harness import measure_inference
 
     mon = ctx.config.monitoring
     num = mon.num_samples or len(evaluate)
     with ctx.meter.trace(mon.frequency_hz) as timeline:
-        result = measure_energy(model.predict, evaluate, spec.name, task,
-                                hardware=ctx.hardware, num_samples=num,
-                                batch_size=mon.batch_size, warmup=mon.warmup, meter=ctx.meter,
-                                progress=False)
-    record = _base_record(ctx, cell, task)
-    metrics = {k: result[k] for k in ("accuracy", "f1_macro", "rmse", "mae", "tokens_generated",
-                                      "tokens_per_second") if k in result}
-    started = _iso_to_unix(result["timestamp"])
-    comps = {k: {"energy_j": c["energy_j"], "source": c["source"], "measured": c["measured"]}
-             for k, c in result["components"].items()}
-    record.update(
-        status="ok", started_at=started, ended_at=started + result["duration_seconds"],
-        duration_s=result["duration_seconds"], energy_j=result["energy_j"],
-        energy_kwh=result["energy_kwh"], co2_g=result["co2_kg"] * 1000.0,
-        water_l=result["water_l"], intensity_g_per_kwh=result["carbon_intensity_g_per_kwh"],
-        intensity_source=result["carbon_intensity_source"],
-        provenance=provenance(comps), components=comps,
-        num_samples=num, samples_per_second=result["samples_per_second"],
-        kwh_per_1000_queries=result["kwh_per_1000_queries"], metrics=metrics,
-        partial=result["partial"], errors=result["errors"],
-        measurement_notes=result["notes"], extra={"batch_size": mon.batch_size},
-        **_model_fields(model),
-    )
-    _write(ctx, cell, record, timeline)
-
-
-def _iso_to_unix(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp).timestamp()
+        record = measure_inference(model.predict, evaluate, spec.name, task,
+                                   hardware=ctx.hardware, num_samples=num,
+                                   batch_size=mon.batch_size, warmup=mon.warmup,
+                                   meter=ctx.meter, progress=False)
+    # The harness made the run's record; the cell adds its name and the model's sizes.
+    _write(ctx, cell, record.replace(**_cell_fields(ctx, cell, task), **_model_fields(model)),
+           timeline)
 
 
 def _sweep_id(config: BenchConfig, sink: ResultSink, resume: bool) -> str:
@@ -758,7 +699,7 @@ def run_sweep(
     *,
     resume: bool = False,
     meter: EnergyMeter | None = None,
-    on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
+    on_cell: Callable[[Cell, RunRecord], None] | None = None,
     progress: bool | None = None,
 ) -> str:
     """Run every cell of ``config`` not yet finished and write each to ``sink``.

@@ -14,12 +14,12 @@ from typing import Any
 from .._files import write_text
 from .._version import __version__
 from ..errors import ConfigError, ModelError, WindowError
-from ..measurement import Measurement
 from ..meter import EnergyMeter
+from ..record import RunRecord
 from ..sensors.hardware import detect_hardware, resolve_hardware
 from .datasets import Dataset, as_dataset
 
-__all__ = ["measure_energy", "measure_training"]
+__all__ = ["energy_score_view", "measure_energy", "measure_inference", "measure_training"]
 
 #: Progress is updated at most this often (seconds), so that a bar costs nothing per query.
 _PROGRESS_EVERY_S = 0.1
@@ -35,32 +35,43 @@ def _t975(df: int) -> float:
     return _T975[df - 1] if df <= len(_T975) else 1.96
 
 
-def _components(m: Measurement) -> dict[str, dict[str, Any]]:
-    return {
-        name: {"energy_j": c.energy_j, "source": c.source.value, "measured": c.measured,
-               "scope": c.scope}
-        for name, c in m.components.items()
-    }
+def energy_score_view(record: RunRecord) -> dict[str, Any]:
+    """The dict :func:`measure_energy` returns (ML Energy Score's keys), made from the run's
+    record: ``co2_kg`` and ``duration_seconds`` exist only here, at the edge."""
+    from datetime import datetime, timezone
 
-
-def _footprint_fields(m: Measurement) -> dict[str, Any]:
-    fp = m.footprint
-    return {
-        "energy_j": m.energy_j,
-        "energy_kwh": fp.kwh,
-        "co2_kg": fp.co2_g / 1000.0,
-        "water_l": fp.water_l,
-        "carbon_intensity_g_per_kwh": fp.intensity_g_per_kwh,
-        "carbon_intensity_source": fp.intensity_source,
-        "location": fp.location,
-        "pue": fp.pue,
-        "wue_l_per_kwh": fp.wue_l_per_kwh,
-        "measured": m.measured,
-        "partial": m.partial,
-        "errors": list(m.errors),
-        "notes": list(m.notes),
-        "components": _components(m),
+    comps = record.components or {}
+    started = record.started_at or 0.0
+    view: dict[str, Any] = {
+        "model_name": record.model_name,
+        "task_name": record.task,
+        "hardware": record.hardware,
+        "timestamp": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+        "num_samples": record.num_samples,
+        "batch_size": (record.extra or {}).get("batch_size"),
+        "dataset": record.dataset,
+        "duration_seconds": record.duration_s,
+        "energy_j": record.energy_j,
+        "energy_kwh": record.energy_kwh,
+        "co2_kg": None if record.co2_g is None else record.co2_g / 1000.0,
+        "water_l": record.water_l,
+        "carbon_intensity_g_per_kwh": record.intensity_g_per_kwh,
+        "carbon_intensity_source": record.intensity_source,
+        "location": record.location,
+        "pue": record.pue,
+        "wue_l_per_kwh": record.wue_l_per_kwh,
+        "provenance": record.provenance,
+        "measured": bool(comps) and all(c.measured for c in comps.values()),
+        "partial": bool(record.partial),
+        "errors": list(record.errors or ()),
+        "notes": list(record.measurement_notes or ()),
+        "components": {name: c.to_dict() for name, c in comps.items()},
+        "kwh_per_1000_queries": record.kwh_per_1000_queries,
+        "samples_per_second": record.samples_per_second,
+        "wattprint_version": __version__,
     }
+    view.update(record.metrics or {})
+    return view
 
 
 @contextmanager
@@ -173,7 +184,44 @@ def measure_energy(
     ``notes`` what else a reader should know. Numeric outputs that are NaN or infinite raise
     :class:`~wattprint.errors.ModelError` ("model output is not finite"). With ``output_dir``
     the dict is also written there as JSON (its path under ``output_file``).
+
+    The dict is a view (:func:`energy_score_view`) of the run's
+    :class:`~wattprint.record.RunRecord`, which :func:`measure_inference` returns.
     """
+    record = measure_inference(inference_fn, dataset, model_name, task_name, hardware,
+                               num_samples, batch_size=batch_size, warmup=warmup, meter=meter,
+                               progress=progress)
+    result = energy_score_view(record)
+    if output_dir is not None:
+        from datetime import datetime, timezone
+
+        folder = Path(output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.fromtimestamp(record.started_at or 0.0, timezone.utc)
+        path = (folder / f"{_safe_name(model_name)}_{_safe_name(task_name)}_"
+                f"{stamp.strftime('%Y%m%dT%H%M%S')}.json")
+        result["output_file"] = str(path)
+        write_text(path, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def measure_inference(
+    inference_fn: Callable[[Any], Any],
+    dataset: Any,
+    model_name: str,
+    task_name: str,
+    hardware: str = "auto",
+    num_samples: int = 1000,
+    *,
+    batch_size: int = 1,
+    warmup: int = 10,
+    meter: EnergyMeter | None = None,
+    progress: bool | None = None,
+) -> RunRecord:
+    """What :func:`measure_energy` measures, as the run's
+    :class:`~wattprint.record.RunRecord` (phase ``inference``, without a ``sweep_id`` or
+    ``cell_key``: whoever stores it names it). The metrics are in ``metrics``, the batch size
+    in ``extra``."""
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, not {num_samples}")
     if batch_size < 1:
@@ -218,36 +266,22 @@ def measure_energy(
             if n is not None:
                 tokens += n
                 counted_tokens = True
-        hardware_name = profile.name if profile else detect_hardware(meter.sensors)
-        result: dict[str, Any] = {
-            "model_name": model_name,
-            "task_name": task_name,
-            "hardware": hardware_name,
-            "timestamp": m.start.isoformat(),
-            "num_samples": num_samples,
-            "batch_size": batch_size,
-            "dataset": data.name,
-            "duration_seconds": m.duration_s,
-            **_footprint_fields(m),
-            "kwh_per_1000_queries": m.footprint.kwh * 1000.0 / num_samples,
-            "samples_per_second": num_samples / m.duration_s if m.duration_s > 0 else 0.0,
-            "wattprint_version": __version__,
-        }
+        metrics: dict[str, Any] = {}
         if counted_tokens:
-            result["tokens_generated"] = tokens
-            result["tokens_per_second"] = tokens / m.duration_s if m.duration_s > 0 else 0.0
-        result.update(_accuracy(data, labels, outputs))
+            metrics["tokens_generated"] = tokens
+            metrics["tokens_per_second"] = tokens / m.duration_s if m.duration_s > 0 else 0.0
+        metrics.update(_accuracy(data, labels, outputs))
+        return RunRecord.from_measurement(
+            m, phase="inference", model_name=model_name, task=task_name,
+            hardware=profile.name if profile else detect_hardware(meter.sensors),
+            dataset=data.name, num_samples=num_samples,
+            samples_per_second=num_samples / m.duration_s if m.duration_s > 0 else 0.0,
+            kwh_per_1000_queries=m.footprint.kwh * 1000.0 / num_samples, metrics=metrics,
+            extra={"batch_size": batch_size},
+        )
     finally:
         if own_meter:
             meter.close()
-    if output_dir is not None:
-        folder = Path(output_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = m.start.strftime("%Y%m%dT%H%M%S")
-        path = folder / f"{_safe_name(model_name)}_{_safe_name(task_name)}_{stamp}.json"
-        result["output_file"] = str(path)
-        write_text(path, json.dumps(result, indent=2) + "\n")
-    return result
 
 
 def _prepare(data: Dataset, num_samples: int, batch_size: int) -> tuple[list[Any], Any]:

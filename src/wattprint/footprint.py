@@ -33,12 +33,20 @@ lazily, once, on first use. No network access, ever.
 
 For a meter that turns many windows into footprints, resolve the location once with
 :meth:`FootprintModel.create` and call :meth:`FootprintModel.of` per window (a few µs).
+
+``wattprint.footprint`` is this module, and calling it calls :func:`footprint`::
+
+    import wattprint
+    wattprint.footprint(3.6e6, country="DE").co2_g      # the function, as before
+    from wattprint.footprint import Site, list_zones    # the module's other names
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import sys
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -163,9 +171,12 @@ class Footprint:
     water_intensity_l_per_kwh: float
     water_intensity_source: str
     tier: str | None
+    #: The site as it was given (None when the footprint was made from a bare
+    #: :class:`FootprintModel`).
+    site: Site | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field."""
+        """A JSON-ready dict of every field (the site as given under ``site``)."""
         return {
             "energy_j": self.energy_j,
             "kwh": self.kwh,
@@ -181,6 +192,7 @@ class Footprint:
             "water_intensity_l_per_kwh": self.water_intensity_l_per_kwh,
             "water_intensity_source": self.water_intensity_source,
             "tier": self.tier,
+            "site": None if self.site is None else self.site.to_dict(),
         }
 
 
@@ -235,6 +247,13 @@ class Site:
         tier = _tier(self.tier)
         if tier is not None:
             object.__setattr__(self, "tier", tier.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The site as given: every field, None where not given."""
+        return {"country": self.country, "zone": self.zone, "cloud_region": self.cloud_region,
+                "carbon_intensity_g_per_kwh": self.carbon_intensity_g_per_kwh,
+                "pue": self.pue, "wue_l_per_kwh": self.wue_l_per_kwh, "tier": self.tier,
+                "water_intensity_l_per_kwh": self.water_intensity_l_per_kwh}
 
     def resolve(self) -> FootprintModel:
         """The resolved location and site defaults: a :class:`FootprintModel`."""
@@ -354,6 +373,7 @@ class FootprintModel(NamedTuple):
             self.water_intensity_l_per_kwh,
             self.water_intensity_source,
             self.tier,
+            self.site,
         )
 
 
@@ -761,3 +781,14 @@ def _country_codes() -> dict[str, tuple[str, str]]:
 def _alpha3_index() -> dict[str, str]:
     """alpha-3 -> alpha-2."""
     return {a3: a2 for a2, (a3, _) in _country_codes().items()}
+
+
+class _CallableModule(types.ModuleType):
+    """This module's type: ``wattprint.footprint(...)`` calls :func:`footprint`, so that the
+    module can be public under the name the function had at the package's root."""
+
+    def __call__(self, energy_j: float, **location: Any) -> Footprint:
+        return footprint(energy_j, **location)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,219 @@
+"""What optimized variants save against their parents (:func:`savings`, one :class:`Saving`
+each) and the energy-accuracy Pareto front (:func:`pareto_front`) of stored runs.
+
+Both read the models that :mod:`wattprint.score` makes of run records (its rules: what a model
+is, which runs are rated, the spread of repetitions) and are re-exported from there: use
+``from wattprint.score import savings, Saving, pareto_front``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ._stats import overlap
+from .errors import ConfigError
+from .record import RunRecord
+from .score import (
+    _J_PER_KWH,
+    RunLike,
+    Score,
+    _as_records,
+    _describe,
+    _fold,
+    _grouped_runs,
+    _mean,
+    _Model,
+    _models,
+    _number,
+    star_ratings,
+)
+
+__all__ = ["Saving", "pareto_front", "savings"]
+
+
+# --------------------------------------------------------------------------------------------
+# Savings of optimized variants.
+
+
+def _change_pct(new: float | None, old: float | None) -> float | None:
+    if new is None or old is None or old == 0:
+        return None
+    return 100.0 * (new - old) / old
+
+
+def _significant(variant: _Model, parent: _Model | None) -> bool | None:
+    if parent is None or (variant.spread.interval is None and parent.spread.interval is None):
+        return None
+    return not overlap(variant.spread, variant.kwh_per_1000_queries, parent.spread,
+                        parent.kwh_per_1000_queries)
+
+
+def _step_energy_kwh(rows: Sequence[RunRecord]) -> float | None:
+    def kwh(record: RunRecord) -> float | None:
+        value = _number(record.energy_kwh)
+        if value is not None:
+            return value
+        joules = _number(record.energy_j)
+        return None if joules is None else joules / _J_PER_KWH
+
+    return _mean(kwh(r) for r in rows)
+
+
+@dataclass(frozen=True)
+class Saving:
+    """What one optimized variant changes against its parent (see :func:`savings`)."""
+
+    model: str
+    model_name: str
+    variant: str
+    parent: str | None
+    dataset: str
+    task: str
+    hardware: str
+    kwh_per_1000_queries: float
+    kwh_per_1000_queries_ci95_low: float | None
+    kwh_per_1000_queries_ci95_high: float | None
+    parent_kwh_per_1000_queries: float | None
+    parent_kwh_per_1000_queries_ci95_low: float | None
+    parent_kwh_per_1000_queries_ci95_high: float | None
+    energy_change_pct: float | None
+    energy_change_significant: bool | None
+    co2_change_pct: float | None
+    ess_change_pct: float | None
+    accuracy_change_points: float | None
+    size_change_pct: float | None
+    step_energy_kwh: float | None
+    step_co2_g: float | None
+    break_even_queries: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The saving as a JSON-ready dict, one key per field."""
+        return asdict(self)
+
+
+def savings(records: Iterable[RunLike]) -> list[Saving]:
+    """What each optimized variant changes against its parent, one :class:`Saving` per
+    variant. ``records`` are :class:`~wattprint.record.RunRecord` objects or their JSON form.
+
+    A variant is a model (see :mod:`wattprint.score`) whose runs name a ``parent``; it is
+    compared with the parent variant of the same ``model_name``, ``dataset``, task and
+    hardware. Each saving has the variant's ``model`` label, ``model_name``, ``variant``,
+    ``parent``, ``dataset``, ``task``, ``hardware``, both energies per 1000 queries, and:
+
+    - ``energy_change_pct``, ``co2_change_pct``, ``ess_change_pct``, ``size_change_pct``:
+      ``100 * (variant - parent) / parent`` (negative: the variant uses or weighs less);
+    - ``kwh_per_1000_queries_ci95_low``/``_high`` and ``parent_kwh_per_1000_queries_ci95_low``
+      /``_high``: the 95 % intervals of both means (None for one repetition);
+    - ``energy_change_significant``: False when the two intervals overlap (the change is
+      within the runs' noise: not significant), True when they are apart, None when neither
+      side has an interval (one repetition each) or there are no parent runs. A side with one
+      repetition counts as its single figure, as in the ranking (:mod:`wattprint.score`,
+      "Spread");
+    - ``accuracy_change_points``: ``100 * (variant - parent)`` accuracy, in percentage points;
+    - ``step_energy_kwh``, ``step_co2_g``: the successful optimization run that made the variant
+      (the mean if there are several; a partial one is left out);
+    - ``break_even_queries``: the number of queries after which the step has paid for itself,
+      ``step energy / energy saved per query`` (a float: round it up to show it); None when
+      the variant saves nothing or the step's energy is unknown.
+
+    Any figure whose inputs are missing (no parent runs, no accuracy, a parent figure of zero)
+    is None. Failed runs are ignored. The list is in order of task, hardware, model, dataset,
+    variant.
+    """
+    runs = _as_records(records)
+    models = {(_fold(m.task), _fold(m.hardware), m.model_name, m.dataset, m.variant): m
+              for m in _models(runs)[0]}
+    steps = _grouped_runs(runs, phase="optimization")
+    out = []
+    for key in sorted(models):
+        variant = models[key]
+        if variant.parent is None:
+            continue
+        parent = models.get((*key[:4], variant.parent))
+        step_rows = [r for r in steps.get(key, []) if not r.partial]
+        step_kwh = _step_energy_kwh(step_rows)
+        step_co2 = _mean(_number(r.co2_g) for r in step_rows)
+        saved_kwh_per_query = (None if parent is None else
+                               (parent.kwh_per_1000_queries - variant.kwh_per_1000_queries) / 1000)
+        break_even = None
+        if step_kwh is not None and saved_kwh_per_query is not None and saved_kwh_per_query > 0:
+            break_even = step_kwh / saved_kwh_per_query
+        accuracy_points = None
+        if parent is not None and variant.accuracy is not None and parent.accuracy is not None:
+            accuracy_points = 100.0 * (variant.accuracy - parent.accuracy)
+        out.append(Saving(
+            model=variant.label, model_name=variant.model_name,
+            variant=variant.variant, parent=variant.parent, dataset=variant.dataset,
+            task=variant.task, hardware=variant.hardware,
+            kwh_per_1000_queries=variant.kwh_per_1000_queries,
+            kwh_per_1000_queries_ci95_low=variant.spread.ci95_low,
+            kwh_per_1000_queries_ci95_high=variant.spread.ci95_high,
+            parent_kwh_per_1000_queries=None if parent is None
+            else parent.kwh_per_1000_queries,
+            parent_kwh_per_1000_queries_ci95_low=None if parent is None
+            else parent.spread.ci95_low,
+            parent_kwh_per_1000_queries_ci95_high=None if parent is None
+            else parent.spread.ci95_high,
+            energy_change_pct=_change_pct(
+                variant.kwh_per_1000_queries,
+                None if parent is None else parent.kwh_per_1000_queries),
+            energy_change_significant=_significant(variant, parent),
+            co2_change_pct=_change_pct(
+                variant.co2_g_per_1000_queries,
+                None if parent is None else parent.co2_g_per_1000_queries),
+            ess_change_pct=_change_pct(variant.ess, None if parent is None else parent.ess),
+            accuracy_change_points=accuracy_points,
+            size_change_pct=_change_pct(
+                _number(variant.size_bytes),
+                None if parent is None else _number(parent.size_bytes)),
+            step_energy_kwh=step_kwh,
+            step_co2_g=step_co2,
+            break_even_queries=break_even,
+        ))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Pareto front.
+
+
+def pareto_front(items: Iterable[Score | RunLike]) -> list[Score]:
+    """The energy-accuracy Pareto front of one task and hardware, lowest energy first.
+
+    ``items`` are :class:`~wattprint.score.Score` objects or run records (a
+    :class:`~wattprint.record.RunRecord` or its JSON form; rated first with
+    :func:`~wattprint.score.star_ratings`, so they too must be of one task and hardware). A
+    model is on the front when no other model has energy per 1000 queries <= its own and
+    accuracy >= its own with at least one of them strictly better. Models with identical
+    energy and accuracy do not dominate each other: all of them are on the front. Models
+    without accuracy are left out. Scores of several task and hardware groups raise
+    :class:`~wattprint.errors.ConfigError`.
+    """
+    items = list(items)
+    if all(isinstance(i, Score) for i in items):
+        scores: list[Score] = [i for i in items if isinstance(i, Score)]
+        groups = sorted({(s.task.casefold(), s.hardware.casefold()) for s in scores})
+        if len(groups) > 1:
+            raise ConfigError(
+                "a Pareto front compares models of one task and hardware; these scores are of "
+                f"{_describe(groups)}"
+            )
+    elif any(isinstance(i, Score) for i in items):
+        raise ConfigError("pareto_front takes Score objects or run records, not both")
+    else:
+        scores = star_ratings([i for i in items if not isinstance(i, Score)])
+    points = [s for s in scores if s.accuracy is not None]
+
+    def dominates(a: Score, b: Score) -> bool:
+        assert a.accuracy is not None and b.accuracy is not None
+        no_worse = (a.kwh_per_1000_queries <= b.kwh_per_1000_queries
+                    and a.accuracy >= b.accuracy)
+        better = (a.kwh_per_1000_queries < b.kwh_per_1000_queries
+                  or a.accuracy > b.accuracy)
+        return no_worse and better
+
+    front = [p for p in points if not any(dominates(q, p) for q in points)]
+    front.sort(key=lambda s: (s.kwh_per_1000_queries, -(s.accuracy or 0.0), s.model))
+    return front

@@ -1,0 +1,323 @@
+"""One measured run, as it is stored, read back and rated: :class:`RunRecord`.
+
+A run record is made once, where the run is measured (the inference harness, the sweep runner),
+from the :class:`~wattprint.measurement.Measurement` by :meth:`RunRecord.from_measurement`.
+The results store writes it as one row and reads it back as the same record; the star ratings,
+the summaries and the report read its fields. Nothing on the way reshapes it: each quantity
+has one name and one unit (``co2_g`` grams, ``energy_j`` joules, ``started_at`` unix seconds).
+The shapes other tools document (``measure_energy``'s ``co2_kg``, ML-EcoLyzer's
+``total_co2_emissions_kg``) are views made from a record at the edge, never read back.
+
+A record checks its fields when it is made (:class:`~wattprint.errors.ConfigError` naming the
+field): a record that exists is one the store can keep. :meth:`RunRecord.from_dict` takes the
+JSON form (:meth:`RunRecord.to_dict`, an export's ``runs``) and refuses unknown keys.
+
+What a run's measurement says about itself travels with it: ``partial`` (a sensor failed in
+the window, its component is missing from ``energy_j``), ``errors`` (what failed) and
+``measurement_notes`` (what else a reader should know). Ratings skip a partial run; the report
+marks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .measurement import Measurement
+
+__all__ = ["PHASES", "PROVENANCES", "RUN_STATUSES", "RunComponent", "RunRecord", "provenance"]
+
+RUN_STATUSES = ("ok", "failed")
+PHASES = ("inference", "training", "optimization")
+#: Where a run's energy came from: ``measured`` (hardware counters), ``sampled`` (a measured
+#: power, integrated), ``estimate``, ``fake`` (a :class:`~wattprint.sensors.FakeSensor`: tests,
+#: demos), ``mixed``, or ``none`` (no component measured).
+PROVENANCES = ("measured", "sampled", "estimate", "mixed", "fake", "none")
+
+
+def _bad(name: str, want: str, value: object) -> ConfigError:
+    return ConfigError(f"run record field {name!r} must be {want}, not "
+                       f"{type(value).__name__} {value!r:.60}")
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _bad(name, "a str", value)
+    return value
+
+
+def _real(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _bad(name, "a number", value)
+    return float(value)
+
+
+def _int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _bad(name, "an int", value)
+    return int(value)
+
+
+def _count(name: str, value: object) -> int | float:
+    """An int stays an int, a float a float (``effective_parameters`` may be fractional)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return _real(name, value)
+
+
+def _bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(name, "a bool", value)
+    return value
+
+
+def _mapping(name: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _bad(name, "a dict", value)
+    return {str(k): v for k, v in value.items()}
+
+
+def _texts(name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not all(
+            isinstance(item, str) for item in value):
+        raise _bad(name, "a list of str", value)
+    return tuple(value)
+
+
+def _choice(allowed: tuple[str, ...]) -> Any:
+    def check(name: str, value: object) -> str:
+        if value not in allowed:
+            raise ConfigError(f"run record field {name!r} is {value!r}; allowed: "
+                              f"{', '.join(allowed)}")
+        return _text(name, value)
+
+    return check
+
+
+def _components(name: str, value: object) -> dict[str, RunComponent]:
+    if not isinstance(value, Mapping):
+        raise _bad(name, "a dict of components", value)
+    return {str(k): v if isinstance(v, RunComponent) else RunComponent.from_dict(v, str(k))
+            for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class RunComponent:
+    """The energy of one component of a run (``cpu``, ``ram``, ``gpu:0``) and where it came
+    from: ``source`` is ``rapl``, ``nvml``, ``estimate`` or ``fake``; ``measured`` is True only
+    for a hardware counter or power register; ``scope`` is ``machine`` or ``process``."""
+
+    energy_j: float
+    source: str
+    measured: bool
+    scope: str = "machine"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"energy_j": self.energy_j, "source": self.source, "measured": self.measured,
+                "scope": self.scope}
+
+    @classmethod
+    def from_dict(cls, data: object, name: str = "?") -> RunComponent:
+        where = f"components[{name!r}]"
+        if not isinstance(data, Mapping):
+            raise _bad(where, "a dict", data)
+        unknown = sorted(str(k) for k in data if k not in ("energy_j", "source", "measured",
+                                                            "scope"))
+        if unknown:
+            raise ConfigError(f"run record field {where} has unknown key(s) "
+                              f"{', '.join(unknown)}; the keys are energy_j, source, measured, "
+                              "scope")
+        try:
+            return cls(energy_j=_real(f"{where}.energy_j", data["energy_j"]),
+                       source=_text(f"{where}.source", data["source"]),
+                       measured=_bool(f"{where}.measured", data["measured"]),
+                       scope=_text(f"{where}.scope", data.get("scope") or "machine"))
+        except KeyError as err:
+            raise ConfigError(f"run record field {where} needs {err.args[0]!r}") from None
+
+
+def provenance(components: Mapping[str, RunComponent], samples: int = 0) -> str:
+    """One word for where a run's energy came from (one of :data:`PROVENANCES`): ``measured``
+    (hardware counters), ``sampled`` (measured power integrated over ``samples`` readings),
+    ``estimate``, ``fake``, ``mixed``, or ``none``."""
+    kinds = set()
+    for c in components.values():
+        if c.source in ("estimate", "fake"):
+            kinds.add(c.source)
+        elif c.measured:
+            kinds.add("sampled" if samples else "measured")
+        else:
+            kinds.add("estimate")
+    if not kinds:
+        return "none"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """One run: one row of the results store, one repetition in the star table.
+
+    Units are in the names; a field not known is None. ``sweep_id`` and ``cell_key`` name
+    the run in the store (:meth:`~wattprint.store.Store.write_run` needs both); ``id`` is set
+    on a record read back from the store. ``components`` maps each component to its
+    :class:`RunComponent`; ``metrics`` (``accuracy``, ``f1_macro``, ``rmse``, ...),
+    ``optimization``, ``host`` and ``extra`` are JSON-ready dicts. ``location``, ``tier``,
+    ``pue``, ``wue_l_per_kwh``, ``intensity_g_per_kwh`` and ``water_intensity_l_per_kwh`` are
+    the site the footprint was computed for.
+    """
+
+    sweep_id: str | None = None
+    cell_key: str | None = None
+    model_name: str | None = None
+    variant: str | None = None
+    parent: str | None = None
+    dataset: str | None = None
+    repetition: int | None = None
+    phase: str | None = None
+    task: str | None = None
+    hardware: str | None = None
+    status: str
+    error: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    duration_s: float | None = None
+    energy_j: float | None = None
+    energy_kwh: float | None = None
+    co2_g: float | None = None
+    water_l: float | None = None
+    intensity_g_per_kwh: float | None = None
+    intensity_source: str | None = None
+    pue: float | None = None
+    wue_l_per_kwh: float | None = None
+    provenance: str | None = None
+    components: Mapping[str, RunComponent] | None = None
+    num_samples: int | None = None
+    samples_per_second: float | None = None
+    kwh_per_1000_queries: float | None = None
+    metrics: Mapping[str, Any] | None = None
+    framework: str | None = None
+    num_parameters: int | None = None
+    effective_parameters: int | float | None = None
+    size_bytes: int | None = None
+    dtype: str | None = None
+    optimization: Mapping[str, Any] | None = None
+    host: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] | None = None
+    notes: str | None = None
+    partial: bool | None = None
+    errors: tuple[str, ...] | None = None
+    measurement_notes: tuple[str, ...] | None = None
+    location: str | None = None
+    tier: str | None = None
+    water_intensity_l_per_kwh: float | None = None
+    id: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, check in _CHECKS:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, check(name, value))
+
+    # -- making one -----------------------------------------------------------------------
+
+    @classmethod
+    def from_measurement(cls, m: Measurement, **fields: Any) -> RunRecord:
+        """The record of a run measured by ``m``: its times, energy, footprint at the meter's
+        site, components with provenance, and what the measurement says about itself; the
+        other fields (``status`` defaults to ``ok``) are given as keywords."""
+        fp = m.footprint
+        site = m.site
+        comps = {name: RunComponent(c.energy_j, c.source.value, c.measured, c.scope)
+                 for name, c in m.components.items()}
+        made: dict[str, Any] = {
+            "status": "ok",
+            "started_at": m.start.timestamp(), "ended_at": m.end.timestamp(),
+            "duration_s": m.duration_s, "energy_j": m.energy_j, "energy_kwh": fp.kwh,
+            "co2_g": fp.co2_g, "water_l": fp.water_l,
+            "intensity_g_per_kwh": fp.intensity_g_per_kwh,
+            "intensity_source": fp.intensity_source, "location": fp.location,
+            "pue": fp.pue, "wue_l_per_kwh": fp.wue_l_per_kwh, "tier": site.tier,
+            "water_intensity_l_per_kwh": fp.water_intensity_l_per_kwh,
+            "provenance": provenance(comps, m.samples), "components": comps,
+            "partial": m.partial, "errors": tuple(m.errors),
+            "measurement_notes": tuple(m.notes),
+        }
+        made.update(fields)
+        return cls(**made)
+
+    def replace(self, **changes: Any) -> RunRecord:
+        """A copy with ``changes`` (checked as at construction)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- JSON ---------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: every field (``id`` first), components as dicts, lists for tuples."""
+        out: dict[str, Any] = {"id": self.id}
+        for name in FIELDS:
+            value = getattr(self, name)
+            if name == "components" and value is not None:
+                value = {k: c.to_dict() for k, c in value.items()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """The record of the JSON form ``data`` (:meth:`to_dict`); keys left out are None.
+        An unknown key is a :class:`~wattprint.errors.ConfigError` listing the known ones."""
+        if isinstance(data, RunRecord):
+            return data
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a run record must be a RunRecord or a dict, not "
+                              f"{type(data).__name__}")
+        unknown = sorted(str(k) for k in data if k not in _KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown run record key(s): {', '.join(unknown)}; the keys are the fields of "
+                f"wattprint.RunRecord: {', '.join(FIELDS)}"
+            )
+        if data.get("status") is None:
+            raise ConfigError("a run record needs status ('ok' or 'failed')")
+        return cls(**{k: v for k, v in data.items() if v is not None})
+
+    # -- what a reader asks -------------------------------------------------------------------
+
+    @property
+    def ok(self) -> bool:
+        """The run finished (its figures are there)."""
+        return self.status == "ok"
+
+    def metric(self, name: str) -> Any:
+        """``metrics[name]``, or None."""
+        return None if self.metrics is None else self.metrics.get(name)
+
+
+#: The stored fields of a run record, in the store's column order (``id`` is the row's own).
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunRecord) if f.name != "id")
+_KEYS = frozenset((*FIELDS, "id"))
+
+_CHECK_BY_NAME: dict[str, Any] = {
+    "status": _choice(RUN_STATUSES), "phase": _choice(PHASES),
+    "provenance": _choice(PROVENANCES), "repetition": _int, "num_samples": _int,
+    "num_parameters": _int, "size_bytes": _int, "id": _int,
+    "effective_parameters": _count, "components": _components,
+    "metrics": _mapping, "optimization": _mapping, "host": _mapping, "extra": _mapping,
+    "partial": _bool, "errors": _texts, "measurement_notes": _texts,
+}
+_FLOATS = ("started_at", "ended_at", "duration_s", "energy_j", "energy_kwh", "co2_g", "water_l",
+           "intensity_g_per_kwh", "pue", "wue_l_per_kwh", "samples_per_second",
+           "kwh_per_1000_queries", "water_intensity_l_per_kwh")
+_CHECKS: tuple[tuple[str, Any], ...] = tuple(
+    (name, _CHECK_BY_NAME.get(name, _real if name in _FLOATS else _text))
+    for name in (*FIELDS, "id")
+)
