@@ -18,7 +18,7 @@ import pytest
 from rich.console import Console
 
 import wattprint
-from wattprint import FakeSensor
+from wattprint import FakeSensor, measure_energy
 from wattprint import score as scoring
 from wattprint.errors import ModelError
 from wattprint.meter import EnergyMeter
@@ -27,8 +27,14 @@ from wattprint.report import write_label, write_report
 from wattprint.score import calculate_scores, print_scores, savings, star_ratings
 from wattprint.store import MIGRATIONS, SCHEMA_VERSION, Store
 from wattprint.workloads import registry
-from wattprint.workloads.harness import measure_energy
 from wattprint.workloads.model import Model
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """measure_energy keeps its results in the working folder by default (wattprint.db,
+    results/): each test here works in a folder of its own."""
+    monkeypatch.chdir(tmp_path)
 
 WATTPRINT = [sys.executable, "-m", "wattprint"]
 

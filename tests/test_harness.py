@@ -14,6 +14,13 @@ import wattprint
 from wattprint import ConfigError, EnergyMeter, FakeSensor
 from wattprint.workloads.metrics import classification_metrics, regression_metrics
 
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """measure_energy keeps its results in the working folder by default (wattprint.db,
+    results/): each test here works in a folder of its own."""
+    monkeypatch.chdir(tmp_path)
+
 POWER_W = 40.0
 
 
@@ -101,16 +108,16 @@ def test_regression_metrics_and_known_hardware(meter: EnergyMeter) -> None:
 
 
 def test_any_hardware_name_is_a_label_only_an_empty_one_is_refused(meter: EnergyMeter) -> None:
-    result = wattprint.measure_energy(len, [1, 2], "m", "t", hardware="TPUv9", num_samples=2,
+    result = wattprint.measure_energy(str, [1, 2], "m", "t", hardware="TPUv9", num_samples=2,
                                       meter=meter)
     assert result["hardware"] == "TPUv9"
-    result = wattprint.measure_energy(len, [1, 2], "m", "t", hardware="NVIDIA H200",
+    result = wattprint.measure_energy(str, [1, 2], "m", "t", hardware="NVIDIA H200",
                                       num_samples=2, meter=meter)
     assert result["hardware"] == "H200"
     with pytest.raises(ConfigError, match="hardware name is empty"):
-        wattprint.measure_energy(len, [1, 2], "m", "t", hardware=" ", meter=meter)
+        wattprint.measure_energy(str, [1, 2], "m", "t", hardware=" ", meter=meter)
     with pytest.raises(ConfigError, match="num_samples"):
-        wattprint.measure_energy(len, [1, 2], "m", "t", num_samples=0, meter=meter)
+        wattprint.measure_energy(str, [1, 2], "m", "t", num_samples=0, meter=meter)
 
 
 class Boom(Exception):

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("workloads", ("workloads",)),
     ("optimize", ("optimize",)),
     ("sweep", ("sweep",)),
-    ("store", ("store", "_summary", "study")),
+    ("store", ("store", "_summary", "study", "_energy_score")),
     ("score", ("score", "_score_text", "_savings")),
     ("report", ("report",)),
     ("cli", ("cli", "__main__", "demo", "_cli_workload")),
@@ -55,7 +55,7 @@ BACKENDS = ("estimate", "nvml", "process", "rapl")
 # Scores and reports read stored records: they import nothing of what makes them (models,
 # optimizations, sweeps).
 READERS = ("score", "report")
-PRODUCERS = ("workloads", "optimize", "sweep", "study")
+PRODUCERS = ("workloads", "optimize", "sweep", "study", "_energy_score")
 
 
 def _module_name(path: Path) -> str:
@@ -172,7 +172,7 @@ OTHER_SPELLINGS = frozenset({
 })
 VIEWS = {
     # ML Energy Score's measure_energy dict, and the training result beside it.
-    ("wattprint.workloads.harness", "energy_score_view"),
+    ("wattprint._energy_score", "energy_score_view"),
     ("wattprint.workloads.harness", "measure_training"),
     # Energy-Meter's last_batch() / last_epoch() / summary().
     ("wattprint._training", "*"),

@@ -21,6 +21,13 @@ import wattprint
 from wattprint import EnergyMeter, FakeSensor
 from wattprint.errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
 
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """measure_energy keeps its results in the working folder by default (wattprint.db,
+    results/): each test here works in a folder of its own."""
+    monkeypatch.chdir(tmp_path)
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")

@@ -35,6 +35,8 @@ def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result["accuracy"] > 0.9 and result["num_samples"] == 500  # type: ignore[index]
     run = namespace["run"]
     assert len(run["epochs"]) == 4 and "prediction" in run["epochs"][-1]  # type: ignore[index]
+    image_scores = namespace["image_scores"]
+    assert sorted(s.model for s in image_scores) == ["forest", "logreg"]  # type: ignore[attr-defined]
     runs = namespace["runs"]
     assert {r.model_name for r in runs} == {"forest", "logreg"}  # type: ignore[attr-defined]
     scores = namespace["scores"]

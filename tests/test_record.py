@@ -13,9 +13,10 @@ from nvml_standin import StandinGPU, make_nvml
 
 import wattprint
 from wattprint import ConfigError, EnergyMeter, FakeSensor, RunRecord, Site, Store
+from wattprint._energy_score import energy_score_view
 from wattprint.record import FIELDS, RunComponent, provenance
 from wattprint.score import calculate_scores
-from wattprint.workloads.harness import energy_score_view, measure_inference
+from wattprint.workloads.harness import measure_inference
 
 
 def test_from_measurement_carries_the_window_its_footprint_and_its_site() -> None:

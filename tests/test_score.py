@@ -68,7 +68,8 @@ def test_quintile_ten_models_two_per_star_level() -> None:
     scores = star_ratings(records)
     assert [s.model for s in scores] == [f"m{i}" for i in range(1, 11)]
     assert [s.stars for s in scores] == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
-    assert [s.percentile for s in scores] == [100, 90, 80, 70, 60, 50, 40, 30, 20, 10]
+    # ML Energy Score's percentiles: 0 for the most efficient, 100 for the least
+    assert [round(s.percentile) for s in scores] == [0, 11, 22, 33, 44, 56, 67, 78, 89, 100]
     assert {s.group_size for s in scores} == {10}
     assert {s.method for s in scores} == {"quintile"}
 
@@ -88,7 +89,7 @@ def test_quintile_three_models_follow_the_percentile_rule() -> None:
     # ranks 0, 1, 2 of 3: 5 - floor(5r/3) = 5, 4, 2
     scores = star_ratings([run("a", 1.0), run("b", 2.0), run("c", 3.0)])
     assert [s.stars for s in scores] == [5, 4, 2]
-    assert [s.percentile for s in scores] == pytest.approx([100, 200 / 3, 100 / 3])
+    assert [s.percentile for s in scores] == [0, 50, 100]
 
 
 def test_two_models_get_five_and_three_stars() -> None:
@@ -99,7 +100,7 @@ def test_two_models_get_five_and_three_stars() -> None:
 def test_a_single_model_gets_five_stars(method: str) -> None:
     (score,) = star_ratings([run("only", 3.0)], method=method)
     assert score.stars == 5
-    assert score.percentile == 100
+    assert score.percentile == 0
     assert score.group_size == 1
 
 
@@ -108,8 +109,8 @@ def test_ties_share_the_stars_of_their_best_rank() -> None:
                            run("e", 3.0)])
     # ranks 0, 0, 2, 3, 3
     assert stars_by_model(scores) == {"a": 5, "b": 5, "c": 3, "d": 2, "e": 2}
-    assert {s.model: s.percentile for s in scores} == {"a": 100, "b": 100, "c": 60, "d": 40,
-                                                       "e": 40}
+    assert {s.model: s.percentile for s in scores} == {"a": 0, "b": 0, "c": 50, "d": 75,
+                                                       "e": 75}
 
 
 def test_a_large_tie_at_the_bottom_keeps_its_best_rank() -> None:
@@ -521,6 +522,20 @@ def test_print_scores_shows_the_star_glyphs() -> None:
         assert glyphs in text
     assert "model5" in text
     assert "classification on cpu" in text
+
+
+def test_print_scores_shows_the_percentile_as_ml_energy_score_does() -> None:
+    """0 for the most efficient of five, then 25, 50, 75 and 100, on each model's row."""
+    buffer = io.StringIO()
+    scores = star_ratings([run(f"model{i}", float(i)) for i in range(1, 6)])
+    print_scores(scores, console=Console(file=buffer, width=160))
+    lines = buffer.getvalue().splitlines()
+    header = next(line for line in lines if "stars" in line)
+    column = header.index("percentile")
+    for i, percentile in zip(range(1, 6), (0, 25, 50, 75, 100), strict=True):
+        row = next(line for line in lines if f"model{i} " in line)
+        cell = row[column:column + len("percentile")]
+        assert str(percentile) in cell, (row, cell)
 
 
 def test_print_scores_of_nothing_says_so() -> None:

@@ -28,11 +28,11 @@ T_1 = math.tan(math.pi * 0.475)
 
 
 def interval(values: list[float], t: float) -> tuple[float, float]:
-    """The t interval of the mean, from the textbook formula."""
+    """The t interval of the mean, from the textbook formula, not below 0 (an energy)."""
     n = len(values)
     mean = sum(values) / n
     s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean - t * s / math.sqrt(n), mean + t * s / math.sqrt(n)
+    return max(0.0, mean - t * s / math.sqrt(n)), mean + t * s / math.sqrt(n)
 
 
 def test_t_quantiles_are_the_known_ones() -> None:
@@ -64,9 +64,12 @@ def test_min_max_and_interval_of_three_repetitions() -> None:
 
 def test_two_repetitions_use_one_degree_of_freedom() -> None:
     (a,) = star_ratings([run("a", 1.0, repetition=0), run("a", 3.0, repetition=1)])
-    # s = sqrt(2), n = 2: half-width t(0.975, 1) * 1
-    assert a.kwh_per_1000_queries_ci95_low == pytest.approx(2.0 - T_1, rel=1e-12)
+    # s = sqrt(2), n = 2: half-width t(0.975, 1) * 1; an energy is never below 0, so the
+    # interval, 2 - 12.7 to 2 + 12.7, starts at 0
+    assert a.kwh_per_1000_queries_ci95_low == 0.0
     assert a.kwh_per_1000_queries_ci95_high == pytest.approx(2.0 + T_1, rel=1e-12)
+    (b,) = star_ratings([run("b", 10.0, repetition=0), run("b", 10.2, repetition=1)])
+    assert b.kwh_per_1000_queries_ci95_low == pytest.approx(10.1 - T_1 * 0.1, rel=1e-9)
 
 
 def test_one_repetition_has_no_interval_and_the_table_says_so() -> None:
@@ -202,9 +205,10 @@ def test_the_report_shows_the_spread_and_marks_overlaps(tmp_path: Path) -> None:
     section = text[text.index('id="ratings"'):text.index('id="energy"')]
     rows = {re.search(r"<td>([abc])</td>", row).group(1): row  # type: ignore[union-attr]
             for row in re.findall(r"<tr><td>.*?</tr>", section)}
-    # a: 2 mWh +- 4.3027 * 1 mWh / sqrt(3) = [-484 µWh, 4.48 mWh]
+    # a: 2 mWh +- 4.3027 * 1 mWh / sqrt(3) = [-484 µWh, 4.48 mWh], which starts at 0: an
+    # energy is never negative
     assert "<td class=\"n\">1 – 3 mWh</td>" in rows["a"]
-    assert "<td class=\"n\">-484 µWh – 4.48 mWh</td>" in rows["a"]
+    assert "<td class=\"n\">0 µWh – 4.48 mWh</td>" in rows["a"]
     assert "n=1: no interval" in rows["b"]
     assert 'class="not-significant"' in rows["a"] and 'class="not-significant"' in rows["b"]
     assert 'class="not-significant"' not in rows["c"]

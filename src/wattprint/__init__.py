@@ -37,6 +37,7 @@ from .errors import (
 
 TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds here
 if TYPE_CHECKING:
+    from ._energy_score import measure_energy
     from .footprint import Footprint, Site, footprint
     from .measurement import ComponentEnergy, Measurement
     from .meter import EnergyMeter, Window, measure
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
         Model,
         load_dataset,
         load_model,
-        measure_energy,
         measure_training,
         register_format,
     )
@@ -114,7 +114,7 @@ _LAZY = {
     "Model": ".workloads",
     "load_dataset": ".workloads",
     "load_model": ".workloads",
-    "measure_energy": ".workloads",
+    "measure_energy": "._energy_score",
     "measure_training": ".workloads",
     "register_format": ".workloads",
 }

@@ -75,13 +75,14 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
                  console: Console | None = None) -> None:
     """Print ``scores`` as rich tables, one per task and hardware, to ``console`` (stdout).
 
-    Energy is per 1000 queries, CO2 in milligrams per 1000 queries; the percentile and the
-    rest are in :meth:`Score.to_dict`. The models whose runs were not rated (``unrated``; by
-    default the :attr:`ScoreList.unrated` of ``scores``) are rows marked "not rated", with
-    the reason under the table: "mlp: not rated: partial, gpu:0: not readable (1 run)".
-    Each model shows its repetitions' range (min – max) and the 95 % interval of its mean;
-    ``≈`` beside the stars marks a model whose interval overlaps a neighbour's, with a note
-    under the table (see the module docstring, "Spread").
+    Energy is per 1000 queries, CO2 in milligrams per 1000 queries; ``percentile`` is the
+    model's place in its group as ML Energy Score prints it (0 = the most efficient, 100 = the
+    least); the rest is in :meth:`Score.to_dict`. The models whose runs were not rated
+    (``unrated``; by default the :attr:`ScoreList.unrated` of ``scores``) are rows marked
+    "not rated", with the reason under the table: "mlp: not rated: partial, gpu:0: not
+    readable (1 run)". Each model shows its repetitions' range (min – max) and the 95 %
+    interval of its mean; ``≈`` beside the stars marks a model whose interval overlaps a
+    neighbour's, with a note under the table (see the module docstring, "Spread").
     """
     from rich.markup import escape as markup_escape
     from rich.table import Table
@@ -123,7 +124,8 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
         if several:
             table.add_column("dataset")
         table.add_column("stars", no_wrap=True)
-        for name in ("energy/1k q", "min – max", "95 % CI", "CO2 mg/1k q", "accuracy", "ESS"):
+        for name in ("percentile", "energy/1k q", "min – max", "95 % CI", "CO2 mg/1k q",
+                     "accuracy", "ESS"):
             table.add_column(name, justify="right", no_wrap=True)
         table.add_column("source")
         for s in rows:
@@ -132,7 +134,7 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
             if several:
                 cells.append(escape(s.dataset))
             mark = "" if s.ranking_significant else f" {NOT_SIGNIFICANT_MARK}"
-            cells += [f"[yellow]{star_glyphs(s.stars)}[/]{mark}",
+            cells += [f"[yellow]{star_glyphs(s.stars)}[/]{mark}", f"{s.percentile:.0f}",
                       energy_text(s.kwh_per_1000_queries),
                       interval_text(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max),
                       ci95_text(s), _fmt(co2, ".3g"), _fmt(s.accuracy, ".3f"), _fmt(s.ess, ".3g"),
@@ -142,6 +144,6 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
             cells = [escape(u.model)]
             if several:
                 cells.append(escape(u.dataset))
-            cells += ["[red]not rated[/]", "-", "-", "-", "-", "-", "-", "-"]
+            cells += ["[red]not rated[/]", "-", "-", "-", "-", "-", "-", "-", "-"]
             table.add_row(*cells)
         out.print(table)

@@ -72,15 +72,20 @@ def _t_central_mass(t: float, df: int) -> float:
     return math.sin(theta) * total
 
 
-def spread(values: Sequence[float]) -> Spread:
-    """Min, max and the Student t 95 % interval of the mean of ``values`` (n >= 2)."""
+def spread(values: Sequence[float], *, lowest: float | None = None) -> Spread:
+    """Min, max and the Student t 95 % interval of the mean of ``values`` (n >= 2).
+
+    ``lowest`` is the least value the quantity can take (0 for an energy): the interval does
+    not reach below it (two repetitions far apart give a wide interval, and an energy of
+    -60 µWh would be no figure at all)."""
     n = len(values)
     if n < 2:
         return Spread(min(values), max(values), None, None)
     mean = math.fsum(values) / n
     variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     half = t_quantile_975(n - 1) * math.sqrt(variance / n)
-    return Spread(min(values), max(values), mean - half, mean + half)
+    low = mean - half if lowest is None else max(lowest, mean - half)
+    return Spread(min(values), max(values), low, mean + half)
 
 
 def overlap(a: Spread, a_mean: float, b: Spread, b_mean: float) -> bool:

@@ -51,8 +51,9 @@ A model's label (:attr:`Score.model`) is ``model_name`` for the base variant (th
 
 **Ranks and percentiles.** Lower energy per 1000 queries is better. A model's rank ``r`` is the
 number of models in its group with strictly lower energy, so equal figures share the best rank
-of their tie. With ``n`` models, ``percentile = 100 * (n - r) / n``: the share of the group,
-itself included, whose energy is at least its own. The most efficient model has 100.
+of their tie. With ``n`` models, ``percentile = 100 * r / (n - 1)`` (0 for a lone model), as ML
+Energy Score reports it: 0 is the most efficient model of the group, 100 the least; ten models
+have 0, 11, 22, ... 100.
 
 **Stars** (1..5), by ``method``:
 
@@ -155,12 +156,13 @@ _Key = tuple[str, str, str, str, str]  # task, hardware, model_name, dataset, va
 class Score:
     """The rating of one model (``model_name`` x ``variant`` x ``dataset``) in its group.
 
-    ``percentile`` is the share (%) of the group, this model included, whose energy per 1000
-    queries is at least this model's (100 for the most efficient). ``group_size`` is the number
-    of models rated together, ``repetitions`` the inference runs averaged, ``method`` the star
-    method. ``ess`` is None where :func:`ess_of` gives None. ``provenance`` is the runs'
-    provenance (``mixed`` when they differ), None when they do not say. ``pruned``: the variant
-    was made by pruning, so its ESS counts ``effective_parameters``.
+    ``percentile`` is the model's place in its group, 0 for the most efficient and 100 for the
+    least (``100 * rank / (group_size - 1)``, as ML Energy Score has it). ``group_size`` is
+    the number of models rated together, ``repetitions`` the inference runs averaged,
+    ``method`` the star method. ``ess`` is None where :func:`ess_of` gives None.
+    ``provenance`` is the runs' provenance (``mixed`` when they differ), None when they do not
+    say. ``pruned``: the variant was made by pruning, so its ESS counts
+    ``effective_parameters``.
 
     ``kwh_per_1000_queries_min``/``_max`` are the repetitions' extremes and
     ``kwh_per_1000_queries_ci95_low``/``_high`` the 95 % Student t interval of the mean (None
@@ -448,7 +450,7 @@ def _models(records: Iterable[RunRecord]) -> tuple[list[_Model], list[Unrated]]:
             task=str(first.task), hardware=str(first.hardware),
             model_name=str(first.model_name), variant=str(first.variant),
             parent=_first(r.parent for r in rows), dataset=str(first.dataset),
-            kwh_per_1000_queries=energy, spread=spread(figures),
+            kwh_per_1000_queries=energy, spread=spread(figures, lowest=0.0),
             co2_g_per_1000_queries=_mean(_co2_per_1000(r) for r in rows),
             accuracy=_mean(_number(r.metric("accuracy")) for r in rows),
             num_parameters=_first(r.num_parameters for r in rows),
@@ -525,7 +527,7 @@ def _rate(models: Sequence[_Model], method: str,
             ess=m.ess,
             num_parameters=m.num_parameters, effective_parameters=m.effective_parameters,
             size_bytes=m.size_bytes, repetitions=m.repetitions, group_size=n,
-            percentile=100.0 * (n - rank) / n, stars=stars, method=method,
+            percentile=100.0 * rank / (n - 1) if n > 1 else 0.0, stars=stars, method=method,
             provenance=m.provenance, pruned=m.pruned,
         ))
     scores.sort(key=lambda s: (s.kwh_per_1000_queries, s.model, s.dataset))

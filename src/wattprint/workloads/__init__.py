@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..sensors.hardware import PROFILES, HardwareProfile
     from .datasets import BUILTIN_DATASETS, Dataset, as_dataset, load_dataset
-    from .harness import measure_energy, measure_training
+    from .harness import measure_inference, measure_training
     from .model import InputSpec, Model
     from .registry import load_model, register_format, supported_formats
 
@@ -22,7 +22,7 @@ _LAZY = {
     "load_dataset": ".datasets",
     "PROFILES": "..sensors.hardware",
     "HardwareProfile": "..sensors.hardware",
-    "measure_energy": ".harness",
+    "measure_inference": ".harness",
     "measure_training": ".harness",
     "InputSpec": ".model",
     "Model": ".model",
@@ -41,7 +41,7 @@ __all__ = [
     "as_dataset",
     "load_dataset",
     "load_model",
-    "measure_energy",
+    "measure_inference",
     "measure_training",
     "register_format",
     "supported_formats",

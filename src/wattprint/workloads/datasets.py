@@ -45,7 +45,8 @@ __all__ = [
     "load_dataset",
 ]
 
-#: Features: an array of samples ``(n, ...)``, or a list of strings for text.
+#: Features: an array of samples ``(n, ...)``, or a list of strings for text. A torch tensor
+#: given by the user stays a tensor (it is indexed as an array is; see :func:`as_dataset`).
 Features: TypeAlias = "NDArray[Any] | list[str]"
 
 #: The tasks a dataset can serve.
@@ -124,8 +125,8 @@ class Dataset:
     def subset(self, indices: Sequence[int] | NDArray[np.integer[Any]]) -> Dataset:
         """The samples at ``indices``, in that order, with the same name, task and classes."""
         idx = np.asarray(indices, dtype=np.intp).reshape(-1)
-        x: Features = (self.x[idx] if isinstance(self.x, np.ndarray)
-                       else [self.x[i] for i in idx.tolist()])
+        x: Features = ([self.x[i] for i in idx.tolist()] if isinstance(self.x, list)
+                       else self.x[idx])
         y = None if self.y is None else self.y[idx]
         return replace(self, x=x, y=y)
 
@@ -260,11 +261,15 @@ def as_dataset(data: Any, *, name: str = "data", task: str | None = None) -> Dat
 
 
 def _features(data: Any, name: str) -> Features:
-    """A list of strings for text, else a NumPy array; never empty."""
+    """A list of strings for text, a torch tensor for tensors (a list of same-shape tensors
+    is stacked into one), else a NumPy array; never empty."""
     if isinstance(data, str):
         raise DatasetError(f"{name!r}: give a list of texts, not one string")
     if isinstance(data, list | tuple) and data and all(isinstance(s, str) for s in data):
         x: Features = list(data)
+    elif _is_tensor(data) or (isinstance(data, list | tuple) and data
+                              and all(_is_tensor(t) for t in data)):
+        x = _tensor(data, name)
     else:
         x = np.asarray(data)
         if x.ndim == 0:
@@ -272,6 +277,26 @@ def _features(data: Any, name: str) -> Features:
     if len(x) == 0:
         raise DatasetError(f"dataset {name!r} is empty")
     return x
+
+
+def _is_tensor(value: Any) -> bool:
+    """A torch tensor (told without importing torch: a tensor exists only once it is)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _tensor(data: Any, name: str) -> Any:
+    """``data`` as one tensor of samples: as it is, or a list of tensors stacked."""
+    if _is_tensor(data):
+        if data.ndim == 0:
+            raise DatasetError(f"{name!r}: inputs must be a sequence, not a 0-d tensor")
+        return data
+    import torch
+
+    try:
+        return torch.stack(list(data))
+    except RuntimeError as err:
+        raise DatasetError(f"{name!r}: the tensors differ in shape, so they cannot be one "
+                           f"dataset: {err}") from err
 
 
 def _encode_classes(labels: NDArray[Any], name: str) -> tuple[NDArray[np.int64],

@@ -2,85 +2,43 @@
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
-from .._files import write_text
-from .._version import __version__
+from .._stats import t_quantile_975
 from ..errors import ConfigError, ModelError, WindowError
 from ..meter import EnergyMeter
 from ..record import RunRecord
 from ..sensors.hardware import detect_hardware, resolve_hardware
 from .datasets import Dataset, as_dataset
 
-__all__ = ["energy_score_view", "measure_energy", "measure_inference", "measure_training"]
+__all__ = ["LINE_EVERY", "measure_inference", "measure_training"]
 
-#: Progress is updated at most this often (seconds), so that a bar costs nothing per query.
-_PROGRESS_EVERY_S = 0.1
-#: Two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom (95 % intervals).
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)
-
-
-def _t975(df: int) -> float:
-    return _T975[df - 1] if df <= len(_T975) else 1.96
-
-
-def energy_score_view(record: RunRecord) -> dict[str, Any]:
-    """The dict :func:`measure_energy` returns (ML Energy Score's keys), made from the run's
-    record: ``co2_kg`` and ``duration_seconds`` exist only here, at the edge."""
-    from datetime import datetime, timezone
-
-    comps = record.components or {}
-    started = record.started_at or 0.0
-    view: dict[str, Any] = {
-        "model_name": record.model_name,
-        "task_name": record.task,
-        "hardware": record.hardware,
-        "timestamp": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-        "num_samples": record.num_samples,
-        "batch_size": (record.extra or {}).get("batch_size"),
-        "dataset": record.dataset,
-        "duration_seconds": record.duration_s,
-        "energy_j": record.energy_j,
-        "energy_kwh": record.energy_kwh,
-        "co2_kg": None if record.co2_g is None else record.co2_g / 1000.0,
-        "water_l": record.water_l,
-        "carbon_intensity_g_per_kwh": record.intensity_g_per_kwh,
-        "carbon_intensity_source": record.intensity_source,
-        "location": record.location,
-        "pue": record.pue,
-        "wue_l_per_kwh": record.wue_l_per_kwh,
-        "provenance": record.provenance,
-        "measured": bool(comps) and all(c.measured for c in comps.values()),
-        "partial": bool(record.partial),
-        "errors": list(record.errors or ()),
-        "notes": list(record.measurement_notes or ()),
-        "components": {name: c.to_dict() for name, c in comps.items()},
-        "kwh_per_1000_queries": record.kwh_per_1000_queries,
-        "samples_per_second": record.samples_per_second,
-        "wattprint_version": __version__,
-    }
-    view.update(record.metrics or {})
-    return view
+#: Without a terminal, progress is a line every this many samples (ML Energy Score's habit).
+LINE_EVERY = 100
 
 
 @contextmanager
 def _progress(enabled: bool | None, total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on a terminal, updated at most every 0.1 s; a no-op otherwise."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
+    """Progress of ``total`` samples, told ``done`` so far: a rich bar when ``enabled`` is True,
+    or None on a terminal; a line on stderr every :data:`LINE_EVERY` samples when None and
+    stderr is not a terminal (a log, a notebook, CI); nothing when False."""
+    if enabled is False:
         yield lambda done: None
+        return
+    if enabled is None and not sys.stderr.isatty():
+        told = 0
+
+        def line(done: int) -> None:
+            nonlocal told
+            if done >= min(told + LINE_EVERY, total):
+                told = done
+                print(f"{label}: {done}/{total} samples", file=sys.stderr, flush=True)
+
+        yield line
         return
     from rich.progress import Progress
 
@@ -98,18 +56,37 @@ def _tokens(result: Any) -> int | None:
     return count if isinstance(count, int) else None
 
 
-def _concat(outputs: list[Any]) -> Any:
-    """One array of every batch's predictions (a list for text), or None if they differ."""
+def _array(output: Any) -> Any:
+    """``output`` as a NumPy array; a torch tensor is detached and copied to the CPU first."""
     import numpy as np
 
-    if all(isinstance(o, (list, tuple)) for o in outputs):
+    detach = getattr(output, "detach", None)
+    if callable(detach):
+        output = detach().cpu().numpy()
+    return np.asarray(output)
+
+
+def _concat(outputs: list[Any], per_sample: bool = False) -> Any:
+    """One array of every call's predictions (a list for text), or None if they differ.
+
+    ``per_sample``: each output is one sample's prediction (a class, a score vector, or a
+    batch of one), stacked along a new first axis; otherwise each is a batch's predictions,
+    concatenated."""
+    import numpy as np
+
+    if not per_sample and all(isinstance(o, (list, tuple)) for o in outputs):
         return [item for o in outputs for item in o]
-    arrays = [np.asarray(o) for o in outputs]
     try:
+        arrays = [_array(o) for o in outputs]
+        if per_sample:
+            stacked = np.stack(arrays)
+            if stacked.ndim >= 2 and stacked.shape[1] == 1:  # a batch of one per call
+                stacked = stacked.reshape(stacked.shape[0], *stacked.shape[2:])
+            return stacked
         if all(a.ndim == 0 for a in arrays):  # one prediction per call
             return np.stack(arrays)
         return np.concatenate([np.atleast_1d(a) for a in arrays])
-    except ValueError:
+    except (TypeError, ValueError, RuntimeError):
         return None
 
 
@@ -122,11 +99,18 @@ def _check_finite(outputs: list[Any]) -> None:
     """
     import numpy as np
 
+    if outputs and all(type(out) is np.ndarray for out in outputs):  # the common case, fast
+        try:
+            flat = np.concatenate([out.ravel() for out in outputs])
+        except ValueError:
+            flat = None
+        if flat is not None and (flat.dtype.kind not in "fc" or np.isfinite(flat).all()):
+            return
     nan = inf = total = 0
     for out in outputs:
         try:
-            a = np.asarray(out)
-        except (TypeError, ValueError):  # ragged or odd outputs: nothing to check
+            a = _array(out)
+        except (TypeError, ValueError, RuntimeError):  # ragged or odd outputs: nothing to check
             continue
         if a.dtype.kind not in "fc":
             continue
@@ -146,65 +130,6 @@ def _close_quietly(meter: EnergyMeter, name: str) -> None:
         meter.end(name)
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
-
-
-def measure_energy(
-    inference_fn: Callable[[Any], Any],
-    dataset: Any,
-    model_name: str,
-    task_name: str,
-    hardware: str = "auto",
-    num_samples: int = 1000,
-    *,
-    batch_size: int = 1,
-    warmup: int = 10,
-    output_dir: str | Path | None = None,
-    meter: EnergyMeter | None = None,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """Measure the energy of ``num_samples`` queries of ``inference_fn`` over ``dataset``.
-
-    ``inference_fn(batch)`` is called on batches of ``batch_size`` inputs; the dataset is
-    cycled when it has fewer than ``num_samples``. ``warmup`` batches run first, unmeasured.
-    Everything per batch is prepared before the measured loop, which only calls the function.
-    If the function raises, the window is closed and the error propagates, so a shared
-    ``meter`` stays usable. ``hardware`` is the label the result is filed under: ``"auto"``
-    (the first GPU the meter reads, else ``"CPU"``) or any device name (see
-    :func:`~wattprint.sensors.hardware.resolve_hardware`: ``"NVIDIA H200"`` is ``"H200"``).
-
-    Returns a dict with ``model_name``, ``task_name``, ``hardware``, ``timestamp``,
-    ``num_samples``, ``energy_kwh``, ``co2_kg``, ``water_l``, ``duration_seconds``,
-    ``kwh_per_1000_queries``, ``samples_per_second``, per-component energy with its provenance,
-    and, when the dataset has labels and the function returns predictions, ``accuracy`` and
-    ``f1_macro`` (classification) or ``rmse`` and ``mae`` (regression); for text generation
-    ``tokens_generated`` and ``tokens_per_second``. ``partial`` says that a sensor failed
-    inside the window (its component is missing from the energy), ``errors`` what failed and
-    ``notes`` what else a reader should know. Numeric outputs that are NaN or infinite raise
-    :class:`~wattprint.errors.ModelError` ("model output is not finite"). With ``output_dir``
-    the dict is also written there as JSON (its path under ``output_file``).
-
-    The dict is a view (:func:`energy_score_view`) of the run's
-    :class:`~wattprint.record.RunRecord`, which :func:`measure_inference` returns.
-    """
-    record = measure_inference(inference_fn, dataset, model_name, task_name, hardware,
-                               num_samples, batch_size=batch_size, warmup=warmup, meter=meter,
-                               progress=progress)
-    result = energy_score_view(record)
-    if output_dir is not None:
-        from datetime import datetime, timezone
-
-        folder = Path(output_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.fromtimestamp(record.started_at or 0.0, timezone.utc)
-        path = (folder / f"{_safe_name(model_name)}_{_safe_name(task_name)}_"
-                f"{stamp.strftime('%Y%m%dT%H%M%S')}.json")
-        result["output_file"] = str(path)
-        write_text(path, json.dumps(result, indent=2) + "\n")
-    return result
-
-
 def measure_inference(
     inference_fn: Callable[[Any], Any],
     dataset: Any,
@@ -214,14 +139,28 @@ def measure_inference(
     num_samples: int = 1000,
     *,
     batch_size: int = 1,
+    per_sample: bool = False,
     warmup: int = 10,
     meter: EnergyMeter | None = None,
     progress: bool | None = None,
 ) -> RunRecord:
-    """What :func:`measure_energy` measures, as the run's
+    """Measure ``num_samples`` queries of ``inference_fn`` over ``dataset``; return the run's
     :class:`~wattprint.record.RunRecord` (phase ``inference``, without a ``sweep_id`` or
-    ``cell_key``: whoever stores it names it). The metrics are in ``metrics``, the batch size
-    in ``extra``."""
+    ``cell_key``: whoever stores it names it).
+
+    ``inference_fn`` is called on batches of ``batch_size`` inputs, or, with ``per_sample``,
+    on each input alone (a row of an array, one text, one tensor: as the dataset holds it).
+    The dataset is cycled when it has fewer than ``num_samples``; ``warmup`` calls run first,
+    unmeasured. Everything per call is prepared before the measured loop, which only calls
+    the function. If the function raises, the window is closed and the error propagates, so a
+    shared ``meter`` stays usable. ``hardware`` is the label the run is filed under:
+    ``"auto"`` (the first GPU the meter reads, else ``"CPU"``) or any device name (see
+    :func:`~wattprint.sensors.hardware.resolve_hardware`: ``"NVIDIA H200"`` is ``"H200"``).
+    Accuracy (``metrics``) is computed when the dataset has labels and the function returns
+    predictions; numeric outputs that are NaN or infinite raise
+    :class:`~wattprint.errors.ModelError` ("model output is not finite"). The batch size is in
+    ``extra``. Progress: see ``progress`` of :func:`wattprint.measure_energy`.
+    """
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, not {num_samples}")
     if batch_size < 1:
@@ -232,85 +171,89 @@ def measure_inference(
     if len(data) == 0:
         raise ConfigError(f"dataset {data.name!r} is empty")
     profile = None if hardware.strip().lower() == "auto" else resolve_hardware(hardware)
+    size = 1 if per_sample else batch_size
     own_meter = meter is None
     meter = meter if meter is not None else EnergyMeter()
     try:
-        batches, labels = _prepare(data, num_samples, batch_size)
-        for xb in batches[: max(warmup, 0)]:
+        calls, labels = _prepare(data, num_samples, batch_size, per_sample)
+        for xb in calls[: max(warmup, 0)]:
             inference_fn(xb)
         outputs: list[Any] = []
         append = outputs.append
-        tokens = 0
-        counted_tokens = False
-        update_every = max(1, len(batches) // 100)
-        with _progress(progress, len(batches), f"{model_name} / {task_name}") as advance:
+        with _progress(progress, num_samples, f"{model_name} / {task_name}") as advance:
+            # Calls between progress updates: about 1 % of the run for a bar, LINE_EVERY
+            # samples for lines; chunks keep the progress's cost out of the per-query loop.
+            every = max(1, len(calls) // 100) if progress or sys.stderr.isatty() else max(
+                1, LINE_EVERY // size)
             name = f"inference:{model_name}:{task_name}"
             meter.begin(name)
             try:
-                if update_every == 1 or progress is False:
-                    for xb in batches:
+                if progress is False:
+                    for xb in calls:
                         append(inference_fn(xb))
                 else:
-                    # Chunks keep the bar's cost out of the per-query loop.
-                    for start in range(0, len(batches), update_every):
-                        for xb in batches[start:start + update_every]:
+                    for start in range(0, len(calls), every):
+                        for xb in calls[start:start + every]:
                             append(inference_fn(xb))
-                        advance(start + update_every)
+                        advance(min((start + every) * size, num_samples))
             except BaseException:
                 _close_quietly(meter, name)  # a shared meter must stay usable; the error goes on
                 raise
             m = meter.end(name)
         _check_finite(outputs)
-        for out in outputs:
-            n = _tokens(out)
-            if n is not None:
-                tokens += n
-                counted_tokens = True
+        tokens = [n for n in map(_tokens, outputs) if n is not None]
         metrics: dict[str, Any] = {}
-        if counted_tokens:
-            metrics["tokens_generated"] = tokens
-            metrics["tokens_per_second"] = tokens / m.duration_s if m.duration_s > 0 else 0.0
-        metrics.update(_accuracy(data, labels, outputs))
+        if tokens:
+            metrics["tokens_generated"] = sum(tokens)
+            metrics["tokens_per_second"] = (sum(tokens) / m.duration_s if m.duration_s > 0
+                                            else 0.0)
+        metrics.update(_accuracy(data, labels, outputs, per_sample))
         return RunRecord.from_measurement(
             m, phase="inference", model_name=model_name, task=task_name,
             hardware=profile.name if profile else detect_hardware(meter.sensors),
             dataset=data.name, num_samples=num_samples,
             samples_per_second=num_samples / m.duration_s if m.duration_s > 0 else 0.0,
             kwh_per_1000_queries=m.footprint.kwh * 1000.0 / num_samples, metrics=metrics,
-            extra={"batch_size": batch_size},
+            extra={"batch_size": size},
         )
     finally:
         if own_meter:
             meter.close()
 
 
-def _prepare(data: Dataset, num_samples: int, batch_size: int) -> tuple[list[Any], Any]:
-    """The measured loop's batches, made up front, cycling the dataset to ``num_samples``.
+def _prepare(data: Dataset, num_samples: int, batch_size: int,
+             per_sample: bool = False) -> tuple[list[Any], Any]:
+    """The measured loop's inputs, made up front, cycling the dataset to ``num_samples``: one
+    input per call with ``per_sample`` (``x[i]``, as the dataset holds it), else batches.
 
     Batches are slices (views, no copies) except where one wraps around the dataset's end.
     """
     import numpy as np
 
     n, x = len(data), data.x
-    batches: list[Any] = []
-    for start in range(0, num_samples, batch_size):
-        size = min(batch_size, num_samples - start)
-        a = start % n
-        if a + size <= n:
-            batches.append(x[a:a + size])
-        else:
-            idx = np.arange(a, a + size) % n
-            batches.append([x[i] for i in idx] if isinstance(x, list) else x[idx])
+    calls: list[Any] = []
+    if per_sample:
+        calls = [x[i % n] for i in range(num_samples)]
+    else:
+        for start in range(0, num_samples, batch_size):
+            size = min(batch_size, num_samples - start)
+            a = start % n
+            if a + size <= n:
+                calls.append(x[a:a + size])
+            else:
+                idx = np.arange(a, a + size) % n
+                calls.append([x[i] for i in idx] if isinstance(x, list) else x[idx])
     labels = None if data.y is None else data.y[np.arange(num_samples) % n]
-    return batches, labels
+    return calls, labels
 
 
-def _accuracy(data: Dataset, labels: Any, outputs: list[Any]) -> dict[str, Any]:
+def _accuracy(data: Dataset, labels: Any, outputs: list[Any],
+              per_sample: bool = False) -> dict[str, Any]:
     from .metrics import classification_metrics, regression_metrics
 
     if labels is None or not outputs:
         return {}
-    predictions = _concat(outputs)
+    predictions = _concat(outputs, per_sample)
     if predictions is None or isinstance(predictions, list):
         return {}
     try:
@@ -410,7 +353,7 @@ def _predict(energies: list[float], co2s: list[float], epochs: int) -> dict[str,
     def one(xs: list[float]) -> tuple[float, float]:
         mean = sum(xs) / k
         sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (k - 1))
-        half = _t975(k - 1) * sd * math.sqrt(left + left * left / k)
+        half = t_quantile_975(k - 1) * sd * math.sqrt(left + left * left / k)
         return sum(xs) + mean * left, half
 
     energy, energy_pm = one(energies)
