@@ -105,7 +105,9 @@ def test_defaults_of_the_optional_sections(model_file: Path) -> None:
                           "datasets": [{"name": "iris"}]})
     assert config.monitoring.model_dump() == {
         "frequency_hz": 20.0, "repetitions": 1, "warmup": 10, "idle_baseline_s": 0.0,
-        "batch_size": 1, "num_samples": None, "cell_timeout_s": 1800.0}
+        "batch_size": 1, "num_samples": None, "cell_timeout_s": 1800.0,
+        "enable_quantization_analysis": False, "duration_seconds": None, "enable_wandb": False,
+        "wandb_project": None}
     assert config.hardware.device_profile == "auto"
     assert config.location.model_dump() == {
         "country": None, "zone": None, "cloud_region": None, "carbon_intensity_g_per_kwh": None,
@@ -171,15 +173,16 @@ Change = Callable[[dict[str, Any]], Any]
 INVALID: list[tuple[str, Change, str]] = [
     ("unknown top-level key", lambda c: c.update(colour="red"),
      "colour: unknown key (allowed: project, models, datasets, monitoring, hardware, "
-     "location, output)"),
+     "location, output, allow_network, enable_quantization_analysis, enable_wandb)"),
     ("unknown key in a model", lambda c: c["models"][0].update(colour="red"),
      "models[0].colour: unknown key (allowed: name, path, source, hf, task, export, epochs,"),
     ("unknown key nested two deep", lambda c: c["models"][0]["quantization"].update(bits=4),
      "models[0].quantization.bits: unknown key (allowed: enabled, method, target_dtype)"),
     ("misspelt monitoring key", lambda c: c["monitoring"].update(frequncy_hz=5),
      "monitoring.frequncy_hz: unknown key (allowed: frequency_hz, repetitions, warmup, "
-     "idle_baseline_s, batch_size, num_samples, cell_timeout_s); did you mean "
-     "'frequency_hz'?"),
+     "idle_baseline_s, batch_size, num_samples, cell_timeout_s, "
+     "enable_quantization_analysis, duration_seconds, enable_wandb, wandb_project); did you "
+     "mean 'frequency_hz'?"),
     ("wrong type", lambda c: c["monitoring"].update(repetitions="many"),
      "monitoring.repetitions: expected a whole number, got 'many'"),
     ("wrong type of a section", lambda c: c.update(monitoring=[1, 2]),
@@ -192,8 +195,8 @@ INVALID: list[tuple[str, Change, str]] = [
      "models[2].path: no such model file or folder 'missing.onnx'"),
     ("unknown recipe", lambda c: c["models"][0].update(source="torch:BigCNN"),
      "models[0].source: unknown recipe 'torch:BigCNN' (allowed: sklearn:LogisticRegression,"),
-    ("no origin", lambda c: c["models"].append({"name": "m"}),
-     "models[2]: give exactly one of path, source, hf (got none)"),
+    ("no origin: a hub id not in the cache", lambda c: c["models"].append({"name": "m"}),
+     "models[2].name: 'm' is a Hugging Face hub model that is not in the local cache ("),
     ("two origins", lambda c: c["models"][0].update(hf="org/model"),
      "models[0]: give exactly one of path, source, hf (got source, hf)"),
     ("epochs of a loaded model", lambda c: c["models"][1].update(epochs=3),
@@ -215,7 +218,7 @@ INVALID: list[tuple[str, Change, str]] = [
     ("pruning of a scikit-learn recipe", lambda c: c["models"][0].update(
         source="sklearn:SVC", export=None, quantization={}),
      "models[0].pruning.enabled: recipe 'sklearn:SVC' is a sklearn model; pruning takes "
-     "torch models"),
+     "torch, transformers models"),
     ("a method the ONNX export cannot take", lambda c: c["models"][0]["quantization"].update(
         method="bf16"),
      "models[0].quantization.method: 'bf16' does not quantize onnx models (allowed: dynamic, "
@@ -238,8 +241,11 @@ INVALID: list[tuple[str, Change, str]] = [
     ("duplicate model names", lambda c: c["models"][1].update(name="cnn"),
      "models[1].name: duplicate name 'cnn' (also models[0]); names must be unique"),
     ("unknown dataset", lambda c: c["datasets"].insert(0, {"name": "digitz"}),
-     "datasets[0].name: unknown dataset 'digitz' (built-in: digits, iris, wine, "
-     "breast_cancer, diabetes; or a path to a file or folder); did you mean 'digits'?"),
+     "datasets[0].name: 'digitz' is no built-in dataset (digits, iris, wine, breast_cancer, "
+     "diabetes; did you mean 'digits'?), no file or folder here, and no Hugging Face dataset "
+     "in the local cache ("),
+    ("a file that is not there", lambda c: c["datasets"].insert(0, {"name": "data/x.csv"}),
+     "datasets[0].name: unknown dataset 'data/x.csv' (built-in: digits, iris, wine, "),
     ("duplicate dataset names", lambda c: c["datasets"].append({"name": "digits"}),
      "datasets[1].name: duplicate name 'digits' (also datasets[0]); names must be unique"),
     ("bad split", lambda c: c["datasets"][0].update(split="validation"),
@@ -262,7 +268,7 @@ INVALID: list[tuple[str, Change, str]] = [
     ("empty hardware name", lambda c: c["hardware"].update(device_profile="  "),
      "hardware.device_profile: the hardware name is empty"),
     ("unknown export format", lambda c: c["output"].update(export_formats=["json", "xml"]),
-     "output.export_formats[1]: 'xml' is not allowed (allowed: json, csv)"),
+     "output.export_formats[1]: 'xml' is not allowed (allowed: json, csv, html)"),
 ]
 
 
@@ -370,7 +376,8 @@ def test_schema_describes_the_config() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"project", "models", "datasets", "monitoring",
-                                         "hardware", "location", "output"}
+                                         "hardware", "location", "output", "allow_network",
+                                         "enable_quantization_analysis", "enable_wandb"}
     assert set(schema["required"]) == {"project", "models", "datasets"}
     for ref in _refs(schema):  # every reference resolves
         assert ref.startswith("#/$defs/") and ref.removeprefix("#/$defs/") in schema["$defs"]

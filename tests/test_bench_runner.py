@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import wattprint
-from wattprint import FakeSensor
+from wattprint import ConfigError, FakeSensor
 from wattprint.meter import EnergyMeter
 from wattprint.sweep.config import load_config
 from wattprint.sweep.runner import plan_cells
@@ -143,10 +143,17 @@ def test_hub_model_without_network_fails_its_cell(tmp_path: Path,
         "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
                    "output_dir": str(tmp_path / "out")},
     }
-    report = wattprint.Benchmark(config).run(
+    with pytest.raises(ConfigError) as err:  # refused before anything runs
+        wattprint.Benchmark(config)
+    assert ("models[0].hf: 'someone/not-cached-model-xyz' is a Hugging Face hub model that is "
+            "not in the local cache") in str(err.value)
+    assert "allow_network: true" in str(err.value)
+    assert not (tmp_path / "w.db").exists()
+    # Allowed to download, but the machine is offline: the cell fails, the sweep goes on.
+    report = wattprint.Benchmark({**config, "allow_network": True}).run(
         meter=EnergyMeter(sensors=[FakeSensor(power_w=5.0)]), progress=False)
     (run,) = report["runs"]
-    assert run["status"] == "failed" and "network" in run["error"]
+    assert run["status"] == "failed" and run["error"]
 
 
 def _cli(*args: str, cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:

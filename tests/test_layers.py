@@ -4,7 +4,8 @@ Every module under ``src/wattprint`` is read with :mod:`ast` (nothing is importe
 that would import torch costs nothing here) and each of its imports, at the top, inside a
 function or under ``if TYPE_CHECKING``, is checked against the layer order::
 
-    cli > report > score > store > sweep > optimize > workloads > footprint > meter > sensors
+    cli > study > report > score > store > sweep > optimize > workloads > footprint > meter
+        > sensors
 
 with the package root (the public facade) above all, and the small helpers every layer uses
 (errors, logging, lazy exports, files, shipped data) below all. A module that is in no layer
@@ -33,9 +34,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("workloads", ("workloads",)),
     ("optimize", ("optimize",)),
     ("sweep", ("sweep",)),
-    ("store", ("store", "_summary", "study", "_energy_score")),
+    ("store", ("store", "_summary", "_energy_score", "_grade")),
     ("score", ("score", "_score_text", "_savings")),
     ("report", ("report",)),
+    ("study", ("study",)),
     ("cli", ("cli", "__main__", "demo", "_cli_workload")),
 ]
 ROOT_RANK = len(LAYERS)  # the package's __init__: it re-exports every layer
@@ -176,8 +178,9 @@ VIEWS = {
     ("wattprint.workloads.harness", "measure_training"),
     # Energy-Meter's last_batch() / last_epoch() / summary().
     ("wattprint._training", "*"),
-    # ML-EcoLyzer's final_report.analysis_summary.
+    # ML-EcoLyzer's final_report.analysis_summary, and its config's monitoring keys.
     ("wattprint._summary", "to_analysis_summary"),
+    ("wattprint.sweep.config", "config_hash"),
 }
 
 

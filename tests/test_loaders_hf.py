@@ -9,13 +9,13 @@ anything tried to reach it. Expected counts and outputs come from transformers i
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from offline import no_network  # noqa: F401  (autouse: no test here reaches a network)
 
 import wattprint
 from wattprint import EnergyMeter, FakeSensor
@@ -40,21 +40,6 @@ NUM_LABELS = 3
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Refuse (and record) every name lookup and connection; hub libraries stay offline."""
-    attempts: list[Any] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args)
-        raise OSError("a test tried to reach the network")
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    yield attempts
-    assert attempts == [], f"network access attempted: {attempts}"
 
 
 def _tokenizer(folder: Path, *, bert: bool) -> Any:
@@ -246,7 +231,7 @@ def test_safetensors_weights_are_preferred(
                                rtol=1e-5, atol=1e-6)
 
 
-def test_hub_id_without_allow_network_is_refused_offline(no_network: list[Any]) -> None:
+def test_hub_id_without_allow_network_is_refused_offline(no_network: list[Any]) -> None:  # noqa: F811
     with pytest.raises(ModelError) as err:
         wattprint.load_model("wattprint-tests/no-such-model", task="text-classification")
     message = str(err.value)

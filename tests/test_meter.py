@@ -276,14 +276,15 @@ def test_training_helpers() -> None:
             for _ in range(3):
                 with meter.batch():
                     time.sleep(0.002)
-            epoch = meter.last_epoch()
+        epoch = meter.last_epoch()  # the epoch that just ended
     batch = meter.last_batch()
     assert batch is not None and epoch is not None
     assert set(batch) >= {"duration_s", "energy_j", "carbon_g"}
     assert batch["energy_j"] == pytest.approx(100.0 * batch["duration_s"])
     s = meter.summary()
     assert s["num_batches"] == 6 and s["num_epochs"] == 2
-    assert s["device"] == "cpu (fake, estimated)"
+    assert s["device"] == "cpu" and s["gpu_name"] is None
+    assert epoch["name"].startswith("epoch-2#")
     bs, es = s["batch_summary"], s["epoch_summary"]
     for part in (bs, es):
         assert set(part) == {
@@ -296,6 +297,23 @@ def test_training_helpers() -> None:
     assert es["total_carbon_g"] == pytest.approx(
         wattprint.footprint(es["total_energy_j"]).co2_g
     )
+
+
+def test_meter_unit_is_joules_as_greenai_get_unit_says() -> None:
+    meter = meter_with(FakeSensor(power_w=10.0))
+    assert meter.unit == "J" and meter.get_unit() == "J"
+    with meter.window() as w:
+        time.sleep(0.002)
+    assert w.measurement is not None
+    assert w.measurement.energy_j == pytest.approx(10.0 * w.measurement.duration_s)  # joules
+    meter.close()
+
+
+def test_meter_repr_names_each_component_and_its_source() -> None:
+    meter = meter_with(FakeSensor(power_w=10.0), FakeSensor(power_w=5.0, component="gpu:0"))
+    assert repr(meter) == "<EnergyMeter cpu (fake, estimated), gpu:0 (fake, estimated)>"
+    assert meter.components == ("cpu", "gpu:0") and meter.device == "gpu"
+    meter.close()
 
 
 def test_footprint_is_attached_with_the_meters_location() -> None:

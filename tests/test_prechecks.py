@@ -141,6 +141,23 @@ def test_the_cli_refuses_a_huge_value_before_anything_runs(tmp_path: Path, chang
 
 # -- loader options, tasks and variants of model files and hub ids ------------------------------
 
+HUB_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(autouse=True)
+def hub_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The hub model these tests name, in a local Hugging Face cache of their own (a config
+    refuses a hub model that is not in the cache, unless allow_network)."""
+    cache = tmp_path_factory.mktemp("hf-hub")
+    repo = cache / "models--someone--some-model"
+    (repo / "snapshots" / HUB_REVISION).mkdir(parents=True)
+    (repo / "snapshots" / HUB_REVISION / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(HUB_REVISION)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
 def _model_at(tmp_path: Path, kind: str) -> dict[str, Any]:
     """A stand-in of a model of ``kind``, as a config's model entry (trusted: these tests are
     about what the loader takes, not about which formats need trust)."""
@@ -191,10 +208,13 @@ def test_an_option_the_loader_does_not_know_is_refused(tmp_path: Path, kind: str
     (".skops", {"trusted_types": ["x.Y"]}),
     ("savedmodel", {"signature": "serving_default"}),
     ("hf-folder", {"max_length": 8, "max_new_tokens": 4}),
-    ("hub", {"revision": "main", "cache_dir": "hf-cache", "device": "cpu"}),
+    ("hub", {"revision": "main", "cache_dir": "<the hub cache>", "device": "cpu"}),
 ])
 def test_the_options_each_loader_takes_are_accepted(tmp_path: Path, kind: str,
-                                                    options: dict[str, Any]) -> None:
+                                                    options: dict[str, Any],
+                                                    hub_cache: Path) -> None:
+    if "cache_dir" in options:
+        options = {**options, "cache_dir": str(hub_cache)}
     wattprint.Benchmark(_config(tmp_path, {**_model_at(tmp_path, kind), "options": options}))
 
 
@@ -234,7 +254,8 @@ VARIANTS = [
     (".onnx", {"export": "onnx"}, "models[0].export: 'model.onnx' is an onnx model; ONNX export "
                                   "takes torch models"),
     (".onnx", {"pruning": {"enabled": True}}, "models[0].pruning.enabled: 'model.onnx' is an "
-                                              "onnx model; pruning takes torch models"),
+                                              "onnx model; pruning takes torch, transformers "
+                                              "models"),
     (".onnx", {"quantization": {"enabled": True, "method": "bf16"}},
      "models[0].quantization.method: 'bf16' does not quantize onnx models (allowed: dynamic, "
      "static, fp16)"),
@@ -248,10 +269,8 @@ VARIANTS = [
     (".h5", {"quantization": {"enabled": True, "method": "fp16"}},
      "models[0].quantization.method: 'fp16' does not quantize keras models"),
     ("savedmodel", {"export": "onnx"}, "models[0].export: 'saved' is a tensorflow model"),
-    ("hf-folder", {"quantization": {"enabled": True}},
-     "models[0].quantization.method: 'dynamic' does not quantize transformers models"),
-    ("hf-folder", {"pruning": {"enabled": True}}, "models[0].pruning.enabled: 'bert' is a "
-                                                  "transformers model"),
+    ("hf-folder", {"quantization": {"enabled": True, "method": "static"}},
+     "models[0].quantization.method: 'static' does not quantize transformers models"),
     ("hub", {"export": "onnx"}, "models[0].export: hub model 'someone/some-model' is a "
                                 "transformers model; ONNX export takes torch models"),
     (".pt", {"quantization": {"enabled": True, "method": "static"}},
@@ -276,6 +295,9 @@ def test_a_variant_the_model_format_cannot_make_is_refused(tmp_path: Path, kind:
     (".pth", {"quantization": {"enabled": True, "method": "bf16"}}),
     (".safetensors", {"pruning": {"enabled": True, "method": "ln_structured"}}),
     (".onnx", {"quantization": {"enabled": True, "method": "static"}}),
+    ("hf-folder", {"quantization": {"enabled": True, "method": "dynamic"},
+                   "pruning": {"enabled": True}}),
+    ("hub", {"quantization": {"enabled": True, "method": "fp16"}}),
 ])
 def test_the_variants_a_format_can_make_are_accepted(tmp_path: Path, kind: str,
                                                      asked: dict[str, Any]) -> None:

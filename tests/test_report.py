@@ -303,6 +303,50 @@ def test_exact_savings_and_break_even(tmp_path: Path) -> None:
     assert 'data-chart="savings"' in section
 
 
+def _spread_items(text: str) -> dict[str, tuple[str, str]]:
+    """The savings section's spread list: (variant's, parent's) text by variant label."""
+    section = text[text.index('id="savings"'):text.index('id="timeline"')]
+    return {label: (variant, parent) for label, variant, parent in re.findall(
+        r'<li data-variant="([^"]*)">.*?<span class="spread-variant">(.*?)</span>.*?'
+        r'<span class="spread-parent">(.*?)</span></li>', section)}
+
+
+def test_savings_show_the_spread_of_each_variant_and_its_parent(tmp_path: Path) -> None:
+    rows = [run_row("m", kwh_per_1000=2e-3),  # one repetition of the parent
+            run_row("m", "int8", parent="fp32", phase="optimization", kwh_per_1000=1e-5)]
+    rows += [run_row("m", "int8", parent="fp32", kwh_per_1000=k, repetition=i)
+             for i, k in enumerate((1.0e-3, 1.4e-3, 1.2e-3))]
+    rows += [run_row("m", "pruned", parent="fp32", kwh_per_1000=k, repetition=i)
+             for i, k in enumerate((1.5e-3, 1.5e-3))]
+    db = make_store(tmp_path / "w.db", rows)
+    scores = {s.model: s for s in calculate_scores("classification", "CPU", db=db)}
+    with Store(db, read_only=True) as store:
+        saving = {s.variant: s for s in wattprint.score.savings(store.runs())}
+    items = _spread_items(write_report(db, out=tmp_path / "r.html").read_text())
+    assert set(items) == {"m:int8", "m:pruned"}
+
+    int8, parent = scores["m:int8"], scores["m"]
+    assert (int8.kwh_per_1000_queries_min, int8.kwh_per_1000_queries_max) == (1.0e-3, 1.4e-3)
+    low, high = saving["int8"].kwh_per_1000_queries_ci95_low, \
+        saving["int8"].kwh_per_1000_queries_ci95_high
+    assert low is not None and high is not None and low < 1.0e-3 and high > 1.4e-3
+    interval = wattprint.score.interval_text(low, high)
+    assert items["m:int8"][0] == escape(
+        f"1.2 Wh (n=3), min – max 1 – 1.4 Wh, 95 % interval {interval}")
+    assert items["m:int8"][1] == "2 Wh, n=1: no interval"
+    assert saving["int8"].parent_kwh_per_1000_queries_ci95_low is None
+    # two equal repetitions: a range and an interval of zero width
+    assert items["m:pruned"][0].startswith(escape("1.5 Wh (n=2), min – max 1.5 – 1.5 Wh, 95 %"))
+    assert parent.repetitions == 1
+
+
+def test_the_spread_of_a_variant_whose_parent_has_no_runs_says_so(tmp_path: Path) -> None:
+    rows = [run_row("m", "int8", parent="fp32", kwh_per_1000=1e-3)]
+    db = make_store(tmp_path / "w.db", rows)
+    items = _spread_items(write_report(db, out=tmp_path / "r.html").read_text())
+    assert items == {"m:int8": ("1 Wh, n=1: no interval", "no rated inference runs")}
+
+
 def test_the_energy_axis_is_logarithmic_only_beyond_two_decades(tmp_path: Path) -> None:
     wide = make_store(tmp_path / "wide.db", [run_row("a", kwh_per_1000=1e-6),
                                              run_row("b", kwh_per_1000=5e-4)])

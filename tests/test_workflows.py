@@ -148,3 +148,156 @@ def test_measure_energy_with_a_site_or_a_meter(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="either meter= or site="):
             measure_energy(lambda s: 1, np.zeros((4, 2)), "m", "t", meter=meter,
                            site=wattprint.Site(pue=1.1))
+
+
+# -- ML-EcoLyzer: its documented YAML template, hub models x datasets, from the local cache -----
+
+#: ML-EcoLyzer's "Advanced Configuration" template, as its README writes it.
+ECOLYZER_TEMPLATE = """\
+project: "advanced_sustainability_analysis"
+
+models:
+  - name: "gpt2"
+    task: "text"
+    quantization:
+      enabled: true
+      method: "dynamic"
+      target_dtype: "int8"
+
+datasets:
+  - name: "wikitext"
+    task: "text"
+    limit: 1000
+
+# Environmental monitoring
+monitoring:
+  duration_seconds: 600
+  frequency_hz: 2.0
+  enable_quantization_analysis: true
+  enable_wandb: true
+  wandb_project: "ml_sustainability_research"
+
+# Hardware optimization
+hardware:
+  device_profile: "auto"  # auto, datacenter, desktop, mobile, edge
+  precision: "auto"       # auto, float32, float16, bfloat16
+  memory_optimization: true
+
+# Output configuration
+output:
+  output_dir: "./sustainability_results"
+  export_formats: ["json", "csv", "html"]
+  log_level: "INFO"
+"""
+HUB_REVISION = "0123456789abcdef0123456789abcdef01234567"
+WIKITEXT_CARD = """---
+configs:
+- config_name: wikitext-2-raw-v1
+  data_files:
+  - split: test
+    path: wikitext-2-raw-v1/test-*
+---
+"""
+
+
+def _hub_cache_with_gpt2_and_wikitext(hub: Path) -> None:
+    """A tiny GPT-2 as the hub's ``gpt2`` and a few wikitext lines as ``wikitext``, written
+    into the local Hugging Face cache's layout (no download: nothing here reaches a hub)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow")
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from test_loaders_hf import WORDS, _tokenizer
+
+    model_dir = hub / "models--gpt2" / "snapshots" / HUB_REVISION
+    model_dir.mkdir(parents=True)
+    (hub / "models--gpt2" / "refs").mkdir()
+    (hub / "models--gpt2" / "refs" / "main").write_text(HUB_REVISION)
+    tokenizer = _tokenizer(model_dir, bert=False)
+    tokenizer.padding_side = "left"
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=len(WORDS), n_embd=32, n_layer=2, n_head=2, n_positions=64,
+        bos_token_id=WORDS.index("[CLS]"), eos_token_id=WORDS.index("[SEP]"),
+        pad_token_id=WORDS.index("[PAD]"))
+    transformers.GPT2LMHeadModel(config).eval().save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    data_dir = hub / "datasets--wikitext" / "snapshots" / HUB_REVISION
+    (data_dir / "wikitext-2-raw-v1").mkdir(parents=True)
+    (hub / "datasets--wikitext" / "refs").mkdir()
+    (hub / "datasets--wikitext" / "refs" / "main").write_text(HUB_REVISION)
+    lines = ["", " the film was good \n", "", " a bad day \n", " it was fine \n", "  \n"]
+    pq.write_table(pa.table({"text": lines}),
+                   data_dir / "wikitext-2-raw-v1" / "test-00000-of-00001.parquet")
+    (data_dir / "README.md").write_text(WIKITEXT_CARD)
+
+
+def _wattprint(args: list[str], cwd: Path, hub: Path) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HOME": str(hub.parent / "hf-home"),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "wattprint", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_ml_ecolyzer_template_config_as_written(tmp_path: Path) -> None:
+    """The template runs as written against a tiny GPT-2 and wikitext lines in the local
+    cache: the model generates on the dataset's texts, its int8 variant (asked for) and the
+    quantization analysis's variants are made and measured, and the exports, the HTML report
+    included, are written."""
+    hub = tmp_path / "hub"
+    _hub_cache_with_gpt2_and_wikitext(hub)
+    (tmp_path / "sweep.yaml").write_text(ECOLYZER_TEMPLATE)
+    proc = _wattprint(["run", "sweep.yaml"], tmp_path, hub)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with wattprint.Store(tmp_path / "wattprint.db", read_only=True) as store:
+        runs = store.runs()
+    inference = {r.variant: r for r in runs if r.phase == "inference" and r.ok}
+    assert "fp32" in inference and "int8-dynamic" in inference, [
+        (r.variant, r.phase, r.status, r.error) for r in runs]
+    base = inference["fp32"]
+    assert (base.model_name, base.dataset, base.task) == ("gpt2", "wikitext", "text")
+    assert base.num_samples == 3  # the non-empty lines
+    assert base.metrics is not None and base.metrics["tokens_generated"] > 0
+    assert {r.hardware for r in runs} == {wattprint.sensors.hardware.detect_hardware(
+        wattprint.detect())}
+    quantized = [r for r in runs if r.phase == "optimization"]
+    assert {r.variant for r in quantized} >= {"int8-dynamic", "fp16"}  # asked + analysis
+    results = tmp_path / "sustainability_results"
+    exported = sorted(p.suffix for p in results.glob("*.*"))
+    assert exported == [".csv", ".html", ".json"]
+    html = next(results.glob("*.html")).read_text(encoding="utf-8")
+    assert "gpt2" in html and "int8-dynamic" in html
+
+
+def test_ml_ecolyzer_template_without_the_cache_names_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "sweep.yaml").write_text(ECOLYZER_TEMPLATE)
+    hub = tmp_path / "empty-hub"
+    hub.mkdir()
+    proc = _wattprint(["run", "sweep.yaml"], tmp_path, hub)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "models[0].name: 'gpt2' is a Hugging Face hub model that is not in the local " \
+           f"cache ({hub})" in proc.stderr
+    assert "datasets[0].name: 'wikitext' is no built-in dataset" in proc.stderr
+    assert proc.stderr.count("allow_network: true") == 2
+    assert not (tmp_path / "wattprint.db").exists()
+
+
+def test_ml_ecolyzer_device_profiles_set_the_site_tier(tmp_path: Path) -> None:
+    from wattprint.sweep.config import load_config
+
+    base = {"project": "p", "models": [{"name": "m", "source": "sklearn:LogisticRegression"}],
+            "datasets": [{"name": "iris"}]}
+    for profile, tier in (("datacenter", "datacenter"), ("mobile", "edge"),
+                          ("desktop", "desktop")):
+        config = load_config({**base, "hardware": {"device_profile": profile}})
+        assert config.hardware.detect and config.to_site().tier == tier
+    config = load_config({**base, "hardware": {"device_profile": "edge"},
+                          "location": {"tier": "datacenter"}})
+    assert config.to_site().tier == "datacenter"  # the location's own tier wins
+    config = load_config({**base, "hardware": {"device_profile": "NVIDIA H200"}})
+    assert not config.hardware.detect and config.to_site().tier is None

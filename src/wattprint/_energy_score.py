@@ -97,9 +97,9 @@ def measure_energy(
     :class:`~wattprint.errors.ModelError` ("model output is not finite"), and nothing is
     stored or written.
     """
+    from ._files import folder_problem, store_problem
     from .footprint import Site
     from .meter import EnergyMeter
-    from .study import _folder_problem, _store_problem
     from .workloads.harness import measure_inference
 
     if meter is not None and site is not None:
@@ -107,9 +107,9 @@ def measure_energy(
     folder = None if output_dir is None else Path(output_dir)
     store_path = None if db is None else Path(db)
     problems = []
-    if folder is not None and (why := _folder_problem(folder)) is not None:
+    if folder is not None and (why := folder_problem(folder)) is not None:
         problems.append(f"output_dir: {why}")
-    if store_path is not None and (why := _store_problem(store_path)) is not None:
+    if store_path is not None and (why := store_problem(store_path)) is not None:
         problems.append(f"db: {why}")
     if problems:
         raise ConfigError("measure_energy cannot keep its result:\n"

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["check_writable", "make_folder", "write_bytes", "write_text"]
+__all__ = ["check_writable", "folder_problem", "make_folder", "store_problem", "write_bytes",
+           "write_text"]
 
 
 def _error(target: Path, err: OSError) -> OutputError:
@@ -156,3 +157,42 @@ def make_folder(path: str | os.PathLike[str]) -> Path:
         raise OutputError(f"cannot make the folder {str(folder)!r}: {reason}", path=folder,
                           reason=reason, errno=err.errno) from err
     return folder
+
+
+def folder_problem(folder: Path) -> str | None:
+    """What stops ``folder`` being made (with its parents) and written in, or None."""
+    if folder.exists():
+        if not folder.is_dir():
+            return f"{str(folder)!r} is a file, not a folder"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"the folder {str(folder)!r} is not writable"
+        return None
+    above = folder.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        return f"cannot create the folder {str(folder)!r}: {str(above)!r} is a file"
+    if not os.access(above, os.W_OK | os.X_OK):
+        return f"cannot create the folder {str(folder)!r}: {str(above)!r} is not writable"
+    return None
+
+
+def store_problem(db: Path) -> str | None:
+    """What stops the results store ``db`` being made or written, seen without opening it
+    (the store itself says whether an existing file is a results store), or None."""
+    if str(db) == ":memory:":
+        return None
+    folder = db.parent
+    if db.is_dir():
+        return (f"the results store {str(db)!r} is a folder; pass a file path such as "
+                f"{str(db / 'wattprint.db')!r}")
+    if folder.exists() and not folder.is_dir():
+        return f"cannot open the results store {str(db)!r}: {str(folder)!r} is a file"
+    if not folder.is_dir():
+        return (f"cannot open the results store {str(db)!r}: the folder {str(folder)!r} does "
+                "not exist; create it first or pass another path")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+            db.exists() and not os.access(db, os.R_OK | os.W_OK)):
+        return (f"cannot write the results store {str(db)!r}: check that the file and its "
+                "folder are writable")
+    return None

@@ -14,6 +14,16 @@ class _Measured(Protocol):
     measurement: Measurement | None
 
 
+class _Grid(Protocol):
+    """What the summary needs of the meter's footprint model (a ``FootprintModel``)."""
+
+    @property
+    def intensity_g_per_kwh(self) -> float: ...
+
+    @property
+    def pue(self) -> float: ...
+
+
 W = TypeVar("W", bound=_Measured)
 
 
@@ -56,6 +66,7 @@ def _brief(m: Measurement | None) -> dict[str, Any] | None:
         "name": m.name,
         "duration_s": m.duration_s,
         "energy_j": m.energy_j,
+        "avg_power_w": m.power_w,
         "carbon_g": m.footprint.co2_g,
         "water_l": m.footprint.water_l,
         "measured": m.measured,
@@ -66,17 +77,23 @@ def _brief(m: Measurement | None) -> dict[str, Any] | None:
 class _TrainingMixin(Generic[W]):
     """Training-loop methods of :class:`~wattprint.meter.EnergyMeter`.
 
-    The meter provides :meth:`_training_window` (a window with a unique name) and ``device``.
+    The meter provides :meth:`_training_window` (a window with a unique name), ``device``,
+    ``gpu_name`` and ``footprint_model``.
     """
 
     _batches: _Stats
     _epochs: _Stats
+    footprint_model: _Grid
 
     def _training_window(self, label: str) -> AbstractContextManager[W]:
         raise NotImplementedError
 
     @property
     def device(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def gpu_name(self) -> str | None:
         raise NotImplementedError
 
     @contextmanager
@@ -96,19 +113,37 @@ class _TrainingMixin(Generic[W]):
         return self._measure_into(self._batches, f"batch-{self._batches.count + 1}")
 
     def last_batch(self) -> dict[str, Any] | None:
-        """``duration_s``, ``energy_j``, ``carbon_g`` (and more) of the last batch."""
+        """``duration_s``, ``energy_j``, ``avg_power_w``, ``carbon_g`` (and more) of the last
+        batch that ended; ``None`` before the first."""
         return _brief(self._batches.last)
 
     def last_epoch(self) -> dict[str, Any] | None:
-        """``duration_s``, ``energy_j``, ``carbon_g`` (and more) of the last epoch."""
+        """``duration_s``, ``energy_j``, ``avg_power_w``, ``carbon_g`` (and more) of the last
+        epoch that ended; ``None`` before the first."""
         return _brief(self._epochs.last)
 
+    def batch_summary(self) -> dict[str, float | int]:
+        """Count, means and totals of the batches measured so far: ``summary()["batch_summary"]``
+        (Energy-Meter's ``batch_summary()``)."""
+        return self._batches.summary()
+
+    def epoch_summary(self) -> dict[str, float | int]:
+        """Count, means and totals of the epochs measured so far: ``summary()["epoch_summary"]``
+        (Energy-Meter's ``epoch_summary()``)."""
+        return self._epochs.summary()
+
     def summary(self) -> dict[str, Any]:
-        """Counts, means and totals of the batches and epochs measured so far."""
+        """Counts, means and totals of the batches and epochs measured so far, in Energy-Meter's
+        structure: ``device`` (``"gpu"`` or ``"cpu"``), ``gpu_name``, ``num_batches``,
+        ``num_epochs``, ``batch_summary``, ``epoch_summary`` and the grid's
+        ``carbon_intensity_g_per_kwh``; also the ``pue`` that the carbon figures include."""
         return {
             "device": self.device,
+            "gpu_name": self.gpu_name,
             "num_batches": self._batches.count,
             "num_epochs": self._epochs.count,
             "batch_summary": self._batches.summary(),
             "epoch_summary": self._epochs.summary(),
+            "carbon_intensity_g_per_kwh": self.footprint_model.intensity_g_per_kwh,
+            "pue": self.footprint_model.pue,
         }

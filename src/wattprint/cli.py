@@ -20,6 +20,8 @@ from ._version import __version__
 from .errors import WattprintError
 
 if TYPE_CHECKING:
+    from .measurement import Measurement
+    from .store import Store
     from .study import BenchmarkResult
 
 app = typer.Typer(
@@ -231,16 +233,29 @@ def measure(
         "--kill-after", min=0.0, metavar="SECONDS",
         help="Seconds the program has to end after a SIGTERM sent to wattprint (passed on to "
              "it) before it is killed with SIGKILL; 0: at once.")] = 10.0,
+    grade: Annotated[bool, typer.Option(
+        "--grade", help="Store the run in the results database and grade its energy A-G "
+                        "against the earlier runs of the same command there.")] = False,
+    db: Annotated[Path | None, typer.Option(
+        help="Results database of --grade (default: wattprint.db).")] = None,
     powercap_root: PowercapRoot = None,
 ) -> None:
-    """Run a program and print the energy, carbon and water it cost: like perf stat."""
+    """Run a program and print the energy, carbon and water it cost: like perf stat.
+
+    With --grade, the run is stored in the results database and graded A (under 0.80x) to G
+    (over 1.25x) by its energy against the median of the earlier runs of the same command in
+    the same folder; D is the same within 3 %.
+    """
     from ._job import Job
     from .footprint import Site
     from .meter import EnergyMeter
 
     if not command:
         _fail("no program given: wattprint measure -- CMD [ARGS]...")
+    if db is not None and not grade:
+        _fail("--db is where --grade stores the run; pass --grade too")
     _check_out(out_file)  # before the program runs: its energy is not spent for nothing
+    store = None
     try:
         site = Site(
             country=country,
@@ -258,6 +273,8 @@ def measure(
             cpu_tdp_w=cpu_tdp,
             powercap_root=str(powercap_root) if powercap_root else None,
         )
+        if grade:  # before the program runs: a store that cannot be written is said first
+            store = _grade_store(db or Path("wattprint.db"))
         if idle > 0:
             meter.calibrate_idle(idle)
     except WattprintError as e:
@@ -268,6 +285,8 @@ def measure(
             forwarder.spawn(command)
         except OSError as e:
             meter.end("command")
+            if store is not None:
+                store.close()
             _fail(f"cannot run {command[0]!r}: {e.strerror or e}")
         status = forwarder.wait()
     measurement = meter.end("command")
@@ -284,6 +303,9 @@ def measure(
         "sensors": [s.to_dict() for s in meter.sensors],
         "measurement": measurement.to_dict(),
     }
+    graded: str | None = None
+    if store is not None:
+        graded, code = _grade_run(store, result, measurement, code)
     text = json.dumps(result, indent=2)
     if out_file is not None:
         from ._files import write_text
@@ -298,7 +320,39 @@ def measure(
         print(text)
     else:
         _render(result)
+    if graded is not None:
+        err.print(graded, markup=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _grade_store(db: Path) -> Store:
+    """The results store ``measure --grade`` writes to, opened (made if new) before the program
+    runs, so that a ``--db`` that cannot be a store is refused first."""
+    from .errors import ConfigError
+    from .store import Store
+
+    if db.is_dir():
+        raise ConfigError(f"--db {db} is a folder; pass the path of a results database")
+    return Store(db)
+
+
+def _grade_run(store: Store, result: dict[str, Any], measurement: Measurement,
+               code: int) -> tuple[str | None, int]:
+    """Store the run of ``measure --grade`` and grade it: the grade's line (None when the run
+    could not be stored, which is said on stderr) and the exit code (2 for a program that
+    succeeded but whose run was not stored). ``result`` gains the grade as ``"grade"``."""
+    from ._grade import grade_run
+
+    try:
+        graded = grade_run(store, result["command"], measurement, result["exit_code"])
+    except WattprintError as e:
+        err.print(f"[bold red]error:[/] the run was measured but not stored or graded: "
+                  f"{escape(str(e))}", soft_wrap=True)
+        return None, code or 2
+    finally:
+        store.close()
+    result["grade"] = graded.to_dict()
+    return graded.message, code
 
 
 @app.command()
@@ -409,26 +463,42 @@ def run(
 def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
     sweep: Annotated[str | None, typer.Option(help="Sweep id (default: every sweep).")] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")]
-    = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Write here, not stdout; with --split-phases, the folder for both files "
+        "(default: the current folder).")] = None,
     db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+    split_phases: Annotated[bool, typer.Option(
+        "--split-phases", help="Write optimization_results.csv and inference_results.csv, "
+        "as the optimization-energy study did, into the --out folder.")] = False,
 ) -> None:
-    """Export stored results as CSV or JSON."""
+    """Export stored results as CSV or JSON, or as the optimization study's two CSV files."""
     from .store import Store
 
     if fmt not in ("csv", "json"):
         _fail(f"--format must be csv or json, not {fmt!r}")
+    if split_phases and fmt != "csv":
+        _fail("--split-phases writes CSV files; leave out --format json")
     _check_db(db)
-    _check_out(out_file)
+    folder = Path(".") if out_file is None else out_file
+    if split_phases and folder.exists() and not folder.is_dir():
+        _fail(f"--out: {folder} is a file; --split-phases writes two files into a folder")
+    if not split_phases:
+        _check_out(out_file)
     try:
         with Store(db, read_only=True) as store:
             if sweep is not None and sweep not in {s["id"] for s in store.sweeps()}:
                 _fail(f"no sweep {sweep!r} in {db}; `wattprint export` without --sweep "
                       "exports them all")
-            text = store.export(fmt, sweep_id=sweep, out=out_file)
+            if split_phases:
+                written = store.export_phases(folder, sweep_id=sweep)
+            else:
+                text = store.export(fmt, sweep_id=sweep, out=out_file)
     except WattprintError as e:
         _fail(str(e))
-    if out_file is None:
+    if split_phases:
+        for path in written:
+            err.print(f"wrote {escape(str(path))}", soft_wrap=True)
+    elif out_file is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 

@@ -37,6 +37,7 @@ from .measurement import ComponentEnergy, Measurement
 from .sensors import detect
 from .sensors._registry import MODES
 from .sensors.base import Sensor, Source
+from .sensors.hardware import detect_hardware
 
 __all__ = ["EnergyMeter", "Window", "default_meter", "measure"]
 
@@ -481,6 +482,35 @@ class EnergyMeter(_TrainingMixin[Window]):
 
     @property
     def device(self) -> str:
+        """``"gpu"`` when the meter reads a GPU (a component ``"gpu"`` or ``"gpu:N"``), else
+        ``"cpu"``, as Energy-Meter has it. The components read are :attr:`components`."""
+        return "gpu" if any(c.startswith("gpu") for c in self.components) else "cpu"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The components the meter reads, in the order of its sensors:
+        ``("cpu", "ram", "gpu:0")``."""
+        return tuple(g.component for g in self._groups)
+
+    @property
+    def gpu_name(self) -> str | None:
+        """The hardware label of the first GPU read (``"NVIDIA A100-SXM4-80GB"`` is
+        ``"A100"``; a GPU the table does not know keeps its name, see
+        :func:`~wattprint.sensors.hardware.resolve_hardware`); ``None`` without a GPU."""
+        gpus = [s for s in self.sensors if s.component.startswith("gpu")]
+        return detect_hardware(gpus[:1]) if gpus else None
+
+    @property
+    def unit(self) -> str:
+        """The unit of every energy figure the meter gives: ``"J"`` (joules)."""
+        return "J"
+
+    def get_unit(self) -> str:
+        """``"J"``: the unit of every energy figure the meter gives (greenAI's spelling of
+        :attr:`unit`)."""
+        return self.unit
+
+    def _describe(self) -> str:
         """What is measured, for people: ``"cpu (rapl), ram (rapl), gpu:0 (nvml)"``."""
         seen: dict[str, str] = {}
         for s in self.sensors:
@@ -509,7 +539,7 @@ class EnergyMeter(_TrainingMixin[Window]):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<EnergyMeter {self.device}>"
+        return f"<EnergyMeter {self._describe()}>"
 
 
 _default: EnergyMeter | None = None

@@ -52,13 +52,16 @@ threads of one process, but not across ``fork``: open a new one in the child.
 ``Store(path, read_only=True)`` is for the commands that only read (export, score, report,
 label): it never creates a file, never writes, and refuses an empty file or another program's
 file (SQLite or not) without touching it, leaving no ``-wal`` or ``-shm`` file beside it.
-An export written to a file (:meth:`Store.export`) replaces it whole or not at all.
+An export written to a file (:meth:`Store.export`) replaces it whole or not at all; so does
+each of the two files of the optimization-energy study's layout (:meth:`Store.export_phases`:
+``optimization_results.csv`` and ``inference_results.csv``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import importlib
 import io
 import json
@@ -75,9 +78,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._files import write_text
+from ._files import make_folder, write_text
 from ._log import get_logger
-from .errors import ConfigError, MissingExtra, StoreError
+from .errors import ConfigError, MissingExtra, OutputError, StoreError
 from .record import FIELDS, PHASES, PROVENANCES, RUN_STATUSES, RunRecord
 
 __all__ = [
@@ -369,6 +372,103 @@ def _csv_cell(value: Any) -> Any:
             and not _PLAIN_NUMBER.fullmatch(value)):
         return "'" + value
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# The optimization study's two files (Store.export_phases).
+
+#: The files :meth:`Store.export_phases` writes, by phase.
+PHASE_FILES = {"optimization": "optimization_results.csv",
+               "inference": "inference_results.csv"}
+_J_PER_KWH = 3.6e6
+#: The columns both files begin with: the study's names (CodeCarbon's) where a stored field
+#: maps onto them, in the study's units (``duration`` s, ``energy_consumed`` and
+#: ``cpu/gpu/ram_energy`` kWh, ``emissions`` kg CO2e), then the store's own.
+_STUDY_HEAD = ("timestamp", "project_name", "run_id", "sweep_id", "cell_key", "model",
+               "framework")
+_STUDY_ENERGY = ("duration", "energy_consumed", "energy_j", "emissions", "water_l",
+                 "cpu_energy", "gpu_energy", "ram_energy")
+_STUDY_TAIL = ("hardware", "location", "provenance", "status", "error", "partial", "errors")
+_OPTIMIZATION_COLUMNS = (*_STUDY_HEAD, "strategy", "version", "parent", "dataset", "task",
+                         "method", "target_dtype", "amount", "sparsity", *_STUDY_ENERGY,
+                         "size_before_bytes", "size_after_bytes", "num_parameters",
+                         "effective_parameters", *_STUDY_TAIL)
+_INFERENCE_COLUMNS = (*_STUDY_HEAD, "version", "parent", "dataset", "task", "repetition",
+                      "num_samples", *_STUDY_ENERGY, "kwh_per_1000_queries",
+                      "samples_per_second", "correctness", *_STUDY_TAIL)
+
+
+def _iso_utc(unix_s: float | None) -> str | None:
+    if unix_s is None:
+        return None
+    return datetime.datetime.fromtimestamp(unix_s, tz=datetime.timezone.utc).isoformat(
+        timespec="seconds")
+
+
+def _component_kwh(run: RunRecord, kind: str) -> float | None:
+    """The kWh of the run's components of one kind (``cpu``, ``gpu`` for every ``gpu:N``,
+    ``ram``); None when the run has none of that kind."""
+    joules = [c.energy_j for name, c in (run.components or {}).items()
+              if name.split(":", 1)[0] == kind]
+    return sum(joules) / _J_PER_KWH if joules else None
+
+
+def _phase_row(run: RunRecord, projects: Mapping[str, str]) -> dict[str, Any]:
+    """What both files say of one run (the columns of :data:`_STUDY_HEAD`, ``_ENERGY`` and
+    ``_TAIL``, and the model's place: version, parent, dataset, task)."""
+    return {
+        "timestamp": _iso_utc(run.started_at),
+        "project_name": projects.get(run.sweep_id or ""), "run_id": run.id,
+        "sweep_id": run.sweep_id, "cell_key": run.cell_key, "model": run.model_name,
+        "framework": run.framework, "version": run.variant, "parent": run.parent,
+        "dataset": run.dataset, "task": run.task,
+        "duration": run.duration_s, "energy_consumed": run.energy_kwh,
+        "energy_j": run.energy_j, "emissions": None if run.co2_g is None else run.co2_g / 1000,
+        "water_l": run.water_l, "cpu_energy": _component_kwh(run, "cpu"),
+        "gpu_energy": _component_kwh(run, "gpu"), "ram_energy": _component_kwh(run, "ram"),
+        "hardware": run.hardware, "location": run.location, "provenance": run.provenance,
+        "status": run.status, "error": run.error, "partial": run.partial,
+        "errors": None if run.errors is None else json.dumps(list(run.errors)),
+    }
+
+
+def _phase_tables(sweeps: list[dict[str, Any]], records: list[RunRecord]
+                  ) -> dict[str, tuple[list[str], list[dict[str, Any]]]]:
+    """The columns and rows of ``optimization_results.csv`` and ``inference_results.csv``
+    (see :meth:`Store.export_phases`), by phase."""
+    projects = {str(s["id"]): str(s["project"]) for s in sweeps}
+    sizes: dict[tuple[object, ...], int] = {}
+    for run in records:
+        key = (run.sweep_id, run.model_name, run.dataset, run.variant)
+        if run.size_bytes is not None and (key not in sizes or run.phase == "training"):
+            sizes[key] = run.size_bytes
+    optimization: list[dict[str, Any]] = []
+    inference: list[dict[str, Any]] = []
+    metric_columns: dict[str, None] = {}
+    for run in records:
+        row = _phase_row(run, projects)
+        if run.phase == "optimization":
+            step = run.optimization or {}
+            row.update(strategy=step.get("kind"), method=step.get("method"),
+                       target_dtype=step.get("target_dtype"), amount=step.get("amount"),
+                       sparsity=step.get("sparsity"),
+                       size_before_bytes=sizes.get((run.sweep_id, run.model_name, run.dataset,
+                                                    run.parent)),
+                       size_after_bytes=run.size_bytes, num_parameters=run.num_parameters,
+                       effective_parameters=run.effective_parameters)
+            optimization.append(row)
+        elif run.phase == "inference":
+            metrics: dict[str, Any] = {}
+            if run.metrics:
+                _flatten("metrics", dict(run.metrics), metrics)
+            metric_columns.update(dict.fromkeys(metrics))
+            row.update(repetition=run.repetition, num_samples=run.num_samples,
+                       kwh_per_1000_queries=run.kwh_per_1000_queries,
+                       samples_per_second=run.samples_per_second,
+                       correctness=run.metric("accuracy"), **metrics)
+            inference.append(row)
+    return {"optimization": (list(_OPTIMIZATION_COLUMNS), optimization),
+            "inference": ([*_INFERENCE_COLUMNS, *metric_columns], inference)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -758,6 +858,50 @@ class Store:
         if out is not None:
             write_text(out, text, encoding="utf-8", newline="")
         return text
+
+    def export_phases(self, folder: str | os.PathLike[str], *,
+                      sweep_id: str | None = None) -> list[Path]:
+        """Write the runs (of one sweep, or all) as the optimization-energy study did: one
+        row per optimization run in ``folder/optimization_results.csv`` and one per inference
+        run in ``folder/inference_results.csv``; return both paths. Training runs are in
+        neither (:meth:`export` has every run).
+
+        The study's column names (CodeCarbon's) are kept where a stored field maps onto them,
+        in its units: ``timestamp`` (ISO 8601, UTC, of ``started_at``), ``project_name`` (the
+        sweep's project), ``run_id`` (the row id), ``model``, ``framework``, ``duration``
+        (seconds), ``energy_consumed`` (kWh), ``emissions`` (kg CO2e), ``cpu_energy``,
+        ``gpu_energy`` and ``ram_energy`` (kWh of the components of that kind, every
+        ``gpu:N`` together; empty when none was measured), ``strategy`` (the optimization:
+        ``pruning``, ``quantization`` or ``export``), ``version`` (the variant: ``fp32``,
+        ``int8``, ...) and ``correctness`` (the run's accuracy; empty without one). The
+        other columns are stored fields under their own names, units in the names:
+
+        - both files: ``sweep_id``, ``cell_key``, ``parent``, ``dataset``, ``task``,
+          ``energy_j``, ``water_l``, ``hardware``, ``location``, ``provenance``, ``status``,
+          ``error``, ``partial`` and ``errors`` (a JSON list);
+        - optimization: ``method``, ``target_dtype``, ``amount``, ``sparsity``,
+          ``size_before_bytes`` (the parent variant's size, where the sweep stored it),
+          ``size_after_bytes``, ``num_parameters``, ``effective_parameters``;
+        - inference: ``repetition``, ``num_samples``, ``kwh_per_1000_queries``,
+          ``samples_per_second`` and every metric as ``metrics_<name>``.
+
+        Failed and partial runs are rows too (``status``, ``partial``). Cells are written as
+        :meth:`export` writes them (a formula-like text gets a leading ``'``). A phase
+        without runs gives a file with its header only. ``folder`` is made if missing; a
+        folder that is a file is an :class:`~wattprint.errors.OutputError`, an unknown
+        ``sweep_id`` a :class:`~wattprint.errors.ConfigError`. Each file is replaced whole or
+        not at all.
+        """
+        target = Path(os.fspath(folder))
+        if target.exists() and not target.is_dir():
+            raise OutputError(f"cannot write into {str(target)!r}: it is a file, not a folder; "
+                              "pass a folder", path=target, reason="not a folder")
+        sweeps, records = self._snapshot(sweep_id)
+        tables = _phase_tables(sweeps, records)
+        make_folder(target)
+        return [write_text(target / name, _csv_text(*tables[phase]), encoding="utf-8",
+                           newline="")
+                for phase, name in PHASE_FILES.items()]
 
     def to_dataframe(self, sweep_id: str | None = None) -> Any:
         """The runs as a ``pandas.DataFrame``, one row per run, with the columns of the CSV

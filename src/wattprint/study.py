@@ -115,7 +115,12 @@ class Benchmark:
             for fmt in self.config.output.export_formats:
                 make_folder(out_dir)
                 path = out_dir / f"{sweep_id}.{fmt}"
-                store.export(fmt, sweep_id=sweep_id, out=path)  # whole or not at all
+                if fmt == "html":  # the report, as `wattprint report` writes it
+                    from .report import write_report
+
+                    write_report(self.db, sweep_id=sweep_id, out=path)
+                else:
+                    store.export(fmt, sweep_id=sweep_id, out=path)  # whole or not at all
                 exports.append(str(path))
         return BenchmarkResult(
             sweep_id=sweep_id,
@@ -132,15 +137,16 @@ class Benchmark:
         ``output_dir`` that is a file, cannot be created or is not writable, and a store that
         cannot be opened are a :class:`~wattprint.errors.ConfigError` naming each, raised
         before any cell runs and before a new store file is made."""
+        from ._files import folder_problem, store_problem
         from .errors import ConfigError, StoreError
         from .store import Store
 
         db_field = "db" if self._db_given else "output.db"
         problems = []
-        folder = _folder_problem(Path(self.config.output.output_dir))
+        folder = folder_problem(Path(self.config.output.output_dir))
         if folder is not None:
             problems.append(f"output.output_dir: {folder}")
-        db = _store_problem(self.db)
+        db = store_problem(self.db)
         if db is not None:
             problems.append(f"{db_field}: {db}")
         store = None
@@ -157,42 +163,3 @@ class Benchmark:
                               + "\n".join(f"  {line}" for line in problems))
         assert store is not None
         return store
-
-
-def _folder_problem(folder: Path) -> str | None:
-    """What stops ``folder`` being made (with its parents) and written in, or None."""
-    if folder.exists():
-        if not folder.is_dir():
-            return f"{str(folder)!r} is a file, not a folder"
-        if not os.access(folder, os.W_OK | os.X_OK):
-            return f"the folder {str(folder)!r} is not writable"
-        return None
-    above = folder.parent
-    while not above.exists() and above != above.parent:
-        above = above.parent
-    if not above.is_dir():
-        return f"cannot create the folder {str(folder)!r}: {str(above)!r} is a file"
-    if not os.access(above, os.W_OK | os.X_OK):
-        return f"cannot create the folder {str(folder)!r}: {str(above)!r} is not writable"
-    return None
-
-
-def _store_problem(db: Path) -> str | None:
-    """What stops the results store ``db`` being made or written, seen without opening it
-    (the store itself says whether an existing file is a results store), or None."""
-    if str(db) == ":memory:":
-        return None
-    folder = db.parent
-    if db.is_dir():
-        return (f"the results store {str(db)!r} is a folder; pass a file path such as "
-                f"{str(db / 'wattprint.db')!r}")
-    if folder.exists() and not folder.is_dir():
-        return f"cannot open the results store {str(db)!r}: {str(folder)!r} is a file"
-    if not folder.is_dir():
-        return (f"cannot open the results store {str(db)!r}: the folder {str(folder)!r} does "
-                "not exist; create it first or pass another path")
-    if not os.access(folder, os.W_OK | os.X_OK) or (
-            db.exists() and not os.access(db, os.R_OK | os.W_OK)):
-        return (f"cannot write the results store {str(db)!r}: check that the file and its "
-                "folder are writable")
-    return None

@@ -1,4 +1,4 @@
-"""Pruning: a torch model in, a sparser variant out, with the energy of making it.
+"""Pruning: a torch or transformers model in, a sparser variant out, with the energy of making it.
 
 Methods (``torch.nn.utils.prune``), applied to the ``weight`` of every ``Linear``,
 ``Conv1d``, ``Conv2d`` and ``Conv3d`` layer **layer by layer** (each layer loses ``amount``
@@ -21,6 +21,13 @@ The variant is saved as TorchScript to ``out_dir/<name>.pt`` and loaded back (tr
 wattprint's own output; to load it again yourself, pass ``trust=True``). **What is
 measured**: one window around copying the module, pruning it, making it permanent and
 writing the file; loading it back and counting are not measured.
+
+A Hugging Face transformers model is pruned the same way, on the weights of its Linear layers
+and of GPT-2's ``Conv1D`` layers (``ln_structured`` along their output features); a Linear
+weight tied to the input embeddings (GPT-2's ``lm_head``) is left as it is, since pruning it
+would zero the embeddings too. The variant is returned in memory, on the model's device, and
+saved with ``save_pretrained`` into the folder ``out_dir/<name>``; the window measures the
+copy, the pruning and the saving.
 """
 
 from __future__ import annotations
@@ -32,17 +39,19 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..meter import EnergyMeter
 from ..workloads.model import Model
-from . import _torch
+from . import _torch, _transformers
 from ._common import check_name, measured, unknown_method, variant_path, wrong_framework
 from .result import OptimizationResult
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["METHODS", "prune"]
+__all__ = ["FRAMEWORKS", "METHODS", "prune"]
 
-#: The pruning methods (torch models only).
+#: The pruning methods (of every framework in :data:`FRAMEWORKS`).
 METHODS = ("l1_unstructured", "ln_structured")
+#: The frameworks of the models pruning takes.
+FRAMEWORKS = ("torch", "transformers")
 #: The norm and the dimension of ``"ln_structured"``.
 LN_NORM = 2
 LN_DIM = 0
@@ -57,24 +66,31 @@ def prune(
     meter: EnergyMeter | None = None,
     name: str | None = None,
 ) -> OptimizationResult:
-    """Prune ``amount`` (a fraction in (0, 1)) of every Linear/Conv weight of a torch model.
+    """Prune ``amount`` (a fraction in (0, 1)) of every Linear/Conv weight of a torch model,
+    or of every Linear weight of a transformers model.
 
     ``method`` is ``"l1_unstructured"`` or ``"ln_structured"`` (see the module docstring).
-    The variant is saved into ``out_dir`` as ``<name>.pt`` (default name
-    ``"pruned-<method>-<amount>"``). ``meter`` measures the step (a new ``EnergyMeter()`` when
-    None). The model given is not changed.
+    The variant is saved into ``out_dir`` as ``<name>.pt`` (a transformers model: into the
+    folder ``<name>``; default name ``"pruned-<method>-<amount>"``). ``meter`` measures the
+    step (a new ``EnergyMeter()`` when None). The model given is not changed.
     """
     from ..workloads.loaders.torch_loader import TorchModel
 
-    if getattr(model, "framework", None) != "torch" or not isinstance(model, TorchModel):
-        raise wrong_framework(model, "pruning", {"torch": METHODS})
+    framework = getattr(model, "framework", None)
+    if framework not in FRAMEWORKS or (framework == "torch"
+                                       and not isinstance(model, TorchModel)):
+        raise wrong_framework(model, "pruning", dict.fromkeys(FRAMEWORKS, METHODS))
     if method not in METHODS:
-        raise unknown_method(method, "torch", METHODS, "pruning")
+        raise unknown_method(method, str(framework), METHODS, "pruning")
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not 0 < amount < 1:
         raise ConfigError(f"amount must be a fraction between 0 and 1 (exclusive), "
                           f"not {amount!r}")
     amount = float(amount)
     variant = check_name(f"pruned-{method}-{amount:g}" if name is None else name)
+    if framework == "transformers":
+        return _transformers.prune(_transformers.as_transformers(model), method, amount,
+                                   ln_norm=LN_NORM, out_dir=out_dir, meter=meter,
+                                   variant=variant)
     module = _torch.eager_module(model, "pruning")
     if not _prunable(module):
         raise ConfigError("pruning works on Linear and Conv1d/2d/3d weights, and this model "

@@ -23,11 +23,20 @@ onnx       ``"dynamic"``: int8 weights, activations quantized at run time
            it on a sample where one is given or the input shape is known.
 =========  =====================================================================================
 
+transformers (a :class:`~wattprint.workloads.loaders.transformers_loader.TransformersModel`:
+causal LM, sequence classification, encoder-decoder or bare model): ``"dynamic"`` as torch's,
+on every ``nn.Linear`` and every GPT-2 ``Conv1D`` (first turned into the ``nn.Linear`` it
+computes), the variant on the CPU; ``"fp16"`` / ``"bf16"``: the weights cast, on the model's
+device, checked by one forward pass on a few token ids (a ConfigError where the device cannot
+run it). ``calibration`` is not used. torchao's int8 weight-only quantization is not offered.
+
 The variant is saved to ``out_dir/<name>.pt`` (TorchScript: ``torch.jit.script``, or
 ``torch.jit.trace`` on a sample where scripting fails) or ``out_dir/<name>.onnx``, replacing
 a file of that name, and loaded back as :func:`wattprint.load_model` would load it (the
 TorchScript trusted, being wattprint's own output; to load it again yourself, pass
-``trust=True``).
+``trust=True``). A transformers variant is saved into the folder ``out_dir/<name>`` and is
+returned as made, in memory (see :mod:`wattprint.optimize._transformers` for what the folder
+holds).
 
 **What is measured**: one window around producing the variant file, that is the conversion
 (and its calibration or precision probe) and writing the file. Loading the variant back and
@@ -47,7 +56,7 @@ from ..errors import ConfigError, ModelError
 from ..measurement import Measurement
 from ..meter import EnergyMeter
 from ..workloads.model import Model
-from . import _onnx, _torch
+from . import _onnx, _torch, _transformers
 from ._common import (
     AO_DEPRECATED,
     QTENSOR_DEPRECATED,
@@ -77,6 +86,7 @@ __all__ = ["METHODS", "TARGET_DTYPES", "quantize"]
 METHODS: dict[str, tuple[str, ...]] = {
     "torch": ("dynamic", "fp16", "bf16"),
     "onnx": ("dynamic", "static", "fp16"),
+    "transformers": ("dynamic", "fp16", "bf16"),
 }
 #: The target dtypes each method makes (the first is the default).
 TARGET_DTYPES: dict[str, tuple[str, ...]] = {
@@ -129,6 +139,9 @@ def quantize(
     if framework == "torch":
         return _quantize_torch(_as_torch(model), method, target, calibration, out_dir, meter,
                                variant)
+    if framework == "transformers":
+        return _transformers.quantize(_transformers.as_transformers(model), method, target,
+                                      out_dir, meter, variant)
     return _quantize_onnx(_as_onnx(model), method, target, calibration, out_dir, meter, variant)
 
 

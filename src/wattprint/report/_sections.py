@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import score as scoring
@@ -356,8 +356,46 @@ def _points(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2f} pt"
 
 
-def savings(runs: Sequence[Run]) -> str:
-    """What each optimized variant changes against its parent: a table and a chart."""
+def _spread_text(s: scoring.Score | None) -> str:
+    """A model's energy per 1000 queries with the spread of its repetitions: their range
+    (min – max) and the 95 % interval of the mean, or ``n=1: no interval``."""
+    if s is None:
+        return "no rated inference runs"
+    mean = energy_text(s.kwh_per_1000_queries)
+    if s.repetitions < 2:
+        return f"{mean}, {scoring.ci95_text(s)}"
+    return (f"{mean} (n={s.repetitions}), min – max "
+            f"{scoring.interval_text(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max)}"
+            f", 95 % interval {scoring.ci95_text(s)}")
+
+
+def _spreads(rows: Sequence[scoring.Saving], scores: Scores,
+             label: Callable[[scoring.Saving], str]) -> str:
+    """One line per optimized variant: its spread and its parent's (see :func:`_spread_text`)."""
+    by_model = {(s.task.casefold(), s.hardware.casefold(), s.model_name, s.dataset, s.variant): s
+                for group in scores.values() for s in group}
+
+    def find(r: scoring.Saving, variant: str | None) -> scoring.Score | None:
+        return by_model.get((r.task.casefold(), r.hardware.casefold(), r.model_name,
+                             r.dataset, variant or ""))
+
+    items = "".join(
+        f'<li data-variant="{esc(label(r))}"><b>{esc(label(r))}</b>: '
+        f'<span class="spread-variant">{esc(_spread_text(find(r, r.variant)))}</span>; '
+        f"its parent {esc(r.parent or '-')}: "
+        f'<span class="spread-parent">{esc(_spread_text(find(r, r.parent)))}</span></li>'
+        for r in rows)
+    return ("<h3>Spread of each variant and its parent</h3>"
+            + _p("Energy per 1000 queries, the mean of the inference repetitions; then their "
+                 "range (min – max) and the 95 % interval of the mean (Student t; none for "
+                 "a single repetition). Overlapping intervals make a change not significant.")
+            + f'<ul class="spreads">{items}</ul>')
+
+
+def savings(runs: Sequence[Run], scores: Scores | None = None) -> str:
+    """What each optimized variant changes against its parent: a table, the spread of each
+    variant and its parent (from ``scores``, :func:`rate` of ``runs`` when not given), and
+    a chart."""
     try:
         rows = scoring.savings(runs)
     except ConfigError as err:
@@ -406,6 +444,7 @@ def savings(runs: Sequence[Run]) -> str:
            "significant, being within the noise of the runs (- when neither has two "
            "repetitions)."),
         table(headers, cells, cls="savings"),
+        _spreads(rows, rate(runs)[0] if scores is None else scores, label),
         figure("savings", svg, "Change of each optimized variant against its parent, in %."),
     )
 

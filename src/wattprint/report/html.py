@@ -6,8 +6,10 @@ or point shows its figures.
 
 Sections: totals; location and the carbon intensity, PUE and WUE assumed; star ratings per task
 and hardware; energy per 1000 queries; energy against accuracy with the Pareto front;
-optimization savings; the power timeline of the inference run with the most samples; every run;
-the provenance of every figure, per run and per component; the failed cells and their errors.
+optimization savings, with the spread of each variant's and its parent's repetitions
+(min – max, 95 % interval); the power timeline of the inference run with the most samples;
+every run; the provenance of every figure, per run and per component; the failed cells and
+their errors.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def render_report(sweep: Mapping[str, Any], runs: Sequence[RunRecord],
         sections.ratings(scores, problems),
         sections.energy_chart(scores),
         sections.pareto(scores),
-        sections.savings(runs),
+        sections.savings(runs, scores),
         sections.timeline(timeline_run, samples),
         sections.runs_table(runs, scores),
         sections.provenance(runs),

@@ -46,6 +46,7 @@ give the same hash, whatever the key order or the ``output`` section.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import importlib
@@ -103,8 +104,20 @@ MODEL_TASKS: tuple[str, ...] = tuple(dict.fromkeys((*typing.get_args(DatasetTask
 QuantizationMethod = Literal["dynamic", "static", "fp16", "bf16"]
 TargetDtype = Literal["int8", "fp16", "bf16"]
 PruningMethod = Literal["l1_unstructured", "ln_structured"]
-Split = Literal["train", "test", "all"]
-ExportFormat = Literal["json", "csv"]
+#: The parts of a built-in or local dataset; a hub dataset's splits are its own names.
+LOCAL_SPLITS = ("train", "test", "all")
+ExportFormat = Literal["json", "csv", "html"]
+#: ``hardware.device_profile`` values that name a kind of site (ML-EcoLyzer's profiles), not a
+#: device: each sets the location's tier (``mobile`` is the ``edge`` tier) and the hardware
+#: label is detected, as with ``auto``.
+DEVICE_TIERS: Mapping[str, str] = types.MappingProxyType({
+    "datacenter": "datacenter", "desktop": "desktop", "edge": "edge", "mobile": "edge"})
+#: ``model_type`` (ML-EcoLyzer's) -> the Hugging Face task it means.
+MODEL_TYPES: Mapping[str, str] = types.MappingProxyType({
+    "causal_lm": "text-generation", "sequence_classification": "text-classification"})
+#: ``hardware.precision`` -> the quantization method of the variant it adds (None: none).
+PRECISIONS: Mapping[str, str | None] = types.MappingProxyType({
+    "auto": None, "float32": None, "float16": "fp16", "bfloat16": "bf16"})
 
 #: The target dtypes each quantization method makes; the first is its default.
 QUANTIZATION_TARGETS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
@@ -114,10 +127,12 @@ QUANTIZATION_TARGETS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     "bf16": ("bf16",),
 })
 _EXPORT_FORMATS: tuple[ExportFormat, ...] = ("json", "csv")
+#: A dataset name that can only be a local file or folder, never a hub id.
+_FILE_SUFFIXES = (".csv", ".jsonl", ".json", ".txt", ".parquet", ".npz", ".npy")
 _LOCATION_KEYS = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh")
 #: The frameworks ``optimize.export_onnx`` and ``optimize.prune`` take.
 _EXPORTS_TO_ONNX = frozenset({"torch"})
-_PRUNABLE = frozenset({"torch"})
+_PRUNABLE = frozenset({"torch", "transformers"})
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Upper bounds: generous for any real sweep, yet low enough that a slip of the keyboard (a
@@ -137,9 +152,25 @@ _MAX_WUE_L_PER_KWH = 100.0  # data centres report 0 to about 10
 _MAX_INTENSITY_G_PER_KWH = 5_000.0  # coal, the dirtiest grid source, is about 1,000
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+
+
+def _can_be_hub_id(name: str) -> bool:
+    """Whether ``name`` reads as a Hugging Face id (``wikitext``, ``org/name``), not as a
+    path to a local file (``data/x.csv``, ``./images``)."""
+    return bool(_HUB_ID.fullmatch(name)) and not name.lower().endswith(_FILE_SUFFIXES)
+
+
 def _problem(message: str, field: str = "") -> PydanticCustomError:
     """A validation error in our words; ``field`` is appended to its location."""
     return PydanticCustomError("wattprint", "{message}", {"message": message, "field": field})
+
+
+def _network_allowed(info: ValidationInfo) -> bool:
+    """The config's top-level ``allow_network`` (read before validation: the models and
+    datasets that need it are checked before the top level is)."""
+    context = info.context if isinstance(info.context, Mapping) else {}
+    return context.get("allow_network") is True
 
 
 def _base_dir(info: ValidationInfo) -> Path:
@@ -192,7 +223,8 @@ class PruningConfig(_Section):
 class ModelConfig(_Section):
     """One model: a file (``path``), a built-in recipe (``source``) or a hub id (``hf``)."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="the model's name; with no path, source or "
+                                                "hf, a Hugging Face hub id (gpt2, org/name)")
     path: Path | None = Field(default=None, description="a model file or folder; relative to "
                                                         "the config file's folder")
     source: str | None = Field(default=None, description="a built-in recipe: "
@@ -212,6 +244,27 @@ class ModelConfig(_Section):
                         "TorchScript, SavedModels) and a model_class that is no torch.nn.Module")
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
     pruning: PruningConfig = Field(default_factory=PruningConfig)
+    model_type: Literal["causal_lm", "sequence_classification"] | None = Field(
+        default=None, description="ML-EcoLyzer's model type: the task of a hub model "
+                                  "(causal_lm: text-generation)")
+    max_length: int | None = Field(default=None, ge=1, le=1_000_000,
+                                   description="tokens per input of a Hugging Face model")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hub_by_name(cls, data: Any) -> Any:
+        """ML-EcoLyzer names hub models by ``name`` alone: a model with no ``path``,
+        ``source`` or ``hf`` is the hub model its name says (``gpt2``, ``org/name``)."""
+        if isinstance(data, Mapping) and isinstance(data.get("name"), str) and all(
+                data.get(k) is None for k in ("path", "source", "hf")):
+            return {**data, "hf": data["name"]}
+        return data
+
+    @field_validator("task")
+    @classmethod
+    def _own_task(cls, value: str | None) -> str | None:
+        """``task: text`` (ML-EcoLyzer's) is the model's own task: a causal LM generates."""
+        return None if value == "text" else value
 
     @field_validator("path", mode="before")
     @classmethod
@@ -241,7 +294,19 @@ class ModelConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _one_origin(self) -> ModelConfig:
+    def _one_origin(self, info: ValidationInfo) -> ModelConfig:
+        if self.model_type is not None or self.max_length is not None:
+            if self.hf is None and self.path is None:
+                raise _problem("model_type and max_length are for Hugging Face models")
+            if self.model_type is not None:
+                task = MODEL_TYPES[self.model_type]
+                if self.task not in (None, task):
+                    raise _problem(f"model_type {self.model_type!r} is task {task!r}, not "
+                                   f"{self.task!r}", "task")
+                object.__setattr__(self, "task", task)
+            if self.max_length is not None:
+                object.__setattr__(self, "options", {**self.options,
+                                                     "max_length": self.max_length})
         given = [k for k in ("path", "source", "hf") if getattr(self, k) is not None]
         if len(given) != 1:
             got = "none" if not given else ", ".join(given)
@@ -250,7 +315,10 @@ class ModelConfig(_Section):
             if self.epochs is not None:
                 raise _problem("only a recipe (source) is trained; this model is loaded",
                                "epochs")
-            return self._loaded_fits()
+            self._loaded_fits()
+            if self.hf is not None and not _network_allowed(info):
+                self._in_the_cache(self.hf)
+            return self
         recipe = RECIPES[self.source]
         if self.task is not None and self.task not in recipe.tasks:
             raise _problem(f"recipe {self.source!r} does not serve task {self.task!r} "
@@ -262,6 +330,18 @@ class ModelConfig(_Section):
                            "options")
         _raise_all(self._variant_problems(f"recipe {self.source!r}", recipe.framework))
         return self
+
+    def _in_the_cache(self, model_id: str) -> None:
+        from ..workloads.hf_datasets import hub_cache_dir
+        from ..workloads.loaders.transformers_loader import hub_model_cached
+
+        cache_dir = self.options.get("cache_dir")
+        if hub_model_cached(model_id, cache_dir) is None:
+            raise _problem(
+                f"{model_id!r} is a Hugging Face hub model that is not in the local cache "
+                f"({cache_dir or hub_cache_dir()}); set allow_network: true to download it, "
+                "or give path: (a local folder) or source: (a recipe)",
+                "name" if model_id == self.name else "hf")
 
     def _loaded_fits(self) -> ModelConfig:
         """The options, task and variants asked of a model file, folder or hub id fit the
@@ -288,6 +368,14 @@ class ModelConfig(_Section):
                                       "holds no code (a state_dict with model_class, ONNX)"))
         _raise_all([*problems, *self._variant_problems(what, loaded.framework)])
         return self
+
+    def framework(self) -> str | None:
+        """The framework the model runs in (``torch``, ``onnx``, ``transformers``...), as
+        far as can be told without loading it; None for a user-registered format."""
+        if self.source is not None:
+            return RECIPES[self.source].framework
+        loaded = _loaded_as(self.path, self.hf)
+        return None if loaded is None else loaded.framework
 
     def _variant_problems(self, what: str, framework: str) -> list[tuple[str, str]]:
         """``(field, message)`` for each of the export, quantization and pruning asked of the
@@ -399,13 +487,28 @@ class DatasetConfig(_Section):
     """One dataset: a built-in name or a file or folder, and the part of it measured."""
 
     name: str = Field(min_length=1, description="a built-in (" + ", ".join(BUILTIN_DATASETS)
-                                                + ") or a file or folder")
+                                                + "), a file or folder, or a Hugging Face "
+                                                  "datasets id (wikitext, org/name)")
     task: DatasetTask | None = Field(default=None, description="default from the dataset")
     limit: int | None = Field(default=None, ge=1, le=_MAX_LIMIT,
                               description="at most this many samples (stratified)")
-    split: Split = Field(default="test", description="the part inference is measured on")
+    split: str = Field(default="test", min_length=1,
+                       description="the part inference is measured on: train, test or all; "
+                                   "a hub dataset's own split name")
     seed: int = Field(default=0, ge=0, le=_MAX_SEED)
     test_size: float = Field(default=0.25, gt=0.0, lt=1.0)
+    config: str | None = Field(default=None, min_length=1,
+                               description="a hub dataset's configuration (wikitext-2-raw-v1)")
+    subset: str | None = Field(default=None, min_length=1,
+                               description="ML-EcoLyzer's name for config")
+    text_field: str | None = Field(default=None, min_length=1,
+                                   description="a hub dataset's text column; default the first")
+    label_field: str | None = Field(default=None, min_length=1,
+                                    description="a hub dataset's label column; default label")
+    label_key: str | None = Field(default=None, min_length=1,
+                                  description="ML-EcoLyzer's name for label_field")
+    fallback_splits: list[str] = Field(default_factory=list,
+                                       description="hub splits to use when split is missing")
 
     @field_validator("name")
     @classmethod
@@ -416,8 +519,47 @@ class DatasetConfig(_Section):
         path = Path(os.path.abspath(base / Path(value).expanduser()))
         if path.exists():
             return str(path)
+        if _can_be_hub_id(value):
+            return value  # a Hugging Face datasets id: BenchConfig checks the local cache
         raise _problem(f"unknown dataset {value!r} (built-in: {', '.join(BUILTIN_DATASETS)}; "
-                       f"or a path to a file or folder)" + _close(value, BUILTIN_DATASETS))
+                       f"a path to a file or folder; or a Hugging Face datasets id)"
+                       + _close(value, BUILTIN_DATASETS))
+
+    @model_validator(mode="after")
+    def _parts(self, info: ValidationInfo) -> DatasetConfig:
+        for ours, theirs in (("config", "subset"), ("label_field", "label_key")):
+            if getattr(self, theirs) is not None:
+                if getattr(self, ours) not in (None, getattr(self, theirs)):
+                    raise _problem(f"give {ours} or {theirs}, not both", theirs)
+                object.__setattr__(self, ours, getattr(self, theirs))
+                object.__setattr__(self, theirs, None)
+        if not self.hub:
+            hub_only = [k for k in ("config", "text_field", "label_field")
+                        if getattr(self, k) is not None]
+            if self.fallback_splits:
+                hub_only.append("fallback_splits")
+            if hub_only:
+                raise _problem(f"{', '.join(hub_only)}: only for Hugging Face datasets; "
+                               f"{self.name!r} is built in or a local file")
+            if self.split not in LOCAL_SPLITS:
+                raise _problem(f"{self.split!r} is not allowed (allowed: "
+                               f"{', '.join(LOCAL_SPLITS)})", "split")
+        elif not _network_allowed(info):
+            from ..workloads.hf_datasets import hf_dataset_cached, hub_cache_dir
+
+            if hf_dataset_cached(self.name, self.config) is None:
+                close = _close(self.name, BUILTIN_DATASETS).removeprefix("; ")
+                raise _problem(
+                    f"{self.name!r} is no built-in dataset ({', '.join(BUILTIN_DATASETS)}"
+                    f"{'; ' + close if close else ''}), no file or folder here, and no Hugging "
+                    f"Face dataset in the local cache ({hub_cache_dir()}); set allow_network: "
+                    "true to download it, or give a path that exists", "name")
+        return self
+
+    @property
+    def hub(self) -> bool:
+        """Whether this is a Hugging Face datasets id (neither built in nor a local path)."""
+        return self.name not in BUILTIN_DATASETS and not os.path.isabs(self.name)
 
 
 class MonitoringConfig(_Section):
@@ -437,6 +579,16 @@ class MonitoringConfig(_Section):
     cell_timeout_s: float = Field(default=1800.0, gt=0.0, le=7 * 24 * 3600.0,
                                   description="seconds one cell may run before it is stopped "
                                               "and stored as failed (at most 7 days)")
+    enable_quantization_analysis: bool = Field(
+        default=False, description="add each model's int8 (dynamic) and fp16 variants, where "
+                                   "its framework takes them, with the savings analysis")
+    duration_seconds: float | None = Field(
+        default=None, gt=0.0, le=7 * 24 * 3600.0,
+        description="ML-EcoLyzer's monitoring duration; accepted, not used: each cell is "
+                    "measured for as long as it runs")
+    enable_wandb: bool = Field(default=False, description="accepted, not used: wattprint "
+                                                          "sends nothing over the network")
+    wandb_project: str | None = Field(default=None, description="accepted, not used")
 
 
 class HardwareConfig(_Section):
@@ -444,18 +596,36 @@ class HardwareConfig(_Section):
     ``CPU``) or any device name, labelled by ``resolve_hardware`` ("NVIDIA H200" and "h200"
     are "H200"; names the table does not know are kept as given)."""
 
-    device_profile: str = Field(default="auto", description="auto, or any device name; known: "
+    device_profile: str = Field(default="auto", description="auto; a kind of site ("
+                                + ", ".join(DEVICE_TIERS) + "), which sets the location's "
+                                "tier and detects the device; or any device name; known: "
                                 + ", ".join(p.name for p in PROFILES.values()))
+    precision: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="float16 / bfloat16 add that variant of each model whose "
+                                    "framework takes it; auto and float32: the model as saved")
+    memory_optimization: bool = Field(default=False, description="accepted, not used")
 
     @field_validator("device_profile")
     @classmethod
     def _label(cls, value: str) -> str:
         if value.strip().lower() == "auto":
             return "auto"
+        if value.strip().lower() in DEVICE_TIERS:
+            return value.strip().lower()
         try:
             return resolve_hardware(value).name
         except ConfigError as err:
             raise _problem(str(err)) from err
+
+    @property
+    def detect(self) -> bool:
+        """Whether the hardware label is this machine's (``auto`` or a kind of site)."""
+        return self.device_profile == "auto" or self.device_profile in DEVICE_TIERS
+
+    @property
+    def tier(self) -> str | None:
+        """The location tier a kind-of-site profile sets; None for auto or a device."""
+        return DEVICE_TIERS.get(self.device_profile)
 
 
 class LocationConfig(_Section):
@@ -514,6 +684,8 @@ class OutputConfig(_Section):
                              description="exports and model variants; relative to the "
                                          "working directory")
     db: Path = Field(default=Path("wattprint.db"), description="the SQLite results store")
+    log_level: str | None = Field(default=None, description="accepted, not used: the command "
+                                                            "line's -v/-q set the output")
 
     @field_validator("output_dir", "db")
     @classmethod
@@ -544,6 +716,32 @@ class BenchConfig(_Section):
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     location: LocationConfig = Field(default_factory=LocationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    allow_network: bool = Field(default=False, description="fetch hub models and datasets "
+                                "missing from the local Hugging Face cache")
+    enable_quantization_analysis: bool = Field(default=False,
+                                               description="as monitoring's (ML-EcoLyzer)")
+    enable_wandb: bool = Field(default=False, description="accepted, not used")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ecolyzer_top_level(cls, data: Any) -> Any:
+        """ML-EcoLyzer's top-level ``enable_quantization_analysis`` is monitoring's."""
+        if isinstance(data, Mapping) and data.get("enable_quantization_analysis") is True:
+            monitoring = data.get("monitoring")
+            if monitoring is None or isinstance(monitoring, Mapping):
+                return {**data, "enable_quantization_analysis": False,
+                        "monitoring": {**(monitoring or {}),
+                                       "enable_quantization_analysis": True}}
+        return data
+
+    def to_site(self) -> Site:
+        """Where the sweep's energy is used: the location section, with the tier that a
+        kind-of-site ``hardware.device_profile`` sets when the location names none."""
+        site = self.location.to_site()
+        tier = self.hardware.tier
+        if tier is None or site.tier is not None:
+            return site
+        return dataclasses.replace(site, tier=tier)
 
     @field_validator("models", "datasets")
     @classmethod
@@ -598,7 +796,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | BenchConfig
             return source
         data = source.model_dump()
         data["output"] = {**data["output"], **given}
-        return BenchConfig.model_validate(data)
+        return BenchConfig.model_validate(data, context={"allow_network": source.allow_network})
     if isinstance(source, Mapping):
         return _validate(_with_output(source, given), Path.cwd(), None, given)
     path = Path(source)
@@ -615,7 +813,8 @@ def _with_output(data: Mapping[str, Any], given: Mapping[str, Any]) -> Mapping[s
 
 def _validate(data: Mapping[str, Any], base: Path, where: Path | None,
               given: Mapping[str, Any] | None = None) -> BenchConfig:
-    context = {"base_dir": base, "from_file": where is not None, "given": frozenset(given or ())}
+    context = {"base_dir": base, "from_file": where is not None, "given": frozenset(given or ()),
+               "allow_network": data.get("allow_network") is True}
     try:
         return BenchConfig.model_validate(data, context=context)
     except ValidationError as err:
@@ -822,17 +1021,36 @@ def config_schema() -> dict[str, Any]:
     return schema
 
 
+#: Keys added since the first release, by section, with their defaults: a config that leaves
+#: them at the default keeps the sweep id it had.
+_ADDED_KEYS: dict[str, dict[str, Any]] = {
+    "models": {"model_type": None, "max_length": None},
+    "datasets": {"config": None, "subset": None, "text_field": None, "label_field": None,
+                 "label_key": None, "fallback_splits": []},
+    "monitoring": {"enable_quantization_analysis": False},
+    "hardware": {"precision": "auto"},
+}
+
+
 def config_hash(config: BenchConfig) -> str:
     """16 hex digits of SHA-256 over the canonical JSON of ``config`` without ``output`` and
     ``monitoring.cell_timeout_s``.
 
     Equal configs hash equal whatever their key order, and whether defaults were written out;
     changing where results go, or how long a cell may take, does not change it (a sweep
-    stopped by a time limit resumes with a longer one). Location keys added since the first
-    release hash only when set, so a config that does not use them keeps its sweep id.
+    stopped by a time limit resumes with a longer one). Keys added since the first release
+    hash only when set, so a config that does not use them keeps its sweep id; keys that do
+    not change what is measured (``allow_network``, ``enable_wandb``, ...) never hash.
     """
-    data = config.model_dump(mode="json", exclude={"output": True,
-                                                   "monitoring": {"cell_timeout_s"}})
+    data = config.model_dump(mode="json", exclude={
+        "output": True, "allow_network": True, "enable_wandb": True,
+        "enable_quantization_analysis": True, "hardware": {"memory_optimization"},
+        "monitoring": {"cell_timeout_s", "duration_seconds", "enable_wandb", "wandb_project"}})
+    for section, defaults in _ADDED_KEYS.items():  # hashed only when set
+        for part in data[section] if isinstance(data[section], list) else [data[section]]:
+            for key, default in defaults.items():
+                if part.get(key) == default:
+                    part.pop(key, None)
     location = data["location"]
     for key in ("tier", "water_intensity_l_per_kwh"):
         if location.get(key) is None:

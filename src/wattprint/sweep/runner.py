@@ -157,8 +157,15 @@ class _Group:
     cells: list[Cell] = field(default_factory=list)
 
 
-def _variants(model: ModelConfig) -> list[tuple[str, str | None, str]]:
-    """``(variant, parent, step)`` for each variant of a model; step ``"base"`` for itself."""
+def _variants(model: ModelConfig, config: BenchConfig | None = None,
+              ) -> list[tuple[str, str | None, str]]:
+    """``(variant, parent, step)`` for each variant of a model; step ``"base"`` for itself.
+
+    Besides the model's own quantization, ``monitoring.enable_quantization_analysis`` adds
+    its int8 (dynamic) and fp16 variants and ``hardware.precision`` float16 / bfloat16 its
+    fp16 / bf16 one, each where the framework the model is deployed in takes the method."""
+    from ..optimize.quantization import METHODS
+
     out: list[tuple[str, str | None, str]] = [(BASE, None, "base")]
     deployed = BASE
     if model.export == "onnx":
@@ -167,6 +174,19 @@ def _variants(model: ModelConfig) -> list[tuple[str, str | None, str]]:
     q = model.quantization
     if q is not None and q.enabled:
         out.append((_quant_name(q.method, q.target_dtype), deployed, "quantize"))
+    if config is not None:
+        from .config import PRECISIONS
+
+        wanted = [("dynamic", "int8"), ("fp16", "fp16")] * (
+            config.monitoring.enable_quantization_analysis)
+        precision = PRECISIONS[config.hardware.precision]
+        if precision is not None:
+            wanted.append((precision, precision))
+        framework = "onnx" if deployed == ONNX else model.framework()
+        for method, target in wanted:
+            name = _quant_name(method, target)
+            if method in METHODS.get(framework or "", ()) and name not in {v for v, _, _ in out}:
+                out.append((name, deployed, "quantize"))
     p = model.pruning
     if p is not None and p.enabled:
         out.append((f"pruned-{p.method}-{p.amount:g}", BASE, "prune"))
@@ -179,6 +199,14 @@ def _quant_name(method: str, target: str | None) -> str:
     return f"{target or 'int8'}-{method}"
 
 
+def _quant_of(variant: str) -> tuple[str, str]:
+    """``(method, target dtype)`` of a quantized variant's name (:func:`_quant_name`)."""
+    if variant in ("fp16", "bf16"):
+        return variant, variant
+    target, _, method = variant.partition("-")
+    return method, target
+
+
 def plan_cells(config: BenchConfig) -> list[_Group]:
     """Every cell of the sweep, grouped by model and dataset, in the order they run."""
     groups: list[_Group] = []
@@ -188,7 +216,7 @@ def plan_cells(config: BenchConfig) -> list[_Group]:
             group = _Group(model, dataset)
             if model.source is not None:
                 group.cells.append(Cell(model.name, BASE, dataset.name, "training"))
-            for variant, parent, step in _variants(model):
+            for variant, parent, step in _variants(model, config):
                 if step != "base":
                     group.cells.append(Cell(model.name, variant, dataset.name, "optimization",
                                             parent=parent))
@@ -310,8 +338,30 @@ def _fail(ctx: _Context, cell: Cell, task: str, error: str) -> None:
         water_intensity_l_per_kwh=site.water_intensity_l_per_kwh))
 
 
-def _load_data(spec: DatasetConfig) -> tuple[Dataset, Dataset]:
-    """``(train, eval)``: the train split, and the split that inference is measured on."""
+def _load_data(spec: DatasetConfig, allow_network: bool = False) -> tuple[Dataset, Dataset]:
+    """``(train, eval)``: the train split, and the split that inference is measured on.
+
+    A Hugging Face dataset is read from the local cache (from the hub with
+    ``allow_network``): its ``split`` (else the first of ``fallback_splits`` it has) is
+    measured, and also serves as the train part (the calibration samples of a static
+    quantization)."""
+    if spec.hub:
+        from ..errors import DatasetError
+        from ..workloads.hf_datasets import load_hf_dataset
+
+        error: DatasetError | None = None
+        for split in (spec.split, *spec.fallback_splits):
+            try:
+                chosen = load_hf_dataset(
+                    spec.name, config=spec.config, split=split, text_field=spec.text_field,
+                    label_field=spec.label_field, limit=spec.limit, seed=spec.seed,
+                    task=spec.task, allow_network=allow_network)
+            except DatasetError as err:
+                error = err if error is None else error
+                continue
+            return chosen, chosen
+        assert error is not None
+        raise error
     full = load_dataset(spec.name, task=spec.task)
     train, test = full.split(spec.test_size, seed=spec.seed)
     chosen = {"train": train, "test": test, "all": full}[spec.split]
@@ -565,7 +615,8 @@ def _base(ctx: _Context, spec: ModelConfig, group: _Group,
 
     options = dict(spec.options or {})
     if spec.hf is not None:
-        return load_model(spec.hf, task=spec.task, trust=spec.trust, **options)
+        return load_model(spec.hf, task=spec.task, trust=spec.trust,
+                          allow_network=ctx.config.allow_network, **options)
     assert spec.path is not None
     return load_model(spec.path, task=spec.task, trust=spec.trust, **options)
 
@@ -652,10 +703,9 @@ def _optimize(ctx: _Context, cell: Cell, spec: ModelConfig, parent: Model, train
         result = optimize.prune(parent, spec.pruning.method, spec.pruning.amount,
                                 out_dir=out_dir, meter=ctx.meter)
     else:
-        assert spec.quantization is not None
-        q = spec.quantization
+        method, target = _quant_of(cell.variant)
         calibration = train.sample(min(len(train), 128), seed=0)
-        result = optimize.quantize(parent, q.method, target_dtype=q.target_dtype,
+        result = optimize.quantize(parent, method, target_dtype=target, name=cell.variant,
                                    calibration=calibration, out_dir=out_dir, meter=ctx.meter)
     fields = {**_cell_fields(ctx, cell, task), **_model_fields(result.model),
               "size_bytes": result.size_bytes, "num_parameters": result.num_parameters,
@@ -717,9 +767,9 @@ def run_sweep(
     own_meter = meter is None
     if meter is None:
         meter = EnergyMeter(sample_hz=config.monitoring.frequency_hz,
-                            site=config.location.to_site())
+                            site=config.to_site())
     profile = config.hardware.device_profile
-    hardware = (detect_hardware(meter.sensors) if profile.lower() == "auto"
+    hardware = (detect_hardware(meter.sensors) if config.hardware.detect
                 else resolve_hardware(profile).name)
     sweep_id = sink.claim_sweep(sweep_id, project=config.project, config=config.to_dict(),
                                 host=host_info(), resume=resume)
@@ -743,7 +793,7 @@ def run_sweep(
                     key = group.dataset.name
                     if key not in data:
                         try:
-                            data[key] = _load_data(group.dataset)
+                            data[key] = _load_data(group.dataset, config.allow_network)
                         except Exception as err:
                             data[key] = err
                     _run(ctx, group, data[key])

@@ -55,8 +55,8 @@ from ._common import check_options, model_error
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HUB_OPTIONS", "LOAD_OPTIONS", "TASKS", "GeneratedIds", "TransformersModel", "load",
-           "load_hub"]
+__all__ = ["HUB_OPTIONS", "LOAD_OPTIONS", "TASKS", "GeneratedIds", "TransformersModel",
+           "hub_model_cached", "load", "load_hub"]
 
 #: Task -> the transformers ``Auto`` class that loads it; ``None`` is the bare model.
 _AUTO_CLASSES = {
@@ -163,6 +163,15 @@ def load_hub(model_id: str, *, task: str | None = None, trust: bool = False,
                 f"'hf' extra installed. Supported: {supported_formats()}")
         folder = cached
     return _load_folder(folder, task=task, trust=trust, options=rest, name=model_id)
+
+
+def hub_model_cached(model_id: str, cache_dir: str | None = None) -> Path | None:
+    """The folder of the hub model ``model_id`` in the local Hugging Face cache (or
+    ``cache_dir``), found without the network; None when it is not there (or the ``hf``
+    extra is missing)."""
+    from ..hf_datasets import hub_cache_dir  # read from the environment at each call
+
+    return _cached(model_id, cache_dir=str(cache_dir or hub_cache_dir()))
 
 
 def _cached(model_id: str, **hub: Any) -> Path | None:
