@@ -183,7 +183,7 @@ UNKNOWN_OPTIONS = [
      "'providers' for a PyTorch model"),
     (".safetensors", {"model_class": "m:M", "signature": "x"}, "'signature' for a PyTorch model"),
     (".skops", {"device": "cpu"}, "'device' for a scikit-learn model"),
-    (".keras", {"input_shape": [4]}, "'input_shape' for a Keras model (allowed: none)"),
+    (".keras", {"input_shape": [4]}, "'input_shape' for a Keras model (allowed: preprocess)"),
     ("savedmodel", {"max_length": 8}, "'max_length' for a TensorFlow SavedModel"),
     ("hf-folder", {"revision": "main"}, "'revision' for a Hugging Face model folder"),
     ("hub", {"signature": "serving_default"}, "'signature' for a Hugging Face hub model"),

@@ -301,3 +301,22 @@ def test_ml_ecolyzer_device_profiles_set_the_site_tier(tmp_path: Path) -> None:
     assert config.to_site().tier == "datacenter"  # the location's own tier wins
     config = load_config({**base, "hardware": {"device_profile": "NVIDIA H200"}})
     assert not config.hardware.detect and config.to_site().tier is None
+
+
+def test_models_and_datasets_share_one_task_vocabulary(tmp_path: Path) -> None:
+    """A dataset may say text-generation (the task of the model that generates on it), and
+    a hub model may say text (ML-EcoLyzer's: the model's own task)."""
+    from wattprint.sweep.config import load_config
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the film was\na day\n")
+    hub = tmp_path / "hub"
+    _hub_cache_with_gpt2_and_wikitext(hub)
+    config = load_config({
+        "project": "p",
+        "models": [{"name": "gpt2", "task": "text", "options": {"cache_dir": str(hub)}}],
+        "datasets": [{"name": str(prompts), "task": "text-generation"}]})
+    assert config.models[0].task is None and config.models[0].hf == "gpt2"
+    assert config.datasets[0].task == "text-generation"
+    data = wattprint.load_dataset(str(prompts), task="text-generation")
+    assert (data.task, data.x) == ("text-generation", ["the film was", "a day"])

@@ -1,13 +1,17 @@
 """Optimization steps: a model in, a variant out, and the energy of making it measured.
 
-* :func:`quantize`: int8 dynamic, fp16, bf16 (torch); int8 dynamic, int8 static, fp16 (ONNX);
-* :func:`prune`: L1 unstructured and L2 structured pruning of torch Linear/Conv weights;
+* :func:`quantize`: int8 dynamic, fp16, bf16 (torch and Hugging Face transformers models, GPT-2's
+  Conv1D layers included); int8 dynamic, int8 static, fp16 (ONNX);
+* :func:`prune`: L1 unstructured and L2 structured pruning of the Linear/Conv weights of torch
+  and transformers models;
 * :func:`export_onnx`: a torch model to ONNX;
-* :func:`effective_parameters`: the non-zero parameters of a torch or ONNX model.
+* :func:`effective_parameters`: the non-zero parameters of a torch, ONNX or transformers model.
 
-Each step saves the variant to disk, loads it back, and returns an
-:class:`OptimizationResult` with its size on disk, parameter counts and the
-:class:`~wattprint.Measurement` of the step. Frameworks are imported only when a step runs.
+Each step saves the variant to disk and returns an :class:`OptimizationResult` with its size on
+disk, parameter counts and the :class:`~wattprint.Measurement` of the step; torch and ONNX
+variants are loaded back from what was saved, transformers variants are kept as made (an int8
+transformers variant's folder records it, and does not load back). Frameworks are imported only
+when a step runs.
 """
 
 from __future__ import annotations

@@ -19,11 +19,13 @@ KINDS = ("quantization", "pruning", "export")
 class OptimizationResult:
     """A model variant and what it cost to make.
 
-    ``model`` is the variant, loaded back from ``path`` (the file it was saved to), so
-    ``size_bytes`` is its real size on disk. ``num_parameters`` counts every weight the variant
-    stores (the int8 weights of a quantized layer included); ``effective_parameters`` counts
-    the non-zero ones (see :func:`~wattprint.optimize.effective_parameters`). ``sparsity`` is
-    the fraction of zeros in the weights a pruning step pruned (``None`` for other steps).
+    ``model`` is the variant: for torch and ONNX loaded back from ``path`` (the file it was
+    saved to), for transformers models the variant as made, saved into the folder ``path``;
+    either way ``size_bytes`` is its real size on disk. ``num_parameters`` counts every weight
+    the variant stores (the int8 weights of a quantized layer included);
+    ``effective_parameters`` counts the non-zero ones (see
+    :func:`~wattprint.optimize.effective_parameters`). ``sparsity`` is the fraction of zeros
+    in the weights a pruning step pruned (``None`` for other steps).
     ``measurement`` is the energy of the step, with its provenance and footprint.
     """
 

@@ -97,7 +97,7 @@ __all__ = [
 ]
 
 DatasetTask = Literal["classification", "regression", "text", "text-classification",
-                      "image-classification"]
+                      "image-classification", "text-generation"]
 #: The tasks a model can be given: those of datasets, and of Hugging Face models
 #: (transformers models take only the latter).
 MODEL_TASKS: tuple[str, ...] = tuple(dict.fromkeys((*typing.get_args(DatasetTask), *HF_TASKS)))

@@ -50,7 +50,10 @@ __all__ = [
 Features: TypeAlias = "NDArray[Any] | list[str]"
 
 #: The tasks a dataset can serve.
-TASKS = ("classification", "regression", "text", "text-classification", "image-classification")
+#: ``text-generation`` is unlabeled text, as ``text`` is: the tasks of models and datasets are one
+#: vocabulary, so a dataset may name the task of the model that generates on it.
+TASKS = ("classification", "regression", "text", "text-classification", "image-classification",
+         "text-generation")
 #: Tasks whose labels are class indices.
 CLASSIFICATION_TASKS = frozenset({"classification", "text-classification",
                                   "image-classification"})

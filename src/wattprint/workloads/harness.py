@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -54,6 +54,34 @@ def _tokens(result: Any) -> int | None:
         return int(result["tokens"])
     count = getattr(result, "tokens", None)
     return count if isinstance(count, int) else None
+
+
+def _generation_metrics(m: Any, outputs: list[Any], prompts: int) -> dict[str, Any]:
+    """Tokens, tokens per second, and joules per token and per prompt of a generation run
+    measured by ``m``; empty when the outputs do not count tokens."""
+    tokens = [n for n in map(_tokens, outputs) if n is not None]
+    if not tokens:
+        return {}
+    total = sum(tokens)
+    metrics: dict[str, Any] = {
+        "tokens_generated": total,
+        "tokens_per_second": total / m.duration_s if m.duration_s > 0 else 0.0,
+        "joules_per_prompt": m.energy_j / prompts,
+    }
+    if total > 0:
+        metrics["joules_per_token"] = m.energy_j / total
+    return metrics
+
+
+def _generator(inference_fn: Callable[[Any], Any]) -> Any:
+    """The model whose bound ``predict`` ``inference_fn`` is, when that model generates text
+    and can profile it (``generation_profile`` and ``perplexity``); else None."""
+    owner = getattr(inference_fn, "__self__", None)
+    if (owner is not None and getattr(owner, "generates", False) is True
+            and callable(getattr(owner, "generation_profile", None))
+            and callable(getattr(owner, "perplexity", None))):
+        return owner
+    return None
 
 
 def _array(output: Any) -> Any:
@@ -143,6 +171,7 @@ def measure_inference(
     warmup: int = 10,
     meter: EnergyMeter | None = None,
     progress: bool | None = None,
+    score: Callable[[list[Any]], Mapping[str, Any]] | None = None,
 ) -> RunRecord:
     """Measure ``num_samples`` queries of ``inference_fn`` over ``dataset``; return the run's
     :class:`~wattprint.record.RunRecord` (phase ``inference``, without a ``sweep_id`` or
@@ -160,6 +189,19 @@ def measure_inference(
     predictions; numeric outputs that are NaN or infinite raise
     :class:`~wattprint.errors.ModelError` ("model output is not finite"). The batch size is in
     ``extra``. Progress: see ``progress`` of :func:`wattprint.measure_energy`.
+
+    Generation: when the outputs count their tokens (see :func:`_tokens`), ``metrics`` has
+    ``tokens_generated``, ``tokens_per_second``, ``joules_per_token`` and
+    ``joules_per_prompt`` (the window's ``energy_j`` over the tokens, and over the
+    ``num_samples`` prompts). When ``inference_fn`` is the ``predict`` of a model that can
+    profile its generation (a transformers text-generation model:
+    ``generation_profile(batches, meter)`` and ``perplexity(texts)``), two passes follow the
+    measured loop, outside its window: a separately measured pass over the first batches for
+    ``time_to_first_token_s`` and ``prefill_energy_j`` / ``decode_energy_j`` (see
+    :meth:`~wattprint.workloads.loaders.transformers_loader.TransformersModel.generation_profile`),
+    and an unmeasured one for the dataset's ``perplexity``. ``score``, if given, gets the
+    outputs of every call, in order, after the loop, and returns metrics to add (the code
+    set's ``exact_match`` and ``pass_rate``: :mod:`wattprint.workloads.codegen`).
     """
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, not {num_samples}")
@@ -201,13 +243,15 @@ def measure_inference(
                 raise
             m = meter.end(name)
         _check_finite(outputs)
-        tokens = [n for n in map(_tokens, outputs) if n is not None]
-        metrics: dict[str, Any] = {}
-        if tokens:
-            metrics["tokens_generated"] = sum(tokens)
-            metrics["tokens_per_second"] = (sum(tokens) / m.duration_s if m.duration_s > 0
-                                            else 0.0)
+        metrics = _generation_metrics(m, outputs, num_samples)
         metrics.update(_accuracy(data, labels, outputs, per_sample))
+        if "tokens_generated" in metrics and (generator := _generator(inference_fn)) is not None:
+            metrics.update(generator.generation_profile(calls, meter))
+            perplexity = generator.perplexity(data.x)
+            if perplexity is not None:
+                metrics["perplexity"] = perplexity
+        if score is not None:
+            metrics.update(score(outputs))
         return RunRecord.from_measurement(
             m, phase="inference", model_name=model_name, task=task_name,
             hardware=profile.name if profile else detect_hardware(meter.sensors),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .images import ImageSpec
 
 __all__ = ["InputSpec", "Model", "dir_size_bytes"]
 
@@ -23,7 +28,9 @@ class Model(abc.ABC):
 
     ``predict(batch)`` runs inference on a batch and returns the model's natural output as a
     NumPy array (logits or probabilities for classifiers, values for regressors); a batch is a
-    NumPy array of samples (or a list of strings for text models). ``train_epoch(data)`` trains
+    NumPy array of samples (or a list of strings for text models). Image models also take image
+    files: a path, a list of paths, or a folder of images, made into a batch by
+    :attr:`preprocess` (see :mod:`wattprint.workloads.images`). ``train_epoch(data)`` trains
     one pass over ``(x, y)`` where the framework allows it and returns the mean loss.
     """
 
@@ -43,6 +50,9 @@ class Model(abc.ABC):
     inputs: tuple[InputSpec, ...] = ()
     #: True when :meth:`train_epoch` works for this model.
     trainable: bool = False
+    #: How image files become this model's input: the ``preprocess`` option resolved against
+    #: the model's input metadata; ``None`` until it is given or first needed.
+    preprocess: ImageSpec | None = None
 
     @abc.abstractmethod
     def predict(self, batch: Any) -> Any:
@@ -51,6 +61,44 @@ class Model(abc.ABC):
     def train_epoch(self, data: Any, *, batch_size: int = 32, **options: Any) -> float:
         """Train one epoch on ``data`` (``(x, y)`` or a :class:`Dataset`); return the mean loss."""
         raise NotImplementedError(f"{self.framework} models cannot be trained by wattprint")
+
+    def set_preprocess(self, value: Any) -> None:
+        """Take the ``preprocess`` option (an :class:`~wattprint.workloads.images.ImageSpec`
+        or a mapping of its fields) and resolve it against the model's input now, so that a
+        spec that contradicts the model fails when the model loads. ``None`` does nothing."""
+        if value is None:
+            return
+        from .images import ImageSpec
+
+        self.preprocess = self._resolve_images(ImageSpec.from_option(value))
+
+    def read_images(self, source: Any) -> NDArray[Any]:
+        """The batch this model takes for the image files ``source`` names: a path, a list of
+        paths, or a folder of images (one sample per image, in sorted order)."""
+        from .images import read_images
+
+        if self.preprocess is None:
+            self.preprocess = self._resolve_images(None)
+        return read_images(source, self.preprocess)
+
+    def image_sample_shape(self) -> tuple[int | None, ...] | None:
+        """The shape of one sample of the first input (``None`` axes: any size), which image
+        files are made to fit; ``None`` when the model does not say."""
+        first = self.inputs[0] if self.inputs else None
+        if first is None or first.shape is None or len(first.shape) < 2:
+            return None
+        return tuple(first.shape[1:])
+
+    def _takes_text(self) -> bool:
+        """Whether the first input is strings (then a list of strings is text, not files)."""
+        return bool(self.inputs) and self.inputs[0].dtype in ("str", "string", "object")
+
+    def _resolve_images(self, given: ImageSpec | None) -> ImageSpec:
+        from .images import resolve
+
+        where = str(self.path) if self.path is not None else f"this {self.framework} model"
+        dtype = self.inputs[0].dtype if self.inputs else None
+        return resolve(given, self.image_sample_shape(), dtype, where=where)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready metadata."""
@@ -63,6 +111,7 @@ class Model(abc.ABC):
             "dtype": self.dtype,
             "inputs": [spec._asdict() for spec in self.inputs],
             "trainable": self.trainable,
+            "preprocess": None if self.preprocess is None else self.preprocess.as_dict(),
         }
 
     def __repr__(self) -> str:

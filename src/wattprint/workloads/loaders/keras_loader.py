@@ -9,6 +9,10 @@ instead of 70 ms), with the same results. Training runs ``model.fit`` for one ep
 saved without a training configuration is first compiled with Adam and a loss chosen from the
 task. A compiled ``.h5`` model is compiled again from its own training configuration when it
 is loaded, with a fresh optimizer: the one Keras 3 rebuilds from an ``.h5`` file cannot train.
+
+``predict`` also takes image files (a path, paths, or a folder), read as the model's input
+shape says (``(None, H, W, 3)``: NHWC); the one option, ``preprocess``, completes or checks
+that spec (see :mod:`wattprint.workloads.images`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import numpy as np
 
 from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
 from ..datasets import CLASSIFICATION_TASKS, as_dataset
+from ..images import is_image_source
 from ..model import InputSpec, Model, dir_size_bytes
 
 __all__ = ["LOAD_OPTIONS", "KerasModel", "load"]
 
-#: The options :func:`load` takes (a config checks them before anything runs): none.
-LOAD_OPTIONS: tuple[str, ...] = ()
+#: The options :func:`load` takes (a config checks them before anything runs).
+LOAD_OPTIONS: tuple[str, ...] = ("preprocess",)
 
 #: What Keras and h5py raise on a file they cannot read.
 _LOAD_ERRORS = (ValueError, OSError, KeyError, TypeError, AttributeError, zipfile.BadZipFile)
@@ -85,7 +90,9 @@ def load(path: Path, *, task: str | None = None, trust: bool = False,
         raise _corrupt(path, f"it holds a {type(model).__name__}, not a model")
     if path.suffix.lower() == ".h5" and getattr(model, "compiled", False):
         _fresh_optimizer(model, path)
-    return KerasModel(model, path=path, task=task)
+    loaded = KerasModel(model, path=path, task=task)
+    loaded.set_preprocess(options.get("preprocess"))
+    return loaded
 
 
 def _fresh_optimizer(model: Any, path: Path) -> None:
@@ -120,7 +127,10 @@ class KerasModel(Model):
         self.trainable = True
 
     def predict(self, batch: Any) -> Any:
-        """The model's output on ``batch`` as NumPy (a list or dict for several outputs)."""
+        """The model's output on ``batch`` as NumPy (a list or dict for several outputs);
+        ``batch`` may be image files (a path, paths, or a folder; see ``preprocess``)."""
+        if is_image_source(batch) and not self._takes_text():
+            batch = self.read_images(batch)
         return self.model.predict_on_batch(batch)
 
     def train_epoch(self, data: Any, *, batch_size: int = 32, **options: Any) -> float:

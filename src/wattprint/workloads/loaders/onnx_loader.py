@@ -24,6 +24,12 @@ Options of :func:`load` and :func:`from_bytes`:
     The shape of one sample, to reshape flat rows: ``(1, 8, 8)``.
 ``threads``
     onnxruntime's intra-op thread count (default: onnxruntime's choice).
+``preprocess``
+    How image files given to ``predict`` become a batch (see
+    :mod:`wattprint.workloads.images`): by default read from the first input's shape,
+    ``(N, 3, H, W)`` NCHW or ``(N, H, W, 3)`` NHWC (or from ``input_shape``); a mapping of
+    ``size``, ``layout``, ``channels``, ``scale``, ``mean``, ``std`` completes it, and one that
+    contradicts the model's shape is a ConfigError.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import ConfigError, MissingExtra, ModelError
+from ..images import is_image_source
 from ..model import InputSpec, Model
 from ._common import check_options, model_error, model_file_size
 
@@ -49,7 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LOAD_OPTIONS", "OnnxModel", "from_bytes", "load"]
 
-_OPTIONS = ("device", "input_shape", "providers", "threads")
+_OPTIONS = ("device", "input_shape", "providers", "threads", "preprocess")
 #: The options :func:`load` takes (a config checks them before anything runs).
 LOAD_OPTIONS = _OPTIONS
 _CPU = "CPUExecutionProvider"
@@ -103,7 +110,10 @@ class OnnxModel(Model):
         self.dtype = dtype or (self.inputs[0].dtype if self.inputs else "float32")
 
     def predict(self, batch: Any) -> NDArray[Any]:
-        """The first output for ``batch``, as a NumPy array."""
+        """The first output for ``batch``, as a NumPy array; ``batch`` may be image files
+        (a path, paths, or a folder; see ``preprocess``)."""
+        if is_image_source(batch) and not self._takes_text():
+            batch = self.read_images(batch)
         if isinstance(batch, Mapping):
             unknown = sorted(map(str, set(batch) - set(self._names)))
             if unknown:
@@ -123,6 +133,12 @@ class OnnxModel(Model):
             raise ModelError(f"{where}: onnxruntime could not run it on inputs "
                              f"{ {k: v.shape for k, v in feed.items()} }: {err}") from err
         return out
+
+    def image_sample_shape(self) -> tuple[int | None, ...] | None:
+        """``input_shape`` when given (samples are reshaped to it), else the first input's."""
+        if self.input_shape is not None:
+            return self.input_shape
+        return super().image_sample_shape()
 
     def _cast(self, index: int, value: Any) -> NDArray[Any]:
         arr = np.asarray(value)
@@ -164,8 +180,11 @@ def load(
     except (onnx.checker.ValidationError, OSError, ValueError) as err:
         raise _error(path, f"an invalid ONNX model: {_first_line(err)}") from err
     session = _session(str(path), path, options)
-    return OnnxModel(session, proto, task=task, path=path, size_bytes=_disk_bytes(path, proto),
-                     input_shape=_shape(options.get("input_shape")))
+    model = OnnxModel(session, proto, task=task, path=path,
+                      size_bytes=_disk_bytes(path, proto),
+                      input_shape=_shape(options.get("input_shape")))
+    model.set_preprocess(options.get("preprocess"))
+    return model
 
 
 def from_bytes(data: bytes, *, task: str | None = None, **options: Any) -> OnnxModel:
@@ -191,8 +210,10 @@ def from_bytes(data: bytes, *, task: str | None = None, **options: Any) -> OnnxM
                             "onnxruntime would read from the working directory: save the model "
                             "to a .onnx file with its data files beside it, and load that file")
     session = _session(bytes(data), where, options)
-    return OnnxModel(session, proto, task=task, size_bytes=len(data),
-                     input_shape=_shape(options.get("input_shape")))
+    model = OnnxModel(session, proto, task=task, size_bytes=len(data),
+                      input_shape=_shape(options.get("input_shape")))
+    model.set_preprocess(options.get("preprocess"))
+    return model
 
 
 def _require_onnx() -> None:

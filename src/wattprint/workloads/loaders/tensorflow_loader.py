@@ -19,6 +19,10 @@ exported object lists (a Keras export lists its model's) or, for a ``tf.Module``
 variable reachable from it. The state of Keras's random seed generators (of ``Dropout``
 layers) is no parameter and is left out, as Keras's ``count_params`` leaves it out.
 
+``predict`` also takes image files (a path, paths, or a folder) for a signature of one image
+input, read as its shape says (``(None, H, W, 3)``: NHWC); the option ``preprocess`` completes
+or checks that spec (see :mod:`wattprint.workloads.images`).
+
 A SavedModel keeps no training step wattprint can drive: ``train_epoch`` raises
 ``NotImplementedError``; train the Keras model the folder was exported from instead.
 """
@@ -34,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
+from ..images import is_image_source
 from ..model import InputSpec, Model, dir_size_bytes
 from ..registry import supported_formats
 from ._common import ANSI as _ANSI
@@ -44,7 +49,7 @@ __all__ = ["DEFAULT_SIGNATURE", "LOAD_OPTIONS", "SavedModel", "load"]
 #: The signature ``predict`` calls unless the option ``signature`` names another.
 DEFAULT_SIGNATURE = "serving_default"
 
-_OPTIONS = ("output", "signature")
+_OPTIONS = ("output", "preprocess", "signature")
 #: The options :func:`load` takes (a config checks them before anything runs).
 LOAD_OPTIONS = _OPTIONS
 #: In the name of the state of a Keras random seed generator: RNG state, not a parameter.
@@ -109,8 +114,10 @@ def load(path: Path, *, task: str | None = None, trust: bool = False,
                 "it has no signatures (export one: model.export(path) for Keras, or "
                 "tf.saved_model.save(obj, path, signatures=obj.__call__))")
         raise _error(path, f"no signature {name!r}; {have}")
-    return SavedModel(loaded, signatures[name], path=path, task=task, signature=name,
-                      output=options.get("output"))
+    model = SavedModel(loaded, signatures[name], path=path, task=task, signature=name,
+                       output=options.get("output"))
+    model.set_preprocess(options.get("preprocess"))
+    return model
 
 
 class SavedModel(Model):
@@ -154,7 +161,10 @@ class SavedModel(Model):
         self._call_errors = (TypeError, ValueError, tf.errors.InvalidArgumentError)
 
     def predict(self, batch: Any) -> NDArray[Any]:
-        """The signature's output (``self.output``) on ``batch``, as NumPy."""
+        """The signature's output (``self.output``) on ``batch``, as NumPy; ``batch`` may be
+        image files (a path, paths, or a folder; see ``preprocess``)."""
+        if is_image_source(batch) and not self._takes_text():
+            batch = self.read_images(batch)
         feeds = self._feeds(batch)
         try:
             result = self.function(**{name: self._constant(v) for name, v in feeds.items()})

@@ -29,6 +29,11 @@ Options of :func:`load` and :func:`from_module`:
 ``input_dtype``
     The dtype inputs are given to the model in (``"int64"`` for token ids); default the
     dtype of its weights.
+``preprocess``
+    How image files given to ``predict`` become a batch: a mapping of
+    :class:`~wattprint.workloads.images.ImageSpec` fields (``size``, ``layout``, ``channels``,
+    ``scale``, ``mean``, ``std``). A PyTorch module has no input metadata, so image files need
+    ``input_shape=(C, H, W)`` (read as NCHW) or a ``preprocess`` with ``layout``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
+from ..images import is_image_source
 from ..model import InputSpec, Model
 from ..registry import supported_formats
 from ._common import ANSI as _ANSI
@@ -61,8 +67,9 @@ __all__ = ["LOAD_OPTIONS", "LOSSES", "TorchModel", "from_module", "is_torchscrip
 #: The losses :meth:`TorchModel.train_epoch` knows.
 LOSSES = ("cross_entropy", "mse")
 
-_MODULE_OPTIONS = ("device", "input_dtype", "input_shape")
-_LOAD_OPTIONS = (*_MODULE_OPTIONS, "model_class", "model_kwargs", "state_dict_key")
+_MODULE_OPTIONS = ("device", "input_dtype", "input_shape", "preprocess")
+_LOAD_OPTIONS = ("device", "input_dtype", "input_shape", "model_class", "model_kwargs",
+                 "state_dict_key", "preprocess")
 #: The options :func:`load` takes (a config checks them before anything runs).
 LOAD_OPTIONS = _LOAD_OPTIONS
 _TRAIN_OPTIONS = ("loss", "lr", "seed")
@@ -122,9 +129,12 @@ class TorchModel(Model):
         self._epochs = 0
 
     def predict(self, batch: Any) -> NDArray[Any]:
-        """The model's first output for ``batch`` (logits for a classifier), on the CPU."""
+        """The model's first output for ``batch`` (logits for a classifier), on the CPU;
+        ``batch`` may be image files (a path, paths, or a folder; see ``preprocess``)."""
         import torch
 
+        if is_image_source(batch):
+            batch = self.read_images(batch)
         x = self._tensor(batch, self.input_dtype)
         with torch.inference_mode():
             out = self.module(x)
@@ -217,7 +227,8 @@ def load(
     Options: ``device``, ``input_shape``, ``input_dtype`` (see the module docstring),
     ``model_class`` (``"package.module:ClassName"`` or the class; a ``torch.nn.Module``
     subclass unless trusted), ``model_kwargs`` (its constructor's arguments),
-    ``state_dict_key`` (where a checkpoint dict keeps the weights).
+    ``state_dict_key`` (where a checkpoint dict keeps the weights), ``preprocess`` (how image
+    files become a batch; see :mod:`wattprint.workloads.images`).
     """
     path = Path(path)
     _check_options(options, _LOAD_OPTIONS, "a PyTorch model", where=path)
@@ -243,23 +254,27 @@ def load(
             else:
                 state = _state_dict(path, loaded, options.get("state_dict_key"))
                 module = _from_state_dict(path, state, options, trust=trust)
-    return TorchModel(module, task=task, path=path, size_bytes=size, device=device,
-                      input_shape=input_shape, input_dtype=input_dtype)
+    model = TorchModel(module, task=task, path=path, size_bytes=size, device=device,
+                       input_shape=input_shape, input_dtype=input_dtype)
+    model.set_preprocess(options.get("preprocess"))
+    return model
 
 
 def from_module(module: torch.nn.Module, *, task: str | None = None,
                 **options: Any) -> TorchModel:
     """Wrap an in-memory module (eager or TorchScript); options ``device``, ``input_shape``,
-    ``input_dtype``. The module is moved to the device and put in eval mode."""
+    ``input_dtype``, ``preprocess``. The module is moved to the device and put in eval mode."""
     _check_options(options, _MODULE_OPTIONS, "from_module")
     _require_torch()
     import torch
 
     if not isinstance(module, torch.nn.Module):
         raise ConfigError(f"from_module needs a torch.nn.Module, not {type(module).__name__}")
-    return TorchModel(module, task=task, device=_device(options.get("device", "cpu")),
-                      input_shape=_shape(options.get("input_shape")),
-                      input_dtype=options.get("input_dtype"))
+    model = TorchModel(module, task=task, device=_device(options.get("device", "cpu")),
+                       input_shape=_shape(options.get("input_shape")),
+                       input_dtype=options.get("input_dtype"))
+    model.set_preprocess(options.get("preprocess"))
+    return model
 
 
 def _require_torch() -> None:

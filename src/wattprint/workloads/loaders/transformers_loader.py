@@ -12,7 +12,10 @@ class of its task; the tokenizer saved beside it turns text into ids:
     up to ``max_new_tokens`` and returns only the new token ids, ``(n, new)``, a row padded
     with the pad id after its end token. The count of new tokens, padding excluded, is the
     ``tokens`` of the returned array and the model's ``last_generated_tokens``: the harness
-    reports tokens per second from it.
+    reports tokens per second from it. ``decode(ids)`` turns new ids back into text,
+    ``perplexity(texts)`` scores a text set (unmeasured), and ``generation_profile(batches,
+    meter)`` times the first token and measures prefill and decode energy apart, in a pass of
+    its own (see each method).
 ``None``
     The task the config's ``architectures`` name (``...ForSequenceClassification``,
     ``...ForCausalLM``, ``...LMHeadModel``), else ``AutoModel``, whose ``predict`` returns its
@@ -38,14 +41,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError
+from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError, WindowError
 from ..datasets import as_dataset
 from ..model import InputSpec, Model, dir_size_bytes
 from ..registry import supported_formats
@@ -55,8 +59,11 @@ from ._common import check_options, model_error
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HUB_OPTIONS", "LOAD_OPTIONS", "TASKS", "GeneratedIds", "TransformersModel",
-           "hub_model_cached", "load", "load_hub"]
+    from ...measurement import Measurement
+    from ...meter import EnergyMeter
+
+__all__ = ["HUB_OPTIONS", "LOAD_OPTIONS", "PROFILE_CALLS", "TASKS", "GeneratedIds",
+           "TransformersModel", "hub_model_cached", "load", "load_hub"]
 
 #: Task -> the transformers ``Auto`` class that loads it; ``None`` is the bare model.
 _AUTO_CLASSES = {
@@ -87,6 +94,8 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voc
 _HUB_ID = re.compile(r"(?!\.)[\w.-]{1,96}(/(?!\.)[\w.-]{1,96})?")
 #: Tokenizers report "no limit" as a huge ``model_max_length``.
 _NO_LIMIT = 1_000_000_000
+#: Batches :meth:`TransformersModel.generation_profile` runs at most (the first ones given).
+PROFILE_CALLS = 16
 
 
 class GeneratedIds(np.ndarray[Any, np.dtype[Any]]):
@@ -385,6 +394,163 @@ class TransformersModel(Model):
         ids = _to_numpy(out[:, encoded["input_ids"].shape[1]:]).view(GeneratedIds)
         ids.tokens = self.last_generated_tokens = _count_new(ids, self._eos)
         return ids
+
+    def decode(self, ids: Any) -> list[str]:
+        """The text of each row of new token ids (what ``predict`` of a text-generation model
+        returns), cut after the row's first end token, special tokens left out."""
+        if self.tokenizer is None:
+            raise ConfigError("this model folder has no tokenizer: its ids cannot be decoded")
+        texts = []
+        for row in np.atleast_2d(np.asarray(ids)).tolist():
+            end = next((i for i, t in enumerate(row) if t in self._eos), len(row))
+            texts.append(str(self.tokenizer.decode(row[:end], skip_special_tokens=True)))
+        return texts
+
+    def perplexity(self, texts: Any) -> float | None:
+        """The perplexity of this causal language model on ``texts`` (strings, or rows of
+        token ids for a model without a tokenizer): ``exp`` of the mean negative
+        log-likelihood of every token after a text's first given the tokens before it, over
+        all texts together (token-weighted, as corpus perplexity is). Each text runs alone,
+        unpadded, cut to the model's positions; a text of fewer than two tokens predicts
+        nothing. None when no text has two tokens.
+
+        Not measured: it runs outside any window of its own (the harness calls it after its
+        measured loop). Raises :class:`~wattprint.errors.ConfigError` for a model that is not
+        a text-generation one.
+        """
+        import math
+
+        import torch
+
+        if not self.generates:
+            raise ConfigError("perplexity needs a causal language model (task "
+                              f"text-generation), not {self.task or 'a bare model'}")
+        limit = self._positions()
+        nll, count = 0.0, 0
+        with torch.inference_mode():
+            for item in texts:
+                ids = self._ids(item)[:limit]
+                if len(ids) < 2:
+                    continue
+                x = torch.as_tensor([ids], dtype=torch.int64, device=self.device)
+                logits = self.module(input_ids=x).logits[0, :-1].float()
+                nll += float(torch.nn.functional.cross_entropy(logits, x[0, 1:],
+                                                               reduction="sum"))
+                count += len(ids) - 1
+        return math.exp(nll / count) if count else None
+
+    def generation_profile(self, batches: Sequence[Any], meter: EnergyMeter,
+                           ) -> dict[str, Any]:
+        """Time to first token, and the energy of prefill and of decode measured apart, in a
+        pass of its own over the first :data:`PROFILE_CALLS` of ``batches`` (each a batch of
+        prompts, as ``predict`` takes it).
+
+        It is a second, separate pass: the harness runs it after its measured loop, so the
+        loop's energy and tokens per second are not disturbed by it. Each batch is generated
+        as ``predict`` generates it (greedy, ``max_new_tokens``) inside two ``meter``
+        windows: *prefill* from the start of encoding the prompts until the first new token
+        of every row is chosen (the forward pass over the prompts), *decode* from there until
+        generation ends. The boundary is read by a stopping criterion that transformers calls
+        after each new token, so both windows are edges of one ``generate`` call, not a
+        difference of two runs (a CUDA device is synchronised before each edge).
+
+        Returns ``time_to_first_token_s`` (the mean duration of the prefill windows: the
+        wait from a batch of prompts to its first tokens), ``prefill_s`` and ``decode_s``
+        (summed), ``prefill_energy_j`` and ``decode_energy_j`` (summed over the batches, with
+        ``prefill_decode_provenance``, one of :data:`~wattprint.record.PROVENANCES`),
+        ``profiled_prompts`` and ``profiled_tokens`` (new tokens, padding excluded; each
+        prompt's first token is the prefill's). The energies are left out when a window was
+        partial (a sensor failed in it). Windows shorter than a counter's update interval
+        (about 1 ms for RAPL) carry that granularity: read the energies with the durations.
+        """
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        from ...record import RunComponent, provenance
+
+        if not self.generates:
+            raise ConfigError("generation_profile needs a text-generation model")
+        tag = f"generation-profile:{id(self)}"
+        prefill_name, decode_name = f"{tag}:prefill", f"{tag}:decode"
+        device = self.device
+
+        def settle() -> None:
+            """Wait for the device's queued work, so an edge is read after it (the times too,
+            whatever the meter's ``sync_cuda``)."""
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        class Boundary(StoppingCriteria):
+            """Ends the prefill window and opens the decode window at the first token."""
+
+            first: Measurement | None = None
+
+            def __call__(self, input_ids: torch.Tensor, scores: Any,
+                         **kwargs: Any) -> torch.Tensor:
+                if self.first is None:
+                    settle()
+                    self.first = meter.end(prefill_name)
+                    meter.begin(decode_name)
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool,
+                                   device=input_ids.device)
+
+        prefill: list[Measurement] = []
+        decode: list[Measurement] = []
+        prompts = tokens = 0
+        for batch in list(batches)[:PROFILE_CALLS]:
+            boundary = Boundary()
+            meter.begin(prefill_name)
+            try:
+                encoded = self._encode(batch)
+                with torch.inference_mode():
+                    out = self.module.generate(
+                        **encoded, max_new_tokens=self.max_new_tokens, do_sample=False,
+                        pad_token_id=self._pad_id,
+                        stopping_criteria=StoppingCriteriaList([boundary]))
+            except BaseException:
+                for name in (prefill_name, decode_name):
+                    with suppress(WindowError):
+                        meter.end(name)
+                raise
+            settle()
+            decode.append(meter.end(decode_name))
+            assert boundary.first is not None  # generate makes at least one token
+            prefill.append(boundary.first)
+            new = _to_numpy(out[:, encoded["input_ids"].shape[1]:])
+            prompts += new.shape[0]
+            tokens += _count_new(new, self._eos)
+        if not prefill:
+            return {}
+        out_metrics: dict[str, Any] = {
+            "time_to_first_token_s": sum(m.duration_s for m in prefill) / len(prefill),
+            "prefill_s": sum(m.duration_s for m in prefill),
+            "decode_s": sum(m.duration_s for m in decode),
+            "profiled_prompts": prompts, "profiled_tokens": tokens,
+        }
+        windows = prefill + decode
+        if not any(m.partial for m in windows):
+            kinds = {provenance({k: RunComponent(c.energy_j, c.source.value, c.measured,
+                                                 c.scope) for k, c in m.components.items()},
+                                m.samples) for m in windows}
+            out_metrics.update(
+                prefill_energy_j=sum(m.energy_j for m in prefill),
+                decode_energy_j=sum(m.energy_j for m in decode),
+                prefill_decode_provenance=kinds.pop() if len(kinds) == 1 else "mixed")
+        return out_metrics
+
+    def _ids(self, item: Any) -> list[int]:
+        """The token ids of one text (or one row of ids, for a model without a tokenizer)."""
+        if self.tokenizer is None:
+            return [int(t) for t in np.asarray(item).ravel()]
+        return [int(t) for t in self.tokenizer(str(item))["input_ids"]]
+
+    def _positions(self) -> int | None:
+        """The positions the model has (its longest input), if its config says."""
+        config = self.module.config
+        known = [int(v) for v in (getattr(config, "max_position_embeddings", None),
+                                  getattr(config, "n_positions", None))
+                 if isinstance(v, int) and 0 < v < _NO_LIMIT]
+        return min(known) if known else None
 
     def _length_limit(self) -> int | None:
         """The longest input the model and tokenizer take, less room for new tokens."""

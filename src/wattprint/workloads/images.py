@@ -1,0 +1,369 @@
+"""Image files as model input: ``model.predict("cat.png")`` and ``model.predict(folder)``.
+
+An :class:`ImageSpec` says how an image becomes a model's input: its size ``(H, W)``, the
+layout of the batch (``"NCHW"``, channels first, as PyTorch and ONNX exports of it take it, or
+``"NHWC"``, channels last, as Keras and TensorFlow take it), the channel count (3: RGB, 1:
+grayscale ``L``, 4: RGBA), and the arithmetic ``(pixel * scale - mean) / std`` per channel.
+
+The spec comes from the model's input metadata where it has some, completed or checked by the
+``preprocess`` loader option (a mapping with the spec's fields)::
+
+    load_model("m.onnx")                                   # (N, 3, 224, 224): NCHW, 224x224
+    load_model("m.pt", model_class="pkg:Net", input_shape=(3, 32, 32))       # NCHW, 32x32
+    load_model("m.pt", model_class="pkg:Net",
+               preprocess={"size": (32, 32), "layout": "NCHW",
+                           "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
+
+The layout is read from the shape of one sample: ``(C, H, W)`` with ``C`` in 1, 3 or 4 is
+NCHW, ``(H, W, C)`` is NHWC. A spec that names another layout, size or channel count than the
+model's input is a :class:`~wattprint.errors.ConfigError` that names both; wattprint never
+transposes on a guess. A model without metadata (a PyTorch module, or an input whose shape
+reads both ways) needs ``layout`` in the spec. Images are decoded with Pillow (the ``images``
+extra, imported only when an image is read), converted to the spec's channels (a grayscale
+image given to a 3-channel model is repeated into R, G and B, as Pillow's ``convert("RGB")``
+does; RGBA loses its alpha) and resized with bilinear filtering. ``scale`` defaults to
+``1/255`` (pixels in [0, 1]) for a model with float input and to 1 for integer input.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import ConfigError, DatasetError, MissingExtra
+from .datasets import IMAGE_SUFFIXES
+
+__all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "ImageSpec", "from_hf_processor", "image_files",
+           "is_image_source", "layout_of", "read_images", "resolve"]
+
+#: ``"NCHW"``: channels first (PyTorch); ``"NHWC"``: channels last (Keras, TensorFlow).
+LAYOUTS = ("NCHW", "NHWC")
+#: Channel count -> the Pillow mode an image is converted to.
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+_FIELDS = ("size", "layout", "channels", "mode", "scale", "mean", "std")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How image files become a batch; ``None`` fields are taken from the model's input.
+
+    ``size`` is ``(height, width)`` in pixels (``None``: the model's, else the images' own);
+    ``layout`` is ``"NCHW"`` or ``"NHWC"``; ``channels`` 1 (grayscale), 3 (RGB) or 4 (RGBA);
+    each pixel becomes ``(value * scale - mean[c]) / std[c]`` for channel ``c`` (``mean`` and
+    ``std`` hold one value, or one per channel).
+    """
+
+    size: tuple[int, int] | None = None
+    layout: str | None = None
+    channels: int | None = None
+    scale: float | None = None
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if self.size is not None and (len(self.size) != 2 or not all(
+                isinstance(s, int) and s > 0 for s in self.size)):
+            raise ConfigError(f"preprocess size must be (height, width) in pixels, "
+                              f"not {self.size!r}")
+        if self.layout is not None and self.layout not in LAYOUTS:
+            raise ConfigError(f"preprocess layout must be one of {', '.join(LAYOUTS)}, "
+                              f"not {self.layout!r}")
+        if self.channels is not None and self.channels not in _MODES:
+            raise ConfigError(f"preprocess channels must be 1 (grayscale), 3 (RGB) or 4 "
+                              f"(RGBA), not {self.channels!r}")
+        if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
+            raise ConfigError(f"preprocess scale must be a positive number, not {self.scale!r}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if not values or not all(math.isfinite(v) for v in values):
+                raise ConfigError(f"preprocess {name} must be one number or one per channel, "
+                                  f"not {values!r}")
+            if self.channels is not None and len(values) not in (1, self.channels):
+                raise ConfigError(f"preprocess {name} has {len(values)} values for "
+                                  f"{self.channels} channel(s)")
+        if any(s == 0 for s in self.std):
+            raise ConfigError(f"preprocess std must not be 0: {self.std!r}")
+
+    @classmethod
+    def from_option(cls, value: Any) -> ImageSpec:
+        """The spec from a ``preprocess`` option: an ImageSpec, or a mapping of its fields
+        (``mode: "RGB"`` / ``"L"`` may stand for ``channels``; ``scale`` may be ``"1/255"``)."""
+        if isinstance(value, ImageSpec):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"preprocess must be a mapping of {', '.join(_FIELDS)}, "
+                              f"not {value!r}")
+        unknown = sorted(map(str, set(value) - set(_FIELDS)))
+        if unknown:
+            raise ConfigError(f"unknown preprocess field(s): {', '.join(unknown)}; "
+                              f"known: {', '.join(_FIELDS)}")
+        channels = value.get("channels")
+        mode = value.get("mode")
+        if mode is not None:
+            by_mode = {m: c for c, m in _MODES.items()}
+            if mode not in by_mode:
+                raise ConfigError(f"preprocess mode must be one of {', '.join(by_mode)}, "
+                                  f"not {mode!r}")
+            if channels is not None and channels != by_mode[mode]:
+                raise ConfigError(f"preprocess mode {mode!r} has {by_mode[mode]} channel(s), "
+                                  f"not channels={channels!r}")
+            channels = by_mode[mode]
+        size = value.get("size")
+        layout = value.get("layout")
+        return cls(
+            size=None if size is None else _size(size),
+            layout=None if layout is None else str(layout).upper(),
+            channels=None if channels is None else _int(channels, "channels"),
+            scale=None if value.get("scale") is None else _scale(value["scale"]),
+            mean=_floats(value.get("mean", (0.0,)), "mean"),
+            std=_floats(value.get("std", (1.0,)), "std"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {"size": None if self.size is None else list(self.size), "layout": self.layout,
+                "channels": self.channels, "scale": self.scale, "mean": list(self.mean),
+                "std": list(self.std)}
+
+    def apply(self, pixels: NDArray[Any]) -> NDArray[np.float32]:
+        """``(N, H, W, C)`` pixels (as decoded) -> the float32 batch, in this spec's layout."""
+        x: NDArray[np.float32] = np.asarray(pixels, dtype=np.float32)
+        if self.scale is not None and self.scale != 1.0:
+            x = np.multiply(x, np.float32(self.scale), dtype=np.float32)
+        if any(self.mean):
+            x = np.subtract(x, np.asarray(self.mean, dtype=np.float32), dtype=np.float32)
+        if any(s != 1.0 for s in self.std):
+            x = np.divide(x, np.asarray(self.std, dtype=np.float32), dtype=np.float32)
+        if self.layout == "NCHW":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return x
+
+
+def layout_of(sample: Sequence[int | None] | None) -> str | None:
+    """The layout a model's sample shape reads as: ``(C, H, W)`` NCHW, ``(H, W, C)`` NHWC,
+    with ``C`` in 1, 3, 4; ``None`` when it is no image shape or reads both ways."""
+    if sample is None or len(sample) != 3:
+        return None
+    first, last = sample[0] in _MODES, sample[-1] in _MODES
+    if first and not last:
+        return "NCHW"
+    if last and not first:
+        return "NHWC"
+    return None
+
+
+def resolve(given: ImageSpec | None, sample: Sequence[int | None] | None,
+            input_dtype: str | None, *, where: str) -> ImageSpec:
+    """The full spec for a model whose one sample has shape ``sample`` (``None`` axes: any
+    size; ``None``: unknown), from its metadata and the ``given`` spec.
+
+    A given layout, size or channel count that contradicts the metadata is a ConfigError
+    naming what the model wants; so is a layout neither gives.
+    """
+    given = given or ImageSpec()
+    sample = None if sample is None else tuple(sample)
+    found = layout_of(sample)
+    wants = f"{where} takes samples of shape {_shape_text(sample)}"
+    layout = given.layout or found
+    if layout is None:
+        hint = ("it has no input shape to read it from" if sample is None
+                else "its input shape does not say where the channels are")
+        raise ConfigError(f"{where}: cannot tell the image layout: {hint}; pass "
+                          "preprocess={'layout': 'NCHW'} (channels first, as PyTorch) or "
+                          "{'layout': 'NHWC'} (channels last, as Keras), with 'size': (H, W), "
+                          "or input_shape=(C, H, W)")
+    channels, size = given.channels, given.size
+    if sample is not None and len(sample) == 3:
+        if found is not None and given.layout is not None and given.layout != found:
+            raise ConfigError(f"{wants}, layout {found}; preprocess says {given.layout}. "
+                              f"Use layout {found} (or leave it out: it is read from the model)")
+        c, h, w = (sample[0], sample[1], sample[2]) if layout == "NCHW" else (
+            sample[2], sample[0], sample[1])
+        if c is not None:
+            if channels is not None and channels != c:
+                raise ConfigError(f"{wants} ({layout}, {c} channel(s)); preprocess gives "
+                                  f"{channels} channel(s)")
+            if c not in _MODES:
+                raise ConfigError(f"{wants} ({layout}): {c} channels is no image "
+                                  "(1, 3 or 4); check the layout")
+            channels = c
+        if h is not None and w is not None:
+            if size is not None and size != (h, w):
+                raise ConfigError(f"{wants} ({layout}, {h}x{w} pixels); preprocess size is "
+                                  f"{size[0]}x{size[1]}")
+            size = (h, w)
+    elif sample is not None and None not in sample and given.size is not None:
+        # a flat or other input the images are reshaped to: the counts must agree
+        need = math.prod(sample)  # type: ignore[arg-type]
+        have = given.size[0] * given.size[1] * (channels or 3)
+        if need != have:
+            raise ConfigError(f"{wants}: {need} values a sample; {given.size[0]}x"
+                              f"{given.size[1]} images with {channels or 3} channel(s) give "
+                              f"{have}")
+    channels = channels or 3
+    for name in ("mean", "std"):
+        if len(getattr(given, name)) not in (1, channels):
+            raise ConfigError(f"preprocess {name} has {len(getattr(given, name))} values for "
+                              f"{channels} channel(s)")
+    scale = given.scale
+    if scale is None:
+        integer = input_dtype is not None and np.dtype(_np_name(input_dtype)).kind in "iub"
+        scale = 1.0 if integer else 1.0 / 255.0
+    return ImageSpec(size=size, layout=layout, channels=channels, scale=scale,
+                     mean=given.mean, std=given.std)
+
+
+def is_image_source(batch: Any) -> bool:
+    """Whether ``batch`` names image files: a path, or a non-empty list of paths. An array
+    answers in one type check: ``predict`` on arrays pays nothing more."""
+    if type(batch) is np.ndarray:
+        return False
+    if isinstance(batch, str | os.PathLike):
+        return True
+    return (isinstance(batch, list | tuple) and len(batch) > 0
+            and all(isinstance(b, str | os.PathLike) for b in batch))
+
+
+def image_files(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+                ) -> list[Path]:
+    """The files ``source`` names: a file, a list of files, or a folder: its images, or, when
+    it has none, those of its subfolders (one per class, sorted, as ``load_dataset`` orders
+    them)."""
+    paths = [Path(source)] if isinstance(source, str | os.PathLike) else [Path(p)
+                                                                          for p in source]
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = _images_in(path)
+            if not found:
+                for sub in sorted(p for p in path.iterdir()
+                                  if p.is_dir() and not p.name.startswith(".")):
+                    found.extend(_images_in(sub))
+            if not found:
+                raise DatasetError(f"{path}: no images in the folder or its subfolders "
+                                   f"(image kinds: {', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DatasetError(f"{path}: no such image file or folder")
+    return files
+
+
+def read_images(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                spec: ImageSpec) -> NDArray[np.float32]:
+    """The batch for the images ``source`` names (see :func:`image_files`), one sample per
+    image in order, made by a resolved ``spec`` (layout and channels known)."""
+    if spec.layout is None or spec.channels is None:
+        raise ConfigError("read_images needs a spec with its layout and channels; "
+                          "resolve it against the model first")
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as err:
+        raise MissingExtra("reading image files", "images") from err
+    mode = _MODES[spec.channels]
+    arrays: list[NDArray[np.uint8]] = []
+    files = image_files(source)
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                image = im.convert(mode)
+        except (UnidentifiedImageError, OSError) as err:
+            raise DatasetError(f"{f}: not an image Pillow can read ({err})") from err
+        if spec.size is not None and image.size != (spec.size[1], spec.size[0]):
+            image = image.resize((spec.size[1], spec.size[0]), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.uint8)
+        if arrays and pixels.shape != arrays[0].shape:
+            raise ConfigError(f"{f}: {image.width}x{image.height} pixels, but {files[0]} has "
+                              f"{arrays[0].shape[1]}x{arrays[0].shape[0]}; give preprocess "
+                              "size=(H, W) to resize them (the model's input does not fix it)")
+        arrays.append(pixels)
+    x = np.stack(arrays)
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    return spec.apply(x)
+
+
+def from_hf_processor(config: Mapping[str, Any]) -> ImageSpec:
+    """The spec a Hugging Face image processor (``preprocessor_config.json``) describes:
+    ``pixel_values`` are channels first (NCHW), resized to ``size`` (``height``/``width``,
+    or a square ``shortest_edge``), rescaled by ``rescale_factor``, normalised by
+    ``image_mean`` / ``image_std`` when ``do_normalize``."""
+    size_field = config.get("size")
+    size: tuple[int, int] | None = None
+    if isinstance(size_field, Mapping):
+        if "height" in size_field and "width" in size_field:
+            size = (int(size_field["height"]), int(size_field["width"]))
+        elif "shortest_edge" in size_field:
+            edge = int(size_field["shortest_edge"])
+            size = (edge, edge)
+    elif isinstance(size_field, int):
+        size = (size_field, size_field)
+    if config.get("do_resize") is False:
+        size = None
+    scale = float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale",
+                                                                       True) else 1.0
+    normalize = config.get("do_normalize", True)
+    mean = _floats(config.get("image_mean", (0.0,)), "image_mean") if normalize else (0.0,)
+    std = _floats(config.get("image_std", (1.0,)), "image_std") if normalize else (1.0,)
+    return ImageSpec(size=size, layout="NCHW", channels=3, scale=scale, mean=mean, std=std)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _shape_text(sample: tuple[int | None, ...] | None) -> str:
+    if sample is None:
+        return "(unknown)"
+    return "(N, " + ", ".join("?" if d is None else str(d) for d in sample) + ")"
+
+
+def _np_name(dtype: str) -> str:
+    return {"str": "object", "string": "object", "bfloat16": "float32"}.get(dtype, dtype)
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ConfigError(f"preprocess {name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _size(value: Any) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise ConfigError(f"preprocess size must be (height, width) in pixels, not {value!r}")
+    return (_int(value[0], "size"), _int(value[1], "size"))
+
+
+def _scale(value: Any) -> float:
+    if isinstance(value, str):
+        top, sep, bottom = value.partition("/")
+        try:
+            return float(top) / float(bottom) if sep else float(value)
+        except (ValueError, ZeroDivisionError) as err:
+            raise ConfigError(f"preprocess scale must be a number like 0.00392 or "
+                              f"'1/255', not {value!r}") from err
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"preprocess scale must be a number, not {value!r}")
+    return float(value)
+
+
+def _floats(value: Any, name: str) -> tuple[float, ...]:
+    items = [value] if isinstance(value, int | float) else value
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        raise ConfigError(f"preprocess {name} must be a number or a list of numbers, "
+                          f"not {value!r}")
+    try:
+        return tuple(float(v) for v in items)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"preprocess {name} must be numbers, not {value!r}") from err
