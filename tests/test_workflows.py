@@ -320,3 +320,55 @@ def test_models_and_datasets_share_one_task_vocabulary(tmp_path: Path) -> None:
     assert config.datasets[0].task == "text-generation"
     data = wattprint.load_dataset(str(prompts), task="text-generation")
     assert (data.task, data.x) == ("text-generation", ["the film was", "a day"])
+
+
+# -- code task sets in a sweep -----------------------------------------------------------------
+
+
+class _Answers:
+    """A "model" that completes each prompt with the completion a JSON file gives for it."""
+
+    def __init__(self, path: str) -> None:
+        self.answers = json.loads(Path(path).read_text())
+
+    def predict(self, batch: Any) -> list[str]:
+        return [self.answers.get(prompt, "    pass\n") for prompt in batch]
+
+
+def test_code_task_sets_in_a_sweep_score_exact_match_and_only_when_asked_pass_rate(
+        tmp_path: Path) -> None:
+    from wattprint.workloads.codegen import load_code_tasks
+
+    tasks = load_code_tasks()  # the shipped sample
+    wrong = tasks[0].task_id
+    answers = {t.prompt: ("    return None\n" if t.task_id == wrong else t.reference)
+               for t in tasks}
+    (tmp_path / "m.answers").write_text(json.dumps(answers))
+    wattprint.register_format(".answers", _Answers)
+    config = {
+        "project": "code",
+        "models": [{"name": "answers", "path": str(tmp_path / "m.answers")}],
+        "datasets": [{"name": "code_tasks", "task": "code-generation"}],
+        "monitoring": {"warmup": 0, "batch_size": 2},
+        "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
+                   "output_dir": str(tmp_path / "out")},
+    }
+    meter = wattprint.EnergyMeter([wattprint.FakeSensor(power_w=5.0)])
+    try:
+        (run,) = wattprint.Benchmark(config).execute(meter=meter, progress=False).runs
+        assert run.ok and run.task == "code-generation", run.error
+        assert run.metrics is not None
+        assert run.metrics["exact_match"] == pytest.approx((len(tasks) - 1) / len(tasks))
+        assert "pass_rate" not in run.metrics  # the completions were not run
+        (run,) = wattprint.Benchmark({**config, "project": "code-run"}).execute(
+            meter=meter, progress=False, run_generated_code=True).runs
+        assert run.metrics is not None
+        assert run.metrics["pass_rate"] == pytest.approx((len(tasks) - 1) / len(tasks))
+    finally:
+        meter.close()
+    with pytest.raises(ConfigError, match="run_generated_code: unknown key"):
+        wattprint.Benchmark({**config, "run_generated_code": True})  # never from a config
+    (tmp_path / "bad.jsonl").write_text('{"task_id": "a", "prompt": "def f():"}\n')
+    with pytest.raises(ConfigError, match=r"bad\.jsonl"):
+        wattprint.Benchmark({**config, "datasets": [{"name": str(tmp_path / "bad.jsonl"),
+                                                     "task": "code-generation"}]})

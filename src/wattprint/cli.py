@@ -431,6 +431,10 @@ def run(
         bool, typer.Option("--resume", help="Finish the last sweep of this config.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    run_generated_code: Annotated[bool, typer.Option(
+        "--run-generated-code",
+        help="Run the tests of code task sets on the models' completions (pass_rate). That "
+             "runs code a model wrote, as you: only for models you trust.")] = False,
 ) -> None:
     """Run a benchmark sweep: every model x dataset x variant, measured and stored."""
     from .study import Benchmark
@@ -441,7 +445,8 @@ def run(
     except WattprintError as e:
         _fail(str(e))
     try:
-        result = bench.execute(resume=resume, progress=None if not as_json else False)
+        result = bench.execute(resume=resume, progress=None if not as_json else False,
+                               run_generated_code=run_generated_code)
     except SweepInterrupted as e:
         err.print(f"[yellow]interrupted:[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(e.exit_code) from None  # 130 for Ctrl-C, 143 for SIGTERM

@@ -83,7 +83,8 @@ class Benchmark:
         return cls(Path(path), db=db, output_dir=output_dir)
 
     def run(self, *, resume: bool = False, progress: bool | None = None,
-            meter: EnergyMeter | None = None) -> dict[str, Any]:
+            meter: EnergyMeter | None = None,
+            run_generated_code: bool = False) -> dict[str, Any]:
         """Measure every cell (with ``resume``, only those the last run of this config left),
         store each as it ends, write the configured exports, and return the report. Before
         the first cell, an ``output_dir`` that is a file, cannot be created or is not writable,
@@ -94,12 +95,16 @@ class Benchmark:
         ``exports`` (files written) and ``final_report.analysis_summary`` with
         ``total_energy_kwh``, ``total_co2_emissions_kg``, ``total_water_l``, ``runs_ok``,
         ``runs_failed`` and ``models`` (one row per model variant and dataset). It is the
-        JSON view of what :meth:`execute` returns.
+        JSON view of what :meth:`execute` returns. ``run_generated_code`` runs the tests of
+        code task sets on the models' completions for their ``pass_rate`` (the model's output
+        is run as you: see :mod:`wattprint.workloads.codegen`); a config file cannot ask it.
         """
-        return self.execute(resume=resume, progress=progress, meter=meter).to_dict()
+        return self.execute(resume=resume, progress=progress, meter=meter,
+                            run_generated_code=run_generated_code).to_dict()
 
     def execute(self, *, resume: bool = False, progress: bool | None = None,
-                meter: EnergyMeter | None = None) -> BenchmarkResult:
+                meter: EnergyMeter | None = None,
+                run_generated_code: bool = False) -> BenchmarkResult:
         """As :meth:`run`, but the result typed: a :class:`BenchmarkResult` holding the
         stored :class:`~wattprint.record.RunRecord` of each cell and their
         :class:`~wattprint._summary.SweepSummary`."""
@@ -108,7 +113,7 @@ class Benchmark:
 
         with self._open_store() as store:
             sweep_id = run_sweep(self.config, store, resume=resume, progress=progress,
-                                 meter=meter)
+                                 meter=meter, run_generated_code=run_generated_code)
             runs = store.runs(sweep_id=sweep_id)
             exports = []
             out_dir = Path(self.config.output.output_dir)

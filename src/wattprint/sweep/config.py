@@ -71,7 +71,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ..errors import ConfigError, LocationError
+from ..errors import ConfigError, DatasetError, LocationError
 from ..footprint import DEFAULT_PUE, TIERS, Site
 from ..sensors.hardware import PROFILES, resolve_hardware
 from ..workloads.datasets import BUILTIN_DATASETS
@@ -97,7 +97,9 @@ __all__ = [
 ]
 
 DatasetTask = Literal["classification", "regression", "text", "text-classification",
-                      "image-classification", "text-generation"]
+                      "image-classification", "text-generation", "code-generation"]
+#: The name of the code task sample that ships with wattprint (``task: code-generation``).
+CODE_SAMPLE = "code_tasks"
 #: The tasks a model can be given: those of datasets, and of Hugging Face models
 #: (transformers models take only the latter).
 MODEL_TASKS: tuple[str, ...] = tuple(dict.fromkeys((*typing.get_args(DatasetTask), *HF_TASKS)))
@@ -513,7 +515,7 @@ class DatasetConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, value: str, info: ValidationInfo) -> str:
-        if value in BUILTIN_DATASETS:
+        if value in BUILTIN_DATASETS or value == CODE_SAMPLE:
             return value
         base = _base_dir(info)
         path = Path(os.path.abspath(base / Path(value).expanduser()))
@@ -527,6 +529,8 @@ class DatasetConfig(_Section):
 
     @model_validator(mode="after")
     def _parts(self, info: ValidationInfo) -> DatasetConfig:
+        if self.task == "code-generation" or self.name == CODE_SAMPLE:
+            return self._code_tasks()
         for ours, theirs in (("config", "subset"), ("label_field", "label_key")):
             if getattr(self, theirs) is not None:
                 if getattr(self, ours) not in (None, getattr(self, theirs)):
@@ -556,10 +560,29 @@ class DatasetConfig(_Section):
                     "true to download it, or give a path that exists", "name")
         return self
 
+    def _code_tasks(self) -> DatasetConfig:
+        """A code task set (``task: code-generation``): the shipped sample by name, or a JSONL
+        file of tasks, read now so that a bad line is a config error."""
+        from ..workloads.codegen import load_code_tasks
+
+        if self.task not in (None, "code-generation"):
+            raise _problem(f"{self.name!r} is a set of code tasks: its task is "
+                           f"code-generation, not {self.task!r}", "task")
+        if self.name != CODE_SAMPLE and not self.name.lower().endswith(".jsonl"):
+            raise _problem(f"a code task set is {CODE_SAMPLE!r} (the shipped sample) or a "
+                           f".jsonl file of tasks, not {self.name!r}", "name")
+        try:
+            load_code_tasks(None if self.name == CODE_SAMPLE else self.name)
+        except (ConfigError, DatasetError) as err:
+            raise _problem(str(err), "name") from err
+        object.__setattr__(self, "task", "code-generation")
+        return self
+
     @property
     def hub(self) -> bool:
         """Whether this is a Hugging Face datasets id (neither built in nor a local path)."""
-        return self.name not in BUILTIN_DATASETS and not os.path.isabs(self.name)
+        return (self.name not in BUILTIN_DATASETS and self.name != CODE_SAMPLE
+                and not os.path.isabs(self.name))
 
 
 class MonitoringConfig(_Section):

@@ -272,6 +272,8 @@ class _Context:
     imported: list[str] = field(default_factory=list)
     #: Whether groups run in worker processes.
     isolate: bool = False
+    #: Whether the tests of code tasks run the model's completions (``pass_rate``).
+    run_generated_code: bool = False
 
 
 def _cell_fields(ctx: _Context, cell: Cell, task: str) -> dict[str, Any]:
@@ -345,6 +347,10 @@ def _load_data(spec: DatasetConfig, allow_network: bool = False) -> tuple[Datase
     ``allow_network``): its ``split`` (else the first of ``fallback_splits`` it has) is
     measured, and also serves as the train part (the calibration samples of a static
     quantization)."""
+    if spec.task == "code-generation":
+        tasks = _code_tasks(spec)
+        prompts = Dataset(spec.name, "code-generation", [t.prompt for t in tasks])
+        return prompts, prompts
     if spec.hub:
         from ..errors import DatasetError
         from ..workloads.hf_datasets import load_hf_dataset
@@ -368,6 +374,15 @@ def _load_data(spec: DatasetConfig, allow_network: bool = False) -> tuple[Datase
     if spec.limit is not None:
         chosen = chosen.sample(spec.limit, seed=spec.seed)
     return train, chosen
+
+
+def _code_tasks(spec: DatasetConfig) -> list[Any]:
+    """The code tasks of a ``code-generation`` dataset, the first ``limit`` of them."""
+    from ..workloads.codegen import load_code_tasks
+    from .config import CODE_SAMPLE
+
+    tasks = load_code_tasks(None if spec.name == CODE_SAMPLE else spec.name)
+    return tasks if spec.limit is None else tasks[:spec.limit]
 
 
 def _pending(ctx: _Context, group: _Group) -> list[Cell]:
@@ -432,7 +447,7 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
                     raise ConfigError(f"variant {cell.variant!r} was not made")
                 if isinstance(model, BaseException):
                     raise _Upstream(cell.variant, model)
-                _infer(ctx, cell, spec, model, evaluate, task)
+                _infer(ctx, cell, spec, model, evaluate, task, dspec)
         except KeyboardInterrupt:
             raise
         except Exception as err:  # a failing cell is stored, the sweep goes on
@@ -719,19 +734,40 @@ def _optimize(ctx: _Context, cell: Cell, spec: ModelConfig, parent: Model, train
 
 
 def _infer(ctx: _Context, cell: Cell, spec: ModelConfig, model: Model, evaluate: Dataset,
-           task: str) -> None:
+           task: str, dspec: DatasetConfig | None = None) -> None:
     from ..workloads.harness import measure_inference
 
     mon = ctx.config.monitoring
     num = mon.num_samples or len(evaluate)
+    score = None
+    if dspec is not None and dspec.task == "code-generation":
+        score = _code_score(ctx, dspec, model)
+        num = len(evaluate)  # each task once: its completion is scored
     with ctx.meter.trace(mon.frequency_hz) as timeline:
         record = measure_inference(model.predict, evaluate, spec.name, task,
                                    hardware=ctx.hardware, num_samples=num,
                                    batch_size=mon.batch_size, warmup=mon.warmup,
-                                   meter=ctx.meter, progress=False)
+                                   meter=ctx.meter, progress=False, score=score)
     # The harness made the run's record; the cell adds its name and the model's sizes.
     _write(ctx, cell, record.replace(**_cell_fields(ctx, cell, task), **_model_fields(model)),
            timeline)
+
+
+def _code_score(ctx: _Context, dspec: DatasetConfig, model: Model) -> Callable[[list[Any]], Any]:
+    """Scores the completions of a code task set after the measured loop: ``exact_match``,
+    and ``pass_rate`` only when the sweep runs generated code (the command line's
+    ``--run-generated-code``; a config file cannot ask for it)."""
+    from ..workloads import codegen
+
+    tasks = _code_tasks(dspec)
+    decode = getattr(model, "decode", None)
+
+    def score(outputs: list[Any]) -> Any:
+        texts = codegen.completions(outputs, decode)
+        return codegen.score_completions(tasks, texts,
+                                         run_code=ctx.run_generated_code).metrics()
+
+    return score
 
 
 def _sweep_id(config: BenchConfig, sink: ResultSink, resume: bool) -> str:
@@ -751,6 +787,7 @@ def run_sweep(
     meter: EnergyMeter | None = None,
     on_cell: Callable[[Cell, RunRecord], None] | None = None,
     progress: bool | None = None,
+    run_generated_code: bool = False,
 ) -> str:
     """Run every cell of ``config`` not yet finished and write each to ``sink``.
 
@@ -758,6 +795,9 @@ def run_sweep(
     finished cells are skipped. Ctrl-C or SIGTERM stops the sweep (the running cell is not
     stored) and raises :class:`SweepInterrupted` after marking the sweep interrupted; called
     from the main thread, the sweep handles SIGTERM itself while it runs.
+    ``run_generated_code`` runs the tests of code task sets on the model's completions
+    (:mod:`wattprint.workloads.codegen`: it runs code nobody has read, so only the caller,
+    never a config file, can ask for it).
     """
     from ..meter import EnergyMeter
 
@@ -775,7 +815,7 @@ def run_sweep(
                                 host=host_info(), resume=resume)
     ctx = _Context(config, sink, sweep_id, meter, hardware,
                    Path(config.output.output_dir) / sweep_id, sink.finished_cells(sweep_id),
-                   on_cell=on_cell, isolate=CAN_FORK)
+                   on_cell=on_cell, isolate=CAN_FORK, run_generated_code=run_generated_code)
     done = 0
     with _sigterm_raises():
         try:

@@ -53,7 +53,7 @@ Features: TypeAlias = "NDArray[Any] | list[str]"
 #: ``text-generation`` is unlabeled text, as ``text`` is: the tasks of models and datasets are one
 #: vocabulary, so a dataset may name the task of the model that generates on it.
 TASKS = ("classification", "regression", "text", "text-classification", "image-classification",
-         "text-generation")
+         "text-generation", "code-generation", "automatic-speech-recognition")
 #: Tasks whose labels are class indices.
 CLASSIFICATION_TASKS = frozenset({"classification", "text-classification",
                                   "image-classification"})
