@@ -103,8 +103,7 @@ def _dynamic(model: TransformersModel, folder: Path, meter: EnergyMeter | None,
             generation = getattr(quantized, "generation_config", None)
             if generation is not None:
                 generation.save_pretrained(into)
-            if model.tokenizer is not None:
-                model.tokenizer.save_pretrained(into)
+            _save_processors(model, into)
             with silenced(QTENSOR_DEPRECATED):
                 torch.save(quantized.state_dict(), into / INT8_STATE_DICT)
 
@@ -276,8 +275,14 @@ def _save_folder(folder: Path, save: Callable[[Path], None]) -> None:
 
 def _save_pretrained(module: Any, model: TransformersModel, into: Path) -> None:
     module.save_pretrained(into)
-    if model.tokenizer is not None:
-        model.tokenizer.save_pretrained(into)
+    _save_processors(model, into)
+
+
+def _save_processors(model: TransformersModel, into: Path) -> None:
+    """The model's tokenizer and, for a speech model, its feature extractor, beside it."""
+    for processor in (model.tokenizer, getattr(model, "feature_extractor", None)):
+        if processor is not None:
+            processor.save_pretrained(into)
 
 
 def _variant(model: TransformersModel, module: Any, folder: Path,
@@ -288,7 +293,8 @@ def _variant(model: TransformersModel, module: Any, folder: Path,
 
     made = TransformersModel(
         module, model.tokenizer, task=model.task, path=folder, name=model.name, device=device,
-        max_new_tokens=model.max_new_tokens, max_length=model.max_length)
+        max_new_tokens=model.max_new_tokens, max_length=model.max_length,
+        feature_extractor=getattr(model, "feature_extractor", None))
     made.num_parameters = _torch.count_parameters(module)[0]
     made.dtype = _most_elements_dtype(module)
     return made

@@ -97,7 +97,8 @@ __all__ = [
 ]
 
 DatasetTask = Literal["classification", "regression", "text", "text-classification",
-                      "image-classification", "text-generation", "code-generation"]
+                      "image-classification", "text-generation", "code-generation",
+                      "automatic-speech-recognition"]
 #: The name of the code task sample that ships with wattprint (``task: code-generation``).
 CODE_SAMPLE = "code_tasks"
 #: The tasks a model can be given: those of datasets, and of Hugging Face models

@@ -293,11 +293,15 @@ def _prepare(data: Dataset, num_samples: int, batch_size: int,
 
 def _accuracy(data: Dataset, labels: Any, outputs: list[Any],
               per_sample: bool = False) -> dict[str, Any]:
-    from .metrics import classification_metrics, regression_metrics
+    from .metrics import classification_metrics, regression_metrics, transcription_metrics
 
     if labels is None or not outputs:
         return {}
     predictions = _concat(outputs, per_sample)
+    if data.task == "automatic-speech-recognition" and isinstance(predictions, list):
+        with suppress(ValueError):  # transcripts that do not line up: no metric
+            return transcription_metrics(labels, predictions)
+        return {}
     if predictions is None or isinstance(predictions, list):
         return {}
     try:

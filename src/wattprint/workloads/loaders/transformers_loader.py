@@ -16,9 +16,24 @@ class of its task; the tokenizer saved beside it turns text into ids:
     ``perplexity(texts)`` scores a text set (unmeasured), and ``generation_profile(batches,
     meter)`` times the first token and measures prefill and decode energy apart, in a pass of
     its own (see each method).
+``"automatic-speech-recognition"``
+    ``AutoModelForSpeechSeq2Seq`` (Whisper), with the feature extractor and tokenizer saved
+    beside it (``WhisperProcessor.save_pretrained``). ``predict(batch)`` takes audio clips
+    (a list or object array of 1-D float arrays, or a 2-D array, one clip a row, at the
+    feature extractor's ``sampling_rate``) or audio files (a path, a list of paths, or a
+    folder; WAV and FLAC read by :func:`wattprint.workloads.audio.read_audio`, the ``audio``
+    extra, resampled to that rate) and returns one transcript per clip, a
+    :class:`Transcripts` list of strings: greedy ``generate`` (``do_sample=False``) up to
+    ``max_new_tokens``, decoded without special tokens; a clip longer than the extractor's
+    window (30 s for Whisper) is cut to it, as the feature extractor cuts. Its ``tokens``
+    (and the model's ``last_generated_tokens``) count the new tokens as text generation
+    counts them (each row up to and with its end token; a decoder prompt that ``generate``
+    returns is not counted), so the harness reports tokens per second.
 ``None``
     The task the config's ``architectures`` name (``...ForSequenceClassification``,
-    ``...ForCausalLM``, ``...LMHeadModel``), else ``AutoModel``, whose ``predict`` returns its
+    ``...ForCausalLM``, ``...LMHeadModel``; ``...ForConditionalGeneration`` of a speech
+    sequence-to-sequence model type with a feature extractor in the folder is
+    ``"automatic-speech-recognition"``), else ``AutoModel``, whose ``predict`` returns its
     first output (the last hidden state).
 
 Weights load from ``model.safetensors`` where the folder has it (transformers prefers it over
@@ -63,16 +78,20 @@ if TYPE_CHECKING:
     from ...meter import EnergyMeter
 
 __all__ = ["HUB_OPTIONS", "LOAD_OPTIONS", "PROFILE_CALLS", "TASKS", "GeneratedIds",
-           "TransformersModel", "hub_model_cached", "load", "load_hub"]
+           "Transcripts", "TransformersModel", "hub_model_cached", "load", "load_hub"]
 
 #: Task -> the transformers ``Auto`` class that loads it; ``None`` is the bare model.
 _AUTO_CLASSES = {
     "text-classification": "AutoModelForSequenceClassification",
     "text-generation": "AutoModelForCausalLM",
+    "automatic-speech-recognition": "AutoModelForSpeechSeq2Seq",
     None: "AutoModel",
 }
 #: The tasks :func:`load` takes (``None``: from the config, else the bare model).
-TASKS = ("text-classification", "text-generation")
+TASKS = ("text-classification", "text-generation", "automatic-speech-recognition")
+_ASR = "automatic-speech-recognition"
+#: Files where a saved feature extractor (audio models) keeps its settings.
+_FEATURE_FILES = ("preprocessor_config.json", "processor_config.json")
 #: Endings of architecture names in ``config.json`` -> the task they do.
 _ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),
@@ -103,6 +122,13 @@ class GeneratedIds(np.ndarray[Any, np.dtype[Any]]):
 
     A plain NumPy array besides; arrays derived from it (slices, sums) have ``tokens=None``.
     """
+
+    tokens: int | None = None
+
+
+class Transcripts(list[str]):
+    """The transcripts of a speech-recognition call, one per clip; ``tokens`` counts the new
+    token ids generated for them, padding excluded."""
 
     tokens: int | None = None
 
@@ -239,14 +265,18 @@ def _load_folder(path: Path, *, task: str | None, trust: bool, options: Mapping[
     stage = "config.json"
     try:
         config = transformers.AutoConfig.from_pretrained(str(path), **local)
-        task = task or _task_of(config)
+        task = task or _task_of(config, path)
         stage = "the weights"
         auto = getattr(transformers, _AUTO_CLASSES[task])
         module = auto.from_pretrained(str(path), config=config, **local)
-        tokenizer = None
+        tokenizer = feature_extractor = None
         if any((path / f).is_file() for f in _TOKENIZER_FILES):
             stage = "the tokenizer"
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **local)
+        if task == _ASR:
+            stage = "the feature extractor"
+            feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(str(path),
+                                                                                  **local)
     except errors as err:
         if not trust and "trust_remote_code" in str(err):
             raise UntrustedModelError(
@@ -254,8 +284,12 @@ def _load_folder(path: Path, *, task: str | None, trust: bool, options: Mapping[
                 "it is loaded; load it only if you trust its source, with trust=True. "
                 f"Supported: {supported_formats()}") from err
         raise _error(path, f"{stage}: {_reason(err)}") from err
+    if task == _ASR and tokenizer is None:
+        raise _error(path, "a speech-recognition model needs its tokenizer saved beside it "
+                     "(WhisperProcessor.save_pretrained) to turn ids into text")
     return TransformersModel(
         module, tokenizer, task=task, path=path, name=name, device=device,
+        feature_extractor=feature_extractor,
         max_new_tokens=_positive(options.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
                                  "max_new_tokens"),
         max_length=(None if options.get("max_length") is None
@@ -263,13 +297,26 @@ def _load_folder(path: Path, *, task: str | None, trust: bool, options: Mapping[
     )
 
 
-def _task_of(config: Any) -> str | None:
+def _task_of(config: Any, path: Path) -> str | None:
     """The task the config's architectures do, when it is one of :data:`TASKS`."""
     for architecture in getattr(config, "architectures", None) or []:
         for ending, task in _ARCHITECTURE_TASKS:
             if str(architecture).endswith(ending):
                 return task
+        if str(architecture).endswith("ForConditionalGeneration") and _speech(config, path):
+            return _ASR
     return None
+
+
+def _speech(config: Any, path: Path) -> bool:
+    """Whether the config's model type is a speech sequence-to-sequence one (Whisper's) and
+    the folder holds an audio feature extractor."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
+
+    if getattr(config, "model_type", None) not in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:
+        return False
+    return any("feature_extractor" in (path / f).read_text(encoding="utf-8", errors="replace")
+               for f in _FEATURE_FILES if (path / f).is_file())
 
 
 class TransformersModel(Model):
@@ -282,13 +329,15 @@ class TransformersModel(Model):
     def __init__(self, module: Any, tokenizer: Any, *, task: str | None = None,
                  path: Path | None = None, name: str | None = None, device: str = "cpu",
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, feature_extractor: Any = None) -> None:
         import torch
 
         self.device = torch.device(device)
         self.module = module.to(self.device)
         self.module.eval()
         self.tokenizer = tokenizer
+        #: The audio feature extractor of a speech-recognition model, else None.
+        self.feature_extractor = feature_extractor
         self.task = task
         self.path = path
         self.name = name
@@ -299,21 +348,26 @@ class TransformersModel(Model):
         self.max_new_tokens = max_new_tokens
         self.generates = task == "text-generation"
         self.max_length = max_length or self._length_limit()
-        self.inputs = ((InputSpec("text", (None,), "str"),) if tokenizer is not None
+        self.inputs = ((InputSpec("audio", (None, None), "float32"),) if task == _ASR
+                       else (InputSpec("text", (None,), "str"),) if tokenizer is not None
                        else (InputSpec("input_ids", (None, None), "int64"),))
         self.trainable = task == "text-classification" and tokenizer is not None
-        #: New tokens the last ``predict`` of a text-generation model made, padding excluded.
+        #: New tokens the last ``predict`` of a text-generation or speech-recognition model
+        #: made, padding excluded.
         self.last_generated_tokens: int | None = None
         self._eos = _eos_ids(module)
         self._pad_id = self._padding()
         self._optimizer: torch.optim.Optimizer | None = None
         self._epochs = 0
 
-    def predict(self, batch: Any) -> NDArray[Any]:
+    def predict(self, batch: Any) -> Any:
         """Logits (text-classification), new token ids (text-generation, a
-        :class:`GeneratedIds`), or the first output of the bare model, for ``batch``."""
+        :class:`GeneratedIds`), transcripts (automatic-speech-recognition, a
+        :class:`Transcripts`), or the first output of the bare model, for ``batch``."""
         import torch
 
+        if self.task == _ASR:
+            return self._transcribe(batch)
         encoded = self._encode(batch)
         with torch.inference_mode():
             if self.generates:
@@ -394,6 +448,40 @@ class TransformersModel(Model):
         ids = _to_numpy(out[:, encoded["input_ids"].shape[1]:]).view(GeneratedIds)
         ids.tokens = self.last_generated_tokens = _count_new(ids, self._eos)
         return ids
+
+    def _transcribe(self, batch: Any) -> Transcripts:
+        """One transcript per clip (or audio file) of ``batch``; see the module docstring."""
+        import torch
+
+        if self.feature_extractor is None:
+            raise ConfigError("this speech-recognition model has no feature extractor: load "
+                              "it from a folder that holds one (WhisperProcessor."
+                              "save_pretrained), or pass feature_extractor=")
+        rate = int(getattr(self.feature_extractor, "sampling_rate", 16_000))
+        clips = _clips(batch, rate)
+        try:
+            features = self.feature_extractor(clips, sampling_rate=rate, return_tensors="pt")
+        except ValueError as err:
+            raise ConfigError(f"the feature extractor cannot take the batch: {_reason(err)}"
+                              ) from err
+        dtype = next(self.module.parameters()).dtype
+        inputs = features["input_features"].to(self.device, dtype=dtype)
+        with torch.inference_mode():
+            out = self.module.generate(inputs, max_new_tokens=self.max_new_tokens,
+                                       do_sample=False)
+        ids = _to_numpy(out if isinstance(out, torch.Tensor) else out.sequences)
+        ids = ids[:, _prompt_length(ids, self._prompt_ids()):]
+        texts = Transcripts(self.decode(ids))
+        texts.tokens = self.last_generated_tokens = _count_new(ids, self._eos)
+        return texts
+
+    def _prompt_ids(self) -> frozenset[int]:
+        """Special ids that may open a generated row as its decoder prompt (start of
+        transcript, language, task, no timestamps): every special id but the end tokens."""
+        special = getattr(self.tokenizer, "all_special_ids", None) or []
+        start = getattr(self.module.generation_config, "decoder_start_token_id", None)
+        ids = {int(i) for i in special} | ({start} if isinstance(start, int) else set())
+        return frozenset(ids - set(self._eos))
 
     def decode(self, ids: Any) -> list[str]:
         """The text of each row of new token ids (what ``predict`` of a text-generation model
@@ -592,6 +680,37 @@ class TransformersModel(Model):
             for group in self._optimizer.param_groups:
                 group["lr"] = lr
         return self._optimizer
+
+
+def _clips(batch: Any, rate: int) -> list[NDArray[np.float32]]:
+    """The 1-D float32 clips of a batch: audio files (read at ``rate``), a 2-D array (a clip
+    a row), or a list or object array of 1-D arrays."""
+    from ..audio import audio_files, is_audio_source, read_audio
+
+    if is_audio_source(batch):
+        return [read_audio(f, rate) for f in audio_files(batch)]
+    if isinstance(batch, np.ndarray) and batch.dtype != object:
+        if batch.ndim != 2:
+            raise ConfigError("give a batch of clips: a 2-D array (n, samples), a list of 1-D "
+                              f"arrays, or audio file paths; not an array of shape {batch.shape}")
+        return [np.asarray(row, dtype=np.float32) for row in batch]
+    try:
+        clips = [np.asarray(clip, dtype=np.float32) for clip in batch]
+    except (TypeError, ValueError) as err:
+        raise ConfigError("give a batch of clips: a list of 1-D float arrays, a 2-D array, or "
+                          f"audio file paths; not {type(batch).__name__}") from err
+    if not clips or any(c.ndim != 1 for c in clips):
+        raise ConfigError("give a batch of clips: a non-empty list of 1-D float arrays (one "
+                          "clip each), a 2-D array, or audio file paths")
+    return clips
+
+
+def _prompt_length(ids: NDArray[Any], prompt: frozenset[int]) -> int:
+    """The columns that open every row with prompt ids (a decoder prompt ``generate`` kept)."""
+    n = 0
+    while n < ids.shape[1] and all(int(t) in prompt for t in ids[:, n]):
+        n += 1
+    return n
 
 
 def _count_new(ids: NDArray[Any], eos: tuple[int, ...]) -> int:
