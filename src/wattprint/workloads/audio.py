@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 
 from ..errors import DatasetError, MissingExtra
 from .datasets import Dataset
+from .images import is_image_source
 from .metrics import word_error_rate
 
 __all__ = [
@@ -108,14 +109,9 @@ def read_audio(path: str | os.PathLike[str], sampling_rate: int = DEFAULT_SAMPLI
 
 
 def is_audio_source(batch: Any) -> bool:
-    """Whether ``batch`` names audio files: a path, or a non-empty list of paths. An array
-    answers in one type check."""
-    if type(batch) is np.ndarray:
-        return False
-    if isinstance(batch, str | os.PathLike):
-        return True
-    return (isinstance(batch, list | tuple) and len(batch) > 0
-            and all(isinstance(b, str | os.PathLike) for b in batch))
+    """Whether ``batch`` names audio files: a path, or a non-empty list of paths (the same
+    test as for image files: :func:`~wattprint.workloads.images.is_image_source`)."""
+    return is_image_source(batch)
 
 
 def audio_files(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
