@@ -1,10 +1,15 @@
 """Cost of one window (begin + end) on a fake two-socket powercap tree, and on estimation.
 
-Floor: under 50 µs median on the fake tree.
+Beside them, the floor any meter pays on that tree: two ``os.pread`` of each counter the meter
+reads, on descriptors kept open, and the values parsed. Floors: the tree's window within 2x
+that raw floor (and under 50 µs); a window on the estimation path, and one in
+``mode="process"``, within 2x the tree's window; process mode reads ``/proc/stat`` once per
+edge, however many CPU sensors it wraps.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -13,6 +18,7 @@ from _common import median, verdict
 from powercap import Zone, build_tree
 
 from wattprint import EnergyMeter
+from wattprint.sensors import estimate
 
 FLOOR_S = 50e-6
 N = 5000
@@ -29,6 +35,41 @@ def window_cost(meter: EnergyMeter, n: int = N) -> list[float]:
     return costs
 
 
+def raw_floor(paths: list[str], n: int = N) -> list[float]:
+    """Two edges of ``pread`` + ``int`` on each path, descriptors kept open."""
+    fds = [os.open(p, os.O_RDONLY) for p in paths]
+    costs = []
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            for _edge in range(2):
+                for fd in fds:
+                    int(os.pread(fd, 24, 0))
+            costs.append(time.perf_counter() - t)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return costs
+
+
+def proc_stat_reads(meter: EnergyMeter, n: int = 100) -> float:
+    """``/proc/stat`` reads per window edge."""
+    reads = 0
+    real = estimate._read_busy_cpu_s
+
+    def counting(path: object) -> float:
+        nonlocal reads
+        reads += 1
+        return real(path)  # type: ignore[arg-type]
+
+    estimate._read_busy_cpu_s = counting  # type: ignore[assignment]
+    try:
+        window_cost(meter, n)
+    finally:
+        estimate._read_busy_cpu_s = real  # type: ignore[assignment]
+    return reads / (2 * n)
+
+
 def main() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as root:
         build_tree(
@@ -42,22 +83,39 @@ def main() -> dict[str, float]:
                 Zone("intel-rapl:1:1", "dram", energy_uj=200_000),
             ],
         )
+        tree_meter = EnergyMeter(["rapl"], powercap_root=root)
+        counters = [s.path for s in tree_meter.sensors]  # type: ignore[attr-defined]
         meters = {
-            "fake two-socket powercap tree": EnergyMeter(["rapl"], powercap_root=root),
+            "fake two-socket powercap tree": tree_meter,
             "estimation (cpu + ram)": EnergyMeter(["estimate"]),
+            "process mode, two packages": EnergyMeter(["rapl", "estimate"], mode="process",
+                                                      powercap_root=root),
         }
         results = {}
+        window_cost(tree_meter, 200)
+        results[f"raw pread floor ({len(counters)} counters)"] = median(raw_floor(counters))
+        reads: dict[str, float] = {}
         for name, meter in meters.items():
             window_cost(meter, 200)  # warm up
             results[name] = median(window_cost(meter))
+            reads[name] = proc_stat_reads(meter)
             meter.close()
     print(f"window begin+end, median of {N}")
     for name, m in results.items():
-        print(f"  {name:<32} {m * 1e6:7.1f} µs")
+        extra = f"   /proc/stat reads per edge: {reads[name]:.0f}" if name in reads else ""
+        print(f"  {name:<36} {m * 1e6:7.1f} µs{extra}")
+    floor = results[f"raw pread floor ({len(counters)} counters)"]
     tree = results["fake two-socket powercap tree"]
     est = results["estimation (cpu + ram)"]
-    print(f"  estimation / powercap = {est / tree:.2f}x")
-    print(f"  floor: powercap tree < {FLOOR_S * 1e6:.0f} µs -> {verdict(tree < FLOOR_S)}")
+    proc = results["process mode, two packages"]
+    print(f"  powercap / raw floor = {tree / floor:.2f}x (floor 2x) -> "
+          f"{verdict(tree <= 2 * floor)}; powercap < {FLOOR_S * 1e6:.0f} µs -> "
+          f"{verdict(tree < FLOOR_S)}")
+    print(f"  estimation / powercap = {est / tree:.2f}x (floor 2x) -> {verdict(est <= 2 * tree)}")
+    print(f"  process mode / powercap = {proc / tree:.2f}x (floor 2x) -> "
+          f"{verdict(proc <= 2 * tree)}; /proc/stat reads per edge "
+          f"{reads['process mode, two packages']:.0f} (floor 1) -> "
+          f"{verdict(reads['process mode, two packages'] <= 1)}")
     return results
 
 

@@ -29,6 +29,7 @@ from wattprint.sensors.estimate import (
     CpuEstimate,
     RamEstimate,
     TdpChoice,
+    TdpRow,
     choose_tdp,
     cpu_estimate,
     load_tdp_table,
@@ -660,3 +661,64 @@ def test_an_estimate_spans_exactly_the_meters_interval() -> None:
         assert m.components["ram"].energy_j == pytest.approx(2.0 * m.duration_s, rel=1e-9)
         assert m.components["cpu"].energy_j == pytest.approx(
             40.0 * IDLE_FRACTION * m.duration_s, rel=1e-9)
+
+
+# -- the table is compiled only where a name needs it ---------------------------------------------
+
+
+def _names_for(row: TdpRow) -> list[str]:
+    """CPU names a row's regex matches, made from the regex itself."""
+    text = re.sub(r"\\b", "", row.regex)
+    text = re.sub(r"\(\?:[^)]*\)\??|\[[^]]*\]|.\?", "", text).replace("\\", "")
+    return [f"Intel(R) Xeon(R) {text} CPU @ 2.10GHz", f"AMD {text.upper()} 64-Core Processor",
+            text.lower()]
+
+
+def test_matching_a_name_compiles_only_rows_that_can_match_it() -> None:
+    from wattprint._data import read_text
+    from wattprint.sensors.estimate import _parse_table
+
+    lazy = _parse_table(read_text("cpu_tdp.csv"), compile_now=False)
+    assert not any(row._compiled for row in lazy)
+    row = match_tdp_row("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", lazy)
+    assert row is not None and row.tdp_w == 150
+    compiled = sum(r._compiled is not None for r in lazy)
+    assert 1 <= compiled <= 10, compiled
+
+
+def test_skipping_rows_by_their_required_text_changes_no_match() -> None:
+    # every name made from every row finds the same row as a scan that tries all regexes
+    table = load_tdp_table()
+    names = [name for row in table for name in _names_for(row)]
+    names += ["Apple M2 Max", "AMD EPYC", "Intel(R) Core(TM) i9-9900KF CPU @ 3.60GHz"]
+
+    def scan(name: str) -> TdpRow | None:
+        best, best_len = None, -1
+        for row in table:
+            m = re.compile(row.regex, re.IGNORECASE).search(name)
+            if m is not None and len(m.group(0)) > best_len:
+                best, best_len = row, len(m.group(0))
+        return best
+
+    matched = 0
+    for name in names:
+        found = match_tdp_row(name, table)
+        assert found is scan(name), name
+        matched += found is not None
+    assert matched >= len(table)  # the names do reach the rows
+
+
+@pytest.mark.parametrize(("regex", "required"), [
+    (r"Platinum 8180\b", "platinum 8180"),
+    (r"i9-9900KF?\b", "i9-9900k"),
+    (r"Xeon\(R\) 6980P\b", " 6980p"),
+    (r"Apple M1( Pro)?", "apple m1"),
+    (r"[Aa]bc", "bc"),
+    (r"a{2}bcd", "bcd"),
+    (r"EPYC (9654|9554)", ""),  # an alternative anywhere: no required text
+    (r"9654|9554", ""),
+])
+def test_the_required_text_of_a_regex_is_in_every_match(regex: str, required: str) -> None:
+    from wattprint.sensors.estimate import _required_text
+
+    assert _required_text(regex) == required

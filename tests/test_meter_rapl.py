@@ -251,3 +251,47 @@ def test_psys_stands_for_the_ram_too_when_the_rest_is_estimated(tmp_path: Path) 
         assert "ram" not in w.measurement.components
     finally:
         meter.close()
+
+
+def test_process_mode_reads_the_machine_cpu_times_once_per_edge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two packages, each wrapped in its process share: one /proc/stat read per window edge,
+    # shared by both, and fresh reads at every edge (never a stale figure across edges).
+    from wattprint.sensors import estimate
+
+    build_tree(tmp_path, [Zone("intel-rapl:0", "package-0", energy_uj=1_000),
+                          Zone("intel-rapl:1", "package-1", energy_uj=2_000)])
+    meter = EnergyMeter(["rapl"], mode="process", powercap_root=tmp_path)
+    assert [s.scope for s in meter.sensors] == ["process", "process"]
+    reads: list[float] = []
+    real = estimate._read_busy_cpu_s
+
+    def counting(path: str | os.PathLike[str]) -> float:
+        reads.append(real(path))
+        return reads[-1]
+
+    monkeypatch.setattr(estimate, "_read_busy_cpu_s", counting)
+    for _ in range(3):
+        meter.begin("w")
+        meter.end("w")
+    assert len(reads) == 6  # 3 windows x 2 edges, not x 2 packages
+    assert reads == sorted(reads)
+    # outside a window edge, every call reads
+    estimate.machine_busy_cpu_s()
+    estimate.machine_busy_cpu_s()
+    assert len(reads) == 8
+    meter.close()
+
+
+def test_a_kept_proc_stat_descriptor_reads_current_times() -> None:
+    from wattprint.sensors import estimate
+
+    if not os.path.exists(estimate.PROC_STAT):
+        pytest.skip("no /proc/stat here")
+    first = estimate.machine_busy_cpu_s()
+    deadline = time.perf_counter() + 60
+    while estimate.machine_busy_cpu_s() == first:  # CPU time advances in clock ticks
+        assert time.perf_counter() < deadline, "machine CPU time never advanced"
+        sum(range(100_000))
+    assert estimate.machine_busy_cpu_s() > first

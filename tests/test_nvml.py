@@ -649,3 +649,26 @@ def test_detect_and_meter_pass_nvml_false(tmp_path: Path,
     assert installed_pynvml.standin.init_count == 0
     with pytest.raises(ConfigError, match="nvml=False"):
         detect(nvml=False, only=["nvml"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the driver marks are Linux's")
+def test_without_a_driver_pynvml_is_not_imported(tmp_path: Path) -> None:
+    # No driver mark on this Linux machine: NVML is missing with the driver's fix, found
+    # without importing pynvml (tens of milliseconds of ctypes set-up at each start).
+    code = (
+        "import sys\n"
+        "from wattprint.sensors import nvml\n"
+        "from wattprint.sensors._registry import DetectOptions\n"
+        f"nvml.DRIVER_MARKS = ({str(tmp_path / 'proc-driver-nvidia')!r},)\n"
+        "sensors, missing = nvml.discover(DetectOptions(), set())\n"
+        "assert sensors == [] and 'pynvml' not in sys.modules, sys.modules.keys()\n"
+        "print(missing[0].reason, '|', missing[0].fix)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    if PYNVML_INSTALLED:
+        assert "no NVIDIA driver is loaded" in done.stdout
+        assert "proc-driver-nvidia" in done.stdout and "install the NVIDIA driver" in done.stdout
+    else:
+        assert "nvidia-ml-py is not installed" in done.stdout

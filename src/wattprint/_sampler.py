@@ -24,6 +24,7 @@ from datetime import datetime
 from ._log import get_logger
 from .errors import SensorError
 from .sensors.base import CounterSensor, PowerSensor, Sensor
+from .sensors.estimate import begin_edge, end_edge
 
 log = get_logger("wattprint.meter")
 
@@ -87,6 +88,10 @@ class _Shared:
             if isinstance(s, PowerSensor)
         ]
         self.integrators = {i: integ for i, _, integ in self.powers}
+        #: Whether an edge shares the machine's CPU times among its counters: estimates and
+        #: process shares read them; an edge of hardware counters alone reads none.
+        self.edge = any(not s.measured or s.scope == "process"
+                        for s in sensors if isinstance(s, CounterSensor))
         self.watch: list[tuple[int, Callable[[], float], float]] = []
         for i, s in enumerate(sensors):
             if isinstance(s, CounterSensor):
@@ -130,15 +135,21 @@ class _Shared:
     def snapshot(self, t: float) -> list[float | None]:
         """Every sensor's cumulative energy at time ``t``; None where a read failed."""
         values: list[float | None] = [None] * len(self.sensors)
-        for i, read in self.counters:
-            try:
-                value = read(t)
-                if not math.isfinite(value):
-                    raise SensorError(f"energy reading is not finite ({value})")
-            except Exception as err:  # the boundary that reports a sensor's fault
-                self.fail(i, err)
-            else:
-                values[i] = value
+        if self.edge:  # sensors that need the machine's CPU times share one read of them
+            begin_edge()
+        try:
+            for i, read in self.counters:
+                try:
+                    value = read(t)
+                    if not math.isfinite(value):
+                        raise SensorError(f"energy reading is not finite ({value})")
+                except Exception as err:  # the boundary that reports a sensor's fault
+                    self.fail(i, err)
+                else:
+                    values[i] = value
+        finally:
+            if self.edge:
+                end_edge()
         for i, power, integ in self.powers:
             if self._read_power(i, power, integ, t):
                 values[i] = integ.total_j

@@ -233,6 +233,8 @@ class EnergyMeter(_TrainingMixin[Window]):
 
             self._sync = cuda_synchronize
         self._groups = _group(chosen)
+        #: The sensors that may have a note on a window (the others inherit the empty one).
+        self._noting = tuple(s for s in chosen if type(s).notes is not Sensor.notes)
         self._shared = _Shared(chosen, sample_hz, sample_interval)
         self._finalizer = weakref.finalize(self, _stop, self._shared)
         track_for_fork(self._shared)
@@ -358,7 +360,8 @@ class EnergyMeter(_TrainingMixin[Window]):
             samples=ticks + 1 if has_power else 0,
             partial=bool(errors),
             errors=tuple(errors[i] for i in sorted(errors)),
-            notes=tuple(dict.fromkeys(note for s in sensors for note in s.notes(duration))),
+            notes=tuple(dict.fromkeys(note for s in self._noting
+                                      for note in s.notes(duration))),
         )
 
     def window(self, name: str | None = None) -> Window:

@@ -30,6 +30,7 @@ import io
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -112,22 +113,65 @@ _ARM_CORES = {
 # -- machine CPU time (shared with process.py) ---------------------------------------------------
 
 
+class _Edge(threading.local):
+    """The machine's busy CPU seconds read at the current window edge, per ``/proc/stat``
+    path: ``None`` outside an edge (every call reads)."""
+
+    busy: dict[str | os.PathLike[str], float] | None = None
+
+
+_EDGE = _Edge()
+
+
+def begin_edge() -> None:
+    """Start a window edge in this thread: until :func:`end_edge`, every sensor that needs
+    the machine's CPU times (the CPU estimate, each process share) gets one shared read."""
+    _EDGE.busy = {}
+
+
+def end_edge() -> None:
+    """End the edge begun by :func:`begin_edge`: later calls read afresh."""
+    _EDGE.busy = None
+
+
 def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
     """Busy CPU seconds of the whole machine since boot, summed over all logical CPUs.
 
     Busy is user + nice + system + irq + softirq from the first line of ``/proc/stat``: not
     idle or iowait (the CPU waits), not steal (the hypervisor ran someone else), not guest
     (already counted in user). Elsewhere than Linux, the same from :func:`psutil.cpu_times`.
-    Raises :class:`SensorError` when the times cannot be read.
+    Raises :class:`SensorError` when the times cannot be read. Within a window edge
+    (:func:`begin_edge`) the file is read once and the figure shared.
     """
-    if not _LINUX and Path(proc_stat) == PROC_STAT:
+    edge = _EDGE.busy
+    if edge is None:
+        return _read_busy_cpu_s(proc_stat)
+    busy = edge.get(proc_stat)
+    if busy is None:
+        busy = edge[proc_stat] = _read_busy_cpu_s(proc_stat)
+    return busy
+
+
+#: The kept descriptor of the real ``/proc/stat`` (read with ``pread``; -1: not open yet).
+_proc_stat_fd = -1
+
+
+def _read_busy_cpu_s(proc_stat: str | os.PathLike[str]) -> float:
+    global _proc_stat_fd
+    real = proc_stat is PROC_STAT or Path(proc_stat) == PROC_STAT
+    if real and not _LINUX:
         return _busy_from_psutil()
     try:
-        fd = os.open(proc_stat, os.O_RDONLY)
-        try:
-            head = os.read(fd, 512)
-        finally:
-            os.close(fd)
+        if real:  # kept open: each read is a pread, not an open, a read and a close
+            if _proc_stat_fd < 0:
+                _proc_stat_fd = os.open(PROC_STAT, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            head = os.pread(_proc_stat_fd, 512, 0)
+        else:
+            fd = os.open(proc_stat, os.O_RDONLY)
+            try:
+                head = os.read(fd, 512)
+            finally:
+                os.close(fd)
     except OSError as err:
         raise SensorError(f"cannot read CPU times from {os.fspath(proc_stat)}: {err}") from err
     fields = head.split(b"\n", 1)[0].split()
@@ -285,45 +329,131 @@ def _model_name_elsewhere() -> str | None:
     return name if name and name not in ("unknown", platform.machine()) else None
 
 
-class TdpRow(NamedTuple):
-    """One row of ``cpu_tdp.csv``: a case-insensitive regex, the TDP per package, its source."""
+class TdpRow:
+    """One row of ``cpu_tdp.csv``: a case-insensitive regex, the TDP per package, its source.
 
-    pattern: re.Pattern[str]
-    tdp_w: float
-    #: Hardware threads per package, when known: a VM that sees fewer gets its share.
-    threads: int | None
-    source: str
+    The regex is compiled when first needed: matching a CPU name compiles only the rows whose
+    required literal text (:func:`_required_text`) the name contains, so that starting a meter
+    does not compile the hundreds of rows that cannot match.
+    """
+
+    __slots__ = ("_compiled", "key", "regex", "source", "tdp_w", "threads")
+
+    def __init__(self, regex: str, tdp_w: float, threads: int | None, source: str, *,
+                 compiled: re.Pattern[str] | None = None) -> None:
+        #: The row's regular expression, as written in the table.
+        self.regex = regex
+        self.tdp_w = tdp_w
+        #: Hardware threads per package, when known: a VM that sees fewer gets its share.
+        self.threads = threads
+        self.source = source
+        #: Lower-case text every name the regex matches contains ("" when none can be told).
+        self.key = _required_text(regex)
+        self._compiled = compiled
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The compiled, case-insensitive regex."""
+        if self._compiled is None:
+            self._compiled = re.compile(self.regex, re.IGNORECASE)
+        return self._compiled
+
+    def __repr__(self) -> str:
+        return (f"TdpRow({self.regex!r}, {self.tdp_w!r}, {self.threads!r}, "
+                f"{self.source!r})")
+
+
+def _required_text(regex: str) -> str:
+    """The longest run of letters, digits, spaces and dashes that every match of ``regex``
+    contains, lower-cased; "" when the regex has an alternative (``|``) or no such run.
+
+    Only text outside groups and character classes counts, and a character followed by an
+    optional quantifier (``?``, ``*``, ``{``) is left out of its run; an escaped character
+    ends a run.
+    """
+    if "|" in regex:
+        return ""
+    runs: list[str] = []
+    run = ""
+    depth = 0
+    i = 0
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            runs.append(run)
+            run = ""
+            i += 2
+            continue
+        if c == "[":
+            runs.append(run)
+            run = ""
+            i += 1
+            while i < len(regex) and regex[i] != "]":
+                i += 2 if regex[i] == "\\" else 1
+        elif c in "?*{":
+            runs.append(run[:-1])
+            run = ""
+            if c == "{":
+                i = regex.find("}", i)
+                if i < 0:
+                    return ""
+        elif depth == 0 and c.isascii() and (c.isalnum() or c in " -"):
+            run += c
+        else:
+            depth += (c == "(") - (c == ")")
+            runs.append(run)
+            run = ""
+        i += 1
+    runs.append(run)
+    return max(runs, key=len).lower()
 
 
 def load_tdp_table(text: str | None = None) -> tuple[TdpRow, ...]:
-    """The rows of the shipped ``cpu_tdp.csv`` (or of ``text``, in the same format)."""
+    """The rows of the shipped ``cpu_tdp.csv`` (or of ``text``, in the same format).
+
+    The rows of ``text`` are compiled now, so that a bad regex is an error here; the shipped
+    rows (checked by the tests) are compiled when a CPU name needs them.
+    """
     if text is None:
         return _shipped_table()
+    return _parse_table(text, compile_now=True)
+
+
+def _parse_table(text: str, *, compile_now: bool) -> tuple[TdpRow, ...]:
     rows = []
     for n, rec in enumerate(csv.DictReader(io.StringIO(text)), start=2):
         try:
             tdp_w = float(rec["tdp_w"])
             threads = int(rec["threads"]) if rec["threads"] else None
-            pattern = re.compile(rec["pattern"], re.IGNORECASE)
+            regex = rec["pattern"]
+            if not isinstance(regex, str):
+                raise TypeError("no pattern")
+            compiled = re.compile(regex, re.IGNORECASE) if compile_now else None
         except (KeyError, TypeError, ValueError, re.error) as err:
             raise ConfigError(f"cpu_tdp.csv line {n}: {err}") from err
         if tdp_w <= 0 or (threads is not None and threads <= 0):
             raise ConfigError(f"cpu_tdp.csv line {n}: tdp_w and threads must be > 0")
-        rows.append(TdpRow(pattern, tdp_w, threads, rec.get("source") or ""))
+        rows.append(TdpRow(regex, tdp_w, threads, rec.get("source") or "", compiled=compiled))
     return tuple(rows)
 
 
 @functools.cache
 def _shipped_table() -> tuple[TdpRow, ...]:
     text = read_text("cpu_tdp.csv")
-    return load_tdp_table(text)
+    return _parse_table(text, compile_now=False)
 
 
 def match_tdp_row(model_name: str, table: Sequence[TdpRow]) -> TdpRow | None:
-    """The row whose pattern matches the longest part of ``model_name`` (the first on a tie)."""
+    """The row whose pattern matches the longest part of ``model_name`` (the first on a tie).
+
+    Rows whose required text the (ASCII) name lacks cannot match and are skipped uncompiled.
+    """
+    folded = model_name.lower() if model_name.isascii() else None
     best: TdpRow | None = None
     best_len = -1
     for row in table:
+        if folded is not None and row.key not in folded:
+            continue
         m = row.pattern.search(model_name)
         if m is not None and len(m.group(0)) > best_len:
             best, best_len = row, len(m.group(0))

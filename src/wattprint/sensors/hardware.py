@@ -19,6 +19,7 @@ Only an empty name is refused.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -120,16 +121,19 @@ def _pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){words}(?!\w){_NOT_DESKTOP}", re.IGNORECASE)
 
 
-_PATTERNS: tuple[tuple[Hardware, tuple[re.Pattern[str], ...]], ...] = tuple(
-    (p, tuple(_pattern(m) for m in p.matches)) for p in PROFILES.values()
-)
+@functools.cache
+def _patterns(kinds: tuple[str, ...]) -> tuple[tuple[Hardware, tuple[re.Pattern[str], ...]], ...]:
+    """The entries of these kinds with their compiled names, compiled on first use (a meter
+    on a CPU-only machine compiles the four Apple names, not the GPU table)."""
+    return tuple((p, tuple(_pattern(m) for m in p.matches)) for p in PROFILES.values()
+                 if p.kind in kinds)
 
 
 def _known(text: str, kinds: tuple[str, ...]) -> Hardware | None:
     """The first entry of these kinds named in ``text``, by whole words: "L4" is in
     "NVIDIA L4" but not in "NVIDIA L40S", "B200" not in "GB200"."""
-    for profile, patterns in _PATTERNS:
-        if profile.kind in kinds and any(pattern.search(text) for pattern in patterns):
+    for profile, patterns in _patterns(kinds):
+        if any(pattern.search(text) for pattern in patterns):
             return profile
     return None
 

@@ -87,6 +87,10 @@ _INIT_FIXES = {
     ),
 }
 _INIT_FIX_DEFAULT = "check that `nvidia-smi` works on this machine"
+#: On Linux, paths of which one exists wherever an NVIDIA driver is loaded (its procfs entry,
+#: its control device, and WSL's GPU device). With none of them, NVML cannot start, and
+#: ``pynvml`` (tens of milliseconds of ctypes set-up) is not imported to find that out.
+DRIVER_MARKS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")
 
 _INDEX = re.compile(r"[0-9]+")
 
@@ -421,6 +425,13 @@ def discover(
         return [], []
     module = options.nvml
     if module is None or module is True:
+        if "pynvml" not in sys.modules:
+            if importlib.util.find_spec("pynvml") is None:
+                return [], [_missing("nvidia-ml-py is not installed", _INSTALL_FIX)]
+            if not _driver_present():
+                return [], [_missing(
+                    f"no NVIDIA driver is loaded (none of {', '.join(DRIVER_MARKS)} exists)",
+                    _INIT_FIXES[_NVML_ERROR_LIBRARY_NOT_FOUND])]
         try:
             module = importlib.import_module("pynvml")
         except ImportError:
@@ -537,6 +548,12 @@ def _warn_if_order_differs(visible_names: Sequence[str]) -> None:
             "CUDA_DEVICE_ORDER=PCI_BUS_ID",
             ", ".join(sorted(set(visible_names))),
         )
+
+
+def _driver_present() -> bool:
+    """Whether an NVIDIA driver may be loaded: always off Linux, else one of
+    :data:`DRIVER_MARKS` exists."""
+    return not sys.platform.startswith("linux") or any(map(os.path.exists, DRIVER_MARKS))
 
 
 def _init_fix(err: BaseException) -> str:

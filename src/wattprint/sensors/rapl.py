@@ -228,8 +228,12 @@ class RaplSensor(CounterSensor):
             raise SensorError(f"{self.path}: not an energy counter value: {err}") from err
 
     def energy_j(self) -> float:
+        return self.energy_j_at(_clock())  # just before the read, which follows at once
+
+    def energy_j_at(self, t: float) -> float:
+        """:meth:`energy_j`, ``t`` being the moment of the reading (a window edge's time,
+        taken just before: the read follows at once, the GIL held)."""
         with self._lock:
-            t = _clock()  # just before the read: the read follows at once, the GIL held
             try:
                 now = int(os.pread(self._fd, _READ_BYTES, 0))
             except OSError as err:
