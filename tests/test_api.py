@@ -22,6 +22,7 @@ DOCUMENTED = {
     "MissingExtra",
     "Model",
     "ModelError",
+    "Quality",
     "RunRecord",
     "SensorError",
     "SensorPermissionError",
@@ -43,6 +44,7 @@ DOCUMENTED = {
     "measure_energy",
     "measure_training",
     "print_scores",
+    "quality",
     "register_format",
 }
 

@@ -228,7 +228,7 @@ INVALID: list[tuple[str, Change, str]] = [
     ("bad quantization method", lambda c: c["models"][1].update(
         quantization={"enabled": True, "method": "foo"}),
      "models[1].quantization.method: 'foo' is not allowed (allowed: dynamic, static, fp16, "
-     "bf16)"),
+     "bf16, int8-weight-only)"),
     ("method and target dtype disagree", lambda c: c["models"][0]["quantization"].update(
         target_dtype="bf16"),
      "models[0].quantization.target_dtype: 'bf16' does not fit method 'dynamic' "
@@ -388,7 +388,8 @@ def test_schema_describes_the_config() -> None:
     model = _resolve(schema, models["items"])
     assert model["required"] == ["name"]
     quantization = _resolve(schema, model["properties"]["quantization"])
-    assert quantization["properties"]["method"]["enum"] == ["dynamic", "static", "fp16", "bf16"]
+    assert quantization["properties"]["method"]["enum"] == ["dynamic", "static", "fp16", "bf16",
+                                                            "int8-weight-only"]
     dataset = _resolve(schema, schema["properties"]["datasets"]["items"])
     assert _resolve(schema, dataset["properties"]["task"])["enum"] == list(TASKS)
     monitoring = _resolve(schema, schema["properties"]["monitoring"])

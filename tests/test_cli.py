@@ -163,13 +163,13 @@ def test_locations_lists_what_footprint_accepts() -> None:
 
 def test_text_with_brackets_is_shown_as_is(tmp_path: Path) -> None:
     # Rich would read "[nvidia]" as markup and drop it: the fix must be printed verbatim.
-    # A pynvml that cannot be imported, first on the path: the fix is to install the extra.
-    shadow = tmp_path / "shadow"
-    shadow.mkdir()
-    (shadow / "pynvml.py").write_text("raise ImportError('hidden by the test')\n")
-    env = {**os.environ, "PYTHONPATH": str(shadow)}
-    r = run("sensors", "--powercap-root", str(tmp_path), env=env)
-    assert r.returncode == 0
+    # No pynvml to be found (sys.modules[name] = None hides it from find_spec and import):
+    # the fix is to install the extra.
+    code = ("import sys; sys.modules['pynvml'] = None; from wattprint.cli import main; "
+            f"sys.argv = ['wattprint', 'sensors', '--powercap-root', {str(tmp_path)!r}]; main()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300, check=False, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
     assert "wattprint[nvidia]" in r.stdout.replace("\n", "").replace("│", "").replace(" ", "")
     m = run("measure", "--", sys.executable, "-c", "x = [1][0]")
     assert "[1][0]" in m.stderr

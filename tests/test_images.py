@@ -290,3 +290,85 @@ def test_a_hugging_face_image_processor_gives_an_nchw_spec() -> None:
                               "image_std": [0.5, 0.5, 0.5]})
     assert spec == ImageSpec(size=(224, 224), layout="NCHW", channels=3,
                              scale=0.00392156862745098, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+
+# -- resizing and cropping as Hugging Face's image processors do ---------------------------------
+
+def _hf_processor(kind: str, **settings: Any) -> Any:
+    """A Hugging Face image processor of ``kind`` (``"DeiT"``, ``"CLIP"``, ``"ConvNext"``,
+    ``"ViT"``): its Pillow backend, the one wattprint's steps follow."""
+    transformers = pytest.importorskip("transformers")
+    cls = (getattr(transformers, f"{kind}ImageProcessorPil", None)
+           or getattr(transformers, f"{kind}ImageProcessor"))
+    return cls(**settings)
+
+
+@pytest.mark.parametrize(("kind", "settings", "spec"), [
+    ("DeiT", {"size": {"height": 20, "width": 20}, "crop_size": {"height": 16, "width": 16}},
+     {"size": (20, 20), "crop": (16, 16), "resample": "bicubic"}),
+    ("CLIP", {"size": {"shortest_edge": 20}, "crop_size": {"height": 16, "width": 16}},
+     {"shortest_edge": 20, "crop": (16, 16), "resample": "bicubic"}),
+    ("CLIP", {"size": {"shortest_edge": 12}, "crop_size": {"height": 16, "width": 14},
+              "resample": 2},  # a crop larger than the image: zeros pad it
+     {"shortest_edge": 12, "crop": (16, 14), "resample": "bilinear"}),
+    ("ConvNext", {"size": {"shortest_edge": 16}, "crop_pct": 0.875},
+     {"shortest_edge": 18, "crop": (16, 16), "resample": "bicubic"}),
+    ("ViT", {"size": {"height": 16, "width": 16}, "resample": 3},
+     {"size": (16, 16), "crop": None, "resample": "bicubic"}),
+])
+def test_a_hugging_face_processor_that_resizes_and_crops_gives_its_pixel_values(
+        kind: str, settings: dict[str, Any], spec: dict[str, Any], pictures: dict[str, Path],
+        tmp_path: Path) -> None:
+    import json
+
+    from wattprint.workloads.images import pixels_to_batch, read_images, resolve
+
+    processor = _hf_processor(kind, **settings)
+    processor.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    got = from_hf_processor(config)
+    assert (got.size, got.shortest_edge, got.crop, got.resample) == (
+        spec.get("size"), spec.get("shortest_edge"), spec["crop"], spec["resample"])
+    files = [pictures["a"], pictures["b"], pictures["c"], pictures["gray"]]  # 16x16 .. 9x30
+    # 24x20 and 20x24: the shorter edge is the width, then the height
+    rng = np.random.default_rng(3)
+    for name, (h, w) in {"tall.png": (24, 20), "wide.png": (20, 24)}.items():
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(
+            tmp_path / name)
+        files.append(tmp_path / name)
+    images = []
+    for f in files:
+        with Image.open(f) as im:
+            images.append(im.convert("RGB"))
+    want = processor(images, return_tensors="np")["pixel_values"]
+    assert want.shape == (len(files), 3, 16, *want.shape[3:])
+    resolved = resolve(got, (3, *want.shape[2:]), "float32", where="the model")
+    assert resolved.crop == got.crop and resolved.shortest_edge == got.shortest_edge
+    np.testing.assert_allclose(read_images(files, resolved), want, atol=1e-5)
+    tall = np.asarray(images[-2])[np.newaxis]  # decoded pixels, as an image folder's Dataset
+    np.testing.assert_allclose(pixels_to_batch(tall, resolved), want[-2:-1], atol=1e-5)
+
+
+def test_a_crop_is_checked_and_travels_with_the_spec() -> None:
+    from wattprint.workloads.images import resolve
+
+    spec = ImageSpec.from_option({"shortest_edge": 20, "crop": 16, "resample": "Bicubic"})
+    assert (spec.shortest_edge, spec.crop, spec.resample) == (20, (16, 16), "bicubic")
+    assert spec.output_size == (16, 16)
+    assert spec.as_dict()["crop"] == [16, 16] and spec.as_dict()["shortest_edge"] == 20
+    assert ImageSpec.from_option(spec.as_dict()) == spec
+    full = resolve(spec, (3, 16, 16), "float32", where="the model")
+    assert (full.size, full.shortest_edge, full.crop, full.resample) == (
+        None, 20, (16, 16), "bicubic")
+    assert resolve(ImageSpec(size=(20, 20), crop=(16, 16)), (3, 16, 16), "float32",
+                   where="m").size == (20, 20)
+    with pytest.raises(ConfigError, match=r"\(NCHW, 16x16 pixels\); preprocess crop is 12x12"):
+        resolve(ImageSpec(size=(16, 16), crop=(12, 12)), (3, 16, 16), "float32", where="m")
+    with pytest.raises(ConfigError, match=r"preprocess crop must be \(height, width\)"):
+        ImageSpec(crop=(0, 16))
+    with pytest.raises(ConfigError, match="give one of them"):
+        ImageSpec(size=(16, 16), shortest_edge=16)
+    with pytest.raises(ConfigError, match="resample must be one of nearest, lanczos, bilinear"):
+        ImageSpec.from_option({"resample": "cubic"})
+    with pytest.raises(ConfigError, match="resample 7 is none of Pillow's filters"):
+        from_hf_processor({"resample": 7})

@@ -413,8 +413,8 @@ def test_methods_that_do_not_apply_are_config_errors(
 
     sk = from_estimator(LogisticRegression(max_iter=200).fit(digits[0].x, digits[0].y))
     with pytest.raises(ConfigError, match=r"quantization does not apply to sklearn models; it "
-                                          r"applies to torch: dynamic, fp16, bf16; onnx: "
-                                          r"dynamic, static, fp16"):
+                                          r"applies to torch: dynamic, fp16, bf16, "
+                                          r"int8-weight-only; onnx: dynamic, static, fp16"):
         quantize(sk, "dynamic", out_dir=tmp_path)
     with pytest.raises(ConfigError, match="effective_parameters counts torch and onnx"):
         effective_parameters(sk)
@@ -471,3 +471,119 @@ def test_importing_optimize_imports_no_framework() -> None:
             "heavy = {'torch', 'onnx', 'onnxruntime', 'sklearn'} & set(sys.modules)\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _linear_onnx(path: Path, batch: int | str) -> OnnxModel:
+    """An ``x @ w + b`` ONNX model of 64 features to 4 whose batch axis is ``batch`` (a size
+    fixes it; a name leaves it free)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from wattprint.workloads.loaders import onnx_loader
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(64, 4)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(size=4).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["y"])],
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])], initializer=[w, b])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.save(proto, str(path))
+    return onnx_loader.load(path)
+
+
+def test_onnx_static_calibrates_a_free_batch_axis_on_fewer_samples_than_a_batch(
+    meter: EnergyMeter, tmp_path: Path,
+) -> None:
+    model = _linear_onnx(tmp_path / "free.onnx", "N")
+    samples = np.random.default_rng(1).normal(size=(10, 64)).astype(np.float32)
+    result = quantize(model, "static", calibration=samples, out_dir=tmp_path / "out",
+                      meter=meter)
+    assert result.name == "int8-static"
+    _assert_saved(result, ".onnx")
+    np.testing.assert_allclose(result.model.predict(samples), model.predict(samples),
+                               rtol=0.1, atol=0.1)
+
+
+def test_onnx_static_on_a_fixed_batch_needs_a_whole_batch(
+    meter: EnergyMeter, tmp_path: Path,
+) -> None:
+    model = _linear_onnx(tmp_path / "fixed.onnx", 32)
+    samples = np.random.default_rng(1).normal(size=(10, 64)).astype(np.float32)
+    with pytest.raises(ConfigError, match=r"input 'x' takes batches of exactly 32; give at "
+                                          r"least 32 samples, not 10"):
+        quantize(model, "static", calibration=samples, out_dir=tmp_path / "out", meter=meter)
+
+
+# -- torchao int8 weight-only --------------------------------------------------------------------
+
+def _is_torchao_int8(tensor: Any) -> bool:
+    """A torchao tensor whose values are stored as int8."""
+    data = getattr(tensor, "qdata", None)
+    return (type(tensor).__module__.startswith("torchao.") and data is not None
+            and data.dtype == torch.int8 and data.shape == tensor.shape)
+
+
+def _without_torchao(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchao made unimportable, as where it is not installed."""
+    for name in ("torchao", "torchao.quantization"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_torchao_int8_weight_only_stores_every_linear_weight_as_int8(
+    mlp: TorchModel, digits: tuple[Dataset, Dataset], meter: EnergyMeter, tmp_path: Path,
+) -> None:
+    pytest.importorskip("torchao")
+    test = digits[1]
+    before = mlp.predict(test.x)
+    result = quantize(mlp, "int8-weight-only", out_dir=tmp_path, meter=meter)
+
+    assert (result.name, result.kind, result.method, result.target_dtype) == (
+        "int8-weight-only", "quantization", "int8-weight-only", "int8")
+    assert result.amount is None and result.sparsity is None
+    variant = result.model
+    assert isinstance(variant, TorchModel) and variant.dtype == "int8"
+    linear = [m for m in variant.module.modules() if isinstance(m, nn.Linear)]
+    assert len(linear) == 3 and all(_is_torchao_int8(m.weight) for m in linear)
+    # close to the float model; activations stay float
+    np.testing.assert_allclose(variant.predict(test.x), before, rtol=0.05, atol=0.05)
+    assert _agreement(variant, mlp, test) >= 0.95
+    # the quantized state_dict is saved, and is what size_bytes counts
+    assert result.path == variant.path == tmp_path / "int8-weight-only.pt"
+    assert result.size_bytes == result.path.stat().st_size == variant.size_bytes
+    state = torch.load(result.path, weights_only=True)
+    assert sum(_is_torchao_int8(t) for t in state.values()) == 3
+    torch.save(mlp.module.state_dict(), tmp_path / "fp32.pt")
+    assert result.size_bytes < (tmp_path / "fp32.pt").stat().st_size
+    assert result.num_parameters == mlp.num_parameters == variant.num_parameters
+    assert 0 < result.effective_parameters <= result.num_parameters
+    assert result.effective_parameters == effective_parameters(variant)
+    _assert_fake_measurement(result.measurement)
+    # The model given is not changed.
+    np.testing.assert_array_equal(mlp.predict(test.x), before)
+    assert all(type(m.weight) is nn.Parameter for m in mlp.module.modules()
+               if isinstance(m, nn.Linear))
+
+
+def test_int8_weight_only_needs_torchao_an_eager_module_and_linear_layers(
+    mlp: TorchModel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from wattprint.errors import MissingExtra
+
+    with pytest.raises(ConfigError, match="makes int8 weights, not 'fp16'"):
+        quantize(mlp, "int8-weight-only", target_dtype="fp16", out_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script's
+        scripted = from_module(torch.jit.script(_mlp()))
+    with pytest.raises(ConfigError, match="int8 weight-only quantization needs an eager"):
+        quantize(scripted, "int8-weight-only", out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="Linear layers, and this model has none"):
+        quantize(from_module(nn.Sequential(nn.ReLU())), "int8-weight-only", out_dir=tmp_path)
+    _without_torchao(monkeypatch)
+    with pytest.raises(MissingExtra, match=r"torchao int8 weight-only quantization needs the "
+                                           r"'torchao' extra: pip install 'wattprint\[torchao\]'"):
+        quantize(mlp, "int8-weight-only", out_dir=tmp_path)
+    assert not any(tmp_path.iterdir())

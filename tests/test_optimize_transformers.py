@@ -4,6 +4,7 @@ saved with ``save_pretrained``; nothing is downloaded, and the network is refuse
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from test_loaders_hf import TEXTS, WORDS, _bert_config, _tokenizer  # noqa: E402
 
 import wattprint  # noqa: E402
 from wattprint import ConfigError, EnergyMeter, FakeSensor, Measurement  # noqa: E402
+from wattprint.errors import MissingExtra  # noqa: E402
 from wattprint.optimize import effective_parameters, prune, quantize  # noqa: E402
 from wattprint.optimize.quantization import METHODS  # noqa: E402
 from wattprint.workloads.loaders.transformers_loader import TransformersModel  # noqa: E402
@@ -121,7 +123,7 @@ def _assert_predicts(variant: TransformersModel, model: TransformersModel, atol:
 # -- quantization --------------------------------------------------------------------------------
 
 def test_transformers_methods_are_listed() -> None:
-    assert METHODS["transformers"] == ("dynamic", "fp16", "bf16")  # torchao is not installed
+    assert METHODS["transformers"] == ("dynamic", "fp16", "bf16", "int8-weight-only")
 
 
 def test_dynamic_int8_quantizes_every_linear_and_conv1d_layer(
@@ -267,3 +269,102 @@ def test_ln_structured_zeroes_whole_output_features(
             dead = (layer.weight == 0).all(dim=0)
             assert int(dead.sum()) == layer.weight.shape[1] // 2
     _assert_fake_measurement(result.measurement)
+
+
+# -- torchao int8 weight-only --------------------------------------------------------------------
+
+def _is_torchao_int8(tensor: Any) -> bool:
+    """A torchao tensor whose values are stored as int8."""
+    data = getattr(tensor, "qdata", None)
+    return (type(tensor).__module__.startswith("torchao.") and data is not None
+            and data.dtype == torch.int8 and data.shape == tensor.shape)
+
+
+def _without_torchao(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchao made unimportable, as where it is not installed."""
+    for name in ("torchao", "torchao.quantization"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_torchao_int8_weight_only_quantizes_every_linear_and_conv1d_layer(
+    hf_model: TransformersModel, meter: EnergyMeter, tmp_path: Path,
+) -> None:
+    pytest.importorskip("torchao")
+    result = quantize(hf_model, "int8-weight-only", out_dir=tmp_path, meter=meter)
+    _assert_variant_of(result, hf_model, "int8-weight-only")
+    assert (result.kind, result.method, result.target_dtype) == ("quantization",
+                                                                  "int8-weight-only", "int8")
+    variant = result.model
+    layers = [m for m in hf_model.module.modules() if isinstance(m, torch.nn.Linear | Conv1D)]
+    quantized = [m for m in variant.module.modules() if isinstance(m, torch.nn.Linear | Conv1D)]
+    assert len(quantized) == len(layers) > 0
+    # GPT-2's Conv1D layers became Linear layers, and every weight is a torchao int8 tensor
+    assert all(type(m) is torch.nn.Linear and _is_torchao_int8(m.weight) for m in quantized)
+    assert variant.dtype == "int8" and variant.device == hf_model.device
+    saved = result.path / "int8_weight_only_state_dict.pt"
+    state = torch.load(saved, weights_only=True)
+    assert sum(_is_torchao_int8(t) for t in state.values()) == len(quantized)
+    assert not (result.path / "model.safetensors").exists()
+    assert result.size_bytes < hf_model.size_bytes
+    # the int8 weights are counted (GPT-2's tied head gets its own int8 copy)
+    assert result.num_parameters >= hf_model.num_parameters
+    assert 0 < result.effective_parameters <= result.num_parameters
+    _assert_predicts(variant, hf_model, atol=0.05)  # GPT-2 generates
+    _assert_fake_measurement(result.measurement)
+    # the model given is left as it was
+    assert all(type(m.weight) is torch.nn.Parameter for m in layers)
+    assert all(type(m.weight) is torch.nn.Parameter for m in hf_model.module.modules()
+               if isinstance(m, torch.nn.Linear | Conv1D))
+
+
+def _sweep_config(folder: Path, tmp_path: Path) -> dict[str, Any]:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(TEXTS[:3]) + "\n")
+    return {
+        "project": "int8-weight-only",
+        "models": [{"name": "gpt2", "path": str(folder), "task": "text-generation",
+                    "options": {"max_new_tokens": 4},
+                    "quantization": {"enabled": True, "method": "int8-weight-only"}}],
+        "datasets": [{"name": str(prompts), "split": "all"}],
+        "monitoring": {"warmup": 0},
+        "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
+                   "output_dir": str(tmp_path / "out")},
+    }
+
+
+def test_a_sweep_makes_measures_and_runs_the_int8_weight_only_variant(
+    folders: dict[str, Path], tmp_path: Path,
+) -> None:
+    pytest.importorskip("torchao")
+    with EnergyMeter([FakeSensor(power_w=POWER_W)]) as meter:
+        wattprint.Benchmark(_sweep_config(folders["gpt2"], tmp_path)).run(meter=meter,
+                                                                          progress=False)
+    with wattprint.Store(tmp_path / "w.db", read_only=True) as store:
+        runs = {(r.variant, r.phase): r for r in store.runs()}
+    step = runs[("int8-weight-only", "optimization")]
+    assert step.ok, step.error
+    assert step.energy_j is not None and step.energy_j > 0
+    assert step.optimization is not None
+    assert (step.optimization["method"], step.optimization["target_dtype"]) == (
+        "int8-weight-only", "int8")
+    assert Path(step.optimization["path"], "int8_weight_only_state_dict.pt").is_file()
+    assert step.dtype == "int8" and step.parent == "fp32"
+    inference = runs[("int8-weight-only", "inference")]
+    assert inference.ok, inference.error
+    assert inference.num_samples == 3 and inference.energy_j is not None
+    assert inference.metrics is not None and inference.metrics["tokens_generated"] > 0
+
+
+def test_without_torchao_an_int8_weight_only_sweep_is_refused_before_it_runs(
+    folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    _without_torchao(monkeypatch)
+    config = _sweep_config(folders["gpt2"], tmp_path)
+    with pytest.raises(ConfigError, match=r"models\[0\]\.quantization\.method: torchao int8 "
+                                          r"weight-only quantization needs the 'torchao' extra: "
+                                          r"pip install 'wattprint\[torchao\]'"):
+        wattprint.Benchmark(config)
+    assert not (tmp_path / "w.db").exists() and not (tmp_path / "out").exists()
+    with pytest.raises(MissingExtra, match=r"wattprint\[torchao\]"):
+        quantize(wattprint.load_model(folders["gpt2"]), "int8-weight-only", out_dir=tmp_path)
+    assert not (tmp_path / "int8-weight-only").exists()

@@ -223,8 +223,9 @@ def test_the_options_each_loader_takes_are_accepted(tmp_path: Path, kind: str,
                                "classification, regression,"),
     (".skops", "ranking", "unknown task 'ranking' for a scikit-learn model"),
     ("hub", "regression", "unknown task 'regression' for a Hugging Face hub model (allowed: "
-                          "text-classification, text-generation, automatic-speech-recognition)"),
-    ("hf-folder", "image-classification", "for a Hugging Face model folder"),
+                          "text-classification, text-generation, automatic-speech-recognition, "
+                          "text2text-generation, image-classification)"),
+    ("hf-folder", "code-generation", "for a Hugging Face model folder"),
 ])
 def test_a_task_that_does_not_exist_for_the_model_is_refused(tmp_path: Path, kind: str,
                                                              task: str, expected: str) -> None:

@@ -180,9 +180,10 @@ def test_totals_are_the_sums_of_the_rows(sweep: tuple[Path, str],
 
 MODEL_KEYS = ["model", "variant", "dataset", "parent", "task", "hardware", "framework",
               "repetitions", "kwh_per_1000_queries", "energy_j", "co2_g", "water_l",
-              "samples_per_second", "accuracy", "f1_macro", "rmse", "mae", "num_parameters",
-              "effective_parameters", "size_bytes", "dtype", "provenance", "step_phase",
-              "step_energy_j", "step_co2_g", "errors", "partial_runs", "partial_errors"]
+              "samples_per_second", "accuracy", "f1_macro", "rmse", "mae", "quality",
+              "num_parameters", "effective_parameters", "size_bytes", "dtype", "provenance",
+              "step_phase", "step_energy_j", "step_co2_g", "errors", "partial_runs",
+              "partial_errors"]
 
 
 def test_the_summary_is_typed_in_grams_and_ml_ecolyzer_s_view_is_made_from_it(

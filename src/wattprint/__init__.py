@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .footprint import Footprint, Site, footprint
     from .measurement import ComponentEnergy, Measurement
     from .meter import EnergyMeter, Window, measure
-    from .record import RunRecord
+    from .record import Quality, RunRecord, quality
     from .score import calculate_scores, print_scores
     from .sensors import FakeSensor, detect
     from .store import Store
@@ -70,6 +70,7 @@ __all__ = [
     "MissingExtra",
     "Model",
     "ModelError",
+    "Quality",
     "RunRecord",
     "SensorError",
     "SensorPermissionError",
@@ -91,6 +92,7 @@ __all__ = [
     "measure_energy",
     "measure_training",
     "print_scores",
+    "quality",
     "register_format",
 ]
 
@@ -104,6 +106,8 @@ _LAZY = {
     "Benchmark": ".study",
     "Store": ".store",
     "RunRecord": ".record",
+    "Quality": ".record",
+    "quality": ".record",
     "calculate_scores": ".score",
     "print_scores": ".score",
     "Footprint": ".footprint",

@@ -23,8 +23,7 @@ from datetime import datetime
 
 from ._log import get_logger
 from .errors import SensorError
-from .sensors.base import CounterSensor, PowerSensor, Sensor
-from .sensors.estimate import begin_edge, end_edge
+from .sensors.base import CounterSensor, PowerSensor, Sensor, begin_edge, end_edge
 
 log = get_logger("wattprint.meter")
 

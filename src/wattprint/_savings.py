@@ -1,5 +1,10 @@
 """What optimized variants save against their parents (:func:`savings`, one :class:`Saving`
-each) and the energy-accuracy Pareto front (:func:`pareto_front`) of stored runs.
+each) and the energy-quality Pareto front (:func:`pareto_front`) of stored runs.
+
+Quality is each model's :class:`~wattprint.record.Quality` (accuracy, word error rate,
+perplexity, ...: :attr:`Score.quality <wattprint.score.Score.quality>`), read in its metric's
+direction (a lower word error rate is better), and only models measured by the same metric are
+compared: an accuracy is never set against a word error rate.
 
 Both read the models that :mod:`wattprint.score` makes of run records (its rules: what a model
 is, which runs are rated, the spread of repetitions) and are re-exported from there: use
@@ -14,7 +19,7 @@ from typing import Any
 
 from ._stats import overlap
 from .errors import ConfigError
-from .record import RunRecord
+from .record import QUALITY_METRICS, Quality, RunRecord
 from .score import (
     _J_PER_KWH,
     RunLike,
@@ -83,6 +88,8 @@ class Saving:
     co2_change_pct: float | None
     ess_change_pct: float | None
     accuracy_change_points: float | None
+    quality_metric: str | None
+    quality_change: float | None
     size_change_pct: float | None
     step_energy_kwh: float | None
     step_co2_g: float | None
@@ -112,6 +119,11 @@ def savings(records: Iterable[RunLike]) -> list[Saving]:
       repetition counts as its single figure, as in the ranking (:mod:`wattprint.score`,
       "Spread");
     - ``accuracy_change_points``: ``100 * (variant - parent)`` accuracy, in percentage points;
+    - ``quality_metric``, ``quality_change``: the metric of the variant's quality figure
+      (:attr:`Score.quality <wattprint.score.Score.quality>`: ``"accuracy"``, ``"wer"``,
+      ``"perplexity"``, ...) and ``variant - parent`` in that metric's own units (a fraction
+      for accuracy and word error rate; negative is better where lower is: ``wer``,
+      ``perplexity``). The change is None when the parent's figure is of another metric;
     - ``step_energy_kwh``, ``step_co2_g``: the successful optimization run that made the variant
       (the mean if there are several; a partial one is left out);
     - ``break_even_queries``: the number of queries after which the step has paid for itself,
@@ -143,6 +155,10 @@ def savings(records: Iterable[RunLike]) -> list[Saving]:
         accuracy_points = None
         if parent is not None and variant.accuracy is not None and parent.accuracy is not None:
             accuracy_points = 100.0 * (variant.accuracy - parent.accuracy)
+        quality_change = None
+        if (parent is not None and variant.quality is not None and parent.quality is not None
+                and variant.quality.metric == parent.quality.metric):
+            quality_change = variant.quality.value - parent.quality.value
         out.append(Saving(
             model=variant.label, model_name=variant.model_name,
             variant=variant.variant, parent=variant.parent, dataset=variant.dataset,
@@ -165,6 +181,8 @@ def savings(records: Iterable[RunLike]) -> list[Saving]:
                 None if parent is None else parent.co2_g_per_1000_queries),
             ess_change_pct=_change_pct(variant.ess, None if parent is None else parent.ess),
             accuracy_change_points=accuracy_points,
+            quality_metric=None if variant.quality is None else variant.quality.metric,
+            quality_change=quality_change,
             size_change_pct=_change_pct(
                 _number(variant.size_bytes),
                 None if parent is None else _number(parent.size_bytes)),
@@ -179,17 +197,39 @@ def savings(records: Iterable[RunLike]) -> list[Saving]:
 # Pareto front.
 
 
+def _metric_order(metric: str) -> tuple[int, str]:
+    """Metrics in the order of :data:`~wattprint.record.QUALITY_METRICS`, unknown ones after,
+    by name."""
+    known = [q.metric for q in QUALITY_METRICS]
+    return (known.index(metric), "") if metric in known else (len(known), metric)
+
+
+def _at_least_as_good(a: Quality, b: Quality) -> bool:
+    return a.value >= b.value if a.higher_is_better else a.value <= b.value
+
+
+def _best_first(q: Quality) -> float:
+    """A sort key that puts the better quality first."""
+    return -q.value if q.higher_is_better else q.value
+
+
 def pareto_front(items: Iterable[Score | RunLike]) -> list[Score]:
-    """The energy-accuracy Pareto front of one task and hardware, lowest energy first.
+    """The energy-quality Pareto front of one task and hardware, lowest energy first.
 
     ``items`` are :class:`~wattprint.score.Score` objects or run records (a
     :class:`~wattprint.record.RunRecord` or its JSON form; rated first with
     :func:`~wattprint.score.star_ratings`, so they too must be of one task and hardware). A
-    model is on the front when no other model has energy per 1000 queries <= its own and
-    accuracy >= its own with at least one of them strictly better. Models with identical
-    energy and accuracy do not dominate each other: all of them are on the front. Models
-    without accuracy are left out. Scores of several task and hardware groups raise
-    :class:`~wattprint.errors.ConfigError`.
+    model's quality is its :attr:`Score.quality <wattprint.score.Score.quality>`, better in
+    its metric's direction: a higher accuracy, a lower word error rate or perplexity. A model
+    is on the front when no other model *of the same quality metric* has energy per 1000
+    queries <= its own and quality at least as good with at least one of them strictly
+    better. Models with identical energy and quality do not dominate each other: all of them
+    are on the front. Models without a quality figure are left out.
+
+    Models measured by different metrics are never compared: items that mix them (accuracy
+    for some, word error rate for others) give one front per metric, each lowest energy
+    first, the metrics in the order of :data:`~wattprint.record.QUALITY_METRICS`. Scores of
+    several task and hardware groups raise :class:`~wattprint.errors.ConfigError`.
     """
     items = list(items)
     if all(isinstance(i, Score) for i in items):
@@ -204,16 +244,23 @@ def pareto_front(items: Iterable[Score | RunLike]) -> list[Score]:
         raise ConfigError("pareto_front takes Score objects or run records, not both")
     else:
         scores = star_ratings([i for i in items if not isinstance(i, Score)])
-    points = [s for s in scores if s.accuracy is not None]
+    by_metric: dict[str, list[tuple[Score, Quality]]] = {}
+    for s in scores:
+        if s.quality is not None:
+            by_metric.setdefault(s.quality.metric, []).append((s, s.quality))
 
-    def dominates(a: Score, b: Score) -> bool:
-        assert a.accuracy is not None and b.accuracy is not None
-        no_worse = (a.kwh_per_1000_queries <= b.kwh_per_1000_queries
-                    and a.accuracy >= b.accuracy)
-        better = (a.kwh_per_1000_queries < b.kwh_per_1000_queries
-                  or a.accuracy > b.accuracy)
+    def dominates(a: tuple[Score, Quality], b: tuple[Score, Quality]) -> bool:
+        (a_score, a_quality), (b_score, b_quality) = a, b
+        no_worse = (a_score.kwh_per_1000_queries <= b_score.kwh_per_1000_queries
+                    and _at_least_as_good(a_quality, b_quality))
+        better = (a_score.kwh_per_1000_queries < b_score.kwh_per_1000_queries
+                  or a_quality.value != b_quality.value)
         return no_worse and better
 
-    front = [p for p in points if not any(dominates(q, p) for q in points)]
-    front.sort(key=lambda s: (s.kwh_per_1000_queries, -(s.accuracy or 0.0), s.model))
+    front: list[Score] = []
+    for metric in sorted(by_metric, key=_metric_order):
+        points = by_metric[metric]
+        on_front = [p for p in points if not any(dominates(q, p) for q in points)]
+        on_front.sort(key=lambda p: (p[0].kwh_per_1000_queries, _best_first(p[1]), p[0].model))
+        front += [s for s, _ in on_front]
     return front

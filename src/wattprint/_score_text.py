@@ -11,10 +11,11 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .record import Quality
     from .score import Score, Unrated
 
 __all__ = ["MAX_STARS", "NOT_SIGNIFICANT_MARK", "NOT_SIGNIFICANT_NOTE", "ci95_text",
-           "energy_text", "interval_text", "print_scores", "star_glyphs"]
+           "energy_text", "interval_text", "print_scores", "quality_text", "star_glyphs"]
 
 #: The most stars a model gets.
 MAX_STARS = 5
@@ -29,6 +30,12 @@ def star_glyphs(stars: int) -> str:
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def quality_text(quality: Quality | None) -> str:
+    """A quality figure as the tables show it: ``"acc 0.930"``, ``"WER 0.250"``, ``"ppl 41.2"``
+    (:class:`~wattprint.record.Quality`); ``"-"`` for none."""
+    return "-" if quality is None else str(quality)
 
 
 def energy_text(kwh: float | None) -> str:
@@ -77,12 +84,14 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
 
     Energy is per 1000 queries, CO2 in milligrams per 1000 queries; ``percentile`` is the
     model's place in its group as ML Energy Score prints it (0 = the most efficient, 100 = the
-    least); the rest is in :meth:`Score.to_dict`. The models whose runs were not rated
-    (``unrated``; by default the :attr:`ScoreList.unrated` of ``scores``) are rows marked
-    "not rated", with the reason under the table: "mlp: not rated: partial, gpu:0: not
-    readable (1 run)". Each model shows its repetitions' range (min – max) and the 95 %
-    interval of its mean; ``≈`` beside the stars marks a model whose interval overlaps a
-    neighbour's, with a note under the table (see the module docstring, "Spread").
+    least); ``quality`` is the model's quality figure (``acc 0.930``, ``WER 0.250``, ``ppl
+    41.2``: :func:`quality_text`); the rest is in :meth:`Score.to_dict`. The models whose
+    runs were not rated (``unrated``; by default the :attr:`ScoreList.unrated` of
+    ``scores``) are rows marked "not rated", with the reason under the table: "mlp: not
+    rated: partial, gpu:0: not readable (1 run)". Each model shows its repetitions' range
+    (min – max) and the 95 % interval of its mean; ``≈`` beside the stars marks a model whose
+    interval overlaps a neighbour's, with a note under the table (see the module docstring,
+    "Spread").
     """
     from rich.markup import escape as markup_escape
     from rich.table import Table
@@ -125,7 +134,7 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
             table.add_column("dataset")
         table.add_column("stars", no_wrap=True)
         for name in ("percentile", "energy/1k q", "min – max", "95 % CI", "CO2 mg/1k q",
-                     "accuracy", "ESS"):
+                     "quality", "ESS"):
             table.add_column(name, justify="right", no_wrap=True)
         table.add_column("source")
         for s in rows:
@@ -137,7 +146,7 @@ def print_scores(scores: Sequence[Score], *, unrated: Sequence[Unrated] | None =
             cells += [f"[yellow]{star_glyphs(s.stars)}[/]{mark}", f"{s.percentile:.0f}",
                       energy_text(s.kwh_per_1000_queries),
                       interval_text(s.kwh_per_1000_queries_min, s.kwh_per_1000_queries_max),
-                      ci95_text(s), _fmt(co2, ".3g"), _fmt(s.accuracy, ".3f"), _fmt(s.ess, ".3g"),
+                      ci95_text(s), _fmt(co2, ".3g"), quality_text(s.quality), _fmt(s.ess, ".3g"),
                       escape(s.provenance or "-")]
             table.add_row(*cells)
         for u in not_rated:

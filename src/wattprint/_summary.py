@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from statistics import fmean
 from typing import Any
 
-from .record import RunRecord
+from .record import Quality, RunRecord, mean_quality
 
 __all__ = ["ModelSummary", "SweepSummary", "summarize"]
 
@@ -30,7 +30,9 @@ class ModelSummary:
     the variant (``step_*``, None without one), and what went wrong: ``errors`` of its failed
     cells, ``partial_runs`` (its inference runs whose measurement is partial: a sensor failed
     inside the window, their energy misses a component, and they are not rated) and
-    ``partial_errors`` (what failed in them)."""
+    ``partial_errors`` (what failed in them). ``quality`` is the quality figure of its
+    repetitions (accuracy, word error rate, perplexity, ...:
+    :func:`~wattprint.record.mean_quality`)."""
 
     model: str | None
     variant: str | None
@@ -49,6 +51,7 @@ class ModelSummary:
     f1_macro: float | None = None
     rmse: float | None = None
     mae: float | None = None
+    quality: Quality | None = None
     num_parameters: int | None = None
     effective_parameters: int | float | None = None
     size_bytes: int | None = None
@@ -68,11 +71,13 @@ class ModelSummary:
         return str(self.model) if self.parent is None else f"{self.model}:{self.variant}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: every field, lists for the tuples."""
+        """The JSON form: every field, lists for the tuples, ``quality`` as
+        :meth:`Quality.to_dict <wattprint.record.Quality.to_dict>` (or None)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            out[f.name] = (list(value) if isinstance(value, tuple)
+                           else value.to_dict() if isinstance(value, Quality) else value)
         return out
 
 
@@ -158,7 +163,7 @@ def summarize(runs: Iterable[RunRecord]) -> SweepSummary:
             water_l=_mean(r.water_l for r in rows),
             samples_per_second=_mean(r.samples_per_second for r in rows),
             accuracy=_metric(rows, "accuracy"), f1_macro=_metric(rows, "f1_macro"),
-            rmse=_metric(rows, "rmse"), mae=_metric(rows, "mae"),
+            rmse=_metric(rows, "rmse"), mae=_metric(rows, "mae"), quality=mean_quality(rows),
             step_phase=None if step is None else step.phase,
             step_energy_j=None if step is None else step.energy_j,
             step_co2_g=None if step is None else step.co2_g,

@@ -374,7 +374,7 @@ def _render_summary(result: BenchmarkResult) -> None:
     table.add_column("variant", min_width=7)
     if several:
         table.add_column("dataset")
-    for column in ("energy/1k q", "accuracy", "params", "size"):
+    for column in ("energy/1k q", "quality", "params", "size"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("source")
     errors: list[str] = []
@@ -387,9 +387,8 @@ def _render_summary(result: BenchmarkResult) -> None:
             table.add_row(*head, f"[red]failed ({len(errors)})[/]", "", "", "", "")
             continue
         kwh = row.kwh_per_1000_queries
-        quality = ("-" if row.accuracy is None and row.rmse is None
-                   else f"{row.accuracy:.3f}" if row.accuracy is not None
-                   else f"RMSE {row.rmse:.3g}")
+        quality = (str(row.quality) if row.quality is not None
+                   else "-" if row.rmse is None else f"RMSE {row.rmse:.3g}")
         table.add_row(
             *head,
             "-" if kwh is None else _energy(kwh),
@@ -530,8 +529,7 @@ def score(
     try:
         if method not in scoring.METHODS:
             _fail(f"--method must be one of: {', '.join(scoring.METHODS)}; not {method!r}")
-        records = scoring.read_records(db, sweep_id=sweep)
-        groups = scoring.available_groups(records)
+        groups = scoring.stored_groups(db, sweep_id=sweep)
         if not groups:
             _fail(f"no successful inference runs in {db}; run a benchmark first "
                   "(wattprint run CONFIG, or wattprint demo)")
@@ -547,7 +545,7 @@ def score(
         scores: list[scoring.Score] = []
         unrated: list[scoring.Unrated] = []
         for t, h in chosen:
-            rated = scoring.calculate_scores(t, h, method=method, records=records)
+            rated = scoring.calculate_scores(t, h, method=method, db=db, sweep_id=sweep)
             scores += rated
             unrated += rated.unrated
     except WattprintError as e:

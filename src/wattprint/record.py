@@ -16,13 +16,19 @@ What a run's measurement says about itself travels with it: ``partial`` (a senso
 the window, its component is missing from ``energy_j``), ``errors`` (what failed) and
 ``measurement_notes`` (what else a reader should know). Ratings skip a partial run; the report
 marks it.
+
+A run's quality figure, the one that stands beside its energy in the star tables and the
+report, is :func:`quality`: a :class:`Quality` (metric, value, which way is better) read from
+its ``metrics`` by the fixed order of :data:`QUALITY_METRICS` (accuracy, word error rate,
+pass rate, exact match, perplexity, R², RMSE, MAE).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +37,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .measurement import Measurement
 
-__all__ = ["PHASES", "PROVENANCES", "RUN_STATUSES", "RunComponent", "RunRecord", "provenance"]
+__all__ = ["PHASES", "PROVENANCES", "QUALITY_METRICS", "RUN_STATUSES", "InferenceTotals", "Quality",
+           "QualityMetric", "RunComponent", "RunRecord", "mean_quality", "provenance", "quality"]
 
 RUN_STATUSES = ("ok", "failed")
 PHASES = ("inference", "training", "optimization")
@@ -47,18 +54,24 @@ def _bad(name: str, want: str, value: object) -> ConfigError:
 
 
 def _text(name: str, value: object) -> str:
+    if type(value) is str:  # the common case, checked first: the same rule, sooner
+        return value
     if not isinstance(value, str):
         raise _bad(name, "a str", value)
     return value
 
 
 def _real(name: str, value: object) -> float:
+    if type(value) is float:  # the common case, checked first: the same rule, sooner
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _bad(name, "a number", value)
     return float(value)
 
 
 def _int(name: str, value: object) -> int:
+    if type(value) is int:  # the common case, checked first: the same rule, sooner
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _bad(name, "an int", value)
     return int(value)
@@ -66,6 +79,8 @@ def _int(name: str, value: object) -> int:
 
 def _count(name: str, value: object) -> int | float:
     """An int stays an int, a float a float (``effective_parameters`` may be fractional)."""
+    if type(value) is int or type(value) is float:
+        return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     return _real(name, value)
@@ -78,12 +93,16 @@ def _bool(name: str, value: object) -> bool:
 
 
 def _mapping(name: str, value: object) -> dict[str, Any]:
+    if type(value) is dict and all(type(k) is str for k in value):
+        return dict(value)  # a copy, as below, without a str() of each key
     if not isinstance(value, Mapping):
         raise _bad(name, "a dict", value)
     return {str(k): v for k, v in value.items()}
 
 
 def _texts(name: str, value: object) -> tuple[str, ...]:
+    if type(value) is tuple and all(type(item) is str for item in value):
+        return value
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not all(
             isinstance(item, str) for item in value):
         raise _bad(name, "a list of str", value)
@@ -92,6 +111,8 @@ def _texts(name: str, value: object) -> tuple[str, ...]:
 
 def _choice(allowed: tuple[str, ...]) -> Any:
     def check(name: str, value: object) -> str:
+        if type(value) is str and value in allowed:
+            return value
         if value not in allowed:
             raise ConfigError(f"run record field {name!r} is {value!r}; allowed: "
                               f"{', '.join(allowed)}")
@@ -101,7 +122,7 @@ def _choice(allowed: tuple[str, ...]) -> Any:
 
 
 def _components(name: str, value: object) -> dict[str, RunComponent]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise _bad(name, "a dict of components", value)
     return {str(k): v if isinstance(v, RunComponent) else RunComponent.from_dict(v, str(k))
             for k, v in value.items()}
@@ -124,6 +145,12 @@ class RunComponent:
 
     @classmethod
     def from_dict(cls, data: object, name: str = "?") -> RunComponent:
+        if (type(data) is dict and data.keys() <= _COMPONENT_KEYS
+                and type(data.get("energy_j")) is float and type(data.get("source")) is str
+                and type(data.get("measured")) is bool
+                and type(scope := data.get("scope") or "machine") is str):
+            # the common case, checked first: the same rules as below, sooner
+            return cls(data["energy_j"], data["source"], data["measured"], scope)
         where = f"components[{name!r}]"
         if not isinstance(data, Mapping):
             raise _bad(where, "a dict", data)
@@ -140,6 +167,9 @@ class RunComponent:
                        scope=_text(f"{where}.scope", data.get("scope") or "machine"))
         except KeyError as err:
             raise ConfigError(f"run record field {where} needs {err.args[0]!r}") from None
+
+
+_COMPONENT_KEYS = frozenset(("energy_j", "source", "measured", "scope"))
 
 
 def provenance(components: Mapping[str, RunComponent], samples: int = 0) -> str:
@@ -219,10 +249,15 @@ class RunRecord:
     id: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        for name, check in _CHECKS:
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, check(name, value))
+        fields = self.__dict__  # set as object.__setattr__ would: the record is frozen
+        for name, check, passes in _CHECKS:
+            value = fields[name]
+            # a value of the type its check passes unchanged (a float of a float field) is
+            # taken as it is, without the call: the same rules, sooner
+            if value is not None and type(value) is not passes:
+                checked = check(name, value)
+                if checked is not value:
+                    fields[name] = checked
 
     # -- making one -----------------------------------------------------------------------
 
@@ -317,7 +352,143 @@ _CHECK_BY_NAME: dict[str, Any] = {
 _FLOATS = ("started_at", "ended_at", "duration_s", "energy_j", "energy_kwh", "co2_g", "water_l",
            "intensity_g_per_kwh", "pue", "wue_l_per_kwh", "samples_per_second",
            "kwh_per_1000_queries", "water_intensity_l_per_kwh")
-_CHECKS: tuple[tuple[str, Any], ...] = tuple(
-    (name, _CHECK_BY_NAME.get(name, _real if name in _FLOATS else _text))
+#: The type a check passes unchanged, without looking further (the others: none).
+_PASSES: dict[Any, type] = {_real: float, _text: str, _int: int, _bool: bool}
+_CHECKS: tuple[tuple[str, Any, type | None], ...] = tuple(
+    (name, check, _PASSES.get(check))
     for name in (*FIELDS, "id")
+    for check in [_CHECK_BY_NAME.get(name, _real if name in _FLOATS else _text)]
 )
+
+
+# -- a run's quality figure ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QualityMetric:
+    """A metric that can stand for a run's quality: its ``metrics`` key, the short ``label``
+    tables show, whether a higher value is better, the format of its value and what it is in
+    words."""
+
+    metric: str
+    label: str
+    higher_is_better: bool
+    spec: str
+    description: str
+
+
+#: The metrics a run's quality is read from, first present first: a classifier's ``accuracy``;
+#: the word error rate of speech recognition (``wer``, lower is better); a code set's
+#: ``pass_rate`` (its tests ran), else ``exact_match``; a language model's ``perplexity``
+#: (lower is better); a regressor's ``r2``, else ``rmse`` or ``mae`` (lower is better).
+#: Fractions show three decimals, the others three significant digits.
+QUALITY_METRICS: tuple[QualityMetric, ...] = (
+    QualityMetric("accuracy", "acc", True, ".3f", "accuracy"),
+    QualityMetric("wer", "WER", False, ".3f", "word error rate"),
+    QualityMetric("pass_rate", "pass", True, ".3f", "pass rate of the code tests"),
+    QualityMetric("exact_match", "exact", True, ".3f", "exact match"),
+    QualityMetric("perplexity", "ppl", False, ".3g", "perplexity"),
+    QualityMetric("r2", "R²", True, ".3f", "coefficient of determination"),
+    QualityMetric("rmse", "RMSE", False, ".3g", "root mean squared error"),
+    QualityMetric("mae", "MAE", False, ".3g", "mean absolute error"),
+)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A run's (or a model's, averaged over its repetitions) quality figure: the value of
+    ``metric`` (a key of :data:`QUALITY_METRICS`) and which way is better. ``str()`` is the
+    short text tables show: ``"acc 0.930"``, ``"WER 0.250"``, ``"ppl 41.2"``."""
+
+    metric: str
+    value: float
+    higher_is_better: bool
+
+    @property
+    def label(self) -> str:
+        """The short name of the metric in tables (``acc``, ``WER``, ``ppl``)."""
+        known = _QUALITY_BY_NAME.get(self.metric)
+        return self.metric if known is None else known.label
+
+    @property
+    def description(self) -> str:
+        """The metric in words (``word error rate``)."""
+        known = _QUALITY_BY_NAME.get(self.metric)
+        return self.metric.replace("_", " ") if known is None else known.description
+
+    @property
+    def value_text(self) -> str:
+        """The value as tables show it: three decimals for a fraction (``0.250``), else three
+        significant digits (``41.2``)."""
+        known = _QUALITY_BY_NAME.get(self.metric)
+        return format(self.value, ".3g" if known is None else known.spec)
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.value_text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``metric``, ``value``, ``higher_is_better``."""
+        return dataclasses.asdict(self)
+
+
+_QUALITY_BY_NAME = {q.metric: q for q in QUALITY_METRICS}
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def quality(record: RunRecord) -> Quality | None:
+    """The run's quality figure: the first metric of :data:`QUALITY_METRICS` the record has as
+    a finite number; None when it has none (a failed run, an unlabelled dataset)."""
+    return mean_quality([record])
+
+
+def mean_quality(records: Iterable[RunRecord]) -> Quality | None:
+    """The quality figure of several runs of one model (its repetitions): the first metric of
+    :data:`QUALITY_METRICS` that any of them has as a finite number, averaged over the runs
+    that have it (exactly rounded, :func:`math.fsum`); None when none has any."""
+    runs = list(records)
+    for q in QUALITY_METRICS:
+        values = [v for v in (_finite(r.metric(q.metric)) for r in runs) if v is not None]
+        if values:
+            return Quality(q.metric, math.fsum(values) / len(values), q.higher_is_better)
+    return None
+
+
+@dataclass(frozen=True)
+class InferenceTotals:
+    """The successful inference runs of one model (task, hardware, model, dataset and variant,
+    each as stored), summed by the store for the star table (see
+    :meth:`wattprint.store.Store.inference_totals`).
+
+    The sums are over the *clean* runs: not partial, every figure finite, an energy per query
+    there. ``unclean_ids`` are the other runs' row ids, for the reader to tell why each is left
+    out. ``first_id`` is the group's first run (clean or not); ``firsts`` maps each of
+    ``parent``, ``num_parameters``, ``effective_parameters`` and ``size_bytes`` to the first
+    clean run that has it, as ``(row id, value)``. ``quality_sums`` holds, per metric of
+    :data:`QUALITY_METRICS` that some clean run has as a number, ``(sum, count)``.
+    """
+
+    task: str
+    hardware: str
+    model_name: str
+    dataset: str
+    variant: str
+    first_id: int
+    first_clean_id: int | None
+    runs: int
+    kwh_sum: float
+    kwh_sum_sq: float
+    kwh_min: float | None
+    kwh_max: float | None
+    co2_sum: float
+    co2_runs: int
+    quality_sums: Mapping[str, tuple[float, int]]
+    provenances: tuple[str, ...]
+    pruned: bool
+    firsts: Mapping[str, tuple[int, Any]]
+    unclean_ids: tuple[int, ...]

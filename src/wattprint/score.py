@@ -18,7 +18,11 @@ training or optimization runs are never rated. Its figures average the repetitio
 - ``kwh_per_1000_queries``: the mean of the runs' ``kwh_per_1000_queries`` (a run without it
   but with ``energy_kwh`` and ``num_samples`` gives ``energy_kwh * 1000 / num_samples``);
 - ``co2_g_per_1000_queries``: the mean of ``co2_g * 1000 / num_samples``;
-- ``accuracy``: the mean of ``metrics["accuracy"]`` (a fraction, 0..1), None when no run has it.
+- ``accuracy``: the mean of ``metrics["accuracy"]`` (a fraction, 0..1), None when no run has it;
+- ``quality``: the model's quality figure beside its energy, a
+  :class:`~wattprint.record.Quality` (accuracy, word error rate, pass rate, exact match,
+  perplexity, ..., the first of :data:`~wattprint.record.QUALITY_METRICS` its runs have),
+  the mean of its runs (:func:`~wattprint.record.mean_quality`); None when they have none.
 
 Means are exactly rounded (:func:`math.fsum`), so the same figures in any order give the same
 mean.
@@ -102,14 +106,16 @@ from ._score_text import (
     energy_text,
     interval_text,
     print_scores,
+    quality_text,
     star_glyphs,
 )
 from ._stats import Spread, overlap, spread, t_quantile_975
 from .errors import ConfigError
-from .record import RunRecord
+from .record import QUALITY_METRICS, InferenceTotals, Quality, RunRecord, mean_quality
 
 if TYPE_CHECKING:
     from ._savings import Saving, pareto_front, savings
+    from .store import Store
 
 __all__ = [
     "DEFAULT_DB",
@@ -129,6 +135,8 @@ __all__ = [
     "interval_text",
     "pareto_front",
     "print_scores",
+    "quality_text",
+    "rate_stored_sweep",
     "read_records",
     "savings",
     "star_glyphs",
@@ -167,7 +175,9 @@ class Score:
     ``kwh_per_1000_queries_min``/``_max`` are the repetitions' extremes and
     ``kwh_per_1000_queries_ci95_low``/``_high`` the 95 % Student t interval of the mean (None
     for one repetition); ``overlapping_neighbours`` names the models next to it in the ranking
-    whose intervals overlap its own (module docstring, "Spread").
+    whose intervals overlap its own (module docstring, "Spread"). ``quality`` is the quality
+    figure shown beside the energy (``accuracy`` stays for those who read it by that name);
+    :meth:`to_dict` gives it as ``{"metric", "value", "higher_is_better"}``.
     """
 
     model: str
@@ -196,6 +206,7 @@ class Score:
     provenance: str | None
     pruned: bool = False
     overlapping_neighbours: tuple[str, ...] = ()
+    quality: Quality | None = None
 
     @property
     def ranking_significant(self) -> bool:
@@ -278,6 +289,7 @@ class _Model:
     repetitions: int
     provenance: str | None
     pruned: bool
+    quality: Quality | None = None
 
     @property
     def label(self) -> str:
@@ -457,8 +469,234 @@ def _models(records: Iterable[RunRecord]) -> tuple[list[_Model], list[Unrated]]:
             effective_parameters=None if effective is None else float(effective),
             size_bytes=_first(r.size_bytes for r in rows), repetitions=len(rows),
             provenance=_provenance(rows), pruned=any(_is_pruned(r) for r in rows),
+            quality=mean_quality(rows),
         ))
     return out, unrated
+
+
+class _Totals:
+    """One model's sums over its rated runs, from the store's totals and the runs it left to
+    be judged here (see :func:`_models_from_totals`)."""
+
+    def __init__(self) -> None:
+        self.first_id = math.inf
+        self.first_clean: tuple[float, str, str, str, str, str] | None = None
+        self.runs = 0
+        self.kwh_sum = self.kwh_sum_sq = 0.0
+        self.kwh_min = math.inf
+        self.kwh_max = -math.inf
+        self.co2_sum = 0.0
+        self.co2_runs = 0
+        self.quality: dict[str, list[float]] = {}
+        self.provenances: set[str] = set()
+        self.pruned = False
+        self.firsts: dict[str, tuple[float, Any]] = {}
+        self.left_out: list[RunRecord] = []
+
+    def name(self, row_id: float, task: str, hardware: str, model: str, dataset: str,
+             variant: str) -> None:
+        if self.first_clean is None or row_id < self.first_clean[0]:
+            self.first_clean = (row_id, task, hardware, model, dataset, variant)
+
+    def first(self, name: str, row_id: float, value: Any) -> None:
+        if value is not None and (name not in self.firsts or row_id < self.firsts[name][0]):
+            self.firsts[name] = (row_id, value)
+
+    def add_totals(self, t: InferenceTotals) -> None:
+        self.first_id = min(self.first_id, t.first_id)
+        if t.runs == 0:
+            return
+        assert t.first_clean_id is not None and t.kwh_min is not None and t.kwh_max is not None
+        self.name(t.first_clean_id, t.task, t.hardware, t.model_name, t.dataset, t.variant)
+        self.runs += t.runs
+        self.kwh_sum += t.kwh_sum
+        self.kwh_sum_sq += t.kwh_sum_sq
+        self.kwh_min = min(self.kwh_min, t.kwh_min)
+        self.kwh_max = max(self.kwh_max, t.kwh_max)
+        self.co2_sum += t.co2_sum
+        self.co2_runs += t.co2_runs
+        for metric, (total, count) in t.quality_sums.items():
+            sums = self.quality.setdefault(metric, [0.0, 0])
+            sums[0] += total
+            sums[1] += count
+        self.provenances.update(t.provenances)
+        self.pruned = self.pruned or t.pruned
+        for name, (row_id, value) in t.firsts.items():
+            self.first(name, row_id, value)
+
+    def add_run(self, r: RunRecord) -> None:
+        """A run the store could not sum (it judged it unclean) that is rated after all."""
+        row_id = math.inf if r.id is None else r.id
+        kwh = _kwh_per_1000(r)
+        assert kwh is not None
+        self.name(row_id, str(r.task), str(r.hardware), str(r.model_name), str(r.dataset),
+                  str(r.variant))
+        self.runs += 1
+        self.kwh_sum += kwh
+        self.kwh_sum_sq += kwh * kwh
+        self.kwh_min = min(self.kwh_min, kwh)
+        self.kwh_max = max(self.kwh_max, kwh)
+        co2 = _co2_per_1000(r)
+        if co2 is not None:
+            self.co2_sum += co2
+            self.co2_runs += 1
+        for q in QUALITY_METRICS:
+            value = _number(r.metric(q.metric))
+            if value is not None:
+                sums = self.quality.setdefault(q.metric, [0.0, 0])
+                sums[0] += value
+                sums[1] += 1
+        if r.provenance is not None:
+            self.provenances.add(r.provenance)
+        self.pruned = self.pruned or _is_pruned(r)
+        for name in ("parent", "num_parameters", "effective_parameters", "size_bytes"):
+            self.first(name, row_id, getattr(r, name))
+
+    def spread(self) -> Spread:
+        """As :func:`wattprint._stats.spread` makes it from the runs' figures."""
+        n = self.runs
+        if n < 2:
+            return Spread(self.kwh_min, self.kwh_max, None, None)
+        mean = self.kwh_sum / n
+        variance = max(self.kwh_sum_sq - self.kwh_sum * mean, 0.0) / (n - 1)
+        half = t_quantile_975(n - 1) * math.sqrt(variance / n)
+        return Spread(self.kwh_min, self.kwh_max, max(0.0, mean - half), mean + half)
+
+    def model(self) -> _Model:
+        assert self.first_clean is not None
+        _, task, hardware, model_name, dataset, variant = self.first_clean
+        quality = None
+        for q in QUALITY_METRICS:
+            if q.metric in self.quality:
+                total, count = self.quality[q.metric]
+                quality = Quality(q.metric, total / count, q.higher_is_better)
+                break
+        accuracy = self.quality.get("accuracy")
+        effective = self.firsts.get("effective_parameters", (0, None))[1]
+        return _Model(
+            task=task, hardware=hardware, model_name=model_name, variant=variant,
+            parent=self.firsts.get("parent", (0, None))[1], dataset=dataset,
+            kwh_per_1000_queries=self.kwh_sum / self.runs, spread=self.spread(),
+            co2_g_per_1000_queries=(self.co2_sum / self.co2_runs if self.co2_runs else None),
+            accuracy=None if accuracy is None else accuracy[0] / accuracy[1],
+            num_parameters=self.firsts.get("num_parameters", (0, None))[1],
+            effective_parameters=None if effective is None else float(effective),
+            size_bytes=self.firsts.get("size_bytes", (0, None))[1], repetitions=self.runs,
+            provenance=(None if not self.provenances else self.provenances.pop()
+                        if len(self.provenances) == 1 else "mixed"),
+            pruned=self.pruned, quality=quality)
+
+
+def _models_from_totals(totals: Sequence[InferenceTotals], judged: Sequence[RunRecord],
+                        ) -> tuple[list[_Model], list[Unrated]]:
+    """:func:`_models` from the store's sums (:meth:`~wattprint.store.Store.inference_totals`)
+    and the runs it left out of them (``judged``, read as records): each of those is rated
+    here after all if :func:`why_not_rated` finds nothing, else listed as not rated.
+
+    The figures are those of :func:`_models` up to the rounding of floating-point sums (the
+    store sums in SQLite; :func:`_models` sums exactly, with :func:`math.fsum`)."""
+    by_id = {r.id: r for r in judged}
+    groups: dict[_Key, _Totals] = {}
+    for t in totals:
+        key = (_fold(t.task), _fold(t.hardware), t.model_name, t.dataset, t.variant)
+        acc = groups.setdefault(key, _Totals())
+        acc.add_totals(t)
+        for row_id in t.unclean_ids:
+            run = by_id[row_id]
+            if why_not_rated(run) is None:
+                acc.add_run(run)
+            else:
+                acc.left_out.append(run)
+    out: list[_Model] = []
+    unrated: list[Unrated] = []
+    for acc in sorted(groups.values(), key=lambda a: a.first_id):
+        if acc.left_out:
+            left = sorted(acc.left_out, key=lambda r: r.id or 0)
+            unrated.append(_unrated(left, [str(why_not_rated(r)) for r in left]))
+        if acc.runs:
+            out.append(acc.model())
+    return out, unrated
+
+
+def _stored_models(db: str | os.PathLike[str], *, sweep_id: str | None,
+                   groups: Sequence[tuple[str, str]]) -> tuple[list[_Model], list[Unrated]]:
+    """The models of these stored ``(task, hardware)`` groups, summed by the store."""
+    from .store import Store
+
+    with Store(db, read_only=True) as store:
+        unnamed = store.first_unnamed_inference_run(sweep_id=sweep_id)
+        if unnamed is not None:
+            _require(unnamed)
+        totals = store.inference_totals(sweep_id=sweep_id, groups=groups)
+        judged = store.runs_by_id(i for t in totals for i in t.unclean_ids)
+    return _models_from_totals(totals, judged)
+
+
+def rate_stored_sweep(store: Store, sweep_id: str, *, method: str = "quintile",
+                      ) -> tuple[dict[tuple[str, str], ScoreList], list[str]]:
+    """Every task and hardware group of one sweep of an open ``store``, rated from the
+    store's sums (:meth:`~wattprint.store.Store.inference_totals`: a row per model, whatever
+    the number of runs), and the groups that could not be rated (their error messages).
+
+    The groups and their ratings are those of :func:`calculate_scores` ``(task, hardware,
+    records=runs)`` for each group of :func:`available_groups` ``(runs)``, ``runs`` being the
+    sweep's records, up to the rounding of the store's floating-point sums; a group with a
+    successful inference run that names no model is not rated, as there.
+    """
+    _check_method(method)
+    totals = store.inference_totals(sweep_id=sweep_id)
+    judged = store.runs_by_id(i for t in totals for i in t.unclean_ids)
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for t in sorted(totals, key=lambda t: t.first_id):
+        if t.task is not None and t.hardware is not None:
+            seen.setdefault((t.task.casefold(), t.hardware.casefold()), (t.task, t.hardware))
+    out: dict[tuple[str, str], ScoreList] = {}
+    problems: list[str] = []
+    for key in sorted(seen):
+        task, hardware = seen[key]
+        wanted = this_machines_hardware() if hardware.strip().casefold() == "auto" else hardware
+        labels = {wanted.casefold(), hardware_label(wanted).casefold()}
+        chosen = [t for t in totals if t.task is not None and t.hardware is not None
+                  and t.task.casefold() == task.casefold() and t.hardware.casefold() in labels]
+        unnamed = [t.first_id for t in chosen if not all(
+            (t.model_name, t.variant, t.dataset, t.task, t.hardware))]
+        if not chosen:
+            problems.append(f"no successful inference runs of task {task!r} on hardware "
+                            f"{wanted!r} in sweep {sweep_id!r}")
+            continue
+        try:
+            if unnamed:
+                _require(store.runs_by_id([min(unnamed)])[0])
+            models, unrated = _models_from_totals(chosen, judged)
+        except ConfigError as err:
+            problems.append(str(err))
+            continue
+        out[(task, hardware)] = _rate(models, method, unrated)
+    return out, problems
+
+
+def stored_groups(db: str | os.PathLike[str] = DEFAULT_DB, *,
+                  sweep_id: str | None = None) -> list[tuple[str, str]]:
+    """The ``(task, hardware)`` pairs with successful inference runs in the store at ``db``
+    (as :func:`available_groups` names them: one per spelling that differs only in case),
+    read without decoding any run. A missing file raises ConfigError naming it."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for task, hardware in _stored_pairs(db, sweep_id):
+        seen.setdefault((task.casefold(), hardware.casefold()), (task, hardware))
+    return [seen[key] for key in sorted(seen)]
+
+
+def _stored_pairs(db: str | os.PathLike[str], sweep_id: str | None) -> list[tuple[str, str]]:
+    path = Path(os.fspath(db))
+    if not path.is_file():
+        raise ConfigError(
+            f"no results store at {str(path)!r}; run a benchmark first "
+            "(wattprint run CONFIG.yaml, or wattprint demo) or pass the store's path"
+        )
+    from .store import Store
+
+    with Store(path, read_only=True) as store:
+        return store.inference_groups(sweep_id=sweep_id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,7 +766,7 @@ def _rate(models: Sequence[_Model], method: str,
             num_parameters=m.num_parameters, effective_parameters=m.effective_parameters,
             size_bytes=m.size_bytes, repetitions=m.repetitions, group_size=n,
             percentile=100.0 * rank / (n - 1) if n > 1 else 0.0, stars=stars, method=method,
-            provenance=m.provenance, pruned=m.pruned,
+            provenance=m.provenance, pruned=m.pruned, quality=m.quality,
         ))
     scores.sort(key=lambda s: (s.kwh_per_1000_queries, s.model, s.dataset))
     scores = _mark_overlaps(scores)
@@ -629,15 +867,25 @@ def calculate_scores(
     _check_method(method)
     if hardware.strip().casefold() == "auto":
         hardware = this_machines_hardware()
+    labels = {hardware.casefold(), hardware_label(hardware).casefold()}
     if records is None:
-        rows = read_records(DEFAULT_DB if db is None else db, sweep_id=sweep_id)
-        where = f"the store {str(DEFAULT_DB if db is None else db)!r}"
-    else:
-        rows = [r for r in _as_records(records) if sweep_id is None or r.sweep_id == sweep_id]
-        where = "the records given"
+        store = DEFAULT_DB if db is None else db
+        pairs = _stored_pairs(store, sweep_id)
+        chosen_pairs = [(t, h) for t, h in pairs
+                        if t.casefold() == task.casefold() and h.casefold() in labels]
+        if not chosen_pairs:
+            where = f"the store {str(store)!r}" + (
+                "" if sweep_id is None else f" (sweep {sweep_id!r})")
+            raise ConfigError(
+                f"no successful inference runs of task {task!r} on hardware {hardware!r} in "
+                f"{where}; task/hardware with runs: "
+                f"{_describe(stored_groups(store, sweep_id=sweep_id))}")
+        models, unrated = _stored_models(store, sweep_id=sweep_id, groups=chosen_pairs)
+        return _rate(models, method, unrated)
+    rows = [r for r in _as_records(records) if sweep_id is None or r.sweep_id == sweep_id]
+    where = "the records given"
     if sweep_id is not None:
         where += f" (sweep {sweep_id!r})"
-    labels = {hardware.casefold(), hardware_label(hardware).casefold()}
     chosen = [r for r in rows if r.task is not None and r.hardware is not None
               and r.task.casefold() == task.casefold() and r.hardware.casefold() in labels]
     if not any(_is_scored_run(r) for r in chosen):

@@ -9,7 +9,7 @@
         store.end_sweep(sweep_id, "finished")
         runs = store.runs(sweep_id=sweep_id)  # [RunRecord(...)]
 
-Tables (``SCHEMA_VERSION`` 5)::
+Tables (``SCHEMA_VERSION`` 6)::
 
     sweeps   id TEXT PK (chosen by the caller, or claimed by claim_sweep), project, config_json,
              created_at, updated_at (unix time, s), status ('running' | 'finished' |
@@ -18,6 +18,11 @@ Tables (``SCHEMA_VERSION`` 5)::
     runs     id INTEGER PK, sweep_id -> sweeps.id, cell_key, UNIQUE (sweep_id, cell_key), and
              one column per field of RunRecord (RUN_KEYS); dict-valued fields are JSON text
     samples  run_id -> runs.id, t_s, component, watts: an optional power timeline of a run
+    run_totals  per sweep and model (task, hardware, model_name, dataset, variant): the sums
+             of its successful inference runs that the star table needs, kept by triggers as
+             runs are written (a model whose run was replaced is marked stale and summed
+             again when read): rating a million runs reads one row per model
+             (:meth:`Store.inference_totals`)
 
 A run is a :class:`~wattprint.record.RunRecord`: the store writes its fields as they are and
 reads the same record back (with the row's ``id``), so nothing between the harness and the
@@ -35,6 +40,14 @@ stored before version 4 reads ``None`` for the three, except that the runner the
 ``partial`` and ``errors`` in ``extra``: the migration copies them into the columns. Version
 5 adds the site beside ``pue`` and ``wue_l_per_kwh``: ``location``, ``tier`` and
 ``water_intensity_l_per_kwh`` (None for runs stored before).
+
+A report of a large sweep reads it without decoding every run into a record:
+:meth:`Store.timeline_run_id` (the run with the longest power timeline, one query),
+:meth:`Store.sweep_overview` (totals, counts, provenances and sites: a
+:class:`SweepOverview`), :meth:`Store.model_runs` (a :class:`ModelRuns` per model and phase),
+:meth:`Store.component_runs` (energy components summed: :class:`ComponentRuns`), and as
+records only :meth:`Store.notable_runs` (failed, partial, not summed for the stars) and
+:meth:`Store.savings_runs` (what the savings of optimized variants are made of).
 
 The schema is versioned with ``PRAGMA user_version``: each entry of :data:`MIGRATIONS` takes a
 store one version up, and opening an older store applies the missing steps in one transaction.
@@ -65,6 +78,7 @@ import datetime
 import importlib
 import io
 import json
+import math
 import numbers
 import os
 import re
@@ -74,14 +88,23 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ._files import make_folder, write_text
 from ._log import get_logger
 from .errors import ConfigError, MissingExtra, OutputError, StoreError
-from .record import FIELDS, PHASES, PROVENANCES, RUN_STATUSES, RunRecord
+from .record import (
+    FIELDS,
+    PHASES,
+    PROVENANCES,
+    QUALITY_METRICS,
+    RUN_STATUSES,
+    InferenceTotals,
+    RunRecord,
+)
 
 __all__ = [
     "MIGRATIONS",
@@ -106,6 +129,147 @@ APPLICATION_ID = 0x57415454
 
 #: The steps from one schema version to the next: ``MIGRATIONS[n]`` takes version ``n`` to
 #: ``n + 1``. A step, once released, never changes; a new schema is a new step.
+# -- the star table's sums, kept as runs are written ------------------------------------------
+#
+# A successful inference run is *clean* when it is not partial, its energy, kWh, kWh per 1000
+# queries and CO2 are finite where present, its metrics hold no NaN or infinity, and it has an
+# energy per query. The table run_totals holds, per sweep and model (task, hardware,
+# model_name, dataset, variant as stored), the sums of its clean runs and the ids of the
+# others; triggers keep it as runs are inserted, and mark a model's row stale when one of its
+# runs is deleted or changed (a retried cell), to be summed again from its runs when read.
+
+_FIRSTS = ("parent", "num_parameters", "effective_parameters", "size_bytes")
+_GROUP = ("sweep_id", "task", "hardware", "model_name", "dataset", "variant")
+
+
+def _run_terms(p: str) -> dict[str, str]:
+    """SQL expressions of one run's contributions; ``p`` is the prefix of its columns
+    (``NEW.`` in a trigger, ``""`` in a query of the runs table)."""
+    k = (f"(CASE WHEN {p}kwh_per_1000_queries IS NOT NULL THEN {p}kwh_per_1000_queries "
+         f"WHEN {p}num_samples > 0 THEN COALESCE({p}energy_kwh, {p}energy_j / 3600000.0) "
+         f"* 1000.0 / {p}num_samples END)")
+    finite = " AND ".join(f"({p}{c} IS NULL OR abs({p}{c}) <= 1.7976931348623157e308)"
+                          for c in ("energy_j", "energy_kwh", "kwh_per_1000_queries", "co2_g"))
+    clean = (f"(COALESCE({p}partial, 0) = 0 AND {finite} AND ({p}metrics IS NULL OR "
+             f"(instr({p}metrics, 'NaN') = 0 AND instr({p}metrics, 'Infinity') = 0)) "
+             f"AND {k} IS NOT NULL)")
+    terms = {
+        "clean": clean, "k": k,
+        "co2": f"(CASE WHEN {p}num_samples > 0 THEN {p}co2_g * 1000.0 / {p}num_samples END)",
+        "pruned": (f"({p}variant LIKE 'pruned%' OR (CASE WHEN {p}optimization IS NOT NULL "
+                   f"AND instr({p}optimization, 'NaN') = 0 AND instr({p}optimization, "
+                   f"'Infinity') = 0 THEN json_extract({p}optimization, '$.kind') END) "
+                   "= 'pruning')"),
+    }
+    for q in QUALITY_METRICS:
+        # nested, so that JSON with NaN (which SQLite's JSON functions refuse) is never parsed
+        terms[f"q_{q.metric}"] = (
+            f"(CASE WHEN instr({p}metrics, 'NaN') = 0 AND instr({p}metrics, 'Infinity') = 0 "
+            f"AND instr({p}metrics, '\"{q.metric}\"') > 0 THEN CASE WHEN json_type({p}metrics, "
+            f"'$.{q.metric}') IN ('integer', 'real') THEN json_extract({p}metrics, "
+            f"'$.{q.metric}') END END)")
+    return terms
+
+
+def _totals_select(p: str) -> str:
+    """``SELECT`` list of run_totals' columns, from the runs of a group (aggregates over
+    rows whose columns have the prefix ``p``; ``clean`` etc. must be columns of the source
+    when ``p`` is empty and the source is the ``base`` of :func:`_totals_query`)."""
+    quality = ", ".join(f"total(CASE WHEN clean THEN q_{q.metric} END), "
+                        f"count(CASE WHEN clean THEN q_{q.metric} END)"
+                        for q in QUALITY_METRICS)
+    provenance = ", ".join(f"total(clean AND provenance = '{v}')" for v in PROVENANCES)
+    firsts = ", ".join(f"min(CASE WHEN clean AND {c} IS NOT NULL THEN id END)"
+                       for c in _FIRSTS)
+    return (f"{', '.join(_GROUP)}, min(id), min(CASE WHEN clean THEN id END), total(clean), "
+            "total(CASE WHEN clean THEN k END), total(CASE WHEN clean THEN k * k END), "
+            "min(CASE WHEN clean THEN k END), max(CASE WHEN clean THEN k END), "
+            "total(CASE WHEN clean THEN co2 END), count(CASE WHEN clean THEN co2 END), "
+            f"{quality}, {provenance}, max(clean AND pruned), {firsts}, "
+            "group_concat(CASE WHEN NOT clean THEN id END), 0")
+
+
+_TOTALS_COLUMNS = (
+    *_GROUP, "first_id", "first_clean_id", "runs", "kwh_sum", "kwh_sum_sq", "kwh_min",
+    "kwh_max", "co2_sum", "co2_runs",
+    *(f"q_{q.metric}_{part}" for q in QUALITY_METRICS for part in ("sum", "n")),
+    *(f"p_{v}" for v in PROVENANCES), "pruned", *(f"first_{c}" for c in _FIRSTS), "unclean",
+    "stale")
+
+
+def _totals_query(where: str) -> str:
+    """The run_totals rows of the successful inference runs matching ``where``, summed from
+    the runs themselves (the backfill, and the sum of a stale row)."""
+    terms = _run_terms("")
+    computed = ", ".join(f"{expr} AS {name}" for name, expr in terms.items())
+    return (f"WITH base AS MATERIALIZED (SELECT *, {computed} FROM runs "
+            f"WHERE status = 'ok' AND phase = 'inference' AND ({where})) "
+            f"SELECT {_totals_select('')} FROM base GROUP BY {', '.join(_GROUP)}")
+
+
+def _nullable_min(a: str, b: str) -> str:
+    return f"CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL THEN {a} ELSE min({a}, {b}) END"
+
+
+def _nullable_max(a: str, b: str) -> str:
+    return f"CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL THEN {a} ELSE max({a}, {b}) END"
+
+
+def _totals_migration() -> tuple[str, ...]:
+    t = _run_terms("NEW.")
+    clean = t["clean"]
+    values = [
+        *(f"NEW.{c}" for c in _GROUP), "NEW.id", f"CASE WHEN {clean} THEN NEW.id END",
+        f"({clean})", f"CASE WHEN {clean} THEN {t['k']} ELSE 0.0 END",
+        f"CASE WHEN {clean} THEN {t['k']} * {t['k']} ELSE 0.0 END",
+        f"CASE WHEN {clean} THEN {t['k']} END", f"CASE WHEN {clean} THEN {t['k']} END",
+        f"CASE WHEN {clean} THEN COALESCE({t['co2']}, 0.0) ELSE 0.0 END",
+        f"({clean} AND {t['co2']} IS NOT NULL)",
+    ]
+    for q in QUALITY_METRICS:
+        term = t[f"q_{q.metric}"]
+        values += [f"CASE WHEN {clean} THEN COALESCE({term}, 0.0) ELSE 0.0 END",
+                   f"({clean} AND {term} IS NOT NULL)"]
+    values += [f"({clean} AND NEW.provenance IS '{v}')" for v in PROVENANCES]
+    values += [f"({clean} AND {t['pruned']})"]
+    values += [f"CASE WHEN {clean} AND NEW.{c} IS NOT NULL THEN NEW.id END" for c in _FIRSTS]
+    values += [f"CASE WHEN {clean} THEN NULL ELSE CAST(NEW.id AS TEXT) END", "0"]
+    sums = [c for c in _TOTALS_COLUMNS if c in ("runs", "kwh_sum", "kwh_sum_sq", "co2_sum",
+                                                 "co2_runs") or c.startswith(("q_", "p_"))]
+    mins = ["first_id", "first_clean_id", "kwh_min", *(f"first_{c}" for c in _FIRSTS)]
+    updates = [f"{c} = {c} + excluded.{c}" for c in sums]
+    updates += [f"{c} = {_nullable_min(c, 'excluded.' + c)}" for c in mins]
+    updates += [f"kwh_max = {_nullable_max('kwh_max', 'excluded.kwh_max')}",
+                "pruned = max(pruned, excluded.pruned)",
+                "unclean = CASE WHEN excluded.unclean IS NULL THEN unclean WHEN unclean IS NULL "
+                "THEN excluded.unclean ELSE unclean || ',' || excluded.unclean END"]
+    same_group = " AND ".join(f"{c} IS OLD.{c}" for c in _GROUP)
+    types = {"first_id": "INTEGER", "first_clean_id": "INTEGER", "runs": "INTEGER",
+             "co2_runs": "INTEGER", "pruned": "INTEGER", "stale": "INTEGER", "unclean": "TEXT",
+             **{c: "TEXT" for c in _GROUP}}
+    for c in _TOTALS_COLUMNS:
+        whole = c.endswith("_n") or c.startswith(("p_", "first_"))
+        types.setdefault(c, "INTEGER" if whole else "REAL")
+    columns = ", ".join(f"{c} {types[c]}" for c in _TOTALS_COLUMNS)
+    return (
+        f"CREATE TABLE run_totals ({columns}, UNIQUE ({', '.join(_GROUP)}))",
+        f"""CREATE TRIGGER run_totals_insert AFTER INSERT ON runs
+            WHEN NEW.status = 'ok' AND NEW.phase = 'inference' BEGIN
+            INSERT INTO run_totals ({', '.join(_TOTALS_COLUMNS)}) VALUES ({', '.join(values)})
+            ON CONFLICT ({', '.join(_GROUP)}) DO UPDATE SET {', '.join(updates)};
+            END""",
+        f"""CREATE TRIGGER run_totals_delete AFTER DELETE ON runs
+            WHEN OLD.status = 'ok' AND OLD.phase = 'inference' BEGIN
+            UPDATE run_totals SET stale = 1 WHERE {same_group};
+            END""",
+        f"""CREATE TRIGGER run_totals_update AFTER UPDATE ON runs
+            WHEN OLD.status = 'ok' AND OLD.phase = 'inference' BEGIN
+            UPDATE run_totals SET stale = 1 WHERE {same_group};
+            END""",
+        f"INSERT INTO run_totals ({', '.join(_TOTALS_COLUMNS)}) {_totals_query('1')}",
+    )
+
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the three tables.
     (
@@ -198,6 +362,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN tier TEXT",
         "ALTER TABLE runs ADD COLUMN water_intensity_l_per_kwh REAL",
     ),
+    # 6: the star table's sums per sweep and model, kept by triggers as runs are written, so
+    # that rating a million runs reads a row per model (see _totals_migration); filled from
+    # the runs already stored.
+    _totals_migration(),
 )
 
 #: The schema version this code writes and reads.
@@ -295,15 +463,84 @@ def _encode_samples(samples: Iterable[tuple[float, str, float]]) -> list[tuple[f
     return rows
 
 
+class RunSite(NamedTuple):
+    """The site a run's footprint assumes, as stored (each None where the run has none)."""
+
+    location: str | None
+    intensity_g_per_kwh: float | None
+    intensity_source: str | None
+    pue: float | None
+    wue_l_per_kwh: float | None
+    water_intensity_l_per_kwh: float | None
+    tier: str | None
+
+
+@dataclass(frozen=True)
+class SweepOverview:
+    """What a report says of all the runs of one sweep, read without decoding them
+    (:meth:`Store.sweep_overview`): the energy (kWh), CO2e (g) and water (L) of its
+    successful runs (exactly rounded sums, a missing figure counting 0), how many runs ended
+    ok and failed, how many ok runs are partial, and the ok runs counted by ``provenance``
+    (None where unknown) and by :class:`RunSite`, each in the order of its first run."""
+
+    energy_kwh: float
+    co2_g: float
+    water_l: float
+    runs_ok: int
+    runs_failed: int
+    runs_partial: int
+    provenances: tuple[tuple[str | None, int], ...]
+    sites: tuple[tuple[RunSite, int], ...]
+
+
+@dataclass(frozen=True)
+class ModelRuns:
+    """The runs of one sweep of one model (task, hardware, model name, variant, dataset, each
+    as stored) in one phase, counted and summed (:meth:`Store.model_runs`): ``parent`` is the
+    first one any of them names; ``energy_j``, ``co2_g`` and ``water_l`` sum the successful
+    ones (a missing figure counting 0); ``provenances`` are theirs, in order of first run."""
+
+    task: str | None
+    hardware: str | None
+    model_name: str | None
+    variant: str | None
+    parent: str | None
+    dataset: str | None
+    phase: str | None
+    first_id: int
+    runs: int
+    runs_ok: int
+    runs_failed: int
+    energy_j: float
+    co2_g: float
+    water_l: float
+    provenances: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ComponentRuns:
+    """The energy components of the runs of one sweep with one provenance, one component name,
+    source and measured flag (:meth:`Store.component_runs`): how many runs have it and the sum
+    of its energy in joules over them (exactly rounded)."""
+
+    provenance: str | None
+    component: str
+    source: str
+    measured: bool
+    runs: int
+    energy_j: float
+
+
+_DECODED_KEYS = _JSON_KEYS | _LIST_KEYS
+
+
 def _decode_run(row: sqlite3.Row) -> RunRecord:
-    run = dict(zip(row.keys(), row, strict=True))
-    for key in _JSON_KEYS | _LIST_KEYS:
-        if run[key] is not None:
-            run[key] = json.loads(run[key])
-    for key in _BOOL_KEYS:
-        if run[key] is not None:
-            run[key] = bool(run[key])
-    return RunRecord(**{k: v for k, v in run.items() if v is not None})
+    run = {k: v for k, v in zip(row.keys(), row, strict=True) if v is not None}
+    for key in _DECODED_KEYS & run.keys():
+        run[key] = json.loads(run[key])
+    for key in _BOOL_KEYS & run.keys():
+        run[key] = bool(run[key])
+    return RunRecord(**run)
 
 
 def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
@@ -815,6 +1052,112 @@ class Store:
 
         return self._transaction(body, write=False)
 
+    def inference_totals(self, *, sweep_id: str | None = None,
+                         groups: Iterable[tuple[str, str]] | None = None,
+                         ) -> list[InferenceTotals]:
+        """The successful inference runs summed per sweep and model, for the star table: one
+        :class:`~wattprint.record.InferenceTotals` per (sweep, task, hardware, model,
+        dataset, variant) as stored, in the order of each one's first run.
+
+        The sums are kept as runs are written (the ``run_totals`` table, by triggers), so a
+        store of a million runs is read in a row per model; a model one of whose runs was
+        replaced since is summed again from its runs. No run is decoded into a record.
+        ``sweep_id`` keeps one sweep; ``groups`` keeps those ``(task, hardware)`` pairs,
+        spelled as stored (:meth:`inference_groups` lists them). A run is *clean* when it is
+        not partial, its energy, kWh, kWh per 1000 queries and CO2 are finite where present,
+        its metrics hold no NaN or infinity, and it has an energy per query
+        (``kwh_per_1000_queries``, else ``energy_kwh`` or ``energy_j``, per 1000 of its
+        ``num_samples``); the sums (SQLite's floating-point sums) are of clean runs, the
+        others are listed by id.
+        """
+        where, params = self._inference_where(sweep_id, groups, runs=False)
+
+        def body(conn: sqlite3.Connection) -> list[InferenceTotals]:
+            rows = conn.execute(f"SELECT {', '.join(_TOTALS_COLUMNS)} FROM run_totals "
+                                f"WHERE {where}", params).fetchall()
+            fresh = [tuple(r) for r in rows if not r[-1]]
+            stale = [tuple(r[:len(_GROUP)]) for r in rows if r[-1]]
+            for chunk in _chunks(stale, 100):
+                same = " OR ".join(
+                    "(" + " AND ".join(f"{c} IS ?" for c in _GROUP) + ")" for _ in chunk)
+                fresh += [tuple(r) for r in conn.execute(
+                    _totals_query(same), [v for key in chunk for v in key])]
+            fresh.sort(key=lambda r: r[len(_GROUP)])
+            index = {c: i for i, c in enumerate(_TOTALS_COLUMNS)}
+            wanted = {r[index[f"first_{c}"]] for r in fresh for c in _FIRSTS} - {None}
+            values: dict[int, tuple[Any, ...]] = {}
+            for ids in _chunks(sorted(wanted), 500):
+                marks = ", ".join("?" * len(ids))
+                for row in conn.execute(f"SELECT id, {', '.join(_FIRSTS)} FROM runs "
+                                        f"WHERE id IN ({marks})", ids):
+                    values[row[0]] = tuple(row[1:])
+            return [_totals_record(r, index, values) for r in fresh]
+
+        return self._transaction(body, write=False)
+
+    def inference_groups(self, *, sweep_id: str | None = None) -> list[tuple[str, str]]:
+        """The ``(task, hardware)`` pairs, as stored, that have successful inference runs
+        (tasks or hardware that are NULL are left out), in the order of their first run."""
+        where, params = self._inference_where(sweep_id, None, runs=False)
+        has_runs = " AND ".join(f"r.{c} IS run_totals.{c}" for c in _GROUP)
+        sql = (f"SELECT task, hardware FROM run_totals WHERE {where} AND task IS NOT NULL "
+               "AND hardware IS NOT NULL AND (stale = 0 OR EXISTS (SELECT 1 FROM runs r WHERE "
+               f"r.status = 'ok' AND r.phase = 'inference' AND {has_runs})) "
+               "GROUP BY task, hardware ORDER BY min(first_id)")
+        return self._transaction(
+            lambda conn: [(str(t), str(h)) for t, h in conn.execute(sql, params)], write=False)
+
+    def first_unnamed_inference_run(self, *, sweep_id: str | None = None) -> RunRecord | None:
+        """The first successful inference run without a model name, variant, dataset, task or
+        hardware (such a run cannot be rated: the reader says so), or None."""
+        where, params = self._inference_where(sweep_id, None)
+        unnamed = " OR ".join(f"{c} IS NULL OR {c} = ''" for c in
+                              ("model_name", "variant", "dataset", "task", "hardware"))
+        sql = f"{_SELECT_RUNS} WHERE {where} AND ({unnamed}) ORDER BY id LIMIT 1"
+        totals_where, totals_params = self._inference_where(sweep_id, None, runs=False)
+        # the kept sums say whether there is any such run: the runs are searched only then
+        any_sql = f"SELECT 1 FROM run_totals WHERE {totals_where} AND ({unnamed}) LIMIT 1"
+
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            if conn.execute(any_sql, totals_params).fetchone() is None:
+                return None
+            row = conn.execute(sql, params).fetchone()
+            return None if row is None else _decode_run(row)
+
+        return self._transaction(body, write=False)
+
+    def runs_by_id(self, ids: Iterable[int]) -> list[RunRecord]:
+        """The stored runs with these row ids, in id order."""
+        wanted = sorted(set(ids))
+
+        def body(conn: sqlite3.Connection) -> list[RunRecord]:
+            out: list[RunRecord] = []
+            for chunk in _chunks(wanted, 500):
+                marks = ", ".join("?" * len(chunk))
+                out += [_decode_run(row) for row in conn.execute(
+                    f"{_SELECT_RUNS} WHERE id IN ({marks}) ORDER BY id", chunk)]
+            return out
+
+        return self._transaction(body, write=False)
+
+    @staticmethod
+    def _inference_where(sweep_id: str | None, groups: Iterable[tuple[str, str]] | None, *,
+                         runs: bool = True) -> tuple[str, tuple[Any, ...]]:
+        """The ``WHERE`` of successful inference runs (``runs``), or of run_totals rows, of
+        one sweep and some ``(task, hardware)`` groups."""
+        where = "status = 'ok' AND phase = 'inference'" if runs else "1"
+        params: list[Any] = []
+        if sweep_id is not None:
+            where += " AND sweep_id = ?"
+            params.append(sweep_id)
+        if groups is not None:
+            pairs = sorted(set(groups))
+            if not pairs:
+                return where + " AND 0", tuple(params)
+            where += " AND (" + " OR ".join("(task = ? AND hardware = ?)" for _ in pairs) + ")"
+            params += [v for pair in pairs for v in pair]
+        return where, tuple(params)
+
     def samples(self, run_id: int) -> list[tuple[float, str, float]]:
         """The power timeline of a run, ``(t_s, component, watts)`` in time order."""
 
@@ -826,6 +1169,138 @@ class Store:
             return [(float(t), str(c), float(w)) for t, c, w in rows]
 
         return self._transaction(body, write=False)
+
+    # -- a large sweep, read for its report without decoding every run --------------------------
+
+    def timeline_run_id(self, sweep_id: str) -> int | None:
+        """The row id of the successful inference run of the sweep with the most distinct
+        sample times (:meth:`samples`), the latest on ties; None when no such run has
+        samples. One query, whatever the number of runs."""
+
+        def body(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT r.id FROM runs AS r JOIN samples AS s ON s.run_id = r.id"
+                " WHERE r.sweep_id = ? AND r.status = 'ok' AND r.phase = 'inference'"
+                " GROUP BY r.id ORDER BY count(DISTINCT s.t_s) DESC, r.id DESC LIMIT 1",
+                (sweep_id,)).fetchone()
+            return None if row is None else int(row[0])
+
+        return self._transaction(body, write=False)
+
+    def sweep_overview(self, sweep_id: str) -> SweepOverview:
+        """The totals, counts, provenances and sites of every run of the sweep (a
+        :class:`SweepOverview`), read from a few columns: no run is decoded."""
+        site = ", ".join(RunSite._fields)
+
+        def body(conn: sqlite3.Connection) -> SweepOverview:
+            figures = conn.execute("SELECT energy_kwh, co2_g, water_l FROM runs"
+                                   " WHERE sweep_id = ? AND status = 'ok'", (sweep_id,))
+            figures.row_factory = None  # plain tuples: a third of the time of sqlite3.Row
+            sums = [math.fsum(v or 0.0 for v in column)
+                    for column in zip(*figures.fetchall(), strict=True)] or [0.0, 0.0, 0.0]
+            counts = conn.execute(
+                "SELECT coalesce(sum(status = 'ok'), 0), coalesce(sum(status = 'failed'), 0),"
+                " coalesce(sum(status = 'ok' AND partial), 0) FROM runs WHERE sweep_id = ?",
+                (sweep_id,)).fetchone()
+            kinds = conn.execute(
+                "SELECT provenance, count(*) FROM runs WHERE sweep_id = ? AND status = 'ok'"
+                " GROUP BY provenance ORDER BY min(id)", (sweep_id,)).fetchall()
+            sites = conn.execute(
+                f"SELECT {site}, count(*) FROM runs WHERE sweep_id = ? AND status = 'ok'"
+                f" GROUP BY {site} ORDER BY min(id)", (sweep_id,)).fetchall()
+            return SweepOverview(
+                energy_kwh=sums[0], co2_g=sums[1], water_l=sums[2], runs_ok=int(counts[0]),
+                runs_failed=int(counts[1]), runs_partial=int(counts[2]),
+                provenances=tuple((kind, int(n)) for kind, n in kinds),
+                sites=tuple((RunSite(*row[:-1]), int(row[-1])) for row in sites))
+
+        return self._transaction(body, write=False)
+
+    def model_runs(self, sweep_id: str) -> list[ModelRuns]:
+        """The runs of the sweep per model and phase (one :class:`ModelRuns` each), in the
+        order of each one's first run; no run is decoded."""
+        group = ("task", "hardware", "model_name", "variant", "dataset", "phase")
+
+        def body(conn: sqlite3.Connection) -> list[ModelRuns]:
+            rows = conn.execute(
+                f"SELECT {', '.join(group)}, min(id), count(*), sum(status = 'ok'),"
+                " sum(status = 'failed'), total(CASE WHEN status = 'ok' THEN energy_j END),"
+                " total(CASE WHEN status = 'ok' THEN co2_g END),"
+                " total(CASE WHEN status = 'ok' THEN water_l END),"
+                " min(CASE WHEN parent IS NOT NULL THEN id END)"
+                f" FROM runs WHERE sweep_id = ? GROUP BY {', '.join(group)} ORDER BY min(id)",
+                (sweep_id,)).fetchall()
+            kinds: dict[tuple[Any, ...], list[str]] = {}
+            for row in conn.execute(
+                    f"SELECT {', '.join(group)}, provenance FROM runs WHERE sweep_id = ? AND"
+                    " status = 'ok' AND provenance IS NOT NULL"
+                    f" GROUP BY {', '.join(group)}, provenance ORDER BY min(id)", (sweep_id,)):
+                kinds.setdefault(tuple(row[:-1]), []).append(str(row[-1]))
+            parent_ids = [int(r[-1]) for r in rows if r[-1] is not None]
+            parents: dict[int, str] = {}
+            for ids in _chunks(parent_ids, 500):
+                parents.update((int(i), str(p)) for i, p in conn.execute(
+                    f"SELECT id, parent FROM runs WHERE id IN ({', '.join('?' * len(ids))})",
+                    ids))
+            return [ModelRuns(
+                task=r[0], hardware=r[1], model_name=r[2], variant=r[3], dataset=r[4],
+                phase=r[5], parent=None if r[-1] is None else parents[int(r[-1])],
+                first_id=int(r[6]), runs=int(r[7]), runs_ok=int(r[8]), runs_failed=int(r[9]),
+                energy_j=float(r[10]), co2_g=float(r[11]), water_l=float(r[12]),
+                provenances=tuple(kinds.get(tuple(r[:6]), ()))) for r in rows]
+
+        return self._transaction(body, write=False)
+
+    def component_runs(self, sweep_id: str) -> list[ComponentRuns]:
+        """The energy components of the sweep's runs, per run provenance, component name,
+        source and measured flag (one :class:`ComponentRuns` each), in the order of each
+        one's first run. Only the ``provenance`` and ``components`` columns are read."""
+
+        def body(conn: sqlite3.Connection) -> list[ComponentRuns]:
+            found: dict[tuple[Any, ...], list[float]] = {}
+            for kind, text in conn.execute(
+                    "SELECT provenance, components FROM runs WHERE sweep_id = ? AND"
+                    " components IS NOT NULL ORDER BY id", (sweep_id,)):
+                for name, c in json.loads(text).items():
+                    key = (kind, str(name), str(c["source"]), bool(c["measured"]))
+                    found.setdefault(key, []).append(float(c["energy_j"]))
+            return [ComponentRuns(kind, name, source, measured, len(joules), math.fsum(joules))
+                    for (kind, name, source, measured), joules in found.items()]
+
+        return self._transaction(body, write=False)
+
+    def notable_runs(self, sweep_id: str) -> list[RunRecord]:
+        """The runs of the sweep a reader must see one by one, in the order they were
+        written: the failed ones, the partial ones, and the successful inference runs that
+        :meth:`inference_totals` leaves out of its sums (not *clean*)."""
+        clean = _run_terms("")["clean"]
+        sql = (f"{_SELECT_RUNS} WHERE sweep_id = ? AND (status = 'failed' OR "
+               f"coalesce(partial, 0) != 0 OR (status = 'ok' AND phase = 'inference' AND NOT "
+               f"{clean})) ORDER BY id")
+        return self._transaction(
+            lambda conn: [_decode_run(row) for row in conn.execute(sql, (sweep_id,))],
+            write=False)
+
+    def savings_runs(self, sweep_id: str) -> list[RunRecord]:
+        """The runs of the sweep that the savings of its optimized variants are made of
+        (:func:`wattprint.score.savings` of them is that of all its runs), in the order they
+        were written: every optimization run; the successful inference runs of each model
+        name and dataset of which some successful inference run names a parent; and the
+        first successful inference run without a model name, variant, dataset, task or
+        hardware (which makes the savings an error), if there is one."""
+        sql = ("WITH named AS MATERIALIZED (SELECT DISTINCT model_name, dataset FROM runs"
+               " WHERE sweep_id = ? AND status = 'ok' AND phase = 'inference'"
+               f" AND parent IS NOT NULL) {_SELECT_RUNS} WHERE sweep_id = ? AND"
+               " (phase = 'optimization' OR (status = 'ok' AND phase = 'inference' AND EXISTS"
+               " (SELECT 1 FROM named WHERE named.model_name IS runs.model_name AND"
+               " named.dataset IS runs.dataset))) ORDER BY id")
+        found = self._transaction(
+            lambda conn: [_decode_run(row) for row in conn.execute(sql, (sweep_id, sweep_id))],
+            write=False)
+        unnamed = self.first_unnamed_inference_run(sweep_id=sweep_id)
+        if unnamed is not None and all(r.id != unnamed.id for r in found):
+            found = sorted([*found, unnamed], key=lambda r: r.id or 0)
+        return found
 
     # -- export -------------------------------------------------------------------------------
 
@@ -1123,3 +1598,38 @@ def _decode_sweep(row: sqlite3.Row) -> dict[str, Any]:
         "num_ok": row["num_ok"],
         "num_failed": row["num_failed"],
     }
+
+
+def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
+    """``items`` in lists of at most ``size`` (SQLite caps the parameters of a statement)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _totals_record(row: tuple[Any, ...], index: Mapping[str, int],
+                   values: Mapping[int, tuple[Any, ...]]) -> InferenceTotals:
+    """A run_totals row (columns as :data:`_TOTALS_COLUMNS`) as its typed record; ``values``
+    holds the ``_FIRSTS`` columns of the runs the row names as first."""
+
+    def get(name: str) -> Any:
+        return row[index[name]]
+
+    firsts = {}
+    for k, name in enumerate(_FIRSTS):
+        run_id = get(f"first_{name}")
+        if run_id is not None:
+            firsts[name] = (int(run_id), values[run_id][k])
+    first_clean = get("first_clean_id")
+    return InferenceTotals(
+        task=get("task"), hardware=get("hardware"), model_name=get("model_name"),
+        dataset=get("dataset"), variant=get("variant"), first_id=int(get("first_id")),
+        first_clean_id=None if first_clean is None else int(first_clean),
+        runs=int(get("runs")), kwh_sum=float(get("kwh_sum")),
+        kwh_sum_sq=float(get("kwh_sum_sq")), kwh_min=get("kwh_min"), kwh_max=get("kwh_max"),
+        co2_sum=float(get("co2_sum")), co2_runs=int(get("co2_runs")),
+        quality_sums={q.metric: (float(get(f"q_{q.metric}_sum")), int(get(f"q_{q.metric}_n")))
+                      for q in QUALITY_METRICS if get(f"q_{q.metric}_n")},
+        provenances=tuple(v for v in PROVENANCES if get(f"p_{v}")),
+        pruned=bool(get("pruned")), firsts=firsts,
+        unclean_ids=tuple(int(i) for i in str(get("unclean") or "").split(",") if i),
+    )

@@ -17,6 +17,9 @@ when a step runs.
 from __future__ import annotations
 
 from .._lazy import lazy_exports
+from .._numpy import require_numpy
+
+require_numpy("optimizing models")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from .._log import TORCHAO_IMPORT_LOGGERS as TORCHAO_IMPORT_LOGGERS
+from .._log import quiet_loggers as quiet_loggers
 from ..errors import ConfigError
 from ..measurement import Measurement
 from ..meter import EnergyMeter

@@ -41,13 +41,20 @@ def feeds(model: OnnxModel, rows: NDArray[Any]) -> list[dict[str, NDArray[Any]]]
         arr = arr.astype(np.dtype(spec.dtype), copy=False)
     except TypeError as err:
         raise ConfigError(f"cannot calibrate input {spec.name!r} of type {spec.dtype}") from err
-    fixed = spec.shape[0] if spec.shape else None
-    size = fixed if isinstance(fixed, int) and fixed > 0 else CALIBRATION_BATCH
-    if len(arr) < size:
-        raise ConfigError(f"input {spec.name!r} takes batches of exactly {size}; "
-                          f"give at least {size} samples, not {len(arr)}")
-    stop = len(arr) - len(arr) % size if size == fixed else len(arr)
-    return [{spec.name: arr[i:i + size]} for i in range(0, stop, size)]
+    first = spec.shape[0] if spec.shape else None
+    fixed = first if isinstance(first, int) and first > 0 else None
+    if fixed is not None:
+        # The model takes batches of exactly ``fixed``: whole batches only, the rest dropped.
+        if len(arr) < fixed:
+            raise ConfigError(f"input {spec.name!r} takes batches of exactly {fixed}; "
+                              f"give at least {fixed} samples, not {len(arr)}")
+        return [{spec.name: arr[i:i + fixed]}
+                for i in range(0, len(arr) - len(arr) % fixed, fixed)]
+    if len(arr) == 0:
+        raise ConfigError(f"calibrating input {spec.name!r} needs at least one sample")
+    # A free batch axis takes any batch: the last one may be short.
+    return [{spec.name: arr[i:i + CALIBRATION_BATCH]}
+            for i in range(0, len(arr), CALIBRATION_BATCH)]
 
 
 class CalibrationReader:

@@ -6,21 +6,25 @@ torch is imported inside the functions, so importing this module costs nothing.
 from __future__ import annotations
 
 import copy
+import importlib
 import io
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, MissingExtra, ModelError
 from ..workloads.loaders import torch_loader
 from ..workloads.loaders.torch_loader import TorchModel
 from ._common import (
     JIT_DEPRECATED,
     QTENSOR_DEPRECATED,
+    TORCHAO_IMPORT_LOGGERS,
     first_line,
+    quiet_loggers,
     sample_rows,
     shaped,
     silenced,
@@ -66,6 +70,55 @@ def clone(module: torch.nn.Module) -> torch.nn.Module:
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def int8_weight_only() -> Callable[[torch.nn.Module], None]:
+    """torchao's int8 weight-only quantization, as a function that quantizes every
+    ``nn.Linear`` of a module in place (its weight becomes a torchao int8 tensor, per output
+    channel scales; activations stay float). :class:`~wattprint.errors.MissingExtra` where
+    torchao is not installed.
+
+    torchao is imported here, its import-time log noise dropped; inductor's settings are
+    left as they are (``set_inductor_config=False``).
+    """
+    try:
+        with quiet_loggers(*TORCHAO_IMPORT_LOGGERS):
+            ao = importlib.import_module("torchao.quantization")
+    except ImportError as err:
+        raise MissingExtra("torchao int8 weight-only quantization", "torchao") from err
+    config = ao.Int8WeightOnlyConfig(set_inductor_config=False)
+
+    def quantize(module: torch.nn.Module) -> None:
+        ao.quantize_(module, config)
+
+    return quantize
+
+
+def int8_data(tensor: torch.Tensor) -> torch.Tensor | None:
+    """The int8 values a torchao int8 tensor stores (same shape as the tensor: ``qdata``, or
+    an older torchao's ``tensor_impl.int_data``); None for any other tensor."""
+    import torch
+
+    data = getattr(tensor, "qdata", None)
+    if data is None:
+        data = getattr(getattr(tensor, "tensor_impl", None), "int_data", None)
+    if isinstance(data, torch.Tensor) and data.dtype == torch.int8 and data.shape == tensor.shape:
+        return data
+    return None
+
+
+def stored_dtype(tensor: torch.Tensor) -> str:
+    """The dtype a tensor's values are stored in: ``int8`` for a torchao int8 tensor (whose
+    ``dtype`` is the float dtype it computes in), else its ``dtype``."""
+    return "int8" if int8_data(tensor) is not None else dtype_name(tensor.dtype)
+
+
+def parameter_dtypes(module: torch.nn.Module) -> Counter[str]:
+    """Elements of the module's parameters per :func:`stored_dtype`."""
+    sizes: Counter[str] = Counter()
+    for param in module.parameters():
+        sizes[stored_dtype(param)] += param.numel()
+    return sizes
 
 
 def batch(model: TorchModel, rows: NDArray[Any], dtype: torch.dtype | None = None,
@@ -146,7 +199,8 @@ def _weights(module: torch.nn.Module) -> Iterator[torch.Tensor]:
 
     with torch.no_grad():
         for param in module.parameters():
-            yield param.detach()
+            data = int8_data(param)  # a torchao int8 weight, counted as stored
+            yield param.detach() if data is None else data
         for sub in module.modules():
             packed = getattr(sub, "_packed_params", None)
             if isinstance(packed, torch.ScriptObject):

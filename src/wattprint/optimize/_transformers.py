@@ -1,24 +1,32 @@
 """Quantizing and pruning Hugging Face transformers models (run with PyTorch).
 
 The variant is made from a copy of the model's ``PreTrainedModel``; the model given is not
-changed. It keeps the model's tokenizer (the same object), task, ``max_new_tokens`` and
-``max_length``, and is returned in memory: that is what a sweep measures. It is also saved
-into the folder ``out_dir/<name>`` (replacing a folder or file of that name), whose size on
-disk is the variant's ``size_bytes``:
+changed. It keeps the model's tokenizer (the same object), feature extractor (speech), image
+processor settings and ``preprocess`` (images), task, ``max_new_tokens`` and ``max_length``,
+and is returned in memory: that is what a sweep measures. It is also saved into the folder
+``out_dir/<name>`` (replacing a folder or file of that name), whose size on disk is the
+variant's ``size_bytes``:
 
 * a cast (fp16, bf16) or pruned variant: ``save_pretrained`` (safetensors) and the
-  tokenizer, a folder :func:`wattprint.load_model` loads as it loads any model folder;
+  tokenizer (and feature extractor, or ``preprocessor_config.json``), a folder
+  :func:`wattprint.load_model` loads as it loads any model folder; a cast is probed by one
+  forward pass on token ids (an encoder-decoder gets decoder ids too) or on one image;
 * an int8 dynamic variant: its config, the tokenizer, and ``int8_dynamic_state_dict.pt``,
   the quantized ``state_dict`` (``torch.save``). transformers cannot save or load a
   dynamically quantized model, so :func:`wattprint.load_model` does not load this folder (it
-  finds no weights file); the file records what the variant holds.
+  finds no weights file); the file records what the variant holds;
+* an int8 weight-only variant (torchao): the same, its ``state_dict`` (torchao int8 tensors)
+  in ``int8_weight_only_state_dict.pt``; :func:`wattprint.load_model` does not load it either.
 
 GPT-2's ``transformers.pytorch_utils.Conv1D`` layers are Linear layers whose weight is stored
-transposed: dynamic quantization first turns each into an ``nn.Linear`` (same weights) so
-that they are quantized too, and pruning prunes them like Linear layers (``ln_structured``
-along their output features, dim 1 of the stored weight). A Linear layer whose weight is
-shared with a layer that is not Linear (a language-model head tied to the input embeddings,
-as GPT-2's ``lm_head``) is not pruned: pruning it would zero the embeddings as well.
+transposed: dynamic and int8 weight-only quantization first turn each into an ``nn.Linear``
+(same weights) so that they are quantized too, and pruning prunes them like Linear layers
+(``ln_structured`` along their output features, dim 1 of the stored weight). A Linear layer
+whose weight is shared with a layer that is not Linear (a language-model head tied to the
+input embeddings, as GPT-2's ``lm_head``, and T5's and BART's, tied to the ``shared``
+embeddings that encoder and decoder both use) is not pruned: pruning it would zero the
+embeddings as well. (int8 weight-only quantization does quantize such a head: its weight
+becomes the head's own int8 copy, and the embeddings stay float.)
 
 torch and transformers are imported inside the functions, so importing this module costs
 nothing.
@@ -30,7 +38,6 @@ import copy
 import os
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +57,8 @@ if TYPE_CHECKING:
 
 #: The file an int8 dynamic variant's quantized ``state_dict`` is saved in.
 INT8_STATE_DICT = "int8_dynamic_state_dict.pt"
+#: The file an int8 weight-only (torchao) variant's quantized ``state_dict`` is saved in.
+INT8_WEIGHT_ONLY_STATE_DICT = "int8_weight_only_state_dict.pt"
 #: Tokens in the forward pass that probes a cast.
 _PROBE_TOKENS = 8
 
@@ -68,11 +77,15 @@ def as_transformers(model: Model) -> TransformersModel:
 def quantize(model: TransformersModel, method: str, target: str,
              out_dir: str | os.PathLike[str], meter: EnergyMeter | None,
              variant: str) -> OptimizationResult:
-    """int8 dynamic quantization of the Linear layers, or a cast to fp16 / bf16."""
+    """int8 dynamic or (torchao) weight-only quantization of the Linear layers, or a cast to
+    fp16 / bf16."""
     folder = _variant_folder(model, out_dir, variant)
     if method == "dynamic":  # torch's quantized kernels run on the CPU
         made, measurement = _dynamic(model, folder, meter, variant)
         device = "cpu"
+    elif method == "int8-weight-only":
+        made, measurement = _weight_only(model, folder, meter, variant)
+        device = str(model.device)
     else:
         made, measurement = _cast(model, method, folder, meter, variant)
         device = str(model.device)
@@ -98,19 +111,43 @@ def _dynamic(model: TransformersModel, folder: Path, meter: EnergyMeter | None,
             quantized = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                 cpu_copy, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
-        def save(into: Path) -> None:
-            quantized.config.save_pretrained(into)
-            generation = getattr(quantized, "generation_config", None)
-            if generation is not None:
-                generation.save_pretrained(into)
-            _save_processors(model, into)
-            with silenced(QTENSOR_DEPRECATED):
-                torch.save(quantized.state_dict(), into / INT8_STATE_DICT)
-
-        _save_folder(folder, save)
+        _save_folder(folder, lambda into: _save_state_dict(quantized, model, into,
+                                                           INT8_STATE_DICT))
         return quantized
 
     return measured(meter, f"quantization:{variant}", work)
+
+
+def _weight_only(model: TransformersModel, folder: Path, meter: EnergyMeter | None,
+                 variant: str) -> tuple[Any, Measurement]:
+    if not _quantizable(model.module):
+        raise ConfigError("int8 weight-only quantization rewrites Linear layers, and this model "
+                          "has none")
+    int8_weight_only = _torch.int8_weight_only()
+
+    def work() -> Any:
+        quantized = copy.deepcopy(model.module).eval()
+        _conv1d_to_linear(quantized)
+        int8_weight_only(quantized)
+        _save_folder(folder, lambda into: _save_state_dict(quantized, model, into,
+                                                           INT8_WEIGHT_ONLY_STATE_DICT))
+        return quantized
+
+    return measured(meter, f"quantization:{variant}", work)
+
+
+def _save_state_dict(quantized: Any, model: TransformersModel, into: Path, name: str) -> None:
+    """A quantized variant transformers cannot save: its config (and generation config),
+    the model's processors, and its ``state_dict`` in the file ``name``."""
+    import torch
+
+    quantized.config.save_pretrained(into)
+    generation = getattr(quantized, "generation_config", None)
+    if generation is not None:
+        generation.save_pretrained(into)
+    _save_processors(model, into)
+    with silenced(QTENSOR_DEPRECATED):
+        torch.save(quantized.state_dict(), into / name)
 
 
 def _cast(model: TransformersModel, method: str, folder: Path, meter: EnergyMeter | None,
@@ -118,7 +155,7 @@ def _cast(model: TransformersModel, method: str, folder: Path, meter: EnergyMete
     import torch
 
     dtype = torch.float16 if method == "fp16" else torch.bfloat16
-    probe = _probe_inputs(model)
+    probe = _probe_inputs(model, dtype)
 
     def work() -> Any:
         cast = copy.deepcopy(model.module).to(dtype).eval()
@@ -135,10 +172,22 @@ def _cast(model: TransformersModel, method: str, folder: Path, meter: EnergyMete
     return measured(meter, f"quantization:{variant}", work)
 
 
-def _probe_inputs(model: TransformersModel) -> dict[str, torch.Tensor]:
-    """Token ids for one forward pass (a decoder input too, for an encoder-decoder model)."""
+def _probe_inputs(model: TransformersModel, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Token ids for one forward pass (a decoder input too, for an encoder-decoder model), or
+    one image of zeros in ``dtype`` for an image model."""
     import torch
 
+    first = model.inputs[0] if model.inputs else None
+    if first is not None and first.name == "pixel_values" and first.shape is not None:
+        size = model.preprocess.size if model.preprocess is not None else None
+        channels, height, width = first.shape[1:4]
+        if height is None or width is None:
+            if size is None:
+                raise ConfigError("the cast is probed with one image, and neither this model's "
+                                  "config nor its preprocess names the image size")
+            height, width = size
+        return {"pixel_values": torch.zeros((1, channels or 3, height, width), dtype=dtype,
+                                            device=model.device)}
     config = model.module.config
     vocab = int(getattr(config, "vocab_size", 0) or 0)
     if vocab <= 0:
@@ -279,10 +328,17 @@ def _save_pretrained(module: Any, model: TransformersModel, into: Path) -> None:
 
 
 def _save_processors(model: TransformersModel, into: Path) -> None:
-    """The model's tokenizer and, for a speech model, its feature extractor, beside it."""
+    """The model's tokenizer and, for a speech model, its feature extractor, beside it; for
+    an image model, its image processor's settings (``preprocessor_config.json``)."""
+    import json
+
     for processor in (model.tokenizer, getattr(model, "feature_extractor", None)):
         if processor is not None:
             processor.save_pretrained(into)
+    image_processor = getattr(model, "image_processor", None)
+    if image_processor is not None:
+        (into / "preprocessor_config.json").write_text(
+            json.dumps(image_processor, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _variant(model: TransformersModel, module: Any, folder: Path,
@@ -294,7 +350,9 @@ def _variant(model: TransformersModel, module: Any, folder: Path,
     made = TransformersModel(
         module, model.tokenizer, task=model.task, path=folder, name=model.name, device=device,
         max_new_tokens=model.max_new_tokens, max_length=model.max_length,
-        feature_extractor=getattr(model, "feature_extractor", None))
+        feature_extractor=getattr(model, "feature_extractor", None),
+        image_processor=getattr(model, "image_processor", None))
+    made.preprocess = model.preprocess  # the images it takes are the model's
     made.num_parameters = _torch.count_parameters(module)[0]
     made.dtype = _most_elements_dtype(module)
     return made
@@ -305,9 +363,7 @@ def _most_elements_dtype(module: torch.nn.Module) -> str:
     layers included (their packed weights are no ``Parameter``)."""
     import torch
 
-    sizes: Counter[str] = Counter()
-    for p in module.parameters():
-        sizes[_torch.dtype_name(p.dtype)] += p.numel()
+    sizes = _torch.parameter_dtypes(module)
     for sub in module.modules():
         packed = getattr(sub, "_packed_params", None)
         if isinstance(packed, torch.ScriptObject):

@@ -11,6 +11,11 @@ torch      ``"dynamic"``: int8 dynamic quantization of every ``Linear`` layer
            One forward pass on a sample (from ``calibration``, else zeros of the model's
            ``input_shape``) checks that this device runs the model in that precision; where it
            does not, :class:`~wattprint.errors.ConfigError` says so.
+           ``"int8-weight-only"``: torchao's int8 weight-only quantization
+           (``quantize_(copy, Int8WeightOnlyConfig())``) of every ``Linear`` layer: each weight
+           becomes a torchao int8 tensor (per output channel scales), activations stay float;
+           on the model's device. Needs the ``torchao`` extra
+           (:class:`~wattprint.errors.MissingExtra` without it) and an eager module.
 onnx       ``"dynamic"``: int8 weights, activations quantized at run time
            (``onnxruntime.quantization.quantize_dynamic``).
            ``"static"``: int8 weights and activations in QDQ form, their ranges calibrated
@@ -28,7 +33,9 @@ causal LM, sequence classification, encoder-decoder or bare model): ``"dynamic"`
 on every ``nn.Linear`` and every GPT-2 ``Conv1D`` (first turned into the ``nn.Linear`` it
 computes), the variant on the CPU; ``"fp16"`` / ``"bf16"``: the weights cast, on the model's
 device, checked by one forward pass on a few token ids (a ConfigError where the device cannot
-run it). ``calibration`` is not used. torchao's int8 weight-only quantization is not offered.
+run it); ``"int8-weight-only"`` as torch's, on every ``nn.Linear`` and every GPT-2 ``Conv1D``
+(turned into ``nn.Linear`` first, as for ``"dynamic"``), on the model's device.
+``calibration`` is not used.
 
 The variant is saved to ``out_dir/<name>.pt`` (TorchScript: ``torch.jit.script``, or
 ``torch.jit.trace`` on a sample where scripting fails) or ``out_dir/<name>.onnx``, replacing
@@ -36,7 +43,10 @@ a file of that name, and loaded back as :func:`wattprint.load_model` would load 
 TorchScript trusted, being wattprint's own output; to load it again yourself, pass
 ``trust=True``). A transformers variant is saved into the folder ``out_dir/<name>`` and is
 returned as made, in memory (see :mod:`wattprint.optimize._transformers` for what the folder
-holds).
+holds). TorchScript cannot hold torchao's tensors: a torch int8 weight-only variant is saved
+as its quantized ``state_dict`` (``torch.save``) to ``out_dir/<name>.pt``, a record of what it
+holds that :func:`wattprint.load_model` does not load back, and is returned as made, in
+memory.
 
 **What is measured**: one window around producing the variant file, that is the conversion
 (and its calibration or precision probe) and writing the file. Loading the variant back and
@@ -52,7 +62,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, MissingExtra, ModelError
 from ..measurement import Measurement
 from ..meter import EnergyMeter
 from ..workloads.model import Model
@@ -80,13 +90,13 @@ if TYPE_CHECKING:
     from ..workloads.loaders.onnx_loader import OnnxModel
     from ..workloads.loaders.torch_loader import TorchModel
 
-__all__ = ["METHODS", "TARGET_DTYPES", "quantize"]
+__all__ = ["EXTRAS", "METHODS", "TARGET_DTYPES", "missing_extra", "quantize"]
 
 #: The quantization methods of each framework.
 METHODS: dict[str, tuple[str, ...]] = {
-    "torch": ("dynamic", "fp16", "bf16"),
+    "torch": ("dynamic", "fp16", "bf16", "int8-weight-only"),
     "onnx": ("dynamic", "static", "fp16"),
-    "transformers": ("dynamic", "fp16", "bf16"),
+    "transformers": ("dynamic", "fp16", "bf16", "int8-weight-only"),
 }
 #: The target dtypes each method makes (the first is the default).
 TARGET_DTYPES: dict[str, tuple[str, ...]] = {
@@ -94,13 +104,29 @@ TARGET_DTYPES: dict[str, tuple[str, ...]] = {
     "static": ("int8",),
     "fp16": ("fp16",),
     "bf16": ("bf16",),
+    "int8-weight-only": ("int8",),
+}
+#: ``method -> (what, module, extra)`` for a method that needs a package beyond its framework's.
+EXTRAS: dict[str, tuple[str, str, str]] = {
+    "int8-weight-only": ("torchao int8 weight-only quantization", "torchao", "torchao"),
 }
 #: Other spellings of the target dtypes.
 _DTYPE_ALIASES = {"qint8": "int8", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
 _DEFAULT_NAMES = {"dynamic": "int8-dynamic", "static": "int8-static", "fp16": "fp16",
-                  "bf16": "bf16"}
+                  "bf16": "bf16", "int8-weight-only": "int8-weight-only"}
 #: Samples of ``calibration`` a precision probe runs on.
 _PROBE_SAMPLES = 2
+
+
+def missing_extra(method: str) -> MissingExtra | None:
+    """The error for ``method`` where the package it needs (:data:`EXTRAS`) is not installed,
+    found without importing it; None where it is, or the method needs none."""
+    import importlib.util
+
+    if method not in EXTRAS:
+        return None
+    what, module, extra = EXTRAS[method]
+    return MissingExtra(what, extra) if importlib.util.find_spec(module) is None else None
 
 
 def quantize(
@@ -115,14 +141,16 @@ def quantize(
 ) -> OptimizationResult:
     """Quantize ``model`` with ``method``, save the variant into ``out_dir`` and measure it.
 
-    ``target_dtype`` is what the method makes: ``"int8"`` (dynamic, static), ``"fp16"`` or
-    ``"bf16"`` (also spelled ``"float16"``, ``"bfloat16"``); default from the method.
+    ``target_dtype`` is what the method makes: ``"int8"`` (dynamic, static, int8-weight-only),
+    ``"fp16"`` or ``"bf16"`` (also spelled ``"float16"``, ``"bfloat16"``); default from the
+    method.
     ``calibration`` is a :class:`~wattprint.workloads.datasets.Dataset`, ``(x, y)`` or an
     array of inputs: the samples a static quantization is calibrated on, and a precision cast
     is probed with. ``meter`` measures the step (a new ``EnergyMeter()`` when None).
     ``name`` names the variant and its file (default ``"int8-dynamic"``, ``"int8-static"``,
-    ``"fp16"`` or ``"bf16"``). A method that does not apply to the model's framework is a
-    :class:`~wattprint.errors.ConfigError` naming the methods that do.
+    ``"fp16"``, ``"bf16"`` or ``"int8-weight-only"``). A method that does not apply to the
+    model's framework is a :class:`~wattprint.errors.ConfigError` naming the methods that do;
+    one whose package is not installed (torchao) a :class:`~wattprint.errors.MissingExtra`.
     """
     framework = getattr(model, "framework", type(model).__name__)
     if framework not in METHODS:
@@ -159,6 +187,8 @@ def _as_torch(model: Model) -> TorchModel:
 def _quantize_torch(model: TorchModel, method: str, target: str, calibration: Any,
                     out_dir: str | os.PathLike[str], meter: EnergyMeter | None,
                     variant: str) -> OptimizationResult:
+    if method == "int8-weight-only":
+        return _torch_weight_only(model, target, out_dir, meter, variant)
     if method == "dynamic":
         path, device, input_dtype, measurement = _torch_dynamic(
             model, calibration, out_dir, meter, variant)
@@ -200,6 +230,41 @@ def _torch_dynamic(
 
     _, measurement = measured(meter, f"quantization:{variant}", work)
     return path, "cpu", _torch.dtype_name(model.input_dtype), measurement
+
+
+def _torch_weight_only(model: TorchModel, target: str, out_dir: str | os.PathLike[str],
+                       meter: EnergyMeter | None, variant: str) -> OptimizationResult:
+    """torchao int8 weight-only quantization of a copy on the model's device; its
+    ``state_dict`` saved, the variant returned in memory."""
+    import torch
+
+    from ..workloads.loaders.torch_loader import TorchModel
+
+    module = _torch.eager_module(model, "int8 weight-only quantization")
+    if not any(isinstance(m, torch.nn.Linear) for m in module.modules()):
+        raise ConfigError("int8 weight-only quantization rewrites Linear layers, and this model "
+                          "has none")
+    int8_weight_only = _torch.int8_weight_only()
+    path = variant_path(out_dir, variant, ".pt")
+
+    def work() -> torch.nn.Module:
+        quantized = _torch.clone(module).eval()
+        int8_weight_only(quantized)
+        torch.save(quantized.state_dict(), path)
+        return quantized
+
+    quantized, measurement = measured(meter, f"quantization:{variant}", work)
+    made = TorchModel(quantized, task=model.task, path=path, size_bytes=path.stat().st_size,
+                      device=str(model.device), input_shape=model.input_shape,
+                      input_dtype=_torch.dtype_name(model.input_dtype))
+    made.preprocess = model.preprocess
+    num, nonzero = _torch.count_parameters(quantized)
+    made.num_parameters = num
+    made.dtype = _torch.parameter_dtypes(quantized).most_common(1)[0][0]
+    return OptimizationResult(
+        model=made, name=variant, kind="quantization", method="int8-weight-only",
+        target_dtype=target, amount=None, sparsity=None, path=path, size_bytes=made.size_bytes,
+        num_parameters=num, effective_parameters=nonzero, measurement=measurement)
 
 
 def _torch_cast(

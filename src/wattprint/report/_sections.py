@@ -1,20 +1,25 @@
 """The sections of the HTML report, each a function of one sweep's stored runs
 (:class:`~wattprint.record.RunRecord`, read as they were stored).
 
-Each returns one ``<section>``; text from the store is escaped by :mod:`._markup`.
+Each returns one ``<section>``; text from the store is escaped by :mod:`._markup`. The totals
+and the site read a :class:`~wattprint.store.SweepOverview` (of the records,
+:func:`overview_of`, or from the store); the runs table and the provenance take a
+:class:`Digest` for a sweep too large to list run by run.
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .. import score as scoring
-from .._summary import summarize
 from ..errors import ConfigError
-from ..record import RunRecord
+from ..record import QUALITY_METRICS, Quality, RunRecord, quality
+from ..store import ComponentRuns, ModelRuns, RunSite, SweepOverview
 from . import charts
 from ._format import (
     BANDS,
@@ -30,10 +35,13 @@ from ._format import (
 from ._markup import Markup, Num, badge, esc, figure, flag, note, stars, table
 
 __all__ = [
+    "RUNS_LISTED",
+    "Digest",
     "Scores",
     "energy_chart",
     "failed",
     "header",
+    "overview_of",
     "pareto",
     "provenance",
     "rate",
@@ -48,6 +56,34 @@ __all__ = [
 Run = RunRecord
 #: The star ratings of a sweep, by (task, hardware).
 Scores = dict[tuple[str, str], list[scoring.Score]]
+
+#: A sweep with more runs than this is not listed run by run: its runs table lists the runs
+#: that failed, are partial or are not rated, and one row per model and phase.
+RUNS_LISTED = 1000
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A sweep of more than :data:`RUNS_LISTED` runs as the report shows it, read from the
+    store without decoding every run: its ``overview`` (totals, counts, provenances, sites),
+    its runs per model and phase (``models``), its energy components summed per provenance,
+    component, source and measured flag (``components``), and the records its savings are
+    made of (``savings_runs``, :meth:`~wattprint.store.Store.savings_runs`)."""
+
+    sweep_id: str
+    overview: SweepOverview
+    models: Sequence[ModelRuns]
+    components: Sequence[ComponentRuns]
+    savings_runs: Sequence[Run]
+    #: The store's path as the user gave it (named in the export command unless it is the
+    #: default ``wattprint.db``).
+    db: str = "wattprint.db"
+
+    @property
+    def export_command(self) -> str:
+        """The command that writes every run of the sweep."""
+        where = "" if self.db == "wattprint.db" else f" --db {shlex.quote(self.db)}"
+        return f"wattprint export --sweep {shlex.quote(self.sweep_id)}{where} --format csv"
 
 
 def _section(anchor: str, title: str, *parts: str) -> str:
@@ -103,22 +139,39 @@ def header(sweep: Mapping[str, Any]) -> str:
     )
 
 
-def totals(runs: Sequence[Run]) -> str:
+def overview_of(runs: Sequence[Run]) -> SweepOverview:
+    """The overview of ``runs`` (one sweep's records), as
+    :meth:`~wattprint.store.Store.sweep_overview` reads it from the store."""
+    ok = [r for r in runs if r.ok]
+    return SweepOverview(
+        energy_kwh=math.fsum(r.energy_kwh or 0.0 for r in ok),
+        co2_g=math.fsum(r.co2_g or 0.0 for r in ok),
+        water_l=math.fsum(r.water_l or 0.0 for r in ok),
+        runs_ok=len(ok), runs_failed=len(runs) - len(ok),
+        runs_partial=sum(1 for r in ok if r.partial),
+        provenances=tuple(Counter(r.provenance for r in ok).items()),
+        sites=tuple(Counter(RunSite(r.location, r.intensity_g_per_kwh, r.intensity_source,
+                                    r.pue, r.wue_l_per_kwh, r.water_intensity_l_per_kwh,
+                                    r.tier) for r in ok).items()))
+
+
+def totals(overview: SweepOverview) -> str:
     """Energy, CO2 and water summed over the successful runs, and where the energy came from."""
-    summary = summarize(runs)
-    kwh, grams, litres = summary.total_energy_kwh, summary.total_co2_g, summary.total_water_l
-    ok, bad = summary.runs_ok, summary.runs_failed
+    kwh, grams, litres = overview.energy_kwh, overview.co2_g, overview.water_l
+    ok, bad = overview.runs_ok, overview.runs_failed
 
     def card(key: str, value: float, big: str, what: str) -> str:
         return (f'<div class="card" data-total="{key}" data-value="{value!r}">'
                 f'<div class="big">{esc(big)}</div><div class="what">{esc(what)}</div></div>')
 
     failed_note = (f'<a href="#failed">{esc(bad)} failed</a>' if bad else "0 failed")
-    partial = sum(1 for r in runs if r.ok and r.partial)
+    partial = overview.runs_partial
     if partial:
         failed_note += (f', <a href="#runs">{esc(partial)} partial</a> (a sensor failed '
                         "mid-run: not rated)")
-    kinds = Counter(r.provenance or "unknown" for r in runs if r.ok)
+    kinds: Counter[str] = Counter()
+    for kind, n in overview.provenances:
+        kinds[kind or "unknown"] += n
     mix = ", ".join(f"{n} {badge(word)}" for word, n in kinds.most_common()) or "no runs"
     return _section(
         "totals", "Totals",
@@ -140,7 +193,7 @@ _PLACES = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh")
 _FROM_CONFIG = " (config)"
 
 
-def _site_of(run: Run, location: Mapping[str, Any]) -> tuple[tuple[object, ...], bool]:
+def _site_of(run: RunSite, location: Mapping[str, Any]) -> tuple[tuple[object, ...], bool]:
     """The site a run's figures assume: location, grid intensity and its source, PUE, WUE,
     the grid's water intensity and the tier; and whether any of it is the sweep config's.
     Where a run has no location, tier or water intensity of its own (one stored before the
@@ -163,15 +216,17 @@ def _site_of(run: Run, location: Mapping[str, Any]) -> tuple[tuple[object, ...],
             water, tier), borrowed
 
 
-def site(sweep: Mapping[str, Any], runs: Sequence[Run]) -> str:
+def site(sweep: Mapping[str, Any], overview: SweepOverview) -> str:
     """Where the energy was used: the location asked for, the location, grid intensity, PUE,
     WUE, grid water intensity and tier each run's figures assume, and the host."""
     location = (sweep.get("config") or {}).get("location") or {}
     asked = [(key, value) for key, value in location.items() if value is not None]
     asked_html = "<dl class=\"kv\">" + "".join(
         f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in asked) + "</dl>" if asked else ""
-    sites = [_site_of(r, location) for r in runs if r.ok]
-    assumed = Counter(assumes for assumes, _ in sites)
+    sites = [(*_site_of(r, location), n) for r, n in overview.sites]
+    assumed: Counter[tuple[object, ...]] = Counter()
+    for assumes, _, n in sites:
+        assumed[assumes] += n
     rows = [("-" if place is None else place, Num(number(i, ".4g")), source,
              Num(number(pue, ".3g")), Num(number(wue, ".3g")),
              Num(water if isinstance(water, str) else number(water, ".3g")),
@@ -183,7 +238,7 @@ def site(sweep: Mapping[str, Any], runs: Sequence[Run]) -> str:
     if not any(key in _PLACES for key, _ in asked):
         asked_html = _p("No country, zone, cloud region or intensity was given: the default "
                         "grid intensity applies.") + asked_html
-    from_config = any(borrowed for _, borrowed in sites)
+    from_config = any(borrowed for _, borrowed, _ in sites)
     return _section(
         "site", "Location and assumptions",
         '<div class="cols"><div><h3>Location asked for</h3>', asked_html,
@@ -218,13 +273,13 @@ def ratings(scores: Scores, problems: Sequence[str]) -> str:
                  Num(scoring.interval_text(s.kwh_per_1000_queries_min,
                                            s.kwh_per_1000_queries_max)),
                  Num(scoring.ci95_text(s)), Num(co2_text(s.co2_g_per_1000_queries)),
-                 Num(_accuracy(s.accuracy)),
+                 Num(scoring.quality_text(s.quality)),
                  Num(number(s.ess)), Num(number(s.num_parameters, ",")),
                  Num(number(s.size_bytes, ",")), Num(str(s.repetitions)), badge(s.provenance))
                 for s in group]
         if group:
             parts.append(table(["stars", "model", "dataset", "energy / 1000 q",
-                                "min – max", "95 % interval", "CO2e / 1000 q", "accuracy",
+                                "min – max", "95 % interval", "CO2e / 1000 q", "quality",
                                 "ESS", "parameters", "size (bytes)", "reps", "provenance"],
                                rows, cls="ratings"))
         marked = marked or any(not s.ranking_significant for s in group)
@@ -235,6 +290,11 @@ def ratings(scores: Scores, problems: Sequence[str]) -> str:
     if not scores:
         parts.append(note("no successful inference runs: nothing to rate", kind="ratings"))
     parts.extend(note(f"not rated: {p}") for p in problems)
+    parts.append(_p("Quality: the first of these that a model's runs have, the mean of its "
+                    "repetitions: " + "; ".join(
+                        f"{q.label}: {q.description} "
+                        f"({'higher' if q.higher_is_better else 'lower'} is better)"
+                        for q in QUALITY_METRICS) + "."))
     parts.append(_p("ESS: the Environmental Sustainability Score, parameters in millions per "
                     "gram of CO2e per 1000 queries (higher is better)."))
     return _section("ratings", "Star ratings", *parts)
@@ -318,42 +378,102 @@ def energy_chart(scores: Scores) -> str:
     return _section("energy", "Energy per 1000 queries", body)
 
 
+def _quality_axis(q: Quality) -> str:
+    """A quality metric as an axis names it: ``word error rate (lower is better)``."""
+    return f"{q.description} ({'higher' if q.higher_is_better else 'lower'} is better)"
+
+
+def _quality_value(q: Quality) -> str:
+    """A quality value as the Pareto charts show it: an accuracy in percent, else as the
+    tables do (``0.250``, ``41.2``)."""
+    return _accuracy(q.value) if q.metric == "accuracy" else q.value_text
+
+
+def _by_metric(group: Sequence[scoring.Score]) -> dict[str, list[scoring.Score]]:
+    """The scores that have a quality figure, by its metric, in the order of
+    :data:`~wattprint.record.QUALITY_METRICS` (unknown metrics after, by name); a metric
+    none of whose models has a positive energy to draw is left out."""
+    known = [q.metric for q in QUALITY_METRICS]
+    out: dict[str, list[scoring.Score]] = {}
+    for s in group:
+        if s.quality is not None:
+            out.setdefault(s.quality.metric, []).append(s)
+    out = {metric: rows for metric, rows in out.items()
+           if any(s.kwh_per_1000_queries > 0 for s in rows)}
+    return dict(sorted(out.items(), key=lambda kv: (
+        known.index(kv[0]) if kv[0] in known else len(known), kv[0])))
+
+
 def pareto(scores: Scores) -> str:
-    """Energy against accuracy per task and hardware, with the Pareto front."""
+    """Energy against quality (accuracy, word error rate, perplexity, ...) per task and
+    hardware, with the Pareto front; models of different quality metrics are not compared."""
     parts = [_p("A model is on the Pareto front (ringed, joined by the dashed line) when no "
-                "other model of its group uses less energy per 1000 queries and is at least "
-                "as accurate.")]
+                "other model of its group uses less energy per 1000 queries and has at least "
+                "as good a quality figure, in its metric's direction (a higher accuracy, a "
+                "lower word error rate or perplexity). Models are compared only with models "
+                "measured by the same metric.")]
     labels = _model_labels(scores)
     for (task, hardware), group in scores.items():
         def point(s: scoring.Score) -> charts.Point:
-            assert s.accuracy is not None
+            assert s.quality is not None
             return charts.Point(
-                x=s.kwh_per_1000_queries, y=s.accuracy,
+                x=s.kwh_per_1000_queries, y=s.quality.value,
                 label=labels[(s.task, s.hardware, s.model, s.dataset)],
                 color=_band_color(s.stars),
                 title=(f"{s.model} on {s.dataset}: {energy_text(s.kwh_per_1000_queries)} per "
-                       f"1000 queries, accuracy {_accuracy(s.accuracy)}, {s.stars} stars"))
+                       f"1000 queries, {s.quality.description} {_quality_value(s.quality)}, "
+                       f"{s.stars} stars"))
 
-        points = [point(s) for s in group if s.accuracy is not None and
-                  s.kwh_per_1000_queries > 0]
-        if not points:
-            parts.append(note(f"{task} on {hardware}: no accuracy recorded, no trade-off to "
-                              "draw", kind="pareto"))
+        metrics = _by_metric(group)
+        if not metrics:
+            parts.append(note(f"{task} on {hardware}: no quality figure recorded (accuracy, "
+                              "word error rate, perplexity, ...), no trade-off to draw",
+                              kind="pareto"))
             continue
-        front = [point(s) for s in scoring.pareto_front(group) if s.kwh_per_1000_queries > 0]
-        svg = charts.scatter_chart(points, front, x_label="energy per 1000 queries",
-                                   y_label="accuracy", x_fmt=energy_text, y_fmt=_accuracy)
-        on_front = ", ".join(p.label for p in front)
-        parts.append(figure("pareto", svg, f"{task} on {hardware}: accuracy against energy "
-                            f"per 1000 queries. On the front: {on_front}.",
-                            group=f"{task}/{hardware}"))
+        if len(metrics) > 1:
+            named = "; ".join(f"{rows[0].quality.description} "
+                              f"({', '.join(s.model for s in rows)})"
+                              for rows in metrics.values() if rows[0].quality is not None)
+            parts.append(_p(f"{task} on {hardware}: its models are measured by different "
+                            f"quality metrics ({named}), which are not compared with each "
+                            "other: one chart and one front per metric."))
+        for metric, metric_scores in metrics.items():
+            first = metric_scores[0].quality
+            assert first is not None
+
+            def y_fmt(value: float, first: Quality = first) -> str:
+                return _quality_value(Quality(first.metric, value, first.higher_is_better))
+
+            points = [point(s) for s in metric_scores if s.kwh_per_1000_queries > 0]
+            front = [point(s) for s in scoring.pareto_front(metric_scores)
+                     if s.kwh_per_1000_queries > 0]
+            svg = charts.scatter_chart(points, front, x_label="energy per 1000 queries",
+                                       y_label=_quality_axis(first), x_fmt=energy_text,
+                                       y_fmt=y_fmt)
+            on_front = ", ".join(p.label for p in front)
+            parts.append(figure(
+                "pareto", svg, f"{task} on {hardware}: {first.description} against energy "
+                f"per 1000 queries ({'higher' if first.higher_is_better else 'lower'} is "
+                f"better). On the front: {on_front}.",
+                group=f"{task}/{hardware}" if len(metrics) == 1
+                else f"{task}/{hardware}/{metric}"))
     if not scores:
         parts.append(note("no successful inference runs: nothing to compare", kind="pareto"))
-    return _section("pareto", "Energy and accuracy", *parts)
+    return _section("pareto", "Energy and quality", *parts)
 
 
 def _points(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2f} pt"
+
+
+def _quality_change(r: scoring.Saving) -> str:
+    """A variant's change of quality against its parent: an accuracy in percentage points
+    (``-2.00 pt``), another metric in its own units with its label (``WER +0.020``)."""
+    if r.quality_metric == "accuracy" or r.quality_change is None:
+        return _points(r.accuracy_change_points)
+    spec = {q.metric: q.spec for q in QUALITY_METRICS}.get(r.quality_metric or "", ".3g")
+    label = Quality(r.quality_metric or "", r.quality_change, True).label
+    return f"{label} {r.quality_change:+{spec}}"
 
 
 def _spread_text(s: scoring.Score | None) -> str:
@@ -422,12 +542,12 @@ def savings(runs: Sequence[Run], scores: Scores | None = None) -> str:
         row += [Num(f"{before} → {energy_text(r.kwh_per_1000_queries)}"),
                 Num(percent(r.energy_change_pct)),
                 _significance(r.energy_change_significant), Num(percent(r.co2_change_pct)),
-                Num(percent(r.ess_change_pct)), Num(_points(r.accuracy_change_points)),
+                Num(percent(r.ess_change_pct)), Num(_quality_change(r)),
                 Num(percent(r.size_change_pct)), Num(energy_text(r.step_energy_kwh)),
                 Num(co2_text(r.step_co2_g)), Num(break_even(r.break_even_queries))]
         cells.append(row)
     headers = ["variant", "parent", *(["task/hardware"] if several_groups else []),
-               "energy / 1000 q", "energy", "significance", "CO2e", "ESS", "accuracy", "size",
+               "energy / 1000 q", "energy", "significance", "CO2e", "ESS", "quality", "size",
                "step energy", "step CO2e", "break-even queries"]
     svg = charts.diverging_bar_chart(
         [(label(r), [r.energy_change_pct, r.co2_change_pct, r.ess_change_pct]) for r in rows],
@@ -442,7 +562,9 @@ def savings(runs: Sequence[Run], scores: Scores | None = None) -> str:
            "(- when the variant saves nothing or the step was not measured). Significance: "
            "an energy change whose 95 % intervals (variant and parent) overlap is not "
            "significant, being within the noise of the runs (- when neither has two "
-           "repetitions)."),
+           "repetitions). Quality: the change of the quality figure, an accuracy in "
+           "percentage points, another metric in its own units (a negative change of word "
+           "error rate or perplexity is better)."),
         table(headers, cells, cls="savings"),
         _spreads(rows, rate(runs)[0] if scores is None else scores, label),
         figure("savings", svg, "Change of each optimized variant against its parent, in %."),
@@ -478,54 +600,132 @@ def _star_lookup(scores: Scores) -> dict[tuple[object, ...], int]:
             s.stars for group in scores.values() for s in group}
 
 
-def runs_table(runs: Sequence[Run], scores: Scores) -> str:
+def _run_row(r: Run, lookup: Mapping[tuple[object, ...], int]) -> tuple[object, ...]:
+    """One run as a row of the runs table (every column)."""
+    key: tuple[object, ...] = (str(r.task).casefold(), str(r.hardware).casefold(),
+                               r.model_name, r.dataset, r.variant)
+    scored = r.phase == "inference" and r.ok
+    why = scoring.why_not_rated(r) if scored else None
+    count = lookup.get(key) if scored and why is None else None
+    status = Markup(f'<span class="status-{"ok" if r.ok else "failed"}">{esc(r.status)}'
+                    "</span>")
+    if r.ok and r.partial:
+        status = Markup(f"{status} " + flag(
+            "partial", "; ".join(r.errors or ()) or "a sensor failed"))
+    return (
+        _label(r), r.dataset, f"{r.task}/{r.hardware}", r.phase,
+        Num(number(r.repetition, "d")),
+        status,
+        Num(number(r.duration_s)), Num(number(r.energy_j)),
+        Num(co2_text(r.co2_g)), Num(water_text(r.water_l)),
+        Num(energy_text(r.kwh_per_1000_queries)),
+        Num(scoring.quality_text(quality(r))),
+        stars(count) if count is not None
+        else flag("not rated", why) if why is not None else "",
+        badge(r.provenance) if r.ok else "",
+    )
+
+
+_RUN_HEADERS = ["model", "dataset", "task/hardware", "phase", "rep", "status", "time (s)",
+                "energy (J)", "CO2e", "water", "energy / 1000 q", "quality", "stars",
+                "provenance"]
+
+
+def _is_listed(r: Run) -> bool:
+    """A run that a digest lists one by one: failed, partial, or an inference run not rated."""
+    return (not r.ok or bool(r.partial)
+            or (r.phase == "inference" and scoring.why_not_rated(r) is not None))
+
+
+def runs_table(runs: Sequence[Run], scores: Scores, digest: Digest | None = None) -> str:
     """Every run of the sweep, in the order they were written. The dataset and task/hardware
-    columns are left out when the sweep has only one."""
+    columns are left out when the sweep has only one.
+
+    With a ``digest`` (a sweep of more than :data:`RUNS_LISTED` runs), only the runs that
+    failed, are partial or are not rated are listed, then one row per model and phase, and a
+    line says how to export the others."""
     lookup = _star_lookup(scores)
-    datasets = {r.dataset for r in runs}
-    groups = {(str(r.task).casefold(), str(r.hardware).casefold()) for r in runs}
-    headers = ["model", "dataset", "task/hardware", "phase", "rep", "status", "time (s)",
-               "energy (J)", "CO2e", "water", "energy / 1000 q", "accuracy", "stars",
-               "provenance"]
+    if digest is None:
+        datasets = {r.dataset for r in runs}
+        groups = {(str(r.task).casefold(), str(r.hardware).casefold()) for r in runs}
+    else:
+        datasets = {m.dataset for m in digest.models}
+        groups = {(str(m.task).casefold(), str(m.hardware).casefold()) for m in digest.models}
     drop = {i for i, keep in ((1, len(datasets) > 1), (2, len(groups) > 1)) if not keep}
+    listed = runs if digest is None else [r for r in runs if _is_listed(r)]
+    rows = [[cell for i, cell in enumerate(_run_row(r, lookup)) if i not in drop]
+            for r in listed]
+    headers = [h for i, h in enumerate(_RUN_HEADERS) if i not in drop]
+    if digest is None:
+        body = table(headers, rows, cls="runs") if rows else note("this sweep has no runs",
+                                                                  kind="runs")
+        return _section("runs", "Runs",
+                        _p("One row per stored cell. Stars are those of the run's model in "
+                           "its task and hardware group; a partial run (a sensor failed "
+                           "inside its window: hover for what) is not rated."), body)
+    total = sum(m.runs for m in digest.models)
+    more = total - len(listed)
+    export = digest.export_command
+    return _section(
+        "runs", "Runs",
+        _p(f"This sweep has {total:,} runs, too many to list one by one: listed here are "
+           "the runs that failed, are partial (a sensor failed inside the window: hover for "
+           "what) or are not rated, then one row per model and phase."),
+        f'<p class="more-runs" data-more="{more}">{esc(f"{more:,}")} more runs are in the '
+        f"full data: <code>{esc(export)}</code></p>",
+        f"<h3>Runs that failed, are partial or are not rated ({len(listed):,})</h3>",
+        table(headers, rows, cls="runs") if rows
+        else note("no run failed, is partial or is not rated", kind="runs"),
+        "<h3>Per model</h3>",
+        _model_table(digest.models, scores, drop))
+
+
+def _model_table(models: Sequence[ModelRuns], scores: Scores, drop: set[int]) -> str:
+    """One row per model and phase: its runs counted and summed, and its stars."""
+    rated: dict[tuple[object, ...], scoring.Score] = {
+        (s.task.casefold(), s.hardware.casefold(), s.model_name, s.dataset, s.variant): s
+        for group in scores.values() for s in group}
+    headers = ["model", "dataset", "task/hardware", "phase", "runs", "ok", "failed",
+               "energy (J)", "CO2e", "water", "energy / 1000 q", "stars", "provenance"]
     rows = []
-    for r in runs:
-        key: tuple[object, ...] = (str(r.task).casefold(), str(r.hardware).casefold(),
-                                   r.model_name, r.dataset, r.variant)
-        scored = r.phase == "inference" and r.ok
-        why = scoring.why_not_rated(r) if scored else None
-        count = lookup.get(key) if scored and why is None else None
-        status = Markup(f'<span class="status-{"ok" if r.ok else "failed"}">{esc(r.status)}'
-                        "</span>")
-        if r.ok and r.partial:
-            status = Markup(f"{status} " + flag(
-                "partial", "; ".join(r.errors or ()) or "a sensor failed"))
-        row = (
-            _label(r), r.dataset, f"{r.task}/{r.hardware}", r.phase,
-            Num(number(r.repetition, "d")),
-            status,
-            Num(number(r.duration_s)), Num(number(r.energy_j)),
-            Num(co2_text(r.co2_g)), Num(water_text(r.water_l)),
-            Num(energy_text(r.kwh_per_1000_queries)),
-            Num(_accuracy(r.metric("accuracy"))),
-            stars(count) if count is not None
-            else flag("not rated", why) if why is not None else "",
-            badge(r.provenance) if r.ok else "",
-        )
+    for m in models:
+        name, variant = m.model_name or "?", m.variant or "?"
+        score = rated.get((str(m.task).casefold(), str(m.hardware).casefold(), m.model_name,
+                           m.dataset, m.variant)) if m.phase == "inference" else None
+        row = (name if m.parent is None else f"{name}:{variant}", m.dataset,
+               f"{m.task}/{m.hardware}", m.phase, Num(f"{m.runs:,}"), Num(f"{m.runs_ok:,}"),
+               Num(f"{m.runs_failed:,}"), Num(number(m.energy_j)), Num(co2_text(m.co2_g)),
+               Num(water_text(m.water_l)),
+               Num(energy_text(score.kwh_per_1000_queries) if score is not None else "-"),
+               stars(score.stars) if score is not None else "",
+               Markup(" ".join(badge(p) for p in m.provenances)))
         rows.append([cell for i, cell in enumerate(row) if i not in drop])
-    body = table([h for i, h in enumerate(headers) if i not in drop], rows, cls="runs") \
-        if rows else note("this sweep has no runs", kind="runs")
-    return _section("runs", "Runs",
-                    _p("One row per stored cell. Stars are those of the run's model in its "
-                       "task and hardware group; a partial run (a sensor failed inside its "
-                       "window: hover for what) is not rated."), body)
+    return table([h for i, h in enumerate(headers) if i not in drop], rows, cls="models")
 
 
-def provenance(runs: Sequence[Run]) -> str:
-    """Where every energy figure came from: per run and per component, with a legend."""
+def provenance(runs: Sequence[Run], digest: Digest | None = None) -> str:
+    """Where every energy figure came from: per run and per component, with a legend. With
+    a ``digest`` (a sweep of more than :data:`RUNS_LISTED` runs), the components are summed
+    per run provenance, component, source and measured flag instead."""
     legend = "<dl class=\"legend\">" + "".join(
         f"<dt>{badge(word)}</dt><dd>{esc(text)}</dd>" for word, text in PROVENANCE_WORDS.items()
     ) + "</dl>"
+    intro = _p("Every energy figure says where it came from. A run's kWh, CO2e, water, "
+               "energy per 1000 queries and stars carry the provenance of its energy; a "
+               "model's carries that of its repetitions.")
+    if digest is not None:
+        summed = [(badge(c.provenance), c.component, Num(f"{c.runs:,}"),
+                   Num(number(c.energy_j)), c.source, "yes" if c.measured else "no",
+                   badge(component_provenance(c.source, c.measured)))
+                  for c in digest.components]
+        body = table(["run", "component", "runs", "energy (J)", "source", "measured",
+                      "component"], summed, cls="components-summed") if summed else \
+            note("no run has component figures", kind="provenance")
+        return _section(
+            "provenance", "Provenance", intro, legend,
+            f"<h3>Components, summed over the runs that have them ({len(summed)})</h3>",
+            _p(f"The components of each run are in the full data: {digest.export_command}."),
+            body)
     rows = []
     for r in runs:
         total = r.energy_j
@@ -539,10 +739,7 @@ def provenance(runs: Sequence[Run]) -> str:
                   "component"], rows, cls="components") if rows else \
         note("no run has component figures", kind="provenance")
     return _section(
-        "provenance", "Provenance",
-        _p("Every energy figure says where it came from. A run's kWh, CO2e, water, energy "
-           "per 1000 queries and stars carry the provenance of its energy; a model's carries "
-           "that of its repetitions."),
+        "provenance", "Provenance", intro,
         legend,
         f"<details{' open' if len(rows) <= 60 else ''}><summary><h3>Components of each run "
         f"({len(rows)})</h3></summary>{body}</details>",

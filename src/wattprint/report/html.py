@@ -10,6 +10,11 @@ optimization savings, with the spread of each variant's and its parent's repetit
 (min – max, 95 % interval); the power timeline of the inference run with the most samples;
 every run; the provenance of every figure, per run and per component; the failed cells and
 their errors.
+
+:func:`write_report` rates from the store's sums and finds the timeline run in one query. A
+sweep of more than ``RUNS_LISTED`` (1,000) runs is read from a few columns, not decoded run by
+run: its runs table lists the runs that failed, are partial or are not rated, then one row per
+model and phase, and names the export that has every run; its components are summed.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from .._files import write_text
 from .._version import __version__
 from ..errors import ConfigError
 from ..record import RunRecord
-from ..score import DEFAULT_DB
+from ..score import DEFAULT_DB, rate_stored_sweep
 from . import _sections as sections
 from ._format import date_text
 from ._markup import esc
@@ -96,24 +101,34 @@ _NAV = (("totals", "Totals"), ("site", "Location"), ("ratings", "Stars"),
 
 def render_report(sweep: Mapping[str, Any], runs: Sequence[RunRecord],
                   timeline_run: RunRecord | None = None,
-                  samples: Sequence[tuple[float, str, float]] = ()) -> str:
+                  samples: Sequence[tuple[float, str, float]] = (), *,
+                  ratings: tuple[sections.Scores, Sequence[str]] | None = None,
+                  digest: sections.Digest | None = None) -> str:
     """The HTML page of one sweep: ``sweep`` and its ``runs`` (each a
     :class:`~wattprint.record.RunRecord`) as :class:`~wattprint.store.Store` returns them, and
-    the run whose power ``samples`` the timeline shows (None: no timeline)."""
-    scores, problems = sections.rate(runs)
+    the run whose power ``samples`` the timeline shows (None: no timeline).
+
+    ``ratings`` are the star ratings and the groups that could not be rated, when already
+    made (:func:`wattprint.score.rate_stored_sweep`); by default they are made from ``runs``.
+    With a ``digest`` (:class:`~wattprint.report._sections.Digest`, a sweep of more than
+    :data:`~wattprint.report._sections.RUNS_LISTED` runs), ``runs`` need only be the runs that
+    failed, are partial or are not rated (:meth:`~wattprint.store.Store.notable_runs`): the
+    totals, the runs per model, the components and the savings come from the digest."""
+    scores, problems = sections.rate(runs) if ratings is None else ratings
+    overview = sections.overview_of(runs) if digest is None else digest.overview
     nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in _NAV)
     body = "".join([
         sections.header(sweep),
         f"<nav>{nav}</nav>",
-        sections.totals(runs),
-        sections.site(sweep, runs),
+        sections.totals(overview),
+        sections.site(sweep, overview),
         sections.ratings(scores, problems),
         sections.energy_chart(scores),
         sections.pareto(scores),
-        sections.savings(runs, scores),
+        sections.savings(runs if digest is None else digest.savings_runs, scores),
         sections.timeline(timeline_run, samples),
-        sections.runs_table(runs, scores),
-        sections.provenance(runs),
+        sections.runs_table(runs, scores, digest),
+        sections.provenance(runs, digest),
         sections.failed(runs),
         f"<footer>Made by wattprint {esc(__version__)} on "
         f"{esc(date_text(time.time()))}. Self-contained: this page loads nothing.</footer>",
@@ -152,12 +167,22 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
             there = ", ".join(str(s["id"]) for s in sweeps)
             raise ConfigError(f"no sweep {wanted!r} in the results store {str(path)!r}; "
                               f"the sweeps there: {there}")
-        runs = store.runs(sweep_id=sweep["id"])
-        timeline_run: RunRecord | None = None
-        samples: list[tuple[float, str, float]] = []
-        for run in runs:  # the inference run with the most samples; the latest on ties
-            if run.phase == "inference" and run.ok and run.id is not None:
-                found = store.samples(run.id)
-                if found and len({t for t, _, _ in found}) >= len({t for t, _, _ in samples}):
-                    timeline_run, samples = run, found
-    return write_text(out, render_report(sweep, runs, timeline_run, samples), encoding="utf-8")
+        sweep_id = str(sweep["id"])
+        digest: sections.Digest | None = None
+        if int(sweep.get("num_runs") or 0) > sections.RUNS_LISTED:
+            runs = store.notable_runs(sweep_id)
+            digest = sections.Digest(
+                sweep_id=sweep_id, overview=store.sweep_overview(sweep_id),
+                models=store.model_runs(sweep_id), components=store.component_runs(sweep_id),
+                savings_runs=store.savings_runs(sweep_id), db=os.fspath(db))
+        else:
+            runs = store.runs(sweep_id=sweep_id)
+        stored, problems = rate_stored_sweep(store, sweep_id)
+        scores: sections.Scores = dict(stored)
+        # the inference run with the most samples; the latest on ties
+        found = store.timeline_run_id(sweep_id)
+        timeline_run = None if found is None else store.runs_by_id([found])[0]
+        samples = [] if found is None else store.samples(found)
+    page = render_report(sweep, runs, timeline_run, samples, ratings=(scores, problems),
+                         digest=digest)
+    return write_text(out, page, encoding="utf-8")

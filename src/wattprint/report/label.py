@@ -1,8 +1,10 @@
 """Energy labels: one card per model, like an appliance's energy label.
 
 The card names the model, its task, hardware and dataset, shows its band A-E (5 stars to 1) on
-a coloured scale and as stars, its energy and CO2e per 1000 queries, its accuracy, where the
-energy figure came from (measured, estimated, fake) and the date of its runs.
+a coloured scale and as stars, its energy and CO2e per 1000 queries, its quality figure (its
+accuracy in percent, or the word error rate, perplexity, ... its runs have:
+:class:`~wattprint.record.Quality`), where the energy figure came from (measured, estimated,
+fake) and the date of its runs.
 
 The card is laid out once, as a list of shapes in :data:`LABEL_WIDTH` x :data:`LABEL_HEIGHT`
 units, and drawn by one of two small renderers: SVG text, or a PNG drawn with Pillow
@@ -227,12 +229,17 @@ def _layout(card: _Card) -> list[_Shape]:
     shapes.append(_Text(20, y + 60, energy_text(s.kwh_per_1000_queries), 34, bold=True))
     y += 76
     shapes.append(_Rect(20, y, width - 40, 1.5, "#cccccc"))
-    accuracy = "not measured" if s.accuracy is None else f"{100.0 * s.accuracy:.3g} %"
+    quality = s.quality
+    if quality is None or quality.metric == "accuracy":  # in percent, as ever
+        heading = "ACCURACY"
+        value = "not measured" if s.accuracy is None else f"{100.0 * s.accuracy:.3g} %"
+    else:  # a word error rate, a perplexity, ...: its own name and figure
+        heading, value = quality.description.upper(), quality.value_text
     shapes += [
         _Text(20, y + 22, "CO2e PER 1000 QUERIES", 11, _MUTED, bold=True),
         _Text(20, y + 48, co2_text(s.co2_g_per_1000_queries), 20, bold=True),
-        _Text(220, y + 22, "ACCURACY", 11, _MUTED, bold=True),
-        _Text(220, y + 48, accuracy, 20, bold=True, max_width=width - 240),
+        _Text(220, y + 22, heading, 11, _MUTED, bold=True, max_width=width - 240),
+        _Text(220, y + 48, value, 20, bold=True, max_width=width - 240),
     ]
     y += 62
     head, why, ink, background = _PROVENANCE.get(str(s.provenance), _UNKNOWN)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import abc
 import enum
+import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
@@ -158,3 +160,29 @@ class Detected(Sequence[Sensor]):
 
     def components(self) -> set[str]:
         return {s.component for s in self.sensors}
+
+
+# -- window edges ---------------------------------------------------------------------------------
+
+
+class _Edge(threading.local):
+    """The machine's busy CPU seconds read at the current window edge, per ``/proc/stat``
+    path: ``None`` outside an edge (every call reads)."""
+
+    busy: dict[str | os.PathLike[str], float] | None = None
+
+
+#: This thread's current window edge.
+EDGE = _Edge()
+
+
+def begin_edge() -> None:
+    """Start a window edge in this thread: until :func:`end_edge`, every sensor that needs
+    the machine's CPU times (the CPU estimate, each process share; see
+    :func:`wattprint.sensors.estimate.machine_busy_cpu_s`) gets one shared read."""
+    EDGE.busy = {}
+
+
+def end_edge() -> None:
+    """End the edge begun by :func:`begin_edge`: later calls read afresh."""
+    EDGE.busy = None

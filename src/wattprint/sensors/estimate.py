@@ -30,7 +30,6 @@ import io
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .._data import read_text
 from ..errors import ConfigError, SensorError
-from .base import CounterSensor, MissingSensor, Sensor, Source
+from .base import EDGE, CounterSensor, MissingSensor, Sensor, Source
 
 if TYPE_CHECKING:
     from ._registry import DetectOptions
@@ -113,27 +112,6 @@ _ARM_CORES = {
 # -- machine CPU time (shared with process.py) ---------------------------------------------------
 
 
-class _Edge(threading.local):
-    """The machine's busy CPU seconds read at the current window edge, per ``/proc/stat``
-    path: ``None`` outside an edge (every call reads)."""
-
-    busy: dict[str | os.PathLike[str], float] | None = None
-
-
-_EDGE = _Edge()
-
-
-def begin_edge() -> None:
-    """Start a window edge in this thread: until :func:`end_edge`, every sensor that needs
-    the machine's CPU times (the CPU estimate, each process share) gets one shared read."""
-    _EDGE.busy = {}
-
-
-def end_edge() -> None:
-    """End the edge begun by :func:`begin_edge`: later calls read afresh."""
-    _EDGE.busy = None
-
-
 def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
     """Busy CPU seconds of the whole machine since boot, summed over all logical CPUs.
 
@@ -143,7 +121,7 @@ def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
     Raises :class:`SensorError` when the times cannot be read. Within a window edge
     (:func:`begin_edge`) the file is read once and the figure shared.
     """
-    edge = _EDGE.busy
+    edge = EDGE.busy
     if edge is None:
         return _read_busy_cpu_s(proc_stat)
     busy = edge.get(proc_stat)

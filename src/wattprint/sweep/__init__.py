@@ -7,6 +7,9 @@ that needs them, on first use of a name below.
 from __future__ import annotations
 
 from .._lazy import lazy_exports
+from .._numpy import require_numpy
+
+require_numpy("benchmark sweeps")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

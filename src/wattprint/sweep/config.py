@@ -98,13 +98,13 @@ __all__ = [
 
 DatasetTask = Literal["classification", "regression", "text", "text-classification",
                       "image-classification", "text-generation", "code-generation",
-                      "automatic-speech-recognition"]
+                      "automatic-speech-recognition", "text2text-generation"]
 #: The name of the code task sample that ships with wattprint (``task: code-generation``).
 CODE_SAMPLE = "code_tasks"
 #: The tasks a model can be given: those of datasets, and of Hugging Face models
 #: (transformers models take only the latter).
 MODEL_TASKS: tuple[str, ...] = tuple(dict.fromkeys((*typing.get_args(DatasetTask), *HF_TASKS)))
-QuantizationMethod = Literal["dynamic", "static", "fp16", "bf16"]
+QuantizationMethod = Literal["dynamic", "static", "fp16", "bf16", "int8-weight-only"]
 TargetDtype = Literal["int8", "fp16", "bf16"]
 PruningMethod = Literal["l1_unstructured", "ln_structured"]
 #: The parts of a built-in or local dataset; a hub dataset's splits are its own names.
@@ -128,6 +128,7 @@ QUANTIZATION_TARGETS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     "static": ("int8",),
     "fp16": ("fp16",),
     "bf16": ("bf16",),
+    "int8-weight-only": ("int8",),
 })
 _EXPORT_FORMATS: tuple[ExportFormat, ...] = ("json", "csv")
 #: A dataset name that can only be a local file or folder, never a hub id.
@@ -194,8 +195,8 @@ class QuantizationConfig(_Section):
     enabled: bool = False
     method: QuantizationMethod = "dynamic"
     target_dtype: TargetDtype = Field(
-        default="int8", description="default from the method: int8 for dynamic and static, "
-                                    "fp16 for fp16, bf16 for bf16")
+        default="int8", description="default from the method: int8 for dynamic, static and "
+                                    "int8-weight-only, fp16 for fp16, bf16 for bf16")
 
     @model_validator(mode="before")
     @classmethod
@@ -268,6 +269,20 @@ class ModelConfig(_Section):
     def _own_task(cls, value: str | None) -> str | None:
         """``task: text`` (ML-EcoLyzer's) is the model's own task: a causal LM generates."""
         return None if value == "text" else value
+
+    @field_validator("options")
+    @classmethod
+    def _preprocess_spec(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """A ``preprocess`` option is an image spec: a bad one is refused before anything
+        runs (whether it fits the model is checked when the model loads)."""
+        if value.get("preprocess") is not None:
+            from ..workloads.images import ImageSpec
+
+            try:
+                ImageSpec.from_option(value["preprocess"])
+            except ConfigError as err:
+                raise _problem(str(err), "preprocess") from err
+        return value
 
     @field_validator("path", mode="before")
     @classmethod
@@ -389,13 +404,16 @@ class ModelConfig(_Section):
                                        f"{', '.join(sorted(_EXPORTS_TO_ONNX))} models"))
         deployed = "onnx" if self.export == "onnx" else framework
         if self.quantization.enabled:
-            from ..optimize.quantization import METHODS
+            from ..optimize.quantization import METHODS, missing_extra
 
             methods = METHODS.get(deployed, ())
+            missing = missing_extra(self.quantization.method)
             if self.quantization.method not in methods:
                 problems.append(("quantization.method",
                                  f"{self.quantization.method!r} does not quantize {deployed} "
                                  f"models (allowed: {', '.join(methods) or 'none'})"))
+            elif missing is not None:
+                problems.append(("quantization.method", str(missing)))
         if self.pruning.enabled and framework not in _PRUNABLE:
             problems.append(("pruning.enabled", f"{what} is {_a(framework)} model; pruning takes "
                                                 f"{', '.join(sorted(_PRUNABLE))} models"))

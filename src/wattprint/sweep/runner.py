@@ -15,6 +15,11 @@ with its error and the sweep goes on; cells that need what it would have made fa
 message naming it. The runner does not know where rows go: the sink (the results store) is
 given to it, so the layers stay in order.
 
+Image folders. A model loaded from a file or the hub whose input is an image takes an image
+folder's pixels as ``model.predict(folder)`` takes its files: made into its input once per
+group by its image spec (:func:`wattprint.workloads.images.pixels_to_batch`); its variants,
+ONNX export sample and calibration samples take the same batch. Recipes take the raw pixels.
+
 Isolation. The cells of one model on one dataset (a *group*: they share the model and its
 variants in memory) run in a worker process forked from the sweep's process, so the worker
 starts with the meter (its idle baseline calibrated), the config, the loaded data and any
@@ -46,6 +51,7 @@ says which signal it was; the finished cells are kept, and ``--resume`` runs the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -193,16 +199,20 @@ def _variants(model: ModelConfig, config: BenchConfig | None = None,
     return out
 
 
+#: Quantization methods whose variant is named as the method: ``method -> target dtype``.
+_NAMED_AS_METHOD = {"fp16": "fp16", "bf16": "bf16", "int8-weight-only": "int8"}
+
+
 def _quant_name(method: str, target: str | None) -> str:
-    if method in ("fp16", "bf16"):
+    if method in _NAMED_AS_METHOD:
         return method
     return f"{target or 'int8'}-{method}"
 
 
 def _quant_of(variant: str) -> tuple[str, str]:
     """``(method, target dtype)`` of a quantized variant's name (:func:`_quant_name`)."""
-    if variant in ("fp16", "bf16"):
-        return variant, variant
+    if variant in _NAMED_AS_METHOD:
+        return variant, _NAMED_AS_METHOD[variant]
     target, _, method = variant.partition("-")
     return method, target
 
@@ -420,6 +430,15 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
         if c.key in ctx.stopped and c.phase != "inference"}
     train, evaluate = data
     out_dir = ctx.workdir / _safe(spec.name) / _safe(dspec.name)
+
+    def base() -> Model:
+        """The base model; a loaded one also turns the data into its input, once."""
+        nonlocal train, evaluate
+        model = _base(ctx, spec, group, models, data[0])
+        if spec.source is None:
+            train, evaluate = _as_model_input(model, data)
+        return model
+
     for cell in group.cells:
         if cell.key in ctx.stopped:
             continue  # failed earlier in this run, in a worker that was stopped since
@@ -434,7 +453,7 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
             elif cell.phase == "optimization":
                 parent = models.get(cell.parent or BASE)
                 if parent is None:
-                    parent = models[cell.parent or BASE] = _base(ctx, spec, group, models, train)
+                    parent = models[cell.parent or BASE] = base()
                 if isinstance(parent, BaseException):
                     raise _Upstream(cell.parent or BASE, parent)
                 models[cell.variant] = _optimize(ctx, cell, spec, parent, train, evaluate,
@@ -442,7 +461,7 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
             elif needs_model:
                 model = models.get(cell.variant)
                 if model is None and cell.variant == BASE:
-                    model = models[BASE] = _base(ctx, spec, group, models, train)
+                    model = models[BASE] = base()
                 if model is None:
                     raise ConfigError(f"variant {cell.variant!r} was not made")
                 if isinstance(model, BaseException):
@@ -634,6 +653,30 @@ def _base(ctx: _Context, spec: ModelConfig, group: _Group,
                           allow_network=ctx.config.allow_network, **options)
     assert spec.path is not None
     return load_model(spec.path, task=spec.task, trust=spec.trust, **options)
+
+
+def _as_model_input(model: Model, data: tuple[Dataset, Dataset]) -> tuple[Dataset, Dataset]:
+    """``(train, eval)`` as a loaded model takes them: an image folder's uint8 pixels made into
+    its input by its image spec (channels converted, resized, scaled and normalised, in its
+    layout) as ``model.predict(folder)`` makes the files; any other data as it is. Its
+    variants, export sample and calibration take the same. A model whose layout cannot be
+    told raises the ConfigError that names the fix."""
+    if len(data[1].image_shape or ()) != 3:
+        return data
+    image = model.image_input()
+    if image is None:
+        return data
+    from ..workloads.images import pixels_to_batch
+
+    def prepared(ds: Dataset) -> Dataset:
+        batch = pixels_to_batch(np.asarray(ds.x), image)
+        # the images as the model takes them: (H, W, C) whatever the batch's layout
+        c, h, w = batch.shape[1:] if image.layout == "NCHW" else np.roll(batch.shape[1:], 1)
+        return dataclasses.replace(ds, x=batch, image_shape=(int(h), int(w), int(c)))
+
+    train, evaluate = data
+    evaluate = prepared(evaluate)
+    return (evaluate if train is data[1] else prepared(train)), evaluate
 
 
 def _train_model(ctx: _Context, spec: ModelConfig, train: Dataset,

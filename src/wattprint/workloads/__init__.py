@@ -6,6 +6,9 @@ Frameworks are imported only when a model of theirs is loaded.
 from __future__ import annotations
 
 from .._lazy import lazy_exports
+from .._numpy import require_numpy
+
+require_numpy("models and datasets")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

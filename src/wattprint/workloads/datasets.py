@@ -13,10 +13,15 @@ or a file or folder:
   [0, 1], one flat row of 64 per image, with ``image_shape=(8, 8)`` to reshape for a CNN.
 * ``diabetes``: regression, float32 targets.
 * a folder of images, one subfolder per class (decoded with Pillow, the ``images`` extra);
+* a folder of audio clips, ``.wav`` / ``.flac``, with their transcripts in a
+  ``transcripts.jsonl`` or none (decoded with soundfile, the ``audio`` extra): task
+  ``automatic-speech-recognition``, read by :func:`~wattprint.workloads.audio.load_audio_dataset`.
+  A folder that holds both images and audio is read only with ``task`` given;
 * ``.txt``: one unlabeled text per line; ``.jsonl``: one JSON object per line, with a text
   field and an optional label field; ``.csv``: a header, numeric feature columns and a target.
 
-scikit-learn and Pillow are imported only when a built-in or an image folder is loaded.
+scikit-learn and Pillow are imported only when a built-in or an image folder is loaded,
+the audio module and soundfile only when an audio folder is.
 """
 
 from __future__ import annotations
@@ -53,10 +58,13 @@ Features: TypeAlias = "NDArray[Any] | list[str]"
 #: ``text-generation`` is unlabeled text, as ``text`` is: the tasks of models and datasets are one
 #: vocabulary, so a dataset may name the task of the model that generates on it.
 TASKS = ("classification", "regression", "text", "text-classification", "image-classification",
-         "text-generation", "code-generation", "automatic-speech-recognition")
+         "text-generation", "code-generation", "automatic-speech-recognition",
+         "text2text-generation")
 #: Tasks whose labels are class indices.
 CLASSIFICATION_TASKS = frozenset({"classification", "text-classification",
                                   "image-classification"})
+#: The task of transcribed audio (a folder of clips: :mod:`wattprint.workloads.audio`).
+_SPEECH_TASK = "automatic-speech-recognition"
 
 #: scikit-learn loader of each built-in dataset.
 _BUILTINS = {
@@ -69,7 +77,9 @@ _BUILTINS = {
 #: The datasets that ship inside scikit-learn, loadable by name.
 BUILTIN_DATASETS = tuple(_BUILTINS)
 #: The files and folders :func:`load_dataset` reads.
-FILE_KINDS = ("a folder of images with one subfolder per class", ".txt (one text per line)",
+FILE_KINDS = ("a folder of images with one subfolder per class",
+              "a folder of .wav/.flac clips with an optional transcripts.jsonl",
+              ".txt (one text per line)",
               ".jsonl (one JSON object per line)", ".csv (header, features, target)")
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -344,7 +354,10 @@ def load_dataset(
     ``limit`` then samples at most that many, stratified by class. ``task`` overrides the
     inferred task; for a CSV it decides whether the target is classes or a regression target.
     ``label_field`` and ``text_field`` name the JSONL fields, ``target`` the CSV target column,
-    and ``image_size=(h, w)`` resizes every image of an image folder.
+    and ``image_size=(h, w)`` resizes every image of an image folder. A folder with a
+    ``transcripts.jsonl`` or ``.wav`` / ``.flac`` files (and no images) is speech
+    (``task="automatic-speech-recognition"``, which also reads a ``transcripts.jsonl`` file
+    given by itself): see :mod:`wattprint.workloads.audio`.
     """
     if limit is not None:
         _check_limit(limit)
@@ -371,6 +384,8 @@ def _load(name_or_path: str | os.PathLike[str], *, task: str | None, label_field
         return _with_task(_load_builtin(name_or_path), task)
     path = Path(name_or_path)
     if path.is_dir():
+        if _is_audio_folder(path, task):
+            return _load_audio(path)
         return _with_task(_load_image_folder(path, image_size), task)
     if not path.is_file():
         raise DatasetError(f"no dataset {str(name_or_path)!r}: not a built-in and no such file "
@@ -379,12 +394,51 @@ def _load(name_or_path: str | os.PathLike[str], *, task: str | None, label_field
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return _with_task(_load_text(path), task)
+    if suffix == ".jsonl" and task == _SPEECH_TASK:
+        return _load_audio(path)
     if suffix == ".jsonl":
         return _with_task(_load_jsonl(path, text_field, label_field), task)
     if suffix == ".csv":
         return _load_csv(path, target, task)
     raise DatasetError(f"cannot read {str(path)!r} as a dataset: unknown file kind "
                        f"{path.suffix or '(no suffix)'!r}\n  files: {'; '.join(FILE_KINDS)}")
+
+
+def _is_audio_folder(root: Path, task: str | None) -> bool:
+    """Whether the folder ``root`` is read as speech: always under the speech task; without a
+    task when it holds a ``transcripts.jsonl`` or audio files and no images (both kinds is
+    an error that names them and the ``task`` that chooses)."""
+    from . import audio  # cheap: soundfile is imported only when a clip is read
+
+    if task == _SPEECH_TASK:
+        return True
+    has_audio = (root / audio.TRANSCRIPTS_FILE).is_file() or _holds(root, audio.AUDIO_SUFFIXES)
+    if not has_audio:
+        return False
+    class_dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    has_images = any(_holds(d, IMAGE_SUFFIXES) for d in [root, *class_dirs])
+    if task is not None:
+        if not has_images:
+            raise ConfigError(f"{root} holds audio, whose task is {_SPEECH_TASK!r}, "
+                              f"not {task!r}")
+        return False
+    if has_images:
+        raise ConfigError(f"{root} holds both images and audio; pass task="
+                          f"'image-classification' to read the images or task="
+                          f"{_SPEECH_TASK!r} to read the audio")
+    return True
+
+
+def _holds(folder: Path, suffixes: frozenset[str]) -> bool:
+    """Whether ``folder`` has a file (directly in it) with one of ``suffixes``."""
+    return any(p.suffix.lower() in suffixes and p.is_file() for p in folder.iterdir())
+
+
+def _load_audio(path: Path) -> Dataset:
+    """The speech dataset of a folder of clips or a ``transcripts.jsonl``."""
+    from .audio import load_audio_dataset
+
+    return load_audio_dataset(path)
 
 
 def _with_task(ds: Dataset, task: str | None) -> Dataset:

@@ -59,6 +59,10 @@ def _tokens(result: Any) -> int | None:
 def _generation_metrics(m: Any, outputs: list[Any], prompts: int) -> dict[str, Any]:
     """Tokens, tokens per second, and joules per token and per prompt of a generation run
     measured by ``m``; empty when the outputs do not count tokens."""
+    import numpy as np
+
+    if all(type(o) is np.ndarray for o in outputs):  # plain arrays count no tokens: fast
+        return {}
     tokens = [n for n in map(_tokens, outputs) if n is not None]
     if not tokens:
         return {}
@@ -129,7 +133,7 @@ def _check_finite(outputs: list[Any]) -> None:
 
     if outputs and all(type(out) is np.ndarray for out in outputs):  # the common case, fast
         try:
-            flat = np.concatenate([out.ravel() for out in outputs])
+            flat = np.concatenate(outputs, axis=None)
         except ValueError:
             flat = None
         if flat is not None and (flat.dtype.kind not in "fc" or np.isfinite(flat).all()):

@@ -1,9 +1,12 @@
 """Image files as model input: ``model.predict("cat.png")`` and ``model.predict(folder)``.
 
-An :class:`ImageSpec` says how an image becomes a model's input: its size ``(H, W)``, the
-layout of the batch (``"NCHW"``, channels first, as PyTorch and ONNX exports of it take it, or
-``"NHWC"``, channels last, as Keras and TensorFlow take it), the channel count (3: RGB, 1:
-grayscale ``L``, 4: RGBA), and the arithmetic ``(pixel * scale - mean) / std`` per channel.
+An :class:`ImageSpec` says how an image becomes a model's input: the size ``(H, W)`` it is
+resized to (or the length its shorter edge is resized to, keeping its aspect ratio), the
+centre ``(H, W)`` cropped out of it after that (where the model's processor crops), the
+resampling filter, the layout of the batch (``"NCHW"``, channels first, as PyTorch and ONNX
+exports of it take it, or ``"NHWC"``, channels last, as Keras and TensorFlow take it), the
+channel count (3: RGB, 1: grayscale ``L``, 4: RGBA), and the arithmetic
+``(pixel * scale - mean) / std`` per channel.
 
 The spec comes from the model's input metadata where it has some, completed or checked by the
 ``preprocess`` loader option (a mapping with the spec's fields)::
@@ -21,8 +24,14 @@ transposes on a guess. A model without metadata (a PyTorch module, or an input w
 reads both ways) needs ``layout`` in the spec. Images are decoded with Pillow (the ``images``
 extra, imported only when an image is read), converted to the spec's channels (a grayscale
 image given to a 3-channel model is repeated into R, G and B, as Pillow's ``convert("RGB")``
-does; RGBA loses its alpha) and resized with bilinear filtering. ``scale`` defaults to
+does; RGBA loses its alpha), resized with the spec's filter (bilinear unless it says
+``resample``) and centre-cropped when it says ``crop``. ``scale`` defaults to
 ``1/255`` (pixels in [0, 1]) for a model with float input and to 1 for integer input.
+
+In a sweep, an image folder's decoded pixels (``load_dataset(folder).x``, uint8
+``(N, H, W, C)``) reach a model loaded from a file or the hub through the same steps:
+:func:`pixels_to_batch` converts, resizes and applies the model's spec once, and its
+variants (ONNX export, int8, pruned) take that batch too. Recipes take the raw pixels.
 """
 
 from __future__ import annotations
@@ -40,24 +49,33 @@ from numpy.typing import NDArray
 from ..errors import ConfigError, DatasetError, MissingExtra
 from .datasets import IMAGE_SUFFIXES
 
-__all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "ImageSpec", "from_hf_processor", "image_files",
-           "is_image_source", "layout_of", "read_images", "resolve"]
+__all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "RESAMPLE_FILTERS", "ImageSpec", "from_hf_processor",
+           "image_files", "is_image_source", "layout_of", "pixels_to_batch", "read_images",
+           "resolve"]
 
 #: ``"NCHW"``: channels first (PyTorch); ``"NHWC"``: channels last (Keras, TensorFlow).
 LAYOUTS = ("NCHW", "NHWC")
 #: Channel count -> the Pillow mode an image is converted to.
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
-_FIELDS = ("size", "layout", "channels", "mode", "scale", "mean", "std")
+_FIELDS = ("size", "shortest_edge", "crop", "resample", "layout", "channels", "mode", "scale",
+           "mean", "std")
+#: Pillow's resampling filters by name, in PIL's (and Hugging Face's ``resample``) numbering.
+RESAMPLE_FILTERS = ("nearest", "lanczos", "bilinear", "bicubic", "box", "hamming")
 
 
 @dataclass(frozen=True)
 class ImageSpec:
     """How image files become a batch; ``None`` fields are taken from the model's input.
 
-    ``size`` is ``(height, width)`` in pixels (``None``: the model's, else the images' own);
-    ``layout`` is ``"NCHW"`` or ``"NHWC"``; ``channels`` 1 (grayscale), 3 (RGB) or 4 (RGBA);
-    each pixel becomes ``(value * scale - mean[c]) / std[c]`` for channel ``c`` (``mean`` and
-    ``std`` hold one value, or one per channel).
+    ``size`` is ``(height, width)`` in pixels each image is resized to (``None``: the model's,
+    else the images' own); ``shortest_edge`` instead resizes the shorter edge to that many
+    pixels and the longer one in proportion (rounded down, as Hugging Face and torchvision
+    do); ``crop`` is the ``(height, width)`` cut from the centre after resizing (zeros pad an
+    image smaller than it), and then the size the model takes; ``resample`` names Pillow's
+    filter (one of :data:`RESAMPLE_FILTERS`); ``layout`` is ``"NCHW"`` or ``"NHWC"``;
+    ``channels`` 1 (grayscale), 3 (RGB) or 4 (RGBA); each pixel becomes
+    ``(value * scale - mean[c]) / std[c]`` for channel ``c`` (``mean`` and ``std`` hold one
+    value, or one per channel).
     """
 
     size: tuple[int, int] | None = None
@@ -66,12 +84,27 @@ class ImageSpec:
     scale: float | None = None
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
+    crop: tuple[int, int] | None = None
+    shortest_edge: int | None = None
+    resample: str = "bilinear"
 
     def __post_init__(self) -> None:
-        if self.size is not None and (len(self.size) != 2 or not all(
-                isinstance(s, int) and s > 0 for s in self.size)):
-            raise ConfigError(f"preprocess size must be (height, width) in pixels, "
-                              f"not {self.size!r}")
+        for name in ("size", "crop"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 2 or not all(
+                    _pixels(s) for s in value)):
+                raise ConfigError(f"preprocess {name} must be (height, width) in pixels, "
+                                  f"not {value!r}")
+        if self.shortest_edge is not None:
+            if not _pixels(self.shortest_edge):
+                raise ConfigError(f"preprocess shortest_edge must be a positive number of "
+                                  f"pixels, not {self.shortest_edge!r}")
+            if self.size is not None:
+                raise ConfigError(f"preprocess gives size {self.size} and shortest_edge "
+                                  f"{self.shortest_edge}: give one of them")
+        if self.resample not in RESAMPLE_FILTERS:
+            raise ConfigError(f"preprocess resample must be one of "
+                              f"{', '.join(RESAMPLE_FILTERS)}, not {self.resample!r}")
         if self.layout is not None and self.layout not in LAYOUTS:
             raise ConfigError(f"preprocess layout must be one of {', '.join(LAYOUTS)}, "
                               f"not {self.layout!r}")
@@ -116,9 +149,14 @@ class ImageSpec:
                                   f"not channels={channels!r}")
             channels = by_mode[mode]
         size = value.get("size")
+        crop = value.get("crop")
+        edge = value.get("shortest_edge")
         layout = value.get("layout")
         return cls(
             size=None if size is None else _size(size),
+            crop=None if crop is None else _size(crop, "crop"),
+            shortest_edge=None if edge is None else _int(edge, "shortest_edge"),
+            resample=str(value.get("resample", "bilinear")).lower(),
             layout=None if layout is None else str(layout).upper(),
             channels=None if channels is None else _int(channels, "channels"),
             scale=None if value.get("scale") is None else _scale(value["scale"]),
@@ -128,9 +166,18 @@ class ImageSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
-        return {"size": None if self.size is None else list(self.size), "layout": self.layout,
+        return {"size": None if self.size is None else list(self.size),
+                "shortest_edge": self.shortest_edge,
+                "crop": None if self.crop is None else list(self.crop),
+                "resample": self.resample, "layout": self.layout,
                 "channels": self.channels, "scale": self.scale, "mean": list(self.mean),
                 "std": list(self.std)}
+
+    @property
+    def output_size(self) -> tuple[int, int] | None:
+        """The ``(height, width)`` of the images this spec makes, where it fixes one: the
+        crop, else the size (``None``: the images' own, or set by ``shortest_edge``)."""
+        return self.crop if self.crop is not None else self.size
 
     def apply(self, pixels: NDArray[Any]) -> NDArray[np.float32]:
         """``(N, H, W, C)`` pixels (as decoded) -> the float32 batch, in this spec's layout."""
@@ -165,7 +212,9 @@ def resolve(given: ImageSpec | None, sample: Sequence[int | None] | None,
     size; ``None``: unknown), from its metadata and the ``given`` spec.
 
     A given layout, size or channel count that contradicts the metadata is a ConfigError
-    naming what the model wants; so is a layout neither gives.
+    naming what the model wants; so is a layout neither gives. The model's ``(H, W)`` is
+    checked against the spec's crop where it has one (the images are resized, then cut to
+    it), else its size; a spec with neither (nor ``shortest_edge``) resizes to it.
     """
     given = given or ImageSpec()
     sample = None if sample is None else tuple(sample)
@@ -179,7 +228,7 @@ def resolve(given: ImageSpec | None, sample: Sequence[int | None] | None,
                           "preprocess={'layout': 'NCHW'} (channels first, as PyTorch) or "
                           "{'layout': 'NHWC'} (channels last, as Keras), with 'size': (H, W), "
                           "or input_shape=(C, H, W)")
-    channels, size = given.channels, given.size
+    channels, size, out = given.channels, given.size, given.output_size
     if sample is not None and len(sample) == 3:
         if found is not None and given.layout is not None and given.layout != found:
             raise ConfigError(f"{wants}, layout {found}; preprocess says {given.layout}. "
@@ -195,18 +244,19 @@ def resolve(given: ImageSpec | None, sample: Sequence[int | None] | None,
                                   "(1, 3 or 4); check the layout")
             channels = c
         if h is not None and w is not None:
-            if size is not None and size != (h, w):
-                raise ConfigError(f"{wants} ({layout}, {h}x{w} pixels); preprocess size is "
-                                  f"{size[0]}x{size[1]}")
-            size = (h, w)
-    elif sample is not None and None not in sample and given.size is not None:
+            if out is not None and out != (h, w):
+                what = "crop" if given.crop is not None else "size"
+                raise ConfigError(f"{wants} ({layout}, {h}x{w} pixels); preprocess {what} is "
+                                  f"{out[0]}x{out[1]}")
+            if out is None and given.shortest_edge is None:
+                size = (h, w)
+    elif sample is not None and None not in sample and out is not None:
         # a flat or other input the images are reshaped to: the counts must agree
         need = math.prod(sample)  # type: ignore[arg-type]
-        have = given.size[0] * given.size[1] * (channels or 3)
+        have = out[0] * out[1] * (channels or 3)
         if need != have:
-            raise ConfigError(f"{wants}: {need} values a sample; {given.size[0]}x"
-                              f"{given.size[1]} images with {channels or 3} channel(s) give "
-                              f"{have}")
+            raise ConfigError(f"{wants}: {need} values a sample; {out[0]}x{out[1]} images "
+                              f"with {channels or 3} channel(s) give {have}")
     channels = channels or 3
     for name in ("mean", "std"):
         if len(getattr(given, name)) not in (1, channels):
@@ -217,7 +267,8 @@ def resolve(given: ImageSpec | None, sample: Sequence[int | None] | None,
         integer = input_dtype is not None and np.dtype(_np_name(input_dtype)).kind in "iub"
         scale = 1.0 if integer else 1.0 / 255.0
     return ImageSpec(size=size, layout=layout, channels=channels, scale=scale,
-                     mean=given.mean, std=given.std)
+                     mean=given.mean, std=given.std, crop=given.crop,
+                     shortest_edge=given.shortest_edge, resample=given.resample)
 
 
 def is_image_source(batch: Any) -> bool:
@@ -261,59 +312,155 @@ def read_images(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
                 spec: ImageSpec) -> NDArray[np.float32]:
     """The batch for the images ``source`` names (see :func:`image_files`), one sample per
     image in order, made by a resolved ``spec`` (layout and channels known)."""
-    if spec.layout is None or spec.channels is None:
-        raise ConfigError("read_images needs a spec with its layout and channels; "
-                          "resolve it against the model first")
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as err:
-        raise MissingExtra("reading image files", "images") from err
-    mode = _MODES[spec.channels]
+    _check_resolved(spec, "read_images")
+    pil = _pillow("reading image files")
     arrays: list[NDArray[np.uint8]] = []
     files = image_files(source)
     for f in files:
         try:
-            with Image.open(f) as im:
-                image = im.convert(mode)
-        except (UnidentifiedImageError, OSError) as err:
+            with pil.open(f) as im:
+                pixels = _fit(im, spec, pil)
+        except (pil.UnidentifiedImageError, OSError) as err:
             raise DatasetError(f"{f}: not an image Pillow can read ({err})") from err
-        if spec.size is not None and image.size != (spec.size[1], spec.size[0]):
-            image = image.resize((spec.size[1], spec.size[0]), Image.Resampling.BILINEAR)
-        pixels = np.asarray(image, dtype=np.uint8)
         if arrays and pixels.shape != arrays[0].shape:
-            raise ConfigError(f"{f}: {image.width}x{image.height} pixels, but {files[0]} has "
-                              f"{arrays[0].shape[1]}x{arrays[0].shape[0]}; give preprocess "
+            raise ConfigError(f"{f}: {pixels.shape[1]}x{pixels.shape[0]} pixels, but {files[0]} "
+                              f"has {arrays[0].shape[1]}x{arrays[0].shape[0]}; give preprocess "
                               "size=(H, W) to resize them (the model's input does not fix it)")
         arrays.append(pixels)
+    return spec.apply(_stacked(arrays))
+
+
+def pixels_to_batch(pixels: NDArray[Any], spec: ImageSpec) -> NDArray[np.float32]:
+    """The batch a resolved ``spec`` makes of decoded ``(N, H, W, C)`` pixels (an image
+    folder's ``Dataset.x``), as :func:`read_images` makes it of the files: converted to the
+    spec's channels, resized and centre-cropped, then :meth:`ImageSpec.apply`. Pixels that
+    neither step would change go straight to ``apply``; converting, resizing or cropping
+    needs uint8 pixels."""
+    _check_resolved(spec, "pixels_to_batch")
+    x = np.asarray(pixels)
+    if x.ndim != 4 or x.shape[-1] not in _MODES:
+        raise ConfigError(f"pixels must be (N, H, W, C) images with C in 1, 3 or 4, "
+                          f"not of shape {x.shape}")
+    height, width = int(x.shape[1]), int(x.shape[2])
+    if (x.shape[-1] == spec.channels and _resized(spec, height, width) == (height, width)
+            and spec.crop in (None, (height, width))):
+        return spec.apply(x)
+    if x.dtype != np.uint8:
+        raise ConfigError(f"converting, resizing or cropping images needs uint8 pixels, "
+                          f"not {x.dtype}")
+    pil = _pillow("converting images")
+    mode = _MODES[x.shape[-1]]
+    return spec.apply(_stacked([_fit(pil.fromarray(p[..., 0] if mode == "L" else p, mode),
+                                     spec, pil) for p in x]))
+
+
+def _check_resolved(spec: ImageSpec, what: str) -> None:
+    if spec.layout is None or spec.channels is None:
+        raise ConfigError(f"{what} needs a spec with its layout and channels; "
+                          "resolve it against the model first")
+
+
+def _pillow(what: str) -> Any:
+    """Pillow's ``Image`` module (the ``images`` extra)."""
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise MissingExtra(what, "images") from err
+    return Image
+
+
+def _fit(image: Any, spec: ImageSpec, pil: Any) -> NDArray[np.uint8]:
+    """One Pillow image as the spec's pixels: converted to its channels (grayscale repeated
+    into RGB, alpha dropped, as ``convert`` does), resized with its filter, then the centre
+    cut out as Hugging Face's ``center_crop`` cuts it (the top-left corner rounded down;
+    Pillow pads with zeros where the crop is larger than the image)."""
+    image = image.convert(_MODES[spec.channels or 3])
+    height, width = _resized(spec, image.height, image.width)
+    if image.size != (width, height):
+        image = image.resize((width, height), getattr(pil.Resampling, spec.resample.upper()))
+    if spec.crop is not None and image.size != (spec.crop[1], spec.crop[0]):
+        top, left = (height - spec.crop[0]) // 2, (width - spec.crop[1]) // 2
+        image = image.crop((left, top, left + spec.crop[1], top + spec.crop[0]))
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _resized(spec: ImageSpec, height: int, width: int) -> tuple[int, int]:
+    """The ``(height, width)`` the spec resizes a ``height`` x ``width`` image to: its size,
+    or the shorter edge made ``shortest_edge`` and the longer one scaled and rounded down
+    (Hugging Face's ``get_resize_output_image_size``), or the image's own."""
+    if spec.size is not None:
+        return spec.size
+    if spec.shortest_edge is None:
+        return (height, width)
+    edge = spec.shortest_edge
+    if width <= height:
+        return (int(edge * height / width), edge)
+    return (edge, int(edge * width / height))
+
+
+def _stacked(arrays: list[NDArray[np.uint8]]) -> NDArray[np.uint8]:
+    """One ``(N, H, W, C)`` array of images (grayscale ones get their channel axis)."""
     x = np.stack(arrays)
-    if x.ndim == 3:
-        x = x[..., np.newaxis]
-    return spec.apply(x)
+    return x[..., np.newaxis] if x.ndim == 3 else x
 
 
 def from_hf_processor(config: Mapping[str, Any]) -> ImageSpec:
-    """The spec a Hugging Face image processor (``preprocessor_config.json``) describes:
-    ``pixel_values`` are channels first (NCHW), resized to ``size`` (``height``/``width``,
-    or a square ``shortest_edge``), rescaled by ``rescale_factor``, normalised by
-    ``image_mean`` / ``image_std`` when ``do_normalize``."""
+    """The spec a Hugging Face image processor (``preprocessor_config.json``) describes, step
+    for step as its Pillow backend takes them: ``pixel_values`` are channels first (NCHW);
+    each image is resized (``do_resize``) to ``size`` (``height``/``width``, or a
+    ``shortest_edge`` with the aspect ratio kept) with the ``resample`` filter (PIL's
+    numbering: 2 bilinear, 3 bicubic; bilinear where the file names none), then its centre
+    cut to ``crop_size`` (``do_center_crop``: DeiT, CLIP), rescaled by ``rescale_factor`` and
+    normalised by ``image_mean`` / ``image_std`` when ``do_normalize``.
+
+    A ConvNeXt processor (``crop_pct``, a ``shortest_edge`` below 384) resizes the shorter
+    edge to ``shortest_edge / crop_pct`` and crops ``shortest_edge`` square, as its own
+    ``resize`` does; at 384 or more it warps to the square. A ``longest_edge`` or
+    ``max_height``/``max_width`` bound, and other processors' uses of ``crop_pct``, are not
+    read. torchvision's backend of a processor (``use_fast``) resizes with antialiasing of
+    its own, which may differ from Pillow's by a grey level or so.
+    """
     size_field = config.get("size")
     size: tuple[int, int] | None = None
+    edge: int | None = None
+    crop: tuple[int, int] | None = None
     if isinstance(size_field, Mapping):
         if "height" in size_field and "width" in size_field:
             size = (int(size_field["height"]), int(size_field["width"]))
         elif "shortest_edge" in size_field:
             edge = int(size_field["shortest_edge"])
-            size = (edge, edge)
     elif isinstance(size_field, int):
         size = (size_field, size_field)
+    pct = config.get("crop_pct")
+    if (edge is not None and isinstance(pct, int | float) and pct > 0
+            and str(config.get("image_processor_type", "")).startswith("ConvNext")):
+        if edge < 384:
+            edge, crop = int(edge / pct), (edge, edge)
+        else:
+            size = (edge, edge)
+            edge = None
     if config.get("do_resize") is False:
         size = None
+        edge = None
+    crop_field = config.get("crop_size")
+    if config.get("do_center_crop") and crop_field is not None:
+        if isinstance(crop_field, Mapping):
+            crop = (int(crop_field["height"]), int(crop_field["width"]))
+        else:
+            crop = _size(crop_field, "crop")
+    resample = config.get("resample")
+    resample = 2 if resample is None else resample
+    filters = dict(enumerate(RESAMPLE_FILTERS))
+    if resample not in filters:
+        raise ConfigError(f"image processor resample {resample!r} is none of Pillow's filters "
+                          f"({', '.join(f'{k} {n}' for k, n in filters.items())})")
     scale = float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale",
                                                                        True) else 1.0
     normalize = config.get("do_normalize", True)
     mean = _floats(config.get("image_mean", (0.0,)), "image_mean") if normalize else (0.0,)
     std = _floats(config.get("image_std", (1.0,)), "image_std") if normalize else (1.0,)
-    return ImageSpec(size=size, layout="NCHW", channels=3, scale=scale, mean=mean, std=std)
+    return ImageSpec(size=size, layout="NCHW", channels=3, scale=scale, mean=mean, std=std,
+                     crop=crop, shortest_edge=edge, resample=filters[resample])
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -337,12 +484,17 @@ def _int(value: Any, name: str) -> int:
     return int(value)
 
 
-def _size(value: Any) -> tuple[int, int]:
+def _size(value: Any, name: str = "size") -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool):
         return (value, value)
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise ConfigError(f"preprocess size must be (height, width) in pixels, not {value!r}")
-    return (_int(value[0], "size"), _int(value[1], "size"))
+        raise ConfigError(f"preprocess {name} must be (height, width) in pixels, not {value!r}")
+    return (_int(value[0], name), _int(value[1], name))
+
+
+def _pixels(value: Any) -> bool:
+    """Whether ``value`` is a positive whole number of pixels."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _scale(value: Any) -> float:

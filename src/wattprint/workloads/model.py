@@ -12,7 +12,11 @@ if TYPE_CHECKING:
 
     from .images import ImageSpec
 
-__all__ = ["InputSpec", "Model", "dir_size_bytes"]
+__all__ = ["IMAGE_FRAMEWORKS", "InputSpec", "Model", "dir_size_bytes"]
+
+#: The frameworks whose models may take image files (``predict(folder)``); a transformers
+#: model does when it is an image classifier (its first input is image-shaped).
+IMAGE_FRAMEWORKS = frozenset({"torch", "onnx", "keras", "tensorflow", "transformers"})
 
 
 class InputSpec(NamedTuple):
@@ -80,6 +84,22 @@ class Model(abc.ABC):
         if self.preprocess is None:
             self.preprocess = self._resolve_images(None)
         return read_images(source, self.preprocess)
+
+    def image_input(self) -> ImageSpec | None:
+        """The resolved spec by which images become this model's input (kept as
+        :attr:`preprocess`), or ``None`` when its input is no image: flat features, text, or
+        a framework that reads no image files. A model that takes images but whose layout
+        cannot be told (a PyTorch module without ``input_shape``) raises the
+        :class:`~wattprint.errors.ConfigError` that names the fix."""
+        if self.preprocess is not None:
+            return self.preprocess
+        if self.framework not in IMAGE_FRAMEWORKS or self._takes_text():
+            return None
+        sample = self.image_sample_shape()
+        if sample is not None and len(sample) != 3:
+            return None
+        self.preprocess = self._resolve_images(None)
+        return self.preprocess
 
     def image_sample_shape(self) -> tuple[int | None, ...] | None:
         """The shape of one sample of the first input (``None`` axes: any size), which image

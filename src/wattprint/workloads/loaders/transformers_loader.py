@@ -29,12 +29,36 @@ class of its task; the tokenizer saved beside it turns text into ids:
     (and the model's ``last_generated_tokens``) count the new tokens as text generation
     counts them (each row up to and with its end token; a decoder prompt that ``generate``
     returns is not counted), so the harness reports tokens per second.
+``"text2text-generation"``
+    ``AutoModelForSeq2SeqLM`` (T5, BART, Marian, ...), with its tokenizer. ``predict(prompts)``
+    encodes the prompts and generates greedily (``do_sample=False``) up to
+    ``max_new_tokens``; it returns the new token ids as text generation does (a
+    :class:`GeneratedIds`; the decoder start token is not counted, nor the padding after a
+    row's end token), and ``decode(ids)`` gives their text. ``generation_profile`` measures
+    prefill (the encoder's pass over the prompts and the first decoder step) and decode
+    apart, as for a causal model; ``perplexity`` is ``None``: the prompts are the encoder's
+    input, not text the model continues, and a text set holds no reference outputs.
+``"image-classification"``
+    ``AutoModelForImageClassification`` (ViT, ...). ``predict(batch)`` takes image files (a
+    path, a list of paths, or a folder, made into a batch by :attr:`preprocess`), a float
+    array already in the model's layout, ``(n, 3, H, W)`` ``pixel_values``, or uint8 pixels
+    ``(n, H, W, 3)`` of the model's size (as :func:`~wattprint.load_dataset` reads an image
+    folder), and returns the logits, ``(n, num_labels)``. :attr:`preprocess` is read from the
+    image processor saved beside the model (``preprocessor_config.json``, by
+    :func:`wattprint.workloads.images.from_hf_processor`: its size, ``resample`` filter,
+    centre crop (``do_center_crop``, ``crop_size``), ``rescale_factor``, ``image_mean`` and
+    ``image_std``), completed or checked by the ``preprocess`` option; without that file,
+    from the model's input (NCHW, the config's ``image_size``) and the option, as for other
+    image models. Image files are resized and cropped with Pillow, as the processor's Pillow
+    backend does them.
 ``None``
     The task the config's ``architectures`` name (``...ForSequenceClassification``,
-    ``...ForCausalLM``, ``...LMHeadModel``; ``...ForConditionalGeneration`` of a speech
-    sequence-to-sequence model type with a feature extractor in the folder is
-    ``"automatic-speech-recognition"``), else ``AutoModel``, whose ``predict`` returns its
-    first output (the last hidden state).
+    ``...ForCausalLM``, ``...LMHeadModel``, ``...ForImageClassification``;
+    ``...ForConditionalGeneration`` of a speech sequence-to-sequence model type with a
+    feature extractor in the folder is ``"automatic-speech-recognition"``; the
+    sequence-to-sequence language model class of its model type, ``T5ForConditionalGeneration``
+    or ``MarianMTModel``, with a tokenizer in the folder, is ``"text2text-generation"``), else
+    ``AutoModel``, whose ``predict`` returns its first output (the last hidden state).
 
 Weights load from ``model.safetensors`` where the folder has it (transformers prefers it over
 ``pytorch_model.bin``, which it reads weights-only). A folder whose config names code of its own
@@ -49,11 +73,14 @@ only with ``allow_network=True`` (safetensors weights where the repository has t
 
 Options: ``device`` (``"cpu"``, default, or ``"cuda"``, ...), ``max_new_tokens`` (default
 20), ``max_length`` (tokens a text is cut to; default what the model takes, less
-``max_new_tokens`` for generation); for hub ids also ``revision`` and ``cache_dir``.
+``max_new_tokens`` for causal generation), ``preprocess`` (image classification only: a
+mapping of :class:`~wattprint.workloads.images.ImageSpec` fields); for hub ids also
+``revision`` and ``cache_dir``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -64,6 +91,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..._log import TORCHAO_IMPORT_LOGGERS, quiet_loggers
 from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError, WindowError
 from ..datasets import as_dataset
 from ..model import InputSpec, Model, dir_size_bytes
@@ -76,6 +104,7 @@ if TYPE_CHECKING:
 
     from ...measurement import Measurement
     from ...meter import EnergyMeter
+    from ..images import ImageSpec
 
 __all__ = ["HUB_OPTIONS", "LOAD_OPTIONS", "PROFILE_CALLS", "TASKS", "GeneratedIds",
            "Transcripts", "TransformersModel", "hub_model_cached", "load", "load_hub"]
@@ -85,11 +114,20 @@ _AUTO_CLASSES = {
     "text-classification": "AutoModelForSequenceClassification",
     "text-generation": "AutoModelForCausalLM",
     "automatic-speech-recognition": "AutoModelForSpeechSeq2Seq",
+    "text2text-generation": "AutoModelForSeq2SeqLM",
+    "image-classification": "AutoModelForImageClassification",
     None: "AutoModel",
 }
 #: The tasks :func:`load` takes (``None``: from the config, else the bare model).
-TASKS = ("text-classification", "text-generation", "automatic-speech-recognition")
+TASKS = ("text-classification", "text-generation", "automatic-speech-recognition",
+         "text2text-generation", "image-classification")
 _ASR = "automatic-speech-recognition"
+_SEQ2SEQ = "text2text-generation"
+_IMAGES = "image-classification"
+#: The tasks whose ``predict`` generates token ids (``generates``).
+_GENERATIVE = ("text-generation", _SEQ2SEQ)
+#: The file a saved image processor keeps its settings in.
+_IMAGE_PROCESSOR_FILE = "preprocessor_config.json"
 #: Files where a saved feature extractor (audio models) keeps its settings.
 _FEATURE_FILES = ("preprocessor_config.json", "processor_config.json")
 #: Endings of architecture names in ``config.json`` -> the task they do.
@@ -97,8 +135,9 @@ _ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),
     ("ForCausalLM", "text-generation"),
     ("LMHeadModel", "text-generation"),
+    ("ForImageClassification", _IMAGES),
 )
-_LOAD_OPTIONS = ("device", "max_length", "max_new_tokens")
+_LOAD_OPTIONS = ("device", "max_length", "max_new_tokens", "preprocess")
 _HUB_OPTIONS = ("cache_dir", "revision")
 #: The options :func:`load` takes, and those :func:`load_hub` takes besides (a config
 #: checks them before anything runs).
@@ -169,7 +208,8 @@ def load(path: Path, *, task: str | None = None, trust: bool = False,
     """
     path = Path(path)
     _check_options(options, _LOAD_OPTIONS, "a Hugging Face model folder", where=path)
-    return _load_folder(path, task=task, trust=trust, options=options)
+    with quiet_loggers(*TORCHAO_IMPORT_LOGGERS):  # transformers may import torchao
+        return _load_folder(path, task=task, trust=trust, options=options)
 
 
 def load_hub(model_id: str, *, task: str | None = None, trust: bool = False,
@@ -197,7 +237,8 @@ def load_hub(model_id: str, *, task: str | None = None, trust: bool = False,
                 "allow_network=True (wattprint makes no network call unless asked), with the "
                 f"'hf' extra installed. Supported: {supported_formats()}")
         folder = cached
-    return _load_folder(folder, task=task, trust=trust, options=rest, name=model_id)
+    with quiet_loggers(*TORCHAO_IMPORT_LOGGERS):
+        return _load_folder(folder, task=task, trust=trust, options=rest, name=model_id)
 
 
 def hub_model_cached(model_id: str, cache_dir: str | None = None) -> Path | None:
@@ -277,6 +318,10 @@ def _load_folder(path: Path, *, task: str | None, trust: bool, options: Mapping[
             stage = "the feature extractor"
             feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(str(path),
                                                                                   **local)
+        image_processor = None
+        if task == _IMAGES and (path / _IMAGE_PROCESSOR_FILE).is_file():
+            stage = _IMAGE_PROCESSOR_FILE
+            image_processor = _read_json(path / _IMAGE_PROCESSOR_FILE)
     except errors as err:
         if not trust and "trust_remote_code" in str(err):
             raise UntrustedModelError(
@@ -287,14 +332,27 @@ def _load_folder(path: Path, *, task: str | None, trust: bool, options: Mapping[
     if task == _ASR and tokenizer is None:
         raise _error(path, "a speech-recognition model needs its tokenizer saved beside it "
                      "(WhisperProcessor.save_pretrained) to turn ids into text")
-    return TransformersModel(
+    model = TransformersModel(
         module, tokenizer, task=task, path=path, name=name, device=device,
-        feature_extractor=feature_extractor,
+        feature_extractor=feature_extractor, image_processor=image_processor,
         max_new_tokens=_positive(options.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
                                  "max_new_tokens"),
         max_length=(None if options.get("max_length") is None
                     else _positive(options["max_length"], "max_length")),
     )
+    model.set_preprocess(options.get("preprocess"))
+    return model
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file (a saved processor's settings)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"not UTF-8 text ({err.reason})") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, not {type(value).__name__}")
+    return value
 
 
 def _task_of(config: Any, path: Path) -> str | None:
@@ -305,7 +363,25 @@ def _task_of(config: Any, path: Path) -> str | None:
                 return task
         if str(architecture).endswith("ForConditionalGeneration") and _speech(config, path):
             return _ASR
+        if _seq2seq_lm(config, str(architecture)) and any(
+                (path / f).is_file() for f in _TOKENIZER_FILES):
+            return _SEQ2SEQ
     return None
+
+
+def _seq2seq_lm(config: Any, architecture: str) -> bool:
+    """Whether ``architecture`` is the sequence-to-sequence language model class of the
+    config's model type (``T5ForConditionalGeneration``, ``BartForConditionalGeneration``,
+    ``MarianMTModel``) and an encoder-decoder; speech and audio language models are not."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES,
+    )
+
+    model_type = str(getattr(config, "model_type", ""))
+    return (getattr(config, "is_encoder_decoder", False) is True
+            and model_type not in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
+            and MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES.get(model_type) == architecture)
 
 
 def _speech(config: Any, path: Path) -> bool:
@@ -329,7 +405,8 @@ class TransformersModel(Model):
     def __init__(self, module: Any, tokenizer: Any, *, task: str | None = None,
                  path: Path | None = None, name: str | None = None, device: str = "cpu",
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 max_length: int | None = None, feature_extractor: Any = None) -> None:
+                 max_length: int | None = None, feature_extractor: Any = None,
+                 image_processor: Mapping[str, Any] | None = None) -> None:
         import torch
 
         self.device = torch.device(device)
@@ -338,6 +415,9 @@ class TransformersModel(Model):
         self.tokenizer = tokenizer
         #: The audio feature extractor of a speech-recognition model, else None.
         self.feature_extractor = feature_extractor
+        #: The settings of an image-classification model's image processor (its
+        #: ``preprocessor_config.json``), else None.
+        self.image_processor = None if image_processor is None else dict(image_processor)
         self.task = task
         self.path = path
         self.name = name
@@ -346,11 +426,18 @@ class TransformersModel(Model):
                            else sum(p.numel() * p.element_size() for p in module.parameters()))
         self.dtype = _weights_dtype(module)
         self.max_new_tokens = max_new_tokens
-        self.generates = task == "text-generation"
+        self.generates = task in _GENERATIVE
+        #: Whether the model is an encoder-decoder that generates (text2text-generation).
+        self.seq2seq = task == _SEQ2SEQ
         self.max_length = max_length or self._length_limit()
         self.inputs = ((InputSpec("audio", (None, None), "float32"),) if task == _ASR
+                       else (self._pixel_values(),) if task == _IMAGES
                        else (InputSpec("text", (None,), "str"),) if tokenizer is not None
                        else (InputSpec("input_ids", (None, None), "int64"),))
+        if task == _IMAGES and self.image_processor is not None:
+            from ..images import from_hf_processor
+
+            self.preprocess = self._resolve_images(from_hf_processor(self.image_processor))
         self.trainable = task == "text-classification" and tokenizer is not None
         #: New tokens the last ``predict`` of a text-generation or speech-recognition model
         #: made, padding excluded.
@@ -360,14 +447,50 @@ class TransformersModel(Model):
         self._optimizer: torch.optim.Optimizer | None = None
         self._epochs = 0
 
+    def _pixel_values(self) -> InputSpec:
+        """The input of an image-classification model: ``(None, C, H, W)`` float32, ``H``
+        and ``W`` from the config's ``image_size`` (``None`` when it has none)."""
+        config = self.module.config
+        size = getattr(config, "image_size", None)
+        height: int | None = None
+        width: int | None = None
+        if isinstance(size, int) and not isinstance(size, bool):
+            height = width = size
+        elif isinstance(size, list | tuple) and len(size) == 2:
+            height, width = int(size[0]), int(size[1])
+        channels = getattr(config, "num_channels", 3)
+        return InputSpec("pixel_values",
+                         (None, channels if isinstance(channels, int) else 3, height, width),
+                         "float32")
+
+    def set_preprocess(self, value: Any) -> None:
+        """Take the ``preprocess`` option of an image-classification model: its fields
+        complete the spec the saved image processor gives (the given ones win), and the
+        whole is checked against the model's input (``NCHW``, its size and channels).
+        ``None`` does nothing; any other model is a :class:`~wattprint.errors.ConfigError`."""
+        if value is None:
+            return
+        if self.task != _IMAGES:
+            raise ConfigError("preprocess is an option of image-classification models, not of "
+                              f"{self.task or 'a bare model'}")
+        from ..images import ImageSpec, from_hf_processor
+
+        given = ImageSpec.from_option(value)
+        if self.image_processor is not None:
+            given = _completed(from_hf_processor(self.image_processor), given, value)
+        self.preprocess = self._resolve_images(given)
+
     def predict(self, batch: Any) -> Any:
-        """Logits (text-classification), new token ids (text-generation, a
-        :class:`GeneratedIds`), transcripts (automatic-speech-recognition, a
-        :class:`Transcripts`), or the first output of the bare model, for ``batch``."""
+        """Logits (text-classification, image-classification), new token ids
+        (text-generation, text2text-generation: a :class:`GeneratedIds`), transcripts
+        (automatic-speech-recognition, a :class:`Transcripts`), or the first output of the
+        bare model, for ``batch``."""
         import torch
 
         if self.task == _ASR:
             return self._transcribe(batch)
+        if self.task == _IMAGES:
+            return self._classify_images(batch)
         encoded = self._encode(batch)
         with torch.inference_mode():
             if self.generates:
@@ -445,9 +568,53 @@ class TransformersModel(Model):
     def _generate(self, encoded: dict[str, torch.Tensor]) -> GeneratedIds:
         out = self.module.generate(**encoded, max_new_tokens=self.max_new_tokens,
                                    do_sample=False, pad_token_id=self._pad_id)
-        ids = _to_numpy(out[:, encoded["input_ids"].shape[1]:]).view(GeneratedIds)
+        ids = self._new_ids(out, encoded).view(GeneratedIds)
         ids.tokens = self.last_generated_tokens = _count_new(ids, self._eos)
         return ids
+
+    def _new_ids(self, out: Any, encoded: dict[str, torch.Tensor]) -> NDArray[Any]:
+        """The new token ids of a ``generate`` output: after the prompt (a causal model
+        continues it), or after the decoder start token (an encoder-decoder's output holds
+        only the decoder's ids, the first its start token)."""
+        sequences = out if not hasattr(out, "sequences") else out.sequences
+        start = 1 if self.seq2seq else encoded["input_ids"].shape[1]
+        return _to_numpy(sequences[:, start:])
+
+    def _classify_images(self, batch: Any) -> NDArray[Any]:
+        """The logits of an image-classification model for image files or an array."""
+        import torch
+
+        from ..images import is_image_source
+
+        x = self.read_images(batch) if is_image_source(batch) else self._pixel_array(batch)
+        dtype = next(self.module.parameters()).dtype
+        pixels = torch.as_tensor(x).to(self.device, dtype=dtype)
+        with torch.inference_mode():
+            out = self.module(pixel_values=pixels)
+        return _to_numpy(out.logits)
+
+    def _pixel_array(self, batch: Any) -> NDArray[np.float32]:
+        """``pixel_values`` from an array: floats ``(n, C, H, W)`` as they are, or uint8
+        pixels ``(n, H, W, C)`` (an image folder's dataset) made by :attr:`preprocess`."""
+        x = np.asarray(batch)
+        shape = self.inputs[0].shape or (None, 3, None, None)
+        channels = shape[1]
+        if x.ndim == 4 and x.dtype == np.uint8 and x.shape[-1] == channels:
+            if self.preprocess is None:
+                self.preprocess = self._resolve_images(None)
+            size = self.preprocess.output_size
+            if size is not None and tuple(x.shape[1:3]) != size:
+                raise ConfigError(f"images of {x.shape[1]}x{x.shape[2]} pixels, but the model "
+                                  f"takes {size[0]}x{size[1]}: give image files (they are "
+                                  "resized), or load the image folder with image_size=(H, W)")
+            return self.preprocess.apply(x)
+        if x.ndim != 4 or x.dtype.kind != "f" or x.shape[1] != channels:
+            raise ConfigError(f"give image files, pixel_values (n, {channels}, H, W) floats, or "
+                              f"uint8 pixels (n, H, W, {channels}); not {x.dtype} {x.shape}")
+        if None not in shape[2:] and tuple(x.shape[2:]) != tuple(shape[2:]):
+            raise ConfigError(f"pixel_values of {x.shape[2]}x{x.shape[3]} pixels, but the "
+                              f"model takes {shape[2]}x{shape[3]}")
+        return x.astype(np.float32, copy=False)
 
     def _transcribe(self, batch: Any) -> Transcripts:
         """One transcript per clip (or audio file) of ``batch``; see the module docstring."""
@@ -503,8 +670,9 @@ class TransformersModel(Model):
         nothing. None when no text has two tokens.
 
         Not measured: it runs outside any window of its own (the harness calls it after its
-        measured loop). Raises :class:`~wattprint.errors.ConfigError` for a model that is not
-        a text-generation one.
+        measured loop). None for a text2text-generation model: its texts are the encoder's
+        input, not text it continues, and a text set holds no reference outputs to score.
+        Raises :class:`~wattprint.errors.ConfigError` for a model that does not generate.
         """
         import math
 
@@ -513,6 +681,8 @@ class TransformersModel(Model):
         if not self.generates:
             raise ConfigError("perplexity needs a causal language model (task "
                               f"text-generation), not {self.task or 'a bare model'}")
+        if self.seq2seq:
+            return None
         limit = self._positions()
         nll, count = 0.0, 0
         with torch.inference_mode():
@@ -540,7 +710,9 @@ class TransformersModel(Model):
         of every row is chosen (the forward pass over the prompts), *decode* from there until
         generation ends. The boundary is read by a stopping criterion that transformers calls
         after each new token, so both windows are edges of one ``generate`` call, not a
-        difference of two runs (a CUDA device is synchronised before each edge).
+        difference of two runs (a CUDA device is synchronised before each edge). For a
+        text2text-generation (encoder-decoder) model, prefill is the encoder's pass over the
+        prompts and the decoder's first step; decode the decoder's further steps.
 
         Returns ``time_to_first_token_s`` (the mean duration of the prefill windows: the
         wait from a batch of prompts to its first tokens), ``prefill_s`` and ``decode_s``
@@ -604,7 +776,7 @@ class TransformersModel(Model):
             decode.append(meter.end(decode_name))
             assert boundary.first is not None  # generate makes at least one token
             prefill.append(boundary.first)
-            new = _to_numpy(out[:, encoded["input_ids"].shape[1]:])
+            new = self._new_ids(out, encoded)
             prompts += new.shape[0]
             tokens += _count_new(new, self._eos)
         if not prefill:
@@ -641,7 +813,8 @@ class TransformersModel(Model):
         return min(known) if known else None
 
     def _length_limit(self) -> int | None:
-        """The longest input the model and tokenizer take, less room for new tokens."""
+        """The longest input the model and tokenizer take, less room for new tokens (for a
+        causal model: an encoder-decoder's new tokens are the decoder's, not the input's)."""
         config = self.module.config
         limits = [getattr(config, "max_position_embeddings", None),
                   getattr(config, "n_positions", None),
@@ -649,20 +822,22 @@ class TransformersModel(Model):
         known = [int(v) for v in limits if isinstance(v, int) and 0 < v < _NO_LIMIT]
         if not known:
             return None
-        limit = min(known) - (self.max_new_tokens if self.generates else 0)
+        causal = self.generates and not self.seq2seq
+        limit = min(known) - (self.max_new_tokens if causal else 0)
         if limit < 1:
             raise ConfigError(f"max_new_tokens={self.max_new_tokens} leaves no room for a "
                               f"prompt in the model's {min(known)} positions")
         return limit
 
     def _padding(self) -> int | None:
-        """The pad id; a tokenizer without a pad token pads with its end token. Generation
-        pads on the left, so that every prompt ends where the new tokens begin."""
+        """The pad id; a tokenizer without a pad token pads with its end token. Causal
+        generation pads on the left, so that every prompt ends where the new tokens begin (an
+        encoder-decoder's prompts pad as its tokenizer pads them)."""
         tokenizer = self.tokenizer
         if tokenizer is not None:
             if tokenizer.pad_token is None and tokenizer.eos_token is not None:
                 tokenizer.pad_token = tokenizer.eos_token
-            if self.generates:
+            if self.generates and not self.seq2seq:
                 tokenizer.padding_side = "left"
         generation = getattr(self.module, "generation_config", None)
         for pad in (getattr(generation, "pad_token_id", None),
@@ -703,6 +878,29 @@ def _clips(batch: Any, rate: int) -> list[NDArray[np.float32]]:
         raise ConfigError("give a batch of clips: a non-empty list of 1-D float arrays (one "
                           "clip each), a 2-D array, or audio file paths")
     return clips
+
+
+def _completed(base: ImageSpec, given: ImageSpec, option: Any) -> ImageSpec:
+    """``base`` (the image processor's spec) with the fields the ``preprocess`` ``option``
+    gives (a mapping: its keys; an :class:`ImageSpec`: all its set fields) put in place."""
+    from ..images import ImageSpec
+
+    named = (set(map(str, option)) if isinstance(option, Mapping)
+             else {"mean", "std", "resample"})
+    size, edge = base.size, base.shortest_edge  # a given size or shortest edge replaces both
+    if given.size is not None or given.shortest_edge is not None:
+        size, edge = given.size, given.shortest_edge
+    return ImageSpec(
+        size=size,
+        shortest_edge=edge,
+        crop=given.crop if given.crop is not None else base.crop,
+        resample=given.resample if "resample" in named else base.resample,
+        layout=given.layout or base.layout,
+        channels=given.channels if given.channels is not None else base.channels,
+        scale=given.scale if given.scale is not None else base.scale,
+        mean=given.mean if "mean" in named else base.mean,
+        std=given.std if "std" in named else base.std,
+    )
 
 
 def _prompt_length(ids: NDArray[Any], prompt: frozenset[int]) -> int:

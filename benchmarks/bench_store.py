@@ -1,0 +1,102 @@
+"""``wattprint score`` on a store of a million runs, and ``wattprint report`` of a sweep of
+100,000 runs: time, peak memory of the command (its whole process) and the HTML's size.
+
+The store is made here: one sweep written through :class:`wattprint.Store` (a real measured
+window per model, so every field is as the runner writes it), then multiplied in SQL (each
+copy a new repetition with its energy scaled), so that making it takes seconds, not hours.
+``python benchmarks/bench_store.py [RUNS_FOR_SCORE] [RUNS_FOR_REPORT]`` (defaults 1,000,000
+and 100,000). Floors: score <= 2 s and <= 300 MiB; report <= 10 s, <= 500 MiB, HTML <= 10 MB.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import verdict
+
+from wattprint import EnergyMeter, RunRecord, Store
+
+MODELS = 40
+SCORE_FLOOR = (2.0, 300.0)
+REPORT_FLOOR = (10.0, 500.0, 10.0)
+
+
+def make_store(path: Path, runs: int, sweep: str) -> None:
+    meter = EnergyMeter(["estimate"])
+    with Store(path) as store:
+        store.begin_sweep(sweep, project="bench", config={"runs": runs})
+        for i in range(MODELS):
+            with meter.window(f"m{i}") as w:
+                sum(range(20_000 * (i + 1)))
+            store.write_run(RunRecord.from_measurement(
+                w.measurement, sweep_id=sweep, cell_key=f"m{i}/base/digits/inference/0",
+                model_name=f"m{i}", variant="base", dataset="digits", repetition=0,
+                phase="inference", task="classification", hardware="CPU", num_samples=100,
+                metrics={"accuracy": 0.9 + i / 1000}, framework="sklearn",
+                num_parameters=1000 * (i + 1), size_bytes=4000 * (i + 1)))
+        store.end_sweep(sweep, "finished")
+    meter.close()
+    conn = sqlite3.connect(path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)") if row[1] != "id"]
+    copied = ", ".join(
+        "cell_key || '/' || n" if c == "cell_key" else
+        "repetition + n" if c == "repetition" else
+        f"{c} * (1 + (n % 17) / 100.0)" if c in ("energy_j", "energy_kwh", "co2_g") else c
+        for c in columns)
+    copies = runs // MODELS - 1
+    with conn:
+        conn.execute(f"""
+            WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < {copies})
+            INSERT INTO runs ({', '.join(columns)})
+            SELECT {copied} FROM runs, k""")
+    conn.close()
+
+
+def timed(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak MiB of ``python -m wattprint ARGS`` in a fresh process (its own
+    peak resident memory, read by the process itself as it ends)."""
+    code = ("import resource, runpy, sys\n"
+            f"sys.argv = ['wattprint', *{args!r}]\n"
+            "try:\n    runpy.run_module('wattprint', run_name='__main__')\n"
+            "finally:\n    sys.stderr.write("
+            "f'MAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n")
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True, text=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t
+    peak_kib = int(done.stderr.rsplit("MAXRSS ", 1)[1].split()[0])
+    return wall, peak_kib / 1024
+
+
+def main(score_runs: int = 1_000_000, report_runs: int = 100_000) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        make_store(root / "report.db", report_runs, "s-report")
+        report_wall, report_mib = timed(["report", "--db", "report.db", "--out",
+                                         "report.html"], root)
+        html_mb = (root / "report.html").stat().st_size / 1e6
+        make_store(root / "score.db", score_runs, "s-score")
+        made_s = time.perf_counter() - t
+        score_wall, score_mib = timed(["score", "--db", "score.db"], root)
+    print(f"stores of {score_runs:,} and {report_runs:,} runs ({MODELS} models), made in "
+          f"{made_s:.0f} s")
+    print(f"  wattprint score   {score_wall:6.2f} s  {score_mib:7.0f} MiB peak   floor "
+          f"{SCORE_FLOOR[0]:g} s, {SCORE_FLOOR[1]:g} MiB -> "
+          f"{verdict(score_wall <= SCORE_FLOOR[0] and score_mib <= SCORE_FLOOR[1])}")
+    print(f"  wattprint report  {report_wall:6.2f} s  {report_mib:7.0f} MiB peak  "
+          f"{html_mb:6.1f} MB HTML   floor {REPORT_FLOOR[0]:g} s, {REPORT_FLOOR[1]:g} MiB, "
+          f"{REPORT_FLOOR[2]:g} MB -> " + verdict(
+              report_wall <= REPORT_FLOOR[0] and report_mib <= REPORT_FLOOR[1]
+              and html_mb <= REPORT_FLOOR[2]))
+    return {"score_s": score_wall, "score_mib": score_mib, "report_s": report_wall,
+            "report_mib": report_mib, "report_mb": html_mb}
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))

@@ -1,0 +1,205 @@
+"""Star ratings read from the store are summed in SQL (Store.inference_totals), never
+decoding the runs; they equal the ratings of the same runs as records."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wattprint import RunRecord, Store, calculate_scores
+from wattprint.errors import ConfigError
+from wattprint.score import Score, Unrated, stored_groups
+
+
+def record(i: int, model: str, **fields: Any) -> RunRecord:
+    made: dict[str, Any] = {
+        "sweep_id": "s1", "cell_key": f"c{i}", "model_name": model, "variant": "fp32",
+        "dataset": "digits", "repetition": i, "phase": "inference", "task": "classification",
+        "hardware": "CPU", "status": "ok", "energy_j": 36.0 * (i + 1), "num_samples": 100,
+        "co2_g": 0.01 * (i + 1), "provenance": "estimate", "metrics": {"accuracy": 0.9},
+        "num_parameters": 1000,
+    }
+    made.update(fields)
+    return RunRecord(**made)
+
+
+def write(path: Path, records: list[RunRecord]) -> list[RunRecord]:
+    """Store ``records``; return them as the store reads them back (a NaN it keeps as NULL)."""
+    with Store(path) as store:
+        for sweep in sorted({r.sweep_id for r in records if r.sweep_id}):
+            store.begin_sweep(sweep, project="p", config={})
+        for r in records:
+            store.write_run(r)
+        return store.runs()
+
+
+def same(a: list[Score], b: list[Score]) -> None:
+    assert [(s.model, s.stars, s.repetitions, s.provenance) for s in a] == \
+        [(s.model, s.stars, s.repetitions, s.provenance) for s in b]
+    for x, y in zip(a, b, strict=True):
+        for field in ("kwh_per_1000_queries", "kwh_per_1000_queries_min",
+                      "kwh_per_1000_queries_max", "kwh_per_1000_queries_ci95_low",
+                      "kwh_per_1000_queries_ci95_high", "co2_g_per_1000_queries", "accuracy",
+                      "ess"):
+            u, v = getattr(x, field), getattr(y, field)
+            assert (u is None) == (v is None), field
+            if u is not None:
+                assert u == pytest.approx(v, rel=1e-9, abs=1e-300), field
+        assert (x.quality is None) == (y.quality is None)
+        if x.quality is not None and y.quality is not None:
+            assert x.quality.metric == y.quality.metric
+            assert x.quality.value == pytest.approx(y.quality.value, rel=1e-12)
+        assert (x.num_parameters, x.size_bytes) == (y.num_parameters, y.size_bytes)
+
+
+def same_unrated(a: list[Unrated], b: list[Unrated]) -> None:
+    assert [(u.model, u.runs, u.reason, u.cell_keys) for u in a] == \
+        [(u.model, u.runs, u.reason, u.cell_keys) for u in b]
+
+
+def test_store_and_records_rate_alike_with_runs_left_out(tmp_path: Path) -> None:
+    runs = [
+        record(0, "a"), record(1, "a"), record(2, "a", metrics={"accuracy": 0.8}),
+        record(3, "b", energy_j=10.0, metrics={"wer": 0.2}),
+        record(4, "b", energy_j=12.0, metrics={"wer": 0.3, "note": "NaN here is text"}),
+        record(5, "b", energy_j=11.0, partial=True, errors=("rapl: gone",)),
+        record(6, "c", metrics={"accuracy": float("nan")}),
+        record(7, "c", energy_j=None, energy_kwh=None),
+        record(8, "d", task="Classification", hardware="cpu", energy_j=5.0, parent="a",
+               variant="int8", effective_parameters=500, size_bytes=99),
+        record(9, "d", energy_j=6.0, parent="a", variant="int8"),
+        record(10, "e", kwh_per_1000_queries=0.5, metrics={"accuracy": True, "r2": 0.7}),
+        record(11, "f", energy_j=float("inf")),
+        record(12, "g", status="failed", energy_j=None),
+        record(13, "h", phase="training"),
+        record(14, "i", sweep_id="s2", energy_j=1.0),
+    ]
+    db = tmp_path / "w.db"
+    runs = write(db, runs)
+    for sweep in (None, "s1", "s2"):
+        from_store = calculate_scores("classification", "CPU", db=db, sweep_id=sweep)
+        from_records = calculate_scores("classification", "CPU", records=runs, sweep_id=sweep)
+        same(list(from_store), list(from_records))
+        same_unrated(list(from_store.unrated), list(from_records.unrated))
+    scores = calculate_scores("classification", "CPU", db=db)
+    by_model = {s.model: s for s in scores}
+    assert by_model["b"].repetitions == 2  # the text "NaN" in a metric leaves the run rated
+    assert by_model["b"].quality is not None and by_model["b"].quality.metric == "wer"
+    assert by_model["d:int8"].repetitions == 2  # "Classification"/"cpu" is the same group
+    assert by_model["e"].accuracy is None  # a boolean is no accuracy
+    assert {u.model for u in scores.unrated} == {"b", "c", "f"}
+    assert stored_groups(db) == [("classification", "CPU")]
+
+
+def test_an_unnamed_inference_run_in_the_store_is_the_same_error(tmp_path: Path) -> None:
+    runs = [record(0, "a"), record(1, "b", dataset=None)]
+    write(tmp_path / "w.db", runs)
+    with pytest.raises(ConfigError) as from_records:
+        calculate_scores("classification", "CPU", records=runs)
+    with pytest.raises(ConfigError) as from_store:
+        calculate_scores("classification", "CPU", db=tmp_path / "w.db")
+    assert str(from_store.value) == str(from_records.value)
+    assert "without dataset" in str(from_store.value)
+
+
+def test_the_store_is_not_decoded_run_by_run(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the runs the SQL sums leave out are read as records.
+    from wattprint import store as store_module
+
+    runs = [record(i, f"m{i % 3}") for i in range(30)]
+    runs.append(record(30, "m0", partial=True, errors=("x",)))
+    write(tmp_path / "w.db", runs)
+    decoded: list[int] = []
+    real = store_module._decode_run
+
+    def counting(row: Any) -> RunRecord:
+        decoded.append(row[0])
+        return real(row)
+
+    monkeypatch.setattr(store_module, "_decode_run", counting)
+    scores = calculate_scores("classification", "CPU", db=tmp_path / "w.db")
+    assert len(scores) == 3 and len(scores.unrated) == 1
+    assert len(decoded) == 1
+
+
+finite = st.floats(min_value=1e-6, max_value=1e3, allow_nan=False)
+odd = st.sampled_from([float("nan"), float("inf"), None])
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["fp32", "int8"]),
+                          st.one_of(finite, odd), st.integers(0, 3), st.booleans(),
+                          st.one_of(st.none(), finite), st.sampled_from(["CPU", "cpu"])),
+                min_size=1, max_size=25))
+def test_store_and_records_agree_on_any_runs(tmp_path_factory: pytest.TempPathFactory,
+                                             rows: list[tuple[Any, ...]]) -> None:
+    runs = []
+    for i, (model, variant, energy, samples, partial, acc, hardware) in enumerate(rows):
+        runs.append(record(i, model, variant=variant, energy_j=energy, num_samples=samples,
+                           partial=partial, errors=("x",) if partial else None,
+                           hardware=hardware, parent=None if variant == "fp32" else model,
+                           metrics=None if acc is None else {"accuracy": acc / 1e3}))
+    db = tmp_path_factory.mktemp("s") / "w.db"
+    runs = write(db, runs)
+    try:
+        expected = calculate_scores("classification", "CPU", records=runs)
+    except ConfigError as err:
+        with pytest.raises(ConfigError) as got:
+            calculate_scores("classification", "CPU", db=db)
+        assert str(got.value).split(" in ")[0] == str(err).split(" in ")[0]
+        return
+    got_scores = calculate_scores("classification", "CPU", db=db)
+    same(list(got_scores), list(expected))
+    same_unrated(list(got_scores.unrated), list(expected.unrated))
+    assert all(math.isfinite(s.kwh_per_1000_queries) for s in got_scores)
+
+
+def test_a_replaced_run_is_summed_again_from_the_runs(tmp_path: Path) -> None:
+    # A retried cell replaces its run: the kept sums of that model are stale, and are summed
+    # again from what is stored now; the other models keep theirs.
+    db = tmp_path / "w.db"
+    write(db, [record(0, "a", energy_j=100.0), record(1, "a", energy_j=200.0),
+               record(2, "b", energy_j=50.0)])
+    with Store(db) as store:
+        store.write_run(record(1, "a", energy_j=10.0, metrics={"accuracy": 0.5}))
+        store.write_run(record(3, "a", energy_j=20.0, partial=True, errors=("x",)))
+        stale = store._transaction(lambda c: c.execute(
+            "SELECT model_name, stale FROM run_totals ORDER BY model_name").fetchall(),
+            write=False)
+        runs = store.runs()
+    assert [tuple(r) for r in stale] == [("a", 1), ("b", 0)]
+    from_store = calculate_scores("classification", "CPU", db=db)
+    same(list(from_store), list(calculate_scores("classification", "CPU", records=runs)))
+    a = {s.model: s for s in from_store}["a"]
+    assert a.repetitions == 2 and a.kwh_per_1000_queries_max == pytest.approx(100.0 / 3.6e6 * 10)
+    assert a.accuracy == pytest.approx(0.7)
+    assert [u.cell_keys for u in from_store.unrated] == [("c3",)]
+
+
+def test_an_older_store_gets_the_sums_of_the_runs_it_holds(tmp_path: Path) -> None:
+    # A store of schema 5 (before the kept sums) is upgraded when opened: the sums are made
+    # from its runs, and later runs are added to them.
+    import sqlite3
+
+    db = tmp_path / "w.db"
+    write(db, [record(i, "ab"[i % 2], energy_j=10.0 + i) for i in range(6)])
+    conn = sqlite3.connect(db)
+    with conn:
+        for trigger in ("insert", "delete", "update"):
+            conn.execute(f"DROP TRIGGER run_totals_{trigger}")
+        conn.execute("DROP TABLE run_totals")
+        conn.execute("PRAGMA user_version = 5")
+    conn.close()
+    with Store(db) as store:
+        store.write_run(record(6, "c", energy_j=1.0))
+        runs = store.runs()
+    from_store = calculate_scores("classification", "CPU", db=db)
+    assert [s.repetitions for s in from_store] == [1, 3, 3]
+    same(list(from_store), list(calculate_scores("classification", "CPU", records=runs)))
