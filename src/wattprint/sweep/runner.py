@@ -55,6 +55,9 @@ import dataclasses
 import functools
 import hashlib
 import importlib
+import io
+import json
+import os
 import platform
 import signal
 import socket
@@ -161,6 +164,10 @@ class _Group:
     model: ModelConfig
     dataset: DatasetConfig
     cells: list[Cell] = field(default_factory=list)
+    #: The model, earlier in the sweep, whose training on this dataset this one's would
+    #: repeat (the same torch recipe, options and epochs): its trained weights are used, and
+    #: this model has no training cell of its own.
+    trained_by: str | None = None
 
 
 def _variants(model: ModelConfig, config: BenchConfig | None = None,
@@ -217,15 +224,34 @@ def _quant_of(variant: str) -> tuple[str, str]:
     return method, target
 
 
+def _training_key(model: ModelConfig) -> str | None:
+    """What makes a torch recipe's training what it is (its source, options and epochs);
+    None for anything else (scikit-learn recipes train in moments, files need none)."""
+    if model.source is None or not model.source.startswith("torch:"):
+        return None
+    return json.dumps([model.source, model.options or {}, model.epochs], sort_keys=True,
+                      default=str)
+
+
 def plan_cells(config: BenchConfig) -> list[_Group]:
-    """Every cell of the sweep, grouped by model and dataset, in the order they run."""
+    """Every cell of the sweep, grouped by model and dataset, in the order they run.
+
+    A model whose torch recipe, options and epochs repeat those of a model before it (the
+    demo's ``cnn`` and ``cnn-onnx``) is not trained again: it has no training cell and takes
+    the earlier model's trained weights (:attr:`_Group.trained_by`)."""
     groups: list[_Group] = []
     reps = config.monitoring.repetitions
     for dataset in config.datasets:
+        trained: dict[str, str] = {}
         for model in config.models:
             group = _Group(model, dataset)
-            if model.source is not None:
+            key = _training_key(model)
+            if key is not None and key in trained:
+                group.trained_by = trained[key]
+            elif model.source is not None:
                 group.cells.append(Cell(model.name, BASE, dataset.name, "training"))
+                if key is not None:
+                    trained[key] = model.name
             for variant, parent, step in _variants(model, config):
                 if step != "base":
                     group.cells.append(Cell(model.name, variant, dataset.name, "optimization",
@@ -303,9 +329,35 @@ def _model_fields(model: Model) -> dict[str, Any]:
         effective = effective_parameters(model)
     except (ConfigError, NotImplementedError):
         effective = model.num_parameters
-    return {"framework": model.framework, "num_parameters": model.num_parameters,
-            "effective_parameters": effective, "size_bytes": model.size_bytes,
-            "dtype": model.dtype}
+    fields = {"framework": model.framework, "num_parameters": model.num_parameters,
+              "effective_parameters": effective, "size_bytes": model.size_bytes,
+              "dtype": model.dtype}
+    if model.framework in ("torch", "transformers") and "torch" in sys.modules:
+        fields["host"] = {"torch_threads": sys.modules["torch"].get_num_threads()}
+    return fields
+
+
+def allotted_cores() -> int:
+    """The physical cores this process may run on: the CPUs of its affinity mask, less the
+    second thread of each core where the machine has two per core."""
+    import psutil
+
+    logical = psutil.cpu_count() or 1
+    physical = psutil.cpu_count(logical=False) or logical
+    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    return max(1, round(mine * physical / logical))
+
+
+def _torch_threads() -> int:
+    """Set torch's intra-op threads to :func:`allotted_cores` (torch otherwise takes every
+    logical CPU of the machine, however few it is allotted) and return the count, which each
+    torch run records (``host.torch_threads``)."""
+    import torch
+
+    cores = allotted_cores()
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+    return cores
 
 
 def _error_text(err: BaseException) -> str:
@@ -448,8 +500,9 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
             continue
         ctx.started(cell)
         try:
-            if cell.phase == "training":
-                models[BASE] = _train(ctx, cell, spec, train, task, dspec.seed)
+            if cell.phase == "training":  # stored in an earlier run: its saved weights
+                models[BASE] = base() if done else _train(ctx, cell, spec, train, task,
+                                                          dspec.seed)
             elif cell.phase == "optimization":
                 parent = models.get(cell.parent or BASE)
                 if parent is None:
@@ -640,13 +693,20 @@ def _base(ctx: _Context, spec: ModelConfig, group: _Group,
     """The model as configured: loaded from its file or hub id (recipes come from training)."""
     if spec.source is not None:
         made = models.get(BASE)
-        if made is None:  # training was finished in an earlier run: train again, unrecorded
+        if made is None and group.trained_by is not None:
+            return _load_trained(ctx, spec, group.trained_by, group.dataset, train)
+        if made is None:  # trained in an earlier run of the sweep: its weights, else again
+            if (ctx.workdir / _safe(spec.name) / _safe(group.dataset.name) / TRAINED_STATE
+                    ).is_file():
+                return _load_trained(ctx, spec, spec.name, group.dataset, train)
             return _train_model(ctx, spec, train, group.dataset.seed)[0]
         if isinstance(made, BaseException):
             raise _Upstream(BASE, made)
         return made
     from ..workloads.registry import load_model
 
+    if spec.framework() in ("torch", "transformers") or spec.hf is not None:
+        _torch_threads()
     options = dict(spec.options or {})
     if spec.hf is not None:
         return load_model(spec.hf, task=spec.task, trust=spec.trust,
@@ -685,6 +745,8 @@ def _train_model(ctx: _Context, spec: ModelConfig, train: Dataset,
     from .recipes import make_recipe
 
     assert spec.source is not None
+    if spec.source.startswith("torch:"):
+        _torch_threads()
     recipe = make_recipe(spec.source, train, seed=seed, options=dict(spec.options or {}) or None)
     epochs = spec.epochs or recipe.epochs
     result = measure_training(recipe.model, train, epochs, meter=ctx.meter,
@@ -708,20 +770,32 @@ def _train(ctx: _Context, cell: Cell, spec: ModelConfig, train: Dataset, task: s
     return model
 
 
+#: The trained weights of a torch recipe, beside its TorchScript: read back (weights only,
+#: no code) by a model that shares the training, or by a resumed sweep.
+TRAINED_STATE = f"{BASE}.state_dict.pt"
+
+
 def _save_trained(model: Model, out_dir: Path, train: Dataset) -> None:
     """Save a trained recipe, so its size is a size on disk like its variants'.
 
     torch recipes become TorchScript (``fp32.pt``; code, so loading it back needs
-    ``trust=True``), scikit-learn ones skops (``fp32.skops``).
+    ``trust=True``) and their weights (``fp32.state_dict.pt``, :data:`TRAINED_STATE`),
+    scikit-learn ones skops (``fp32.skops``).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     if model.framework == "torch":
+        import torch
+
+        from .._files import write_bytes
         from ..optimize._torch import batch, save_torchscript
         from ..workloads.loaders.torch_loader import TorchModel
 
         assert isinstance(model, TorchModel)
         path = out_dir / f"{BASE}.pt"
         save_torchscript(model.module, path, batch(model, np.asarray(train.x[:1])))
+        buffer = io.BytesIO()
+        torch.save(model.module.state_dict(), buffer)
+        write_bytes(out_dir / TRAINED_STATE, buffer.getvalue())
     elif model.framework == "sklearn":
         import skops.io
 
@@ -731,6 +805,34 @@ def _save_trained(model: Model, out_dir: Path, train: Dataset) -> None:
         return
     model.path = path
     model.size_bytes = path.stat().st_size
+
+
+def _load_trained(ctx: _Context, spec: ModelConfig, owner: str, dataset: DatasetConfig,
+                  train: Dataset) -> Model:
+    """``spec``'s recipe with the weights ``owner`` was trained to on ``dataset`` in this
+    sweep (its :data:`TRAINED_STATE`, read weights only); its path and size are those of the
+    owner's saved model. A training that did not finish is an error naming it."""
+    import torch
+
+    from .recipes import make_recipe
+
+    assert spec.source is not None
+    _torch_threads()
+    folder = ctx.workdir / _safe(owner) / _safe(dataset.name)
+    state = folder / TRAINED_STATE
+    if not state.is_file():
+        raise ConfigError(f"model {spec.name!r} uses the training of model {owner!r} on "
+                          f"{dataset.name!r}, which did not finish (no {state})")
+    recipe = make_recipe(spec.source, train, seed=dataset.seed,
+                         options=dict(spec.options or {}) or None)
+    model = recipe.model
+    module = getattr(model, "module")  # noqa: B009 - a torch recipe's model has one
+    module.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
+    module.eval()
+    saved = folder / f"{BASE}.pt"
+    model.path = saved
+    model.size_bytes = saved.stat().st_size if saved.is_file() else state.stat().st_size
+    return model
 
 
 @contextlib.contextmanager
