@@ -500,3 +500,26 @@ def test_sensor_notes_reach_the_measurement() -> None:
         assert w.measurement.notes == ()
     finally:
         meter.close()
+
+
+def test_the_meters_fast_records_equal_the_dataclass_constructors() -> None:
+    # Measurement._of and ComponentEnergy._of skip the frozen field-by-field __setattr__;
+    # they must take every field, and make the record the constructor makes.
+    import dataclasses
+    import inspect
+
+    from wattprint.measurement import ComponentEnergy, Measurement
+    from wattprint.sensors.base import Source
+
+    for cls in (Measurement, ComponentEnergy):
+        names = [f.name for f in dataclasses.fields(cls)]
+        assert list(inspect.signature(cls._of).parameters) == names, cls
+    part = ComponentEnergy._of(2.0, Source.FAKE, False, "machine", ("fake",), None)
+    assert part == ComponentEnergy(2.0, Source.FAKE, False, "machine", ("fake",), None)
+    with EnergyMeter([FakeSensor(power_w=10.0)]) as meter, meter.window("w") as w:
+        pass
+    m = w.measurement
+    again = Measurement(**{f.name: getattr(m, f.name) for f in dataclasses.fields(Measurement)})
+    assert m == again and m.to_dict() == again.to_dict()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.energy_j = 1.0  # type: ignore[misc]

@@ -33,6 +33,17 @@ class ComponentEnergy:
     #: Energy above the calibrated idle power, when :meth:`EnergyMeter.calibrate_idle` ran.
     dynamic_j: float | None = None
 
+    @classmethod
+    def _of(cls, energy_j: float, source: Source, measured: bool, scope: str,
+            sensors: tuple[str, ...], dynamic_j: float | None) -> ComponentEnergy:
+        """The same record as ``ComponentEnergy(...)`` with every field given, made without
+        the frozen class's field-by-field ``__setattr__`` (the meter makes these at every
+        window's end; ``tests/test_meter.py`` checks the two agree)."""
+        made = object.__new__(cls)
+        made.__dict__.update(energy_j=energy_j, source=source, measured=measured, scope=scope,
+                             sensors=sensors, dynamic_j=dynamic_j)
+        return made
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "energy_j": self.energy_j,
@@ -73,6 +84,21 @@ class Measurement:
     #: What a reader should know about a figure that is not an error: a window shorter than
     #: a sensor's update period, say (:meth:`~wattprint.sensors.Sensor.notes`).
     notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def _of(cls, name: str, start: datetime, end: datetime, duration_s: float,
+            energy_j: float, components: Mapping[str, ComponentEnergy], site: FootprintModel,
+            idle_j: float | None, dynamic_j: float | None, samples: int, partial: bool,
+            errors: tuple[str, ...], notes: tuple[str, ...]) -> Measurement:
+        """The same record as ``Measurement(...)`` with every field given, made without the
+        frozen class's field-by-field ``__setattr__`` (the meter makes one per window;
+        ``tests/test_meter.py`` checks the two agree)."""
+        made = object.__new__(cls)
+        made.__dict__.update(name=name, start=start, end=end, duration_s=duration_s,
+                             energy_j=energy_j, components=components, site=site,
+                             idle_j=idle_j, dynamic_j=dynamic_j, samples=samples,
+                             partial=partial, errors=errors, notes=notes)
+        return made
 
     @functools.cached_property
     def footprint(self) -> Footprint:

@@ -336,7 +336,7 @@ class EnergyMeter(_TrainingMixin[Window]):
             dynamic = None
             if idle is not None and group.component in idle:
                 dynamic = max(energy - idle[group.component] * duration, 0.0)
-            components[group.component] = ComponentEnergy(
+            components[group.component] = ComponentEnergy._of(
                 energy, group.source, group.measured, group.scope, group.names, dynamic
             )
         for comp in failed:
@@ -347,7 +347,7 @@ class EnergyMeter(_TrainingMixin[Window]):
             idle_j = sum(idle.get(c, 0.0) * duration for c in components)
             dynamic_j = sum(c.dynamic_j or 0.0 for c in components.values())
         has_power = bool(self._shared.powers)
-        return Measurement(
+        return Measurement._of(
             name=w.name,
             start=w.wall0,
             end=wall1,
@@ -359,9 +359,9 @@ class EnergyMeter(_TrainingMixin[Window]):
             dynamic_j=dynamic_j,
             samples=ticks + 1 if has_power else 0,
             partial=bool(errors),
-            errors=tuple(errors[i] for i in sorted(errors)),
+            errors=tuple(errors[i] for i in sorted(errors)) if errors else (),
             notes=tuple(dict.fromkeys(note for s in self._noting
-                                      for note in s.notes(duration))),
+                                      for note in s.notes(duration))) if self._noting else (),
         )
 
     def window(self, name: str | None = None) -> Window:
