@@ -257,3 +257,38 @@ def test_the_export_command_names_a_store_that_is_not_the_default() -> None:
     assert digest("wattprint.db").export_command == "wattprint export --sweep 's 1' --format csv"
     assert digest("runs/my store.db").export_command == (
         "wattprint export --sweep 's 1' --db 'runs/my store.db' --format csv")
+
+
+def test_savings_from_the_stores_sums_equal_those_of_every_run(tmp_path: Path) -> None:
+    # A large sweep's report takes its savings from the store's sums and the optimization
+    # runs alone: the same savings as from every run, and the same error for an unnamed run.
+    import dataclasses
+
+    from wattprint._savings import stored_savings
+
+    rows = [run_row("cnn", "fp32", kwh_per_1000=4e-3 * (1 + r / 10), repetition=r)
+            for r in range(3)]
+    rows += [run_row("cnn", "int8", kwh_per_1000=1e-3 * (1 + r / 7), parent="fp32",
+                     repetition=r, accuracy=0.85) for r in range(3)]
+    rows.append(run_row("cnn", "int8", kwh_per_1000=5e-6, phase="optimization"))
+    rows += [run_row(f"plain{i}", kwh_per_1000=1e-3 * (i + 1)) for i in range(4)]
+    db = make_store(tmp_path / "w.db", rows)
+    with Store(db, read_only=True) as store:
+        every = store.runs(sweep_id="s1")
+    (got,), (want,) = stored_savings(db, sweep_id="s1"), savings(every)
+    for field in dataclasses.fields(want):
+        a, b = getattr(got, field.name), getattr(want, field.name)
+        if isinstance(b, float):
+            assert a == pytest.approx(b, rel=1e-9), field.name
+        else:
+            assert a == b, field.name
+    unnamed = run_row("x", repetition=3)
+    unnamed["dataset"] = None
+    db2 = make_store(tmp_path / "w2.db", [run_row("cnn", "int8", parent="fp32"), unnamed])
+    with Store(db2, read_only=True) as store:
+        every = store.runs(sweep_id="s1")
+    with pytest.raises(ConfigError) as from_store:
+        stored_savings(db2, sweep_id="s1")
+    with pytest.raises(ConfigError) as from_every:
+        savings(every)
+    assert str(from_store.value) == str(from_every.value)

@@ -13,6 +13,7 @@ is, which runs are rated, the spread of repetitions) and are re-exported from th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from .score import (
     star_ratings,
 )
 
-__all__ = ["Saving", "pareto_front", "savings"]
+__all__ = ["Saving", "pareto_front", "savings", "stored_savings"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,8 +136,27 @@ def savings(records: Iterable[RunLike]) -> list[Saving]:
     variant.
     """
     runs = _as_records(records)
+    return _savings_of(_models(runs)[0], runs)
+
+
+def stored_savings(db: str | os.PathLike[str], *, sweep_id: str) -> list[Saving]:
+    """:func:`savings` of every run of sweep ``sweep_id`` in the store at ``db``, its models
+    summed by the store (:meth:`~wattprint.store.Store.inference_totals`; the figures agree
+    with :func:`savings` of the records up to the rounding of floating-point sums) and only
+    its optimization runs read as records: a sweep of a hundred thousand runs is one pass."""
+    from .score import _stored_models, _stored_pairs
+    from .store import Store
+
+    models, _ = _stored_models(db, sweep_id=sweep_id, groups=_stored_pairs(db, sweep_id))
+    with Store(db, read_only=True) as store:
+        steps = store.runs(sweep_id=sweep_id, phase="optimization")
+    return _savings_of(models, steps)
+
+
+def _savings_of(rated: Sequence[_Model], runs: Iterable[RunRecord]) -> list[Saving]:
+    """The savings of the ``rated`` models, with the steps among ``runs``."""
     models = {(_fold(m.task), _fold(m.hardware), m.model_name, m.dataset, m.variant): m
-              for m in _models(runs)[0]}
+              for m in rated}
     steps = _grouped_runs(runs, phase="optimization")
     out = []
     for key in sorted(models):

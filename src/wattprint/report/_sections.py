@@ -75,6 +75,9 @@ class Digest:
     models: Sequence[ModelRuns]
     components: Sequence[ComponentRuns]
     savings_runs: Sequence[Run]
+    #: The savings made from the store's sums (:func:`wattprint._savings.stored_savings`), or
+    #: the error that kept them from being made; None: made from ``savings_runs``.
+    savings: Sequence[scoring.Saving] | ConfigError | None = None
     #: The store's path as the user gave it (named in the export command unless it is the
     #: default ``wattprint.db``).
     db: str = "wattprint.db"
@@ -512,12 +515,16 @@ def _spreads(rows: Sequence[scoring.Saving], scores: Scores,
             + f'<ul class="spreads">{items}</ul>')
 
 
-def savings(runs: Sequence[Run], scores: Scores | None = None) -> str:
+def savings(runs: Sequence[Run], scores: Scores | None = None,
+            made: Sequence[scoring.Saving] | ConfigError | None = None) -> str:
     """What each optimized variant changes against its parent: a table, the spread of each
     variant and its parent (from ``scores``, :func:`rate` of ``runs`` when not given), and
-    a chart."""
+    a chart. ``made``: the savings already made (or the error that stopped them), else they
+    are made from ``runs``."""
     try:
-        rows = scoring.savings(runs)
+        if isinstance(made, ConfigError):
+            raise made
+        rows = list(made) if made is not None else scoring.savings(runs)
     except ConfigError as err:
         return _section("savings", "Optimization savings", note(f"not computed: {err}"))
     if not rows:

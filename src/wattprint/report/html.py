@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._files import write_text
 from .._version import __version__
@@ -33,6 +33,9 @@ from ..score import DEFAULT_DB, rate_stored_sweep
 from . import _sections as sections
 from ._format import date_text
 from ._markup import esc
+
+if TYPE_CHECKING:
+    from .._savings import Saving
 
 __all__ = ["render_report", "write_report"]
 
@@ -125,7 +128,8 @@ def render_report(sweep: Mapping[str, Any], runs: Sequence[RunRecord],
         sections.ratings(scores, problems),
         sections.energy_chart(scores),
         sections.pareto(scores),
-        sections.savings(runs if digest is None else digest.savings_runs, scores),
+        sections.savings(runs if digest is None else digest.savings_runs, scores,
+                         None if digest is None else digest.savings),
         sections.timeline(timeline_run, samples),
         sections.runs_table(runs, scores, digest),
         sections.provenance(runs, digest),
@@ -174,7 +178,7 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
             digest = sections.Digest(
                 sweep_id=sweep_id, overview=store.sweep_overview(sweep_id),
                 models=store.model_runs(sweep_id), components=store.component_runs(sweep_id),
-                savings_runs=store.savings_runs(sweep_id), db=os.fspath(db))
+                savings_runs=(), savings=_stored_savings(path, sweep_id), db=os.fspath(db))
         else:
             runs = store.runs(sweep_id=sweep_id)
         stored, problems = rate_stored_sweep(store, sweep_id)
@@ -186,3 +190,13 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
     page = render_report(sweep, runs, timeline_run, samples, ratings=(scores, problems),
                          digest=digest)
     return write_text(out, page, encoding="utf-8")
+
+
+def _stored_savings(path: Path, sweep_id: str) -> list[Saving] | ConfigError:
+    """The savings of a large sweep from the store's sums, or the error that stops them."""
+    from .._savings import stored_savings
+
+    try:
+        return stored_savings(path, sweep_id=sweep_id)
+    except ConfigError as err:
+        return err
