@@ -292,3 +292,26 @@ def test_savings_from_the_stores_sums_equal_those_of_every_run(tmp_path: Path) -
     with pytest.raises(ConfigError) as from_every:
         savings(every)
     assert str(from_store.value) == str(from_every.value)
+
+
+def test_a_sweep_with_more_failures_than_the_cap_counts_them_by_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [run_row("ok", kwh_per_1000=1e-3, repetition=r) for r in range(3)]
+    rows += [run_row(f"bad{i}", status="failed",
+                     error="ModelError: out of memory\nat line 3" if i % 3 else "Timeout")
+             for i in range(9)]
+    db = make_store(tmp_path / "w.db", rows)
+    monkeypatch.setattr(sections, "RUNS_LISTED", 4)
+    page = write_report(db, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    failed = _section(page, "failed")
+    assert "9 cells failed" in failed
+    counts = failed[failed.index('class="failed-errors"'):failed.index("</table>")]
+    assert re.search(r">6<.*ModelError: out of memory<", counts, re.S)
+    assert re.search(r">3<.*Timeout<", counts, re.S)
+    listed = failed[failed.index('class="failed"'):]
+    assert listed.count("<tr>") == 1 + 4  # header and the first 4 cells
+    runs = _section(page, "runs")
+    assert "The first 4 of them." in runs
+    table = runs[runs.index('class="runs"'):runs.index("</table>", runs.index('class="runs"'))]
+    assert table.count("<tr>") == 1 + 4
+    assert 'data-more="8"' in runs  # 12 runs, 4 listed

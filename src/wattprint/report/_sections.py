@@ -671,8 +671,10 @@ def runs_table(runs: Sequence[Run], scores: Scores, digest: Digest | None = None
                            "its task and hardware group; a partial run (a sensor failed "
                            "inside its window: hover for what) is not rated."), body)
     total = sum(m.runs for m in digest.models)
-    more = total - len(listed)
+    more = total - min(len(listed), RUNS_LISTED)
     export = digest.export_command
+    notable = len(listed)
+    rows = rows[:RUNS_LISTED]
     return _section(
         "runs", "Runs",
         _p(f"This sweep has {total:,} runs, too many to list one by one: listed here are "
@@ -680,7 +682,8 @@ def runs_table(runs: Sequence[Run], scores: Scores, digest: Digest | None = None
            "what) or are not rated, then one row per model and phase."),
         f'<p class="more-runs" data-more="{more}">{esc(f"{more:,}")} more runs are in the '
         f"full data: <code>{esc(export)}</code></p>",
-        f"<h3>Runs that failed, are partial or are not rated ({len(listed):,})</h3>",
+        f"<h3>Runs that failed, are partial or are not rated ({notable:,})</h3>",
+        _p(f"The first {RUNS_LISTED:,} of them.") if notable > RUNS_LISTED else "",
         table(headers, rows, cls="runs") if rows
         else note("no run failed, is partial or is not rated", kind="runs"),
         "<h3>Per model</h3>",
@@ -754,10 +757,20 @@ def provenance(runs: Sequence[Run], digest: Digest | None = None) -> str:
 
 
 def failed(runs: Sequence[Run]) -> str:
-    """The cells that failed, with their errors."""
+    """The cells that failed, with their errors: every one, or, past :data:`RUNS_LISTED`,
+    the first of them after a count of the cells per error."""
+    failures = [r for r in runs if not r.ok]
     rows = [(r.cell_key, _label(r), r.dataset, r.phase,
              Markup(f"<pre>{esc(r.error or 'no error recorded')}</pre>"))
-            for r in runs if not r.ok]
+            for r in failures[:RUNS_LISTED]]
     body = table(["cell", "model", "dataset", "phase", "error"], rows, cls="failed") if rows \
         else note("no failed cells", kind="failed")
-    return _section("failed", "Failed cells", body)
+    if len(failures) <= RUNS_LISTED:
+        return _section("failed", "Failed cells", body)
+    errors = Counter((r.error or "no error recorded").split("\n", 1)[0] for r in failures)
+    counted = table(["cells", "error (first line)"],
+                    [(Num(f"{n:,}"), Markup(f"<pre>{esc(e)}</pre>"))
+                     for e, n in errors.most_common()], cls="failed-errors")
+    return _section("failed", "Failed cells",
+                    _p(f"{len(failures):,} cells failed: their errors, then the first "
+                       f"{RUNS_LISTED:,} cells."), counted, body)
