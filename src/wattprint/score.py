@@ -621,9 +621,7 @@ def _models_from_totals(totals: Sequence[InferenceTotals], judged: Sequence[RunR
 def _stored_models(db: str | os.PathLike[str], *, sweep_id: str | None,
                    groups: Sequence[tuple[str, str]]) -> tuple[list[_Model], list[Unrated]]:
     """The models of these stored ``(task, hardware)`` groups, summed by the store."""
-    from .store import Store
-
-    with Store(db, read_only=True) as store:
+    with _open_store(db) as store:
         unnamed = store.first_unnamed_inference_run(sweep_id=sweep_id)
         if unnamed is not None:
             _require(unnamed)
@@ -687,6 +685,12 @@ def stored_groups(db: str | os.PathLike[str] = DEFAULT_DB, *,
 
 
 def _stored_pairs(db: str | os.PathLike[str], sweep_id: str | None) -> list[tuple[str, str]]:
+    with _open_store(db) as store:
+        return store.inference_groups(sweep_id=sweep_id)
+
+
+def _open_store(db: str | os.PathLike[str]) -> Store:
+    """The store at ``db``, read-only; a missing file is a ConfigError naming it."""
     path = Path(os.fspath(db))
     if not path.is_file():
         raise ConfigError(
@@ -695,8 +699,7 @@ def _stored_pairs(db: str | os.PathLike[str], sweep_id: str | None) -> list[tupl
         )
     from .store import Store
 
-    with Store(path, read_only=True) as store:
-        return store.inference_groups(sweep_id=sweep_id)
+    return Store(path, read_only=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -828,15 +831,7 @@ def read_records(db: str | os.PathLike[str] = DEFAULT_DB, *,
     a store raises :class:`~wattprint.errors.StoreError`. The store is opened read-only: no
     file is made or changed.
     """
-    path = Path(os.fspath(db))
-    if not path.is_file():
-        raise ConfigError(
-            f"no results store at {str(path)!r}; run a benchmark first "
-            "(wattprint run CONFIG.yaml, or wattprint demo) or pass the store's path"
-        )
-    from .store import Store
-
-    with Store(path, read_only=True) as store:
+    with _open_store(db) as store:
         return store.runs(sweep_id=sweep_id)
 
 
