@@ -134,6 +134,15 @@ def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
 _proc_stat_fd = -1
 
 
+def _read_start(path: str | os.PathLike[str], size: int) -> bytes:
+    """The first ``size`` bytes of a small file (a /proc file: one read), raising OSError."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 def _read_busy_cpu_s(proc_stat: str | os.PathLike[str]) -> float:
     global _proc_stat_fd
     real = proc_stat is PROC_STAT or Path(proc_stat) == PROC_STAT
@@ -145,11 +154,7 @@ def _read_busy_cpu_s(proc_stat: str | os.PathLike[str]) -> float:
                 _proc_stat_fd = os.open(PROC_STAT, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             head = os.pread(_proc_stat_fd, 512, 0)
         else:
-            fd = os.open(proc_stat, os.O_RDONLY)
-            try:
-                head = os.read(fd, 512)
-            finally:
-                os.close(fd)
+            head = _read_start(proc_stat, 512)
     except OSError as err:
         raise SensorError(f"cannot read CPU times from {os.fspath(proc_stat)}: {err}") from err
     fields = head.split(b"\n", 1)[0].split()
@@ -212,11 +217,7 @@ def process_rss_bytes(statm: str | os.PathLike[str] = PROC_SELF_STATM) -> int:
         except psutil.Error as err:
             raise SensorError(f"cannot read this process's memory: {err}") from err
     try:
-        fd = os.open(statm, os.O_RDONLY)
-        try:
-            text = os.read(fd, 256)
-        finally:
-            os.close(fd)
+        text = _read_start(statm, 256)
         return int(text.split()[1]) * _page_size()
     except OSError as err:
         raise SensorError(f"cannot read memory from {os.fspath(statm)}: {err}") from err

@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from ..errors import DatasetError, MissingExtra
 from .datasets import Dataset
-from .images import is_image_source
+from .images import is_image_source, named_files
 from .metrics import word_error_rate
 
 __all__ = [
@@ -118,21 +118,14 @@ def audio_files(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
                 ) -> list[Path]:
     """The files ``source`` names: a file, a list of files, or a folder (its ``.wav`` and
     ``.flac`` files, sorted by name)."""
-    paths = [Path(source)] if isinstance(source, str | os.PathLike) else [Path(p)
-                                                                          for p in source]
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = _audio_in(path)
-            if not found:
-                raise DatasetError(f"{path}: no audio files in the folder (kinds: "
-                                   f"{', '.join(sorted(AUDIO_SUFFIXES))})")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DatasetError(f"{path}: no such audio file or folder")
-    return files
+    def in_folder(path: Path) -> list[Path]:
+        found = _audio_in(path)
+        if not found:
+            raise DatasetError(f"{path}: no audio files in the folder (kinds: "
+                               f"{', '.join(sorted(AUDIO_SUFFIXES))})")
+        return found
+
+    return named_files(source, in_folder, "audio")
 
 
 def load_audio_dataset(path: str | os.PathLike[str], *,

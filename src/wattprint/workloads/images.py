@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,8 @@ from ..errors import ConfigError, DatasetError, MissingExtra
 from .datasets import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "RESAMPLE_FILTERS", "ImageSpec", "from_hf_processor",
-           "image_files", "is_image_source", "layout_of", "pixels_to_batch", "read_images",
-           "resolve"]
+           "image_files", "is_image_source", "layout_of", "named_files", "pixels_to_batch",
+           "read_images", "resolve"]
 
 #: ``"NCHW"``: channels first (PyTorch); ``"NHWC"``: channels last (Keras, TensorFlow).
 LAYOUTS = ("NCHW", "NHWC")
@@ -287,24 +287,35 @@ def image_files(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     """The files ``source`` names: a file, a list of files, or a folder: its images, or, when
     it has none, those of its subfolders (one per class, sorted, as ``load_dataset`` orders
     them)."""
+    def in_folder(path: Path) -> list[Path]:
+        found = _images_in(path)
+        if not found:
+            for sub in sorted(p for p in path.iterdir()
+                              if p.is_dir() and not p.name.startswith(".")):
+                found.extend(_images_in(sub))
+        if not found:
+            raise DatasetError(f"{path}: no images in the folder or its subfolders "
+                               f"(image kinds: {', '.join(sorted(IMAGE_SUFFIXES))})")
+        return found
+
+    return named_files(source, in_folder, "image")
+
+
+def named_files(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                in_folder: Callable[[Path], list[Path]], kind: str) -> list[Path]:
+    """The files ``source`` names (a path or a list of paths), in order: a folder gives
+    ``in_folder(folder)``, a file itself; anything else is a DatasetError naming the
+    ``kind`` of file wanted."""
     paths = [Path(source)] if isinstance(source, str | os.PathLike) else [Path(p)
                                                                           for p in source]
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = _images_in(path)
-            if not found:
-                for sub in sorted(p for p in path.iterdir()
-                                  if p.is_dir() and not p.name.startswith(".")):
-                    found.extend(_images_in(sub))
-            if not found:
-                raise DatasetError(f"{path}: no images in the folder or its subfolders "
-                                   f"(image kinds: {', '.join(sorted(IMAGE_SUFFIXES))})")
-            files.extend(found)
+            files.extend(in_folder(path))
         elif path.is_file():
             files.append(path)
         else:
-            raise DatasetError(f"{path}: no such image file or folder")
+            raise DatasetError(f"{path}: no such {kind} file or folder")
     return files
 
 
