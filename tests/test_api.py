@@ -109,13 +109,41 @@ def test_import_is_light() -> None:
 
 
 def test_library_logs_and_does_not_print() -> None:
-    import logging
+    """Records go to the application's handlers, never to stderr on their own; until the
+    application has loaded :mod:`logging`, nothing could show them and it is not loaded."""
+    def run(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True)
 
-    import wattprint.meter  # every module that logs sets up the package logger
+    silent = run("import logging, wattprint.meter\n"
+                 "wattprint.meter.log.warning('nobody asked for this')\n"
+                 "print(logging.getLogger('wattprint.meter').getEffectiveLevel())")
+    assert silent.stderr == "" and silent.stdout.strip() == "30"
+    shown = run("import logging, wattprint.meter\n"
+                "logging.basicConfig(format='%(name)s|%(filename)s|%(lineno)d|%(message)s')\n"
+                "wattprint.meter.log.warning('window %r: %s', 'w', 'left out')\n"
+                "wattprint.meter.log.debug('not at this level')\n")
+    assert shown.stderr.splitlines() == ["wattprint.meter|<string>|3|window 'w': left out"]
+    unloaded = run("import sys, wattprint.meter\n"
+                   "wattprint.meter.log.warning('dropped')\n"
+                   "print('logging' in sys.modules)")
+    assert unloaded.stderr == "" and unloaded.stdout.strip() == "False"
 
-    handlers = logging.getLogger("wattprint").handlers
-    assert any(isinstance(h, logging.NullHandler) for h in handlers)
-    assert wattprint.meter.log.name == "wattprint.meter"
+
+def test_a_first_window_loads_no_logging_or_pathlib() -> None:
+    """What the first measurement costs at start-up: the meter, its sensors and a window
+    import neither :mod:`logging` nor :mod:`pathlib` (nor anything heavy)."""
+    code = (
+        "import sys, wattprint\n"
+        "m = wattprint.EnergyMeter(nvml=False)\n"
+        "m.begin('w'); m.end('w')\n"
+        "print(' '.join(n for n in ('logging', 'pathlib', 'numpy', 'psutil') "
+        "if n in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
 
 
 def test_names_load_on_first_use() -> None:

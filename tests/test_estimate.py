@@ -346,6 +346,34 @@ def test_busy_cpu_seconds_come_from_proc_stat(tmp_path: Path) -> None:
         machine_busy_cpu_s(stat)
 
 
+@pytest.mark.parametrize(
+    ("text", "busy_ticks"),
+    [
+        ("cpu  100 5 50 1000 20 3 2 7 0 0\n", 160),  # alone in the file
+        ("cpu 100 5 50 1000 20 3 2\nintr 1\n", 160),  # no steal or guest
+        ("cpu 100 5 50 1000\ncpu0 100 5 50 1000\nintr 1 2 3\n", 155),  # before irq times
+        ("cpu 100 5 50 1000 20 3\ncpu0 100 5 50 1000 20 3\n", 158),  # irq, no softirq
+    ],
+)
+def test_busy_cpu_seconds_from_short_first_lines(
+    tmp_path: Path, text: str, busy_ticks: int
+) -> None:
+    """The first line's times are summed however many the kernel writes; those of the next
+    line (``cpu0``) are never taken for them."""
+    stat = tmp_path / "stat"
+    stat.write_text(text)
+    assert machine_busy_cpu_s(stat) == pytest.approx(busy_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+@pytest.mark.parametrize("text", ["cpu 100 5 x 1000 20 3 2\n", "cpu0 1 2 3 4 5 6 7\n",
+                                  "cpu 1 2\n", ""])
+def test_a_proc_stat_without_cpu_times_is_an_error(tmp_path: Path, text: str) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text(text)
+    with pytest.raises(SensorError, match="stat"):
+        machine_busy_cpu_s(stat)
+
+
 def test_a_busy_loop_costs_more_than_sleeping() -> None:
     """Real busy time (this process's own, which other load on a shared machine cannot
     change) through the real estimate: spinning costs more than sleeping, which costs idle."""
@@ -722,3 +750,67 @@ def test_the_required_text_of_a_regex_is_in_every_match(regex: str, required: st
     from wattprint.sensors.estimate import _required_text
 
     assert _required_text(regex) == required
+
+
+class FailingCounter(FakeCounter):
+    """A scripted counter whose script may hold an error to raise at that read."""
+
+    def energy_j(self) -> float:
+        value: float | Exception = self._next()
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+def _counting_clocks() -> tuple[list[int], Callable[[], float], Callable[[], float]]:
+    calls = [0, 0]
+    proc = iter([0.0, 1.0, 1.5, 3.0, 3.5])
+    busy = iter([0.0, 2.0, 4.0, 5.0, 6.0])
+
+    def process_cpu_s() -> float:
+        calls[0] += 1
+        return next(proc)
+
+    def machine_busy_cpu_s() -> float:
+        calls[1] += 1
+        return next(busy)
+
+    return calls, process_cpu_s, machine_busy_cpu_s
+
+
+def test_shares_read_together_equal_shares_read_one_by_one() -> None:
+    """Process shares read at an edge in one call (each clock read once for all of them)
+    attribute what the same shares read one at a time attribute."""
+    energies = ([0.0, 10.0, 30.0, 40.0, 60.0], [5.0, 9.0, 13.0, 14.0, 20.0])
+    calls, proc, busy = _counting_clocks()
+    together = [ProcessShare(FakeCounter(e), process_cpu_s=proc, machine_busy_cpu_s=busy)
+                for e in energies]
+    results = []
+    for _ in range(5):
+        out: list[float | None] = [None, None]
+        assert ProcessShare.read_edge(together, 0.0, out, (0, 1)) == []
+        results.append(out)
+    assert calls == [5, 5]  # once per edge, not once per share
+    for k, e in enumerate(energies):
+        _, proc, busy = _counting_clocks()
+        alone = ProcessShare(FakeCounter(e), process_cpu_s=proc, machine_busy_cpu_s=busy)
+        assert [alone.energy_j_at(0.0) for _ in range(5)] == [r[k] for r in results]
+    # shares per interval: 1/2, 0.5/2, 1.5/1, 0.5/1
+    assert results[-1] == [pytest.approx(10 * 0.5 + 20 * 0.25 + 10 * 1.0 + 20 * 0.5),
+                           pytest.approx(4 * 0.5 + 4 * 0.25 + 1 * 1.0 + 6 * 0.5)]
+
+
+def test_a_failing_counter_fails_its_own_share_only() -> None:
+    _, proc, busy = _counting_clocks()
+    failing = FailingCounter([0.0, 10.0, SensorError("gone"), 40.0, 60.0])  # type: ignore[list-item]
+    shares = [ProcessShare(failing, process_cpu_s=proc, machine_busy_cpu_s=busy),
+              ProcessShare(FakeCounter([5.0, 9.0, 13.0, 14.0, 20.0]),
+                           process_cpu_s=proc, machine_busy_cpu_s=busy)]
+    seen = []
+    for _ in range(5):  # into places 3 and 8 of the edge's values, as a meter asks
+        out: list[float | None] = [None] * 9
+        faults = ProcessShare.read_edge(shares, 0.0, out, (3, 8))
+        seen.append(([out[3], out[8]], [(i, str(err)) for i, err in faults]))
+    assert seen[2] == ([None, pytest.approx(4 * 0.5 + 4 * 0.25)], [(3, "gone")])
+    assert seen[3][0][0] == seen[1][0][0]  # a fresh baseline: nothing across the failure
+    assert seen[4][0][0] == pytest.approx(seen[1][0][0] + 20 * 0.5)

@@ -295,3 +295,36 @@ def test_a_kept_proc_stat_descriptor_reads_current_times() -> None:
         assert time.perf_counter() < deadline, "machine CPU time never advanced"
         sum(range(100_000))
     assert estimate.machine_busy_cpu_s() > first
+
+
+def test_one_bad_counter_of_an_edge_leaves_the_others_measured(tmp_path: Path) -> None:
+    """An edge reads every RAPL counter together (one lock, one call): a counter that reads
+    garbage fails its own component only, named in the errors; the others are measured in
+    the same window, and the bad one counts again from a fresh baseline once it reads."""
+    dirs = build_tree(tmp_path, [Zone("intel-rapl:0", "package-0", energy_uj=1_000_000),
+                                 Zone("intel-rapl:0:1", "dram", energy_uj=100_000),
+                                 Zone("intel-rapl:1", "package-1", energy_uj=2_000_000)])
+    meter = EnergyMeter(["rapl"], powercap_root=str(tmp_path))
+    try:
+        meter.begin("w")
+        set_energy(dirs["intel-rapl:0"], 1_500_000)
+        set_energy(dirs["intel-rapl:1"], 2_700_000)
+        (dirs["intel-rapl:0:1"] / "energy_uj").write_text("not a number\n")
+        m = meter.end("w")
+        assert m.partial and set(m.components) == {"cpu"}
+        assert m.components["cpu"].energy_j == pytest.approx(0.5 + 0.7)
+        (error,) = m.errors
+        assert error.startswith("rapl:dram-0: ") and "not an energy counter value" in error
+        set_energy(dirs["intel-rapl:0:1"], 400_000)
+        with meter.window("between") as w:  # the first good read is the new baseline
+            pass
+        with meter.window("after") as w:
+            set_energy(dirs["intel-rapl:0:1"], 650_000)
+            set_energy(dirs["intel-rapl:1"], 2_800_000)
+        after = w.measurement
+        assert after is not None and not after.partial
+        assert after.components["ram"].energy_j == pytest.approx(0.25)
+        assert after.components["cpu"].energy_j == pytest.approx(0.1)
+    finally:
+        meter.close()
+

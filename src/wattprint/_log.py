@@ -3,16 +3,72 @@
 from __future__ import annotations
 
 import contextlib
-import logging
+import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-logger = logging.getLogger("wattprint")
-logger.addHandler(logging.NullHandler())
+if TYPE_CHECKING:
+    import logging
+
+_PACKAGE = "wattprint"
 
 
-def get_logger(name: str) -> logging.Logger:
-    """The logger of a wattprint module (a child of the package logger)."""
+def _logger(name: str) -> logging.Logger:
+    """The standard library's logger of that name; the package logger gets its NullHandler
+    (a library's records reach only the handlers the application sets up)."""
+    import logging
+
+    package = logging.getLogger(_PACKAGE)
+    if not any(isinstance(h, logging.NullHandler) for h in package.handlers):
+        package.addHandler(logging.NullHandler())
     return logging.getLogger(name)
+
+
+class Logger:
+    """A module's logger, without importing :mod:`logging` until a record could be shown.
+
+    An application that shows records (a handler, a level, pytest's ``caplog``) has imported
+    :mod:`logging`; until it has, nothing could show a record (the package logger's
+    NullHandler keeps them from Python's last-resort handler), so a record is dropped without
+    the cost of that import. Once :mod:`logging` is loaded, each call goes to the real logger
+    of the same name, the caller's file and line kept.
+    """
+
+    __slots__ = ("_real", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._real: logging.Logger | None = None
+
+    @property
+    def real(self) -> logging.Logger:
+        """The standard library's logger (imports :mod:`logging`)."""
+        if self._real is None:
+            self._real = _logger(self.name)
+        return self._real
+
+    def _emit(self, level: int, msg: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if "logging" not in sys.modules:
+            return
+        kwargs.setdefault("stacklevel", 3)  # the caller of debug/info/..., not this module
+        self.real.log(level, msg, *args, **kwargs)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._emit(10, msg, args, kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._emit(20, msg, args, kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._emit(30, msg, args, kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._emit(40, msg, args, kwargs)
+
+
+def get_logger(name: str) -> Logger:
+    """The logger of a wattprint module (a child of the package logger)."""
+    return Logger(name)
 
 
 #: Loggers that warn while torchao is imported (by transformers' quantizers, and by the int8
@@ -25,10 +81,10 @@ TORCHAO_IMPORT_LOGGERS = ("torchao", "torch.utils._pytree")
 @contextlib.contextmanager
 def quiet_loggers(*names: str) -> Iterator[None]:
     """Drop these loggers' records below ERROR inside the block (a vendor's noise at import)."""
-    loggers = [logging.getLogger(name) for name in names]
+    loggers = [_logger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger_ in loggers:
-        logger_.setLevel(logging.ERROR)
+        logger_.setLevel(40)  # logging.ERROR
     try:
         yield
     finally:

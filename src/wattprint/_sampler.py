@@ -29,6 +29,11 @@ log = get_logger("wattprint.meter")
 
 #: Fraction of an interval by which the sample's place moves from one interval to the next.
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+#: A sensor class's ``read_edge``: ``(sensors, t, values, indices) -> faults``.
+EdgeRead = Callable[
+    [Sequence[CounterSensor], float, list[float | None], Sequence[int]],
+    list[tuple[int, Exception]],
+]
 
 
 class _Integrator:
@@ -76,10 +81,19 @@ class _Shared:
     def __init__(
         self, sensors: Sequence[Sensor], sample_hz: float, sample_interval: float | None
     ) -> None:
-        self.cond = threading.Condition(threading.Lock())
+        #: The lock the meter's edges hold (taken directly: cheaper than ``with cond``), and
+        #: the condition over it that parks the sampler.
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self.sensors = list(sensors)
-        self.counters = [
-            (i, s.energy_j_at) for i, s in enumerate(sensors) if isinstance(s, CounterSensor)
+        #: The counters by class, read at an edge by one ``read_edge`` call per class.
+        by_class: dict[type[CounterSensor], list[tuple[int, CounterSensor]]] = {}
+        for i, s in enumerate(sensors):
+            if isinstance(s, CounterSensor):
+                by_class.setdefault(type(s), []).append((i, s))
+        self.counters: list[tuple[tuple[int, ...], tuple[CounterSensor, ...], EdgeRead]] = [
+            (tuple(i for i, _ in pairs), tuple(s for _, s in pairs), cls.read_edge)
+            for cls, pairs in by_class.items()
         ]
         self.powers = [
             (i, s.power_w, _Integrator())
@@ -87,10 +101,9 @@ class _Shared:
             if isinstance(s, PowerSensor)
         ]
         self.integrators = {i: integ for i, _, integ in self.powers}
-        #: Whether an edge shares the machine's CPU times among its counters: estimates and
-        #: process shares read them; an edge of hardware counters alone reads none.
-        self.edge = any(not s.measured or s.scope == "process"
-                        for s in sensors if isinstance(s, CounterSensor))
+        #: Whether an edge shares one read of the machine's CPU times among its counters
+        #: (estimates and process shares read them): only where they would read them twice.
+        self.edge = sum(s.reads_cpu_times for s in sensors if isinstance(s, CounterSensor)) > 1
         self.watch: list[tuple[int, Callable[[], float], float]] = []
         for i, s in enumerate(sensors):
             if isinstance(s, CounterSensor):
@@ -134,24 +147,25 @@ class _Shared:
     def snapshot(self, t: float) -> list[float | None]:
         """Every sensor's cumulative energy at time ``t``; None where a read failed."""
         values: list[float | None] = [None] * len(self.sensors)
-        if self.edge:  # sensors that need the machine's CPU times share one read of them
+        edge = self.edge
+        if edge:  # sensors that need the machine's CPU times share one read of them
             begin_edge()
         try:
-            for i, read in self.counters:
+            for indices, group, read in self.counters:
                 try:
-                    value = read(t)
-                    if not math.isfinite(value):
-                        raise SensorError(f"energy reading is not finite ({value})")
+                    faults = read(group, t, values, indices)
                 except Exception as err:  # the boundary that reports a sensor's fault
-                    self.fail(i, err)
-                else:
-                    values[i] = value
+                    faults = [(i, err) for i in indices]
+                for i, fault in faults:
+                    values[i] = None
+                    self.fail(i, fault)
         finally:
-            if self.edge:
+            if edge:
                 end_edge()
-        for i, power, integ in self.powers:
-            if self._read_power(i, power, integ, t):
-                values[i] = integ.total_j
+        if self.powers:
+            for i, power, integ in self.powers:
+                if self._read_power(i, power, integ, t):
+                    values[i] = integ.total_j
         return values
 
     def sample(self, t: float) -> None:
@@ -249,7 +263,8 @@ def _after_fork() -> None:
     along, and the lock each shares with its meter may have been held at the fork; each meter
     gets a fresh lock, and a new thread when a window needs one."""
     for shared in list(_LIVE):
-        shared.cond = threading.Condition(threading.Lock())
+        shared.lock = threading.Lock()
+        shared.cond = threading.Condition(shared.lock)
         shared.thread = None
 
 

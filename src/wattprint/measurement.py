@@ -40,8 +40,13 @@ class ComponentEnergy:
         the frozen class's field-by-field ``__setattr__`` (the meter makes these at every
         window's end; ``tests/test_meter.py`` checks the two agree)."""
         made = object.__new__(cls)
-        made.__dict__.update(energy_j=energy_j, source=source, measured=measured, scope=scope,
-                             sensors=sensors, dynamic_j=dynamic_j)
+        fields = made.__dict__
+        fields["energy_j"] = energy_j
+        fields["source"] = source
+        fields["measured"] = measured
+        fields["scope"] = scope
+        fields["sensors"] = sensors
+        fields["dynamic_j"] = dynamic_j
         return made
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,10 +99,20 @@ class Measurement:
         frozen class's field-by-field ``__setattr__`` (the meter makes one per window;
         ``tests/test_meter.py`` checks the two agree)."""
         made = object.__new__(cls)
-        made.__dict__.update(name=name, start=start, end=end, duration_s=duration_s,
-                             energy_j=energy_j, components=components, site=site,
-                             idle_j=idle_j, dynamic_j=dynamic_j, samples=samples,
-                             partial=partial, errors=errors, notes=notes)
+        fields = made.__dict__
+        fields["name"] = name
+        fields["start"] = start
+        fields["end"] = end
+        fields["duration_s"] = duration_s
+        fields["energy_j"] = energy_j
+        fields["components"] = components
+        fields["site"] = site
+        fields["idle_j"] = idle_j
+        fields["dynamic_j"] = dynamic_j
+        fields["samples"] = samples
+        fields["partial"] = partial
+        fields["errors"] = errors
+        fields["notes"] = notes
         return made
 
     @functools.cached_property

@@ -252,12 +252,12 @@ class EnergyMeter(_TrainingMixin[Window]):
             name = f"window-{next(self._auto_names)}"
         self._sync()
         shared = self._shared
-        with shared.cond:
+        with shared.lock:
             if name in shared.windows:
                 raise WindowError(f"window {name!r} is already open; end it or use another name")
             wall0 = datetime.now(timezone.utc)
             t0 = time.perf_counter()
-            if not shared.windows:
+            if not shared.windows and (shared.powers or shared.thread is None):
                 self._wake(t0)
             window = _Open(name, t0, wall0, shared.ticks)
             shared.windows[name] = window
@@ -290,7 +290,7 @@ class EnergyMeter(_TrainingMixin[Window]):
     def _end(self, name: str | None) -> Measurement:
         self._sync()
         shared = self._shared
-        with shared.cond:
+        with shared.lock:
             if name is None:
                 if len(shared.windows) != 1:
                     raise WindowError(
@@ -311,57 +311,48 @@ class EnergyMeter(_TrainingMixin[Window]):
         self, w: _Open, stop: list[float | None], t1: float, wall1: datetime, ticks: int
     ) -> Measurement:
         duration = t1 - w.t0
-        errors = dict(w.errors)
-        start, sensors, idle = w.start, self.sensors, self._idle_w
+        errors = dict(w.errors) if w.errors else {}
+        start, idle = w.start, self._idle_w
         components: dict[str, ComponentEnergy] = {}
         failed: list[str] = []
-        for group in self._groups:
+        total = 0.0
+        for component, indices, names, source, measured, scope in self._groups:
             energy, ok = 0.0, True
-            for i in group.indices:
+            for i in indices:
                 a, b = start[i], stop[i]
-                if i in errors or a is None or b is None:
-                    errors.setdefault(i, f"{sensors[i].name}: not readable")
+                if a is None or b is None or i in errors:
+                    errors.setdefault(i, f"{self.sensors[i].name}: not readable")
                     ok = False
                 elif b < a:
-                    errors[i] = f"{sensors[i].name}: counter went backwards by {a - b:.6g} J"
+                    errors[i] = f"{self.sensors[i].name}: counter went backwards by {a - b:.6g} J"
                     ok = False
-                elif not math.isfinite(b - a):
-                    errors[i] = f"{sensors[i].name}: energy is not finite ({b - a})"
+                elif not b - a < math.inf:  # readings are finite; their difference may not be
+                    errors[i] = f"{self.sensors[i].name}: energy is not finite ({b - a})"
                     ok = False
                 else:
                     energy += b - a
             if not ok:
-                failed.append(group.component)
+                failed.append(component)
                 continue
             dynamic = None
-            if idle is not None and group.component in idle:
-                dynamic = max(energy - idle[group.component] * duration, 0.0)
-            components[group.component] = ComponentEnergy._of(
-                energy, group.source, group.measured, group.scope, group.names, dynamic
+            if idle is not None and component in idle:
+                dynamic = max(energy - idle[component] * duration, 0.0)
+            components[component] = ComponentEnergy._of(
+                energy, source, measured, scope, names, dynamic
             )
+            total += energy
         for comp in failed:
             log.warning("window %r: %s left out, its sensor failed", w.name, comp)
-        total = sum(c.energy_j for c in components.values())
         idle_j = dynamic_j = None
         if idle is not None:
             idle_j = sum(idle.get(c, 0.0) * duration for c in components)
             dynamic_j = sum(c.dynamic_j or 0.0 for c in components.values())
-        has_power = bool(self._shared.powers)
         return Measurement._of(
-            name=w.name,
-            start=w.wall0,
-            end=wall1,
-            duration_s=duration,
-            energy_j=total,
-            components=components,
-            site=self.footprint_model,
-            idle_j=idle_j,
-            dynamic_j=dynamic_j,
-            samples=ticks + 1 if has_power else 0,
-            partial=bool(errors),
-            errors=tuple(errors[i] for i in sorted(errors)) if errors else (),
-            notes=tuple(dict.fromkeys(note for s in self._noting
-                                      for note in s.notes(duration))) if self._noting else (),
+            w.name, w.wall0, wall1, duration, total, components, self.footprint_model,
+            idle_j, dynamic_j, ticks + 1 if self._shared.powers else 0, bool(errors),
+            tuple(errors[i] for i in sorted(errors)) if errors else (),
+            tuple(dict.fromkeys(note for s in self._noting for note in s.notes(duration)))
+            if self._noting else (),
         )
 
     def window(self, name: str | None = None) -> Window:

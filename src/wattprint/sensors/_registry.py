@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 from typing import NamedTuple, Protocol
 
 from ..errors import ConfigError, SensorUnavailable
 from .base import Detected, MissingSensor, Sensor
 
-DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
+DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 MODES = ("machine", "process")
 
 
 class DetectOptions(NamedTuple):
     """What backends need to know. Roots and modules are injectable for tests."""
 
-    powercap_root: Path = DEFAULT_POWERCAP_ROOT
+    powercap_root: str = DEFAULT_POWERCAP_ROOT
     #: The NVML module to use; ``None`` (or ``True``) means import ``pynvml`` if installed,
     #: ``False`` turns NVML off.
     nvml: ModuleType | bool | None = None
@@ -79,7 +78,8 @@ def detect(
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     options = DetectOptions(
-        powercap_root=Path(powercap_root) if powercap_root is not None else DEFAULT_POWERCAP_ROOT,
+        powercap_root=(os.fspath(powercap_root) if powercap_root is not None
+                       else DEFAULT_POWERCAP_ROOT),
         nvml=nvml,
         cpu_tdp_w=cpu_tdp_w,
         gpu_tdp_w=gpu_tdp_w,

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import abc
 import enum
+import math
 import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
+
+from ..errors import SensorError
 
 __all__ = [
     "CounterSensor",
@@ -69,6 +72,10 @@ class Sensor(abc.ABC):
     #: Other components whose energy this sensor's figure already holds (RAPL psys holds the
     #: DRAM's): no later backend adds its own figure for them.
     covers: tuple[str, ...] = ()
+    #: How many times one read of this sensor reads the machine's CPU times (the CPU estimate
+    #: once; a process share once, plus what the counter it wraps reads). Where an edge's
+    #: counters read them more than once, the edge reads them once and shares the figure.
+    reads_cpu_times: int = 0
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release handles. Reads after ``close`` are not allowed."""
@@ -110,6 +117,31 @@ class CounterSensor(Sensor):
         when the reading thread waited for the interpreter between taking ``t`` and reading.
         """
         return self.energy_j()
+
+    @classmethod
+    def read_edge(
+        cls, sensors: Sequence[CounterSensor], t: float, out: list[float | None],
+        at: Sequence[int],
+    ) -> list[tuple[int, Exception]]:
+        """Read ``sensors`` (all of this class) at one window edge taken at time ``t``: each
+        one's :meth:`energy_j_at` ``(t)`` goes to ``out[at[k]]`` when it is a finite number;
+        what went wrong with the others is returned as ``(at[k], exception)`` pairs.
+
+        The meter reads a window's edge through this, one call per sensor class. A backend
+        whose sensors can be read together more cheaply than one by one (one lock for all,
+        no call per sensor) overrides it; ``energy_j_at`` must then agree with it.
+        """
+        faults: list[tuple[int, Exception]] = []
+        for i, sensor in zip(at, sensors, strict=True):
+            try:
+                value = sensor.energy_j_at(t)
+                if not math.isfinite(value):
+                    raise SensorError(f"energy reading is not finite ({value!r})")
+            except Exception as err:  # the caller reports each sensor's fault
+                faults.append((i, err))
+            else:
+                out[i] = value
+        return faults
 
     def watch_interval_s(self) -> float | None:
         """How often the counter must be read, at least, so that no wrap is missed.

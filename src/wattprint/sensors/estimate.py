@@ -32,7 +32,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._data import read_text
@@ -93,9 +92,9 @@ DEFAULT_TDP_W_PER_THREAD = 5.0
 #: the memory's power is known.
 WATTS_PER_GIB = 0.375
 
-PROC_STAT = Path("/proc/stat")
-PROC_CPUINFO = Path("/proc/cpuinfo")
-PROC_SELF_STATM = Path("/proc/self/statm")
+PROC_STAT = "/proc/stat"
+PROC_CPUINFO = "/proc/cpuinfo"
+PROC_SELF_STATM = "/proc/self/statm"
 _GIB = 1024**3
 _LINUX = sys.platform.startswith("linux")
 
@@ -145,7 +144,7 @@ def _read_start(path: str | os.PathLike[str], size: int) -> bytes:
 
 def _read_busy_cpu_s(proc_stat: str | os.PathLike[str]) -> float:
     global _proc_stat_fd
-    real = proc_stat is PROC_STAT or Path(proc_stat) == PROC_STAT
+    real = proc_stat is PROC_STAT or os.path.normpath(proc_stat) == PROC_STAT
     if real and not _LINUX:
         return _busy_from_psutil()
     try:
@@ -157,14 +156,15 @@ def _read_busy_cpu_s(proc_stat: str | os.PathLike[str]) -> float:
             head = _read_start(proc_stat, 512)
     except OSError as err:
         raise SensorError(f"cannot read CPU times from {os.fspath(proc_stat)}: {err}") from err
-    fields = head.split(b"\n", 1)[0].split()
+    fields = head.partition(b"\n")[0].split()  # "cpu", user nice system idle iowait irq ...
     if len(fields) < 5 or fields[0] != b"cpu":
         raise SensorError(f"unexpected first line in {os.fspath(proc_stat)}: {head[:80]!r}")
     try:
-        ticks = [int(x) for x in fields[1:8]]
+        busy = int(fields[1]) + int(fields[2]) + int(fields[3])  # user nice system
+        for irq in fields[6:8]:  # irq softirq, where the kernel writes them
+            busy += int(irq)
     except ValueError as err:
         raise SensorError(f"unexpected CPU times in {os.fspath(proc_stat)}: {err}") from err
-    busy = ticks[0] + ticks[1] + ticks[2] + sum(ticks[5:7])  # user nice system [irq softirq]
     return busy / _clock_ticks_per_s()
 
 
@@ -209,7 +209,7 @@ def _busy_from_psutil() -> float:
 
 def process_rss_bytes(statm: str | os.PathLike[str] = PROC_SELF_STATM) -> int:
     """Resident memory of this process in bytes (``/proc/self/statm``, else psutil)."""
-    if not _LINUX and Path(statm) == PROC_SELF_STATM:
+    if not _LINUX and os.path.normpath(statm) == PROC_SELF_STATM:
         import psutil
 
         try:
@@ -263,7 +263,8 @@ def read_cpuinfo(cpuinfo_path: str | os.PathLike[str] = PROC_CPUINFO) -> CpuInfo
     values (1 when there are none).
     """
     try:
-        text = Path(cpuinfo_path).read_text(encoding="utf-8", errors="replace")
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
     except FileNotFoundError:
         return CpuInfo(_model_name_elsewhere())
     except OSError as err:
@@ -542,6 +543,7 @@ class CpuEstimate(CounterSensor):
             f"estimate: {tdp.detail}; power = TDP x ({IDLE_FRACTION:g} + "
             f"{1 - IDLE_FRACTION:g} x CPU utilisation of {self.n_cpus} logical CPUs)"
         )
+        self.reads_cpu_times = 1
         self._energy_j = 0.0
         self._last: tuple[float, float] | None = (clock(), busy_cpu_s())
 

@@ -11,7 +11,7 @@ ticks, like the machine's, so a window shorter than one tick gets a note that it
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..errors import SensorError
 from .base import CounterSensor, Sensor
@@ -49,6 +49,7 @@ class ProcessShare(CounterSensor):
         self.source = inner.source
         self.measured = inner.measured
         self.scope = "process"
+        self.reads_cpu_times = 1 + inner.reads_cpu_times
         self.description = (
             f"share of {inner.description or inner.name} by this process's CPU time"
         )
@@ -61,19 +62,61 @@ class ProcessShare(CounterSensor):
         )
 
     def energy_j(self) -> float:
-        return self._share(self.inner.energy_j)
-
-    def energy_j_at(self, t: float) -> float:
-        return self._share(lambda: self.inner.energy_j_at(t))
-
-    def _share(self, read_inner: Callable[[], float]) -> float:
         try:
-            energy_j = read_inner()
+            energy_j = self.inner.energy_j()
             proc_s = self._process_cpu_s()
             busy_s = self._machine_busy_cpu_s()
         except SensorError:
             self._last = None  # the next read starts from a fresh baseline
             raise
+        return self._advance(energy_j, proc_s, busy_s)
+
+    def energy_j_at(self, t: float) -> float:
+        out: list[float | None] = [None]
+        faults = type(self).read_edge((self,), t, out, (0,))
+        if faults:
+            raise faults[0][1]
+        return out[0]  # type: ignore[return-value]  # set when no fault
+
+    @classmethod
+    def read_edge(
+        cls, sensors: Sequence[CounterSensor], t: float, out: list[float | None],
+        at: Sequence[int],
+    ) -> list[tuple[int, Exception]]:
+        """The wrapped counters read together (one ``read_edge`` per class of them), then
+        this process's and the machine's CPU times: each clock once per edge, however many
+        shares use it. A share whose counter or clocks fail starts from a fresh baseline."""
+        shares: Sequence[ProcessShare] = sensors  # type: ignore[assignment]  # this class's
+        inner: list[float | None] = [None] * len(shares)
+        broken: dict[int, Exception] = {}
+        by_class: dict[type[CounterSensor], list[int]] = {}
+        for k, share in enumerate(shares):
+            by_class.setdefault(type(share.inner), []).append(k)
+        for kind, ks in by_class.items():
+            broken.update(kind.read_edge([shares[k].inner for k in ks], t, inner, ks))
+        clocks: dict[Callable[[], float], float] = {}
+        faults: list[tuple[int, Exception]] = []
+        for k, (i, share) in enumerate(zip(at, shares, strict=True)):
+            err = broken.get(k)
+            if err is None:
+                try:
+                    proc_s = clocks.get(share._process_cpu_s)
+                    if proc_s is None:
+                        proc_s = clocks[share._process_cpu_s] = share._process_cpu_s()
+                    busy_s = clocks.get(share._machine_busy_cpu_s)
+                    if busy_s is None:
+                        busy_s = clocks[share._machine_busy_cpu_s] = share._machine_busy_cpu_s()
+                except Exception as clock_err:  # reported by the caller, as the sensor's fault
+                    err = clock_err
+            if err is not None:
+                share._last = None  # the next read starts from a fresh baseline
+                faults.append((i, err))
+            else:
+                out[i] = share._advance(inner[k], proc_s, busy_s)  # type: ignore[arg-type]
+        return faults
+
+    def _advance(self, energy_j: float, proc_s: float, busy_s: float) -> float:
+        """Attribute the interval since the last read; the process's energy so far."""
         if self._last is not None:
             energy0_j, proc0_s, busy0_s = self._last
             delta_busy_s = busy_s - busy0_s

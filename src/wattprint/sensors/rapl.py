@@ -51,8 +51,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._log import get_logger
@@ -60,6 +59,8 @@ from ..errors import CounterWrapError, SensorError, SensorPermissionError
 from .base import CounterSensor, MissingSensor, Sensor, Source
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ._registry import DetectOptions
 
 __all__ = [
@@ -119,6 +120,12 @@ NO_RAPL_FIX = (
 
 _READ_BYTES = 32
 _clock = time.perf_counter
+_pread = os.pread
+#: Held while any RAPL counter is read or closed: a counter's reading and the state it updates
+#: (last raw value, total) change together, and an edge's counters are read under one
+#: acquisition. Re-entrant, so that a sensor closed by the garbage collector in the middle of
+#: a read cannot deadlock its own thread.
+_READS = threading.RLock()
 _ZONE_RE = re.compile(r"^(?P<control>[\w.-]*rapl[\w.-]*):(?P<index>\d+(?::\d+)*)$")
 _CONTROL_RE = re.compile(r"^[\w.-]*rapl[\w.-]*$")
 _MAX_POWER_RE = re.compile(r"^constraint_\d+_max_power_uw$")
@@ -188,24 +195,23 @@ class RaplSensor(CounterSensor):
         description: str = "",
         fix: str | None = None,
     ) -> None:
-        self.zone_dir = Path(zone_dir)
+        self._zone_dir = os.fspath(zone_dir)
         self.name = name
         self.component = component
         self.source = Source.RAPL
         self.measured = True
-        self.path = os.fspath(self.zone_dir / "energy_uj")
+        self.path = os.path.join(self._zone_dir, "energy_uj")
         self.description = description or f"RAPL counter {self.path}"
         self._fix = fix or permission_fix()
         self.max_energy_range_uj, self.range_problem = _read_int(
-            self.zone_dir / "max_energy_range_uj"
+            os.path.join(self._zone_dir, "max_energy_range_uj")
         )
         #: The zone's maximum power in microwatts (the largest ``constraint_*_max_power_uw``),
         #: ``None`` when none is given or all are 0.
-        self.max_power_uw = _max_power_uw(self.zone_dir)
+        self.max_power_uw = _max_power_uw(self._zone_dir)
         power_w = self.max_power_uw / 1e6 if self.max_power_uw else ASSUMED_MAX_POWER_W
         #: The most energy per second a wrap may imply before it is taken for a glitch, in µJ/s.
         self.max_wrap_rate_uj_per_s = POWER_MARGIN * power_w * 1e6
-        self._lock = threading.Lock()
         self._total_uj = 0
         try:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -218,14 +224,19 @@ class RaplSensor(CounterSensor):
             self.close()
             raise
 
+    @property
+    def zone_dir(self) -> Path:
+        """The zone directory."""
+        from pathlib import Path
+
+        return Path(self._zone_dir)
+
     def read_raw_uj(self) -> int:
         """The raw counter now, in microjoules; does not change the sensor's state."""
         try:
-            return int(os.pread(self._fd, _READ_BYTES, 0))
-        except OSError as err:
-            raise self._error("reading", err) from err
-        except ValueError as err:
-            raise SensorError(f"{self.path}: not an energy counter value: {err}") from err
+            return int(_pread(self._fd, _READ_BYTES, 0))
+        except (OSError, ValueError) as err:
+            raise self._read_error(err) from err
 
     def energy_j(self) -> float:
         return self.energy_j_at(_clock())  # just before the read, which follows at once
@@ -233,23 +244,53 @@ class RaplSensor(CounterSensor):
     def energy_j_at(self, t: float) -> float:
         """:meth:`energy_j`, ``t`` being the moment of the reading (a window edge's time,
         taken just before: the read follows at once, the GIL held)."""
-        with self._lock:
-            try:
-                now = int(os.pread(self._fd, _READ_BYTES, 0))
-            except OSError as err:
-                self._last_uj = None
-                raise self._error("reading", err) from err
-            except ValueError as err:
-                self._last_uj = None
-                raise SensorError(f"{self.path}: not an energy counter value: {err}") from err
-            last, self._last_uj = self._last_uj, now
-            last_t, self._last_t = self._last_t, t
-            if last is not None and now >= last:  # the common case, inlined
-                self._total_uj += now - last
-            elif last is not None:  # raises when the step back is no wrap
-                self._total_uj += self._wrapped(last, now, t - last_t)
-            # else: the first read after a failure, a fresh baseline
-            return self._total_uj / 1e6
+        out: list[float | None] = [None]
+        faults = type(self).read_edge((self,), t, out, (0,))
+        if faults:
+            raise faults[0][1]
+        return out[0]  # type: ignore[return-value]  # set when no fault
+
+    @classmethod
+    def read_edge(
+        cls, sensors: Sequence[CounterSensor], t: float, out: list[float | None],
+        at: Sequence[int],
+    ) -> list[tuple[int, Exception]]:
+        """Every counter in ``sensors`` read at ``t`` under one lock: joules since each sensor
+        was made into ``out``, or the :class:`SensorError` that reading raised (that sensor
+        then starts from a fresh baseline)."""
+        faults: list[tuple[int, Exception]] = []
+        rapl: Sequence[RaplSensor] = sensors  # type: ignore[assignment]  # this class's
+        with _READS:
+            for i, s in zip(at, rapl, strict=True):
+                try:
+                    now = int(_pread(s._fd, _READ_BYTES, 0))
+                except (OSError, ValueError) as err:
+                    s._last_uj = None
+                    faults.append((i, s._read_error(err)))
+                    continue
+                last = s._last_uj
+                s._last_uj = now
+                if last is not None and now >= last:  # the common case, inlined
+                    s._total_uj += now - last
+                    s._last_t = t
+                elif last is not None:  # a step back: a wrap, else an error
+                    elapsed, s._last_t = t - s._last_t, t
+                    try:
+                        s._total_uj += s._wrapped(last, now, elapsed)
+                    except SensorError as err:  # the baseline is now's reading
+                        faults.append((i, err))
+                        continue
+                else:  # the first read after a failure, a fresh baseline
+                    s._last_t = t
+                out[i] = s._total_uj / 1e6
+        return faults
+
+    def _read_error(self, err: OSError | ValueError) -> SensorError:
+        """The error a failed read of the counter raises, chained to ``err``."""
+        made = (self._error("reading", err) if isinstance(err, OSError) else
+                SensorError(f"{self.path}: not an energy counter value: {err}"))
+        made.__cause__ = err
+        return made
 
     def _wrapped(self, last: int, now: int, elapsed_s: float) -> int:
         """Microjoules across a wrap from ``last`` to ``now``, ``elapsed_s`` apart.
@@ -304,11 +345,8 @@ class RaplSensor(CounterSensor):
         self.close()
 
     def close(self) -> None:
-        lock = getattr(self, "_lock", None)  # absent when __init__ failed early
-        if lock is None:
-            return
-        with lock:
-            fd, self._fd = getattr(self, "_fd", -1), -1
+        with _READS:
+            fd, self._fd = getattr(self, "_fd", -1), -1  # absent when __init__ failed early
             if fd >= 0:
                 os.close(fd)
 
@@ -318,20 +356,22 @@ class RaplSensor(CounterSensor):
         return SensorError(f"{action} {self.path} failed: {err.strerror or err}")
 
 
-def _max_power_uw(zone_dir: Path) -> int | None:
+def _max_power_uw(zone_dir: str) -> int | None:
     """The largest positive ``constraint_*_max_power_uw`` of a zone, ``None`` if there is none."""
     try:
         names = [n for n in os.listdir(zone_dir) if _MAX_POWER_RE.match(n)]
     except OSError:
         return None
-    values = [v for v in (_read_int(zone_dir / n)[0] for n in names) if v is not None]
+    values = [v for v in (_read_int(os.path.join(zone_dir, n))[0] for n in names)
+              if v is not None]
     return max(values, default=None)
 
 
-def _read_int(path: Path) -> tuple[int | None, str | None]:
+def _read_int(path: str) -> tuple[int | None, str | None]:
     """A non-negative integer file: ``(value, None)`` or ``(None, what went wrong)``."""
     try:
-        text = path.read_bytes()[:64]
+        with open(path, "rb") as f:
+            text = f.read(64)
     except OSError as err:
         return None, f"{path}: {err.strerror or err}"
     try:
@@ -348,7 +388,7 @@ def _read_int(path: Path) -> tuple[int | None, str | None]:
 
 class _Zone(NamedTuple):
     zone_id: str  # "intel-rapl:0:1"
-    path: Path
+    path: str
     control: str  # "intel-rapl"
     numbers: tuple[int, ...]  # (0, 1)
     name: str  # "dram"
@@ -388,13 +428,13 @@ class _Domain(NamedTuple):
 
 def available(options: DetectOptions) -> bool:
     """Whether the powercap root exists (no file is opened)."""
-    return options.powercap_root.is_dir()
+    return os.path.isdir(options.powercap_root)
 
 
 def discover(options: DetectOptions, covered: set[str]) -> tuple[list[Sensor], list[MissingSensor]]:
     """The RAPL counters under ``options.powercap_root``, and why any are missing."""
     root = options.powercap_root
-    if not root.is_dir():
+    if not os.path.isdir(root):
         return [], [MissingSensor(NAME, f"no powercap tree at {root}", NO_RAPL_FIX)]
     try:
         zones, missing = _scan(root)
@@ -414,10 +454,10 @@ def discover(options: DetectOptions, covered: set[str]) -> tuple[list[Sensor], l
     return sensors, missing
 
 
-def _scan(root: Path) -> tuple[dict[str, _Zone], list[MissingSensor]]:
+def _scan(root: str) -> tuple[dict[str, _Zone], list[MissingSensor]]:
     """Every zone with an ``energy_uj`` file, by zone id, whatever paths it is seen under."""
-    dirs: dict[str, Path] = {}
-    top = str(root)
+    dirs: dict[str, str] = {}
+    top = root
 
     def visit(directory: str, parent_id: str | None) -> None:
         with os.scandir(directory) as it:
@@ -431,7 +471,7 @@ def _scan(root: Path) -> tuple[dict[str, _Zone], list[MissingSensor]]:
             and os.path.exists(os.path.join(e.path, "energy_uj"))
         ]
         for entry in here:  # before descending: the shortest path to a zone wins
-            dirs.setdefault(entry.name, Path(entry.path))
+            dirs.setdefault(entry.name, entry.path)
         for entry in here:
             visit(entry.path, entry.name)
         if directory == top:
@@ -445,10 +485,12 @@ def _scan(root: Path) -> tuple[dict[str, _Zone], list[MissingSensor]]:
     for zone_id, path in dirs.items():
         match = _ZONE_RE.match(zone_id)
         assert match is not None
+        name_file = os.path.join(path, "name")
         try:
-            name = (path / "name").read_text(encoding="ascii", errors="replace").strip()
+            with open(name_file, encoding="ascii", errors="replace") as f:
+                name = f.read().strip()
         except OSError as err:
-            missing.append(MissingSensor(NAME, f"cannot read {path / 'name'}: {err.strerror}"))
+            missing.append(MissingSensor(NAME, f"cannot read {name_file}: {err.strerror}"))
             continue
         index = tuple(int(i) for i in match["index"].split(":"))
         zones[zone_id] = _Zone(zone_id, path, match["control"], index, name)
