@@ -46,6 +46,7 @@ DOCUMENTED = {
     "print_scores",
     "quality",
     "register_format",
+    "track_emissions",
 }
 
 

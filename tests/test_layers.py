@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("helpers", ("errors", "_lazy", "_log", "_version", "_files", "_console", "_data", "_job",
                  "_stats", "_numpy", "data")),
     ("sensors", ("sensors",)),
-    ("meter", ("meter", "measurement", "_sampler", "_training")),
+    ("meter", ("meter", "measurement", "_sampler", "_training", "settings")),
     ("footprint", ("footprint", "record")),
     ("workloads", ("workloads",)),
     ("optimize", ("optimize",)),
@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("score", ("score", "_score_text", "_savings")),
     ("report", ("report",)),
     ("study", ("study",)),
+    ("integrations", ("integrations", "_html")),
     ("cli", ("cli", "__main__", "demo", "_cli_workload")),
 ]
 ROOT_RANK = len(LAYERS)  # the package's __init__: it re-exports every layer
@@ -48,6 +49,15 @@ KNOWN_CROSSINGS = {
     # in the README), so the meter knows the footprint model DESIGN.md draws above it.
     ("wattprint.meter", "wattprint.footprint"),
     ("wattprint.measurement", "wattprint.footprint"),
+    # The meter's settings (WATTPRINT_*, wattprint.toml) check a tier or a place where it was
+    # given, so that a bad one names its source.
+    ("wattprint.settings", "wattprint.footprint"),
+    # A record shows itself in a notebook (``_repr_html_``) through the one HTML renderer,
+    # imported when a notebook asks for it.
+    ("wattprint.measurement", "wattprint._html"),
+    ("wattprint._summary", "wattprint._html"),
+    ("wattprint.score", "wattprint._html"),
+    ("wattprint.study", "wattprint._html"),
 }
 
 # The sensor backends: reached through the registry (``wattprint.sensors.detect``), never

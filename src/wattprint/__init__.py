@@ -39,6 +39,7 @@ TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds he
 if TYPE_CHECKING:
     from ._energy_score import measure_energy
     from .footprint import Footprint, Site, footprint
+    from .integrations.codecarbon import track_emissions as track_emissions
     from .measurement import ComponentEnergy, Measurement
     from .meter import EnergyMeter, Window, measure
     from .record import Quality, RunRecord, quality
@@ -94,6 +95,7 @@ __all__ = [
     "print_scores",
     "quality",
     "register_format",
+    "track_emissions",
 ]
 
 # Public name -> the module that defines it, imported on first access (PEP 562).
@@ -121,6 +123,11 @@ _LAZY = {
     "measure_energy": "._energy_score",
     "measure_training": ".workloads",
     "register_format": ".workloads",
+    # CodeCarbon's decorator, for people switching over.
+    "track_emissions": ".integrations.codecarbon",
+    # `%load_ext wattprint` (IPython imports nothing of it until then; not in __all__).
+    "load_ipython_extension": ".integrations.notebook",
+    "unload_ipython_extension": ".integrations.notebook",
 }
 
 

@@ -94,6 +94,12 @@ class SweepSummary:
     runs_failed: int
     models: tuple[ModelSummary, ...] = ()
 
+    def _repr_html_(self) -> str:
+        """The totals and model rows for notebooks, with provenance (``wattprint._html``)."""
+        from ._html import summary_html
+
+        return summary_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, in this record's names and units."""
         return {"total_energy_kwh": self.total_energy_kwh, "total_co2_g": self.total_co2_g,

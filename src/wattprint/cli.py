@@ -21,6 +21,7 @@ from .errors import WattprintError
 
 if TYPE_CHECKING:
     from .measurement import Measurement
+    from .settings import Settings
     from .store import Store
     from .study import BenchmarkResult
 
@@ -63,6 +64,25 @@ def _check_out(out_file: Path | None) -> None:
             _fail(f"--out: {e}")
 
 
+def _settings(**given: Any) -> Settings:
+    """The settings in effect (:mod:`wattprint.settings`), the options ``given`` winning; a bad
+    value ends the command with its source named."""
+    from .settings import load_settings
+
+    try:
+        return load_settings(given)
+    except WattprintError as e:
+        _fail(str(e))
+
+
+def _db(db: Path | None) -> Path:
+    """The results database: ``--db``, else WATTPRINT_DB or a settings file's ``db``, else
+    wattprint.db."""
+    if db is not None:
+        return db
+    return _settings().db or Path("wattprint.db")
+
+
 def _check_db(db: Path) -> None:
     """Refuse a ``--db`` that is not there: the commands that read results never make one."""
     if not db.is_file():
@@ -86,6 +106,7 @@ def _root(
     """What machine-learning work really costs in energy, carbon and water."""
 
 
+DB_HELP = "Results database (default: WATTPRINT_DB, the settings files, else wattprint.db)."
 PowercapRoot = Annotated[
     Path | None, typer.Option("--powercap-root", hidden=True, help="Powercap sysfs root.")
 ]
@@ -97,17 +118,21 @@ def sensors(
     cpu_tdp: Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")] = None,
     powercap_root: PowercapRoot = None,
 ) -> None:
-    """List the energy sensors of this machine, and how to enable missing ones."""
+    """List the energy sensors of this machine, how to enable missing ones, and the settings
+    in effect (WATTPRINT_* variables, wattprint.toml, [tool.wattprint]) with their sources."""
     from .sensors import detect
 
+    settings = _settings(cpu_tdp_w=cpu_tdp)
     try:
-        found = detect(powercap_root=powercap_root, cpu_tdp_w=cpu_tdp)
+        found = detect(powercap_root=powercap_root, cpu_tdp_w=settings.cpu_tdp_w,
+                       gpu_tdp_w=settings.gpu_tdp_w, mode=settings.mode)
     except WattprintError as e:
         _fail(str(e))
     if as_json:
         data = {
             "sensors": [s.to_dict() for s in found],
             "missing": [m.to_dict() for m in found.missing],
+            "settings": settings.to_dict(),
         }
         out.print_json(json.dumps(data))
         return
@@ -125,11 +150,26 @@ def sensors(
         for m in found.missing:
             lacking.add_row(_cell(m.backend), _cell(m.reason), _cell(m.fix or ""))
         out.print(lacking)
+    _print_settings(settings)
     if not any(s.measured for s in found):
         out.print(
             "[yellow]No hardware counter is readable here: every figure will be an estimate "
             "and is marked so.[/]"
         )
+
+
+def _print_settings(settings: Settings) -> None:
+    table = Table(title="Settings in effect", title_justify="left",
+                  caption=Text("Set them with WATTPRINT_* variables, wattprint.toml or "
+                               "[tool.wattprint] in pyproject.toml"), caption_justify="left")
+    for col in ("setting", "value", "from"):
+        table.add_column(col, overflow="fold")
+    for name, entry in settings.to_dict().items():
+        value = entry["value"]
+        if value is None:
+            value = "wattprint.db" if name == "db" else "-"
+        table.add_row(_cell(name), _cell(value), _cell(entry["source"]))
+    out.print(table)
 
 
 KINDS = ("countries", "zones", "cloud")
@@ -226,9 +266,9 @@ def measure(
     idle: Annotated[
         float, typer.Option(help="Seconds of idle calibration before the run (0: none).")
     ] = 0.0,
-    sample_hz: Annotated[
-        float, typer.Option(help="Power samples per second of power-only sensors.")
-    ] = 20.0,
+    sample_hz: Annotated[float | None, typer.Option(
+        help="Power samples per second of power-only sensors (default: WATTPRINT_SAMPLE_HZ, "
+             "the settings files, else 20).")] = None,
     kill_after: Annotated[float, typer.Option(
         "--kill-after", min=0.0, metavar="SECONDS",
         help="Seconds the program has to end after a SIGTERM sent to wattprint (passed on to "
@@ -237,7 +277,12 @@ def measure(
         "--grade", help="Store the run in the results database and grade its energy A-G "
                         "against the earlier runs of the same command there.")] = False,
     db: Annotated[Path | None, typer.Option(
-        help="Results database of --grade (default: wattprint.db).")] = None,
+        help="Results database of --grade (default: WATTPRINT_DB, the settings files, else "
+             "wattprint.db).")] = None,
+    codecarbon_csv: Annotated[Path | None, typer.Option(
+        "--codecarbon-csv", metavar="FILE",
+        help="Append the run to this CodeCarbon emissions.csv (the header is written when "
+             "the file is new; a file with another header is refused).")] = None,
     powercap_root: PowercapRoot = None,
 ) -> None:
     """Run a program and print the energy, carbon and water it cost: like perf stat.
@@ -247,7 +292,6 @@ def measure(
     the same folder; D is the same within 3 %.
     """
     from ._job import Job
-    from .footprint import Site
     from .meter import EnergyMeter
 
     if not command:
@@ -255,9 +299,19 @@ def measure(
     if db is not None and not grade:
         _fail("--db is where --grade stores the run; pass --grade too")
     _check_out(out_file)  # before the program runs: its energy is not spent for nothing
+    if codecarbon_csv is not None:
+        from .integrations.codecarbon import check_csv
+
+        try:
+            check_csv(codecarbon_csv)
+        except WattprintError as e:
+            _fail(f"--codecarbon-csv: {e}")
     store = None
     try:
-        site = Site(
+        # The options given win; the others come from the settings (WATTPRINT_*, files).
+        given: dict[str, Any] = {} if sample_hz is None else {"sample_hz": sample_hz}
+        meter = EnergyMeter(
+            **given,
             country=country,
             zone=zone,
             cloud_region=cloud_region,
@@ -266,15 +320,14 @@ def measure(
             wue_l_per_kwh=wue,
             tier=tier,
             water_intensity_l_per_kwh=water_intensity,
-        )
-        meter = EnergyMeter(
-            sample_hz=sample_hz,
-            site=site,
             cpu_tdp_w=cpu_tdp,
+            # The program is another process: this one's share (WATTPRINT_MODE=process) would
+            # leave its work out.
+            mode="machine",
             powercap_root=str(powercap_root) if powercap_root else None,
         )
         if grade:  # before the program runs: a store that cannot be written is said first
-            store = _grade_store(db or Path("wattprint.db"))
+            store = _grade_store(_db(db))
         if idle > 0:
             meter.calibrate_idle(idle)
     except WattprintError as e:
@@ -314,6 +367,15 @@ def measure(
             write_text(out_file, text + "\n")
         except WattprintError as e:
             # The measurement is not lost: it is still printed below.
+            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            code = code or 2
+    if codecarbon_csv is not None:
+        from .integrations.codecarbon import MEASURE_PROJECT, append_rows, row_from_measurement
+
+        try:
+            append_rows(codecarbon_csv,
+                        [row_from_measurement(measurement, project_name=MEASURE_PROJECT)])
+        except WattprintError as e:  # the measurement is still printed below
             err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
             code = code or 2
     if as_json:
@@ -421,8 +483,9 @@ def _bytes(n: int) -> str:
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Benchmark config (YAML).")],
-    db: Annotated[Path | None, typer.Option(help="Results database (default: output.db).")]
-    = None,
+    db: Annotated[Path | None, typer.Option(
+        help="Results database (default: the config's output.db, else WATTPRINT_DB or the "
+             "settings files, else wattprint.db).")] = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Exports and model variants (default: output.output_dir).")
     ] = None,
@@ -441,6 +504,11 @@ def run(
 
     try:
         bench = Benchmark.from_yaml(config, db=db, output_dir=output_dir)
+        if db is None and "db" not in bench.config.output.model_fields_set:
+            # Neither --db nor the config's output.db: WATTPRINT_DB or a settings file's db.
+            setting = _settings().db
+            if setting is not None:
+                bench = Benchmark.from_yaml(config, db=setting, output_dir=output_dir)
     except WattprintError as e:
         _fail(str(e))
     try:
@@ -465,23 +533,27 @@ def run(
 
 @app.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or codecarbon (CodeCarbon's "
+                                     "emissions.csv columns and units).")] = "csv",
     sweep: Annotated[str | None, typer.Option(help="Sweep id (default: every sweep).")] = None,
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="Write here, not stdout; with --split-phases, the folder for both files "
         "(default: the current folder).")] = None,
-    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+    db: Annotated[Path | None, typer.Option(help=DB_HELP)] = None,
     split_phases: Annotated[bool, typer.Option(
         "--split-phases", help="Write optimization_results.csv and inference_results.csv, "
         "as the optimization-energy study did, into the --out folder.")] = False,
 ) -> None:
-    """Export stored results as CSV or JSON, or as the optimization study's two CSV files."""
+    """Export stored results as CSV, JSON or CodeCarbon's emissions.csv, or as the optimization
+    study's two CSV files."""
     from .store import Store
 
-    if fmt not in ("csv", "json"):
-        _fail(f"--format must be csv or json, not {fmt!r}")
+    if fmt not in ("csv", "json", "codecarbon"):
+        _fail(f"--format must be csv or json, or codecarbon for CodeCarbon's emissions.csv; "
+              f"not {fmt!r}")
     if split_phases and fmt != "csv":
-        _fail("--split-phases writes CSV files; leave out --format json")
+        _fail(f"--split-phases writes CSV files; leave out --format {fmt}")
+    db = _db(db)
     _check_db(db)
     folder = Path(".") if out_file is None else out_file
     if split_phases and folder.exists() and not folder.is_dir():
@@ -495,6 +567,10 @@ def export(
                       "exports them all")
             if split_phases:
                 written = store.export_phases(folder, sweep_id=sweep)
+            elif fmt == "codecarbon":
+                from .integrations.codecarbon import export_text
+
+                text = export_text(store, sweep_id=sweep, out=out_file)
             else:
                 text = store.export(fmt, sweep_id=sweep, out=out_file)
     except WattprintError as e:
@@ -512,7 +588,7 @@ def score(
     hardware: Annotated[str | None, typer.Option(help="Hardware (default: all).")] = None,
     method: Annotated[str, typer.Option(help="quintile or range.")] = "quintile",
     sweep: Annotated[str | None, typer.Option(help="Only this sweep's runs.")] = None,
-    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+    db: Annotated[Path | None, typer.Option(help=DB_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Star ratings (1-5) of the stored models, by energy per 1000 queries.
@@ -525,6 +601,7 @@ def score(
     """
     from . import score as scoring
 
+    db = _db(db)
     _check_db(db)
     try:
         if method not in scoring.METHODS:
@@ -562,11 +639,12 @@ def report(
     sweep: Annotated[str | None, typer.Option(help="Sweep id (default: the latest).")] = None,
     out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")]
     = Path("report.html"),
-    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+    db: Annotated[Path | None, typer.Option(help=DB_HELP)] = None,
 ) -> None:
     """Write one self-contained HTML report of a sweep (opens offline)."""
     from .report import write_report
 
+    db = _db(db)
     _check_db(db)
     _check_out(out_file)
     try:
@@ -584,11 +662,12 @@ def label(
     out_file: Annotated[Path, typer.Option("--out", help="label.svg or label.png.")]
     = Path("label.svg"),
     sweep: Annotated[str | None, typer.Option(help="Only this sweep's runs.")] = None,
-    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+    db: Annotated[Path | None, typer.Option(help=DB_HELP)] = None,
 ) -> None:
     """Write an energy label card for a model: energy per 1000 queries, stars, CO2."""
     from .report import write_label
 
+    db = _db(db)
     _check_db(db)
     _check_out(out_file)
     try:
@@ -600,8 +679,152 @@ def label(
 
 
 @app.command()
+def monitor(
+    port: Annotated[int | None, typer.Option(
+        help="Port of /metrics (default 9105; 0: a free one, shown at the start). With --push "
+             "and no --port, nothing is served.")] = None,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on. 127.0.0.1: only this machine can scrape; 0.0.0.0: any "
+             "machine that can reach this one.")] = "127.0.0.1",
+    push: Annotated[str | None, typer.Option(
+        "--push", metavar="GATEWAY",
+        help="Push the metrics to this Prometheus Pushgateway (http://host:9091) every "
+             "--interval seconds and once more when stopped: for batch jobs.")] = None,
+    job: Annotated[str, typer.Option(help="The Pushgateway job of --push.")] = "wattprint",
+    interval: Annotated[float | None, typer.Option(
+        metavar="SECONDS",
+        help="Seconds between pushes (default 10). Serving only, the shortest window: a scrape "
+             "sooner than this after the last one gets the same figures (default 1).")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO country code, e.g. DE or DEU.")] = None,
+    zone: Annotated[str | None, typer.Option(help="Electricity Maps zone.")] = None,
+    cloud_region: Annotated[str | None, typer.Option(help="e.g. aws:eu-west-1.")] = None,
+    intensity: Annotated[
+        float | None, typer.Option(help="Grid carbon intensity, gCO2/kWh.")
+    ] = None,
+    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness.")] = None,
+    wue: Annotated[float | None, typer.Option(help="Water usage effectiveness, L/kWh.")] = None,
+    tier: Annotated[str | None, typer.Option(help="datacenter, desktop or edge.")] = None,
+    water_intensity: Annotated[float | None, typer.Option(
+        help="Grid water consumption, L/kWh off site (default: the U.S. average).")] = None,
+    cpu_tdp: Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")] = None,
+    sample_hz: Annotated[float | None, typer.Option(
+        help="Power samples per second of power-only sensors (default: WATTPRINT_SAMPLE_HZ, "
+             "the settings files, else 20).")] = None,
+    powercap_root: PowercapRoot = None,
+) -> None:
+    """Serve this machine's energy, power and CO2 as Prometheus metrics on /metrics, or push
+    them to a Pushgateway, until stopped (Ctrl-C or SIGTERM).
+
+    Energy is a counter per component (wattprint_energy_joules_total), with its source and
+    whether it is measured or estimated as labels. A sensor that fails adds nothing: its
+    wattprint_sensor_up drops to 0 and wattprint_sensor_errors_total grows.
+    """
+    import math
+    import threading
+
+    from .meter import EnergyMeter
+
+    if port is not None and not 0 <= port <= 65535:
+        _fail(f"--port must be 0-65535, not {port}")
+    if interval is not None and not (interval > 0 and math.isfinite(interval)):
+        _fail(f"--interval must be a number of seconds > 0, not {interval:g}")
+    if not host.strip():
+        _fail("--host must name an address, e.g. 127.0.0.1")
+    if not job.strip():
+        _fail("--job must be a non-empty name")
+    try:
+        from .integrations import prometheus as prom
+    except WattprintError as e:
+        _fail(str(e))
+    gateway = None
+    if push is not None:
+        try:
+            gateway = prom.check_gateway(push)
+        except WattprintError as e:
+            _fail(f"--push: {e}")
+    hz: dict[str, Any] = {} if sample_hz is None else {"sample_hz": sample_hz}
+    try:
+        meter = EnergyMeter(
+            **hz,
+            country=country,
+            zone=zone,
+            cloud_region=cloud_region,
+            carbon_intensity_g_per_kwh=intensity,
+            pue=pue,
+            wue_l_per_kwh=wue,
+            tier=tier,
+            water_intensity_l_per_kwh=water_intensity,
+            cpu_tdp_w=cpu_tdp,
+            powercap_root=str(powercap_root) if powercap_root else None,
+        )
+    except WattprintError as e:
+        _fail(str(e))
+    failing: set[str] = set()
+
+    def said(m: Measurement) -> None:
+        """Say when a component's sensor fails and when it reads again (not every window)."""
+        nonlocal failing
+        now = set(meter.components) - set(m.components)
+        for c in sorted(now - failing):
+            err.print(f"wattprint monitor: {c}: sensor failed, its energy is left out until it "
+                      f"reads again: {'; '.join(m.errors)}", markup=False, soft_wrap=True)
+        for c in sorted(failing - now):
+            err.print(f"wattprint monitor: {c}: sensor reads again", markup=False)
+        failing = now
+
+    collector = prom.EnergyCollector(
+        meter, min_interval_s=(interval or 1.0) if gateway is None else 0.0, on_window=said)
+    server = pusher = None
+    code = 0
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if gateway is None or port is not None:
+            at = prom.DEFAULT_PORT if port is None else port
+            try:
+                server = prom.serve(collector, port=at, host=host)
+            except OSError as e:
+                _fail(f"cannot serve on {host}:{at}: {e.strerror or e}")
+            err.print(f"wattprint monitor: serving {server.url}", markup=False, soft_wrap=True)
+        if gateway is not None:
+            every = interval or 10.0
+            try:
+                pusher = prom.push(
+                    collector, gateway, job=job, interval_s=every,
+                    on_error=lambda e: err.print(f"wattprint monitor: {e}", markup=False,
+                                                 soft_wrap=True))
+            except WattprintError as e:
+                _fail(f"--push: {e}")
+            err.print(f"wattprint monitor: pushing to {gateway} every {every:g} s (job "
+                      f"{job!r})", markup=False, soft_wrap=True)
+        what = ", ".join(f"{s.component} ({s.name}, {'measured' if s.measured else 'estimated'})"
+                         for s in meter.sensors)
+        err.print(f"wattprint monitor: reading {what}; Ctrl-C or SIGTERM stops",
+                  markup=False, soft_wrap=True)
+        while not stop.wait(1.0):
+            pass
+        if pusher is not None:
+            try:
+                pusher.close()  # the last figures reach the gateway
+            except WattprintError as e:
+                err.print(f"[bold red]error:[/] the last push failed: {escape(str(e))}",
+                          soft_wrap=True)
+                code = 1
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        if server is not None:
+            server.close()
+        collector.close()
+        meter.close()
+    err.print("wattprint monitor: stopped", markup=False)
+    raise typer.Exit(code)
+
+
+@app.command()
 def demo(
-    db: Annotated[Path, typer.Option(help="Results database.")] = Path("wattprint.db"),
+    db: Annotated[Path | None, typer.Option(help=DB_HELP)] = None,
     out_dir: Annotated[Path, typer.Option(help="Where report.html and labels/ go.")]
     = Path("."),
     country: Annotated[str | None, typer.Option(help="ISO country code for CO2.")] = None,
@@ -612,6 +835,7 @@ def demo(
     from .demo import run_demo
     from .sweep.runner import SweepInterrupted
 
+    db = _db(db)
     if not db.parent.is_dir():
         _fail(f"--db: folder {str(db.parent)!r} does not exist")
     try:

@@ -130,6 +130,12 @@ class Measurement:
         """Mean power over the window."""
         return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
 
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks, with each figure's provenance (``wattprint._html``)."""
+        from ._html import measurement_html
+
+        return measurement_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data."""
         return {

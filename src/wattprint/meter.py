@@ -38,6 +38,7 @@ from .sensors import detect
 from .sensors._registry import MODES
 from .sensors.base import Sensor, Source
 from .sensors.hardware import detect_hardware
+from .settings import Settings, load_settings
 
 __all__ = ["EnergyMeter", "Window", "default_meter", "measure"]
 
@@ -45,6 +46,24 @@ log = get_logger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+class _DefaultHz(float):
+    """The default ``sample_hz`` (20.0): told apart from an explicit 20.0 by identity, so that
+    a ``sample_hz`` setting (``WATTPRINT_SAMPLE_HZ``, wattprint.toml) applies only when the
+    argument was not given."""
+
+    __slots__ = ()
+
+
+class _DefaultMode(str):
+    """The default ``mode`` (``"machine"``), told apart from an explicit one by identity."""
+
+    __slots__ = ()
+
+
+_DEFAULT_SAMPLE_HZ: float = _DefaultHz(20.0)
+_DEFAULT_MODE: str = _DefaultMode("machine")
+
 
 class Window:
     """Handle of a window opened with :meth:`EnergyMeter.window`.
@@ -138,12 +157,16 @@ class EnergyMeter(_TrainingMixin[Window]):
     share of the machine's CPU energy by its share of CPU time.
     ``sync_cuda`` synchronises CUDA devices before each window edge when torch with CUDA is in
     use; the default does so when a GPU sensor is in use.
+
+    Arguments left out are taken from the settings (:mod:`wattprint.settings`): the
+    ``WATTPRINT_*`` environment variables, then ``wattprint.toml``, then ``[tool.wattprint]`` in
+    ``pyproject.toml`` of the working folder; ``meter.settings`` says where each came from.
     """
 
     def __init__(
         self,
         sensors: str | Sequence[Sensor | str] = "auto",
-        sample_hz: float = 20.0,
+        sample_hz: float = _DEFAULT_SAMPLE_HZ,
         *,
         sample_interval: float | None = None,
         cpu_tdp_w: float | None = None,
@@ -157,7 +180,7 @@ class EnergyMeter(_TrainingMixin[Window]):
         water_intensity_l_per_kwh: float | None = None,
         tier: str | None = None,
         site: Site | None = None,
-        mode: str = "machine",
+        mode: str = _DEFAULT_MODE,
         sync_cuda: bool | None = None,
         powercap_root: str | None = None,
         nvml: Any = None,
@@ -166,20 +189,33 @@ class EnergyMeter(_TrainingMixin[Window]):
             raise ConfigError(f"sample_hz must be > 0, not {sample_hz}")
         if sample_interval is not None and not sample_interval > 0:
             raise ConfigError(f"sample_interval must be > 0 seconds, not {sample_interval}")
-        #: Where the energy is used: given as ``site=`` or built once from the loose arguments.
-        self.site: Site = _site(
-            site,
-            {
-                "country": country,
-                "zone": zone,
-                "cloud_region": cloud_region,
-                "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh,
-                "pue": pue,
-                "wue_l_per_kwh": wue_l_per_kwh,
-                "tier": tier,
-                "water_intensity_l_per_kwh": water_intensity_l_per_kwh,
-            },
-        )
+        loose = {
+            "country": country,
+            "zone": zone,
+            "cloud_region": cloud_region,
+            "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh,
+            "pue": pue,
+            "wue_l_per_kwh": wue_l_per_kwh,
+            "tier": tier,
+            "water_intensity_l_per_kwh": water_intensity_l_per_kwh,
+        }
+        #: The settings in effect, each with where it came from: the arguments given, then
+        #: the WATTPRINT_* environment, wattprint.toml and pyproject.toml (see
+        #: :mod:`wattprint.settings`). A ``site=`` is the whole site: no site setting applies.
+        self.settings: Settings = load_settings({
+            **(loose if site is None else {}),
+            "cpu_tdp_w": cpu_tdp_w,
+            "gpu_tdp_w": gpu_tdp_w,
+            "sample_hz": None if sample_hz is _DEFAULT_SAMPLE_HZ else sample_hz,
+            "mode": None if mode is _DEFAULT_MODE else mode,
+        })
+        sample_hz, mode = self.settings.sample_hz, self.settings.mode
+        cpu_tdp_w, gpu_tdp_w = self.settings.cpu_tdp_w, self.settings.gpu_tdp_w
+        #: Where the energy is used: given as ``site=`` or built once from the loose arguments
+        #: and the settings.
+        self.site: Site = _site(site, loose if site is not None else self.settings.site_args())
+        if site is not None:
+            self.settings = self.settings.with_site(self.site)
         self.footprint_model: FootprintModel = self.site.resolve()
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")

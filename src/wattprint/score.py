@@ -264,6 +264,12 @@ class ScoreList(list[Score]):
         #: The models with runs left out of the ranking (see the module docstring).
         self.unrated: list[Unrated] = list(unrated)
 
+    def _repr_html_(self) -> str:
+        """The star tables for notebooks, the models not rated in red (``wattprint._html``)."""
+        from ._html import scores_html
+
+        return scores_html(self, self.unrated)
+
 
 # --------------------------------------------------------------------------------------------
 # Records to models.

@@ -40,6 +40,12 @@ class BenchmarkResult:
     exports: tuple[str, ...]
     summary: SweepSummary
 
+    def _repr_html_(self) -> str:
+        """The sweep and its summary for notebooks (``wattprint._html``)."""
+        from ._html import benchmark_html
+
+        return benchmark_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """The report as :meth:`Benchmark.run` documents it: ``sweep_id``, ``project``,
         ``db``, ``config``, ``runs`` (each run's JSON form), ``exports`` and

@@ -27,7 +27,15 @@ from typing import NamedTuple
 from ..errors import ConfigError
 from .base import Sensor
 
-__all__ = ["PROFILES", "Hardware", "HardwareProfile", "detect_hardware", "resolve_hardware"]
+__all__ = [
+    "PROFILES",
+    "Hardware",
+    "HardwareProfile",
+    "MachineFacts",
+    "detect_hardware",
+    "machine_facts",
+    "resolve_hardware",
+]
 
 
 class Hardware(NamedTuple):
@@ -167,3 +175,26 @@ def detect_hardware(sensors: Sequence[Sensor]) -> str:
         if found is not None:
             return found.name
     return "CPU"
+
+
+class MachineFacts(NamedTuple):
+    """What this machine is, for the rows of other tools' formats; None where unknown."""
+
+    cpu_model: str | None
+    ram_total_bytes: int | None
+
+
+def machine_facts() -> MachineFacts:
+    """This machine's CPU model name and installed memory, as the estimates read them."""
+    from ..errors import WattprintError
+    from .estimate import installed_memory_bytes, read_cpuinfo
+
+    try:
+        cpu_model: str | None = read_cpuinfo().model_name
+    except WattprintError:
+        cpu_model = None
+    try:
+        ram: int | None = installed_memory_bytes()
+    except WattprintError:
+        ram = None
+    return MachineFacts(cpu_model, ram)

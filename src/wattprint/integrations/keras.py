@@ -1,0 +1,229 @@
+"""Keras: the energy, carbon and water of each epoch of ``model.fit`` (and, asked for, of
+each batch), in the logs that Keras's History keeps.
+
+:class:`EnergyCallback` is a Keras 3 callback over an :class:`~wattprint.EnergyMeter`::
+
+    history = model.fit(x, y, epochs=5, callbacks=[EnergyCallback(db="wattprint.db")])
+    history.history["energy_j"]      # one figure per epoch
+
+* Each epoch is measured from ``on_epoch_begin`` to ``on_epoch_end`` (so it includes the
+  validation ``fit`` runs at its end), and its figures are put into the epoch's ``logs``:
+  ``energy_j``, ``energy_kwh``, ``co2_g``, ``water_l``, ``energy_duration_s`` and
+  ``energy_partial`` (1.0 when a sensor failed in the epoch: its energy then leaves the failed
+  component out). Callbacks after this one, History among them, see them.
+* With ``per_batch=True``, each training batch is measured too, and the same keys go into
+  the batch's ``logs`` (for callbacks that read batch logs; History keeps epochs only). With
+  ``steps_per_execution`` above 1, Keras calls the batch hooks once per execution, and a
+  "batch" is that many steps.
+* The whole ``fit`` is measured from ``on_train_begin`` to ``on_train_end``; with ``db=`` (a
+  path or a :class:`~wattprint.store.Store`) it is stored as a training run (phase
+  ``training``) in a sweep of its own, ``keras``, ``keras-2`` ...: the figures with their
+  provenance, the epochs in ``extra["epochs"]`` (numbered from 1, as Keras prints them),
+  the last epoch's metrics in ``metrics``. A failing sensor leaves the run partial, with
+  the error. Keras has no hook for a ``fit`` that raises: such a run is not stored, and its
+  windows stay open until the callback's next ``fit`` begins, which ends them (left out,
+  with a warning).
+
+The measurements stay on the callback: :attr:`EnergyCallback.epochs` and
+:attr:`EnergyCallback.run`, each a :class:`~wattprint.measurement.Measurement` with every
+component's provenance; the batches are counted in the meter's ``batch_summary()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from contextlib import AbstractContextManager
+from typing import Any
+
+import keras
+
+from .._log import get_logger
+from ..measurement import Measurement
+from ..meter import EnergyMeter, Window
+from ..record import RunRecord
+from ..sensors.hardware import detect_hardware
+from ..store import Store
+
+__all__ = ["LOG_KEYS", "EnergyCallback"]
+
+log = get_logger(__name__)
+
+#: The sweep (and project) the runs are stored in: ``keras``, ``keras-2``, ...
+SWEEP_BASE = "keras"
+#: The keys the callback puts into Keras's ``logs``.
+LOG_KEYS = ("energy_j", "energy_kwh", "co2_g", "water_l", "energy_duration_s", "energy_partial")
+
+_runs = itertools.count(1)
+
+_Open = tuple[AbstractContextManager[Window], Window]
+
+
+def _figures(m: Measurement) -> dict[str, float]:
+    """The numbers put into ``logs`` for a measurement (``partial`` as 1.0 or 0.0)."""
+    fp = m.footprint
+    return dict(zip(LOG_KEYS, (m.energy_j, fp.kwh, fp.co2_g, fp.water_l, m.duration_s,
+                               float(m.partial)), strict=True))
+
+
+def _epoch_entry(number: int, m: Measurement) -> dict[str, Any]:
+    fp = m.footprint
+    return {"epoch": number, "duration_s": m.duration_s, "energy_j": m.energy_j,
+            "co2_g": fp.co2_g, "water_l": fp.water_l, "measured": m.measured,
+            "partial": m.partial, "errors": list(m.errors)}
+
+
+def _provenance(m: Measurement) -> str:
+    """``"cpu (rapl), gpu:0 (nvml)"``: each component and where its figure came from."""
+    return ", ".join(f"{c} ({e.source.value}{'' if e.measured else ', estimated'})"
+                     for c, e in m.components.items()) or "no component"
+
+
+def _close(opened: _Open) -> Measurement:
+    cm, window = opened
+    cm.__exit__(None, None, None)
+    assert window.measurement is not None
+    return window.measurement
+
+
+class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    """Measure each epoch (and, with ``per_batch``, each batch) and the whole ``fit``; put
+    the figures into Keras's logs, and store the run.
+
+    ``meter`` is the :class:`~wattprint.EnergyMeter` to use (default: one made with
+    ``sensors="auto"`` when ``fit`` begins, and closed when it ends). ``db`` is a results
+    store (a path, or an open :class:`~wattprint.store.Store`, left open) to write the run to;
+    a path is opened when ``fit`` begins, so one that cannot be a store fails before any
+    epoch runs. ``model_name`` names the stored run (default: the Keras model's name).
+    """
+
+    def __init__(self, *, meter: EnergyMeter | None = None,
+                 db: str | os.PathLike[str] | Store | None = None, per_batch: bool = False,
+                 model_name: str | None = None) -> None:
+        super().__init__()
+        self.meter = meter
+        self.db = db
+        self.per_batch = per_batch
+        self.model_name = model_name
+        #: The epochs of the last ``fit``, in order.
+        self.epochs: list[Measurement] = []
+        #: The last ``fit``'s measurement (None before one ends).
+        self.run: Measurement | None = None
+        #: The run record written to ``db`` (None without ``db``), with its store ``id``.
+        self.record: RunRecord | None = None
+        self._own_meter = False
+        self._store: Store | None = None
+        self._run_name: str | None = None
+        self._epoch: _Open | None = None
+        self._epoch_number = 0  # Keras's number of the open epoch (``initial_epoch`` counts)
+        self._numbers: list[int] = []  # Keras's number of each of ``epochs``
+        self._batch: _Open | None = None
+
+    # -- Keras's hooks ------------------------------------------------------------------------
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._run_name is not None:  # the last fit raised: its windows are still open
+            self._end_windows()
+            log.warning("the previous fit ended without on_train_end (it raised): its "
+                        "measurement is left out and not stored")
+            self._release()
+        if self.db is not None:  # first: a db that cannot be a store fails before all else
+            self._store = self.db if isinstance(self.db, Store) else Store(self.db)
+        if self.meter is None:
+            self.meter = EnergyMeter()
+            self._own_meter = True
+        self.epochs, self._numbers, self.run, self.record = [], [], None, None
+        self._run_name = self.meter.begin(f"keras-fit#{next(_runs)}")
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.meter is not None and self._run_name is not None:
+            cm = self.meter.epoch()
+            self._epoch, self._epoch_number = (cm, cm.__enter__()), epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.per_batch and self.meter is not None and self._run_name is not None:
+            cm = self.meter.batch()
+            self._batch = (cm, cm.__enter__())
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._batch is None:
+            return
+        opened, self._batch = self._batch, None
+        m = _close(opened)
+        if logs is not None:
+            logs.update(_figures(m))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        m = self._end_epoch()
+        if m is not None and logs is not None:
+            logs.update(_figures(m))
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        run = self._end_windows()
+        if run is None:
+            return
+        log.info("keras fit: %.6g J, %.6g g CO2, %.6g L water over %.3f s (%s)%s",
+                 run.energy_j, run.footprint.co2_g, run.footprint.water_l, run.duration_s,
+                 _provenance(run), f"; partial: {'; '.join(run.errors)}" if run.partial else "")
+        try:
+            self._write(run, logs or {})
+        finally:
+            self._release()
+
+    # -- the windows and the store ----------------------------------------------------------
+
+    def _end_epoch(self) -> Measurement | None:
+        if self._epoch is None:
+            return None
+        opened, self._epoch = self._epoch, None
+        m = _close(opened)
+        self.epochs.append(m)
+        self._numbers.append(self._epoch_number)
+        return m
+
+    def _end_windows(self) -> Measurement | None:
+        """End the batch and the epoch still open, and the run."""
+        if self._run_name is None or self.meter is None:
+            return None
+        if self._batch is not None:
+            opened, self._batch = self._batch, None
+            _close(opened)
+        self._end_epoch()
+        name, self._run_name = self._run_name, None
+        self.run = self.meter.end(name)
+        return self.run
+
+    def _release(self) -> None:
+        """Close what ``on_train_begin`` opened: the store of a path, a meter of its own."""
+        if self._store is not None and self._store is not self.db:
+            self._store.close()
+        self._store = None
+        if self._own_meter and self.meter is not None:
+            self.meter.close()
+            self.meter, self._own_meter = None, False
+
+    def _write(self, run: Measurement, logs: dict[str, Any]) -> None:
+        if self._store is None:
+            return
+        assert self.meter is not None
+        model = self.model
+        name = self.model_name or str(getattr(model, "name", None) or "model")
+        metrics = {str(k): float(v) for k, v in logs.items()
+                   if k not in LOG_KEYS and isinstance(v, (int, float))}
+        epochs = [_epoch_entry(n + 1, m)
+                  for n, m in zip(self._numbers, self.epochs, strict=True)]
+        record = RunRecord.from_measurement(
+            run, model_name=name, phase="training", framework="keras",
+            hardware=detect_hardware(self.meter.sensors),
+            num_parameters=int(model.count_params()) if model is not None else None,
+            metrics=metrics or None,
+            extra={"integration": "keras",
+                   "epochs": epochs},
+        )
+        store = self._store
+        sweep_id = store.claim_sweep(SWEEP_BASE, project=SWEEP_BASE, config={
+            "keras": {"model": name, "epochs": len(self.epochs)}})
+        record = record.replace(sweep_id=sweep_id, cell_key=f"{name}/training/0", repetition=0)
+        run_id = store.write_run(record)
+        store.end_sweep(sweep_id, "finished")
+        self.record = record.replace(id=run_id)
