@@ -1,11 +1,11 @@
 """CodeCarbon's ``emissions.csv`` written by wattprint (``measure --codecarbon-csv``,
 ``export --format codecarbon``, ``@wattprint.track_emissions``), read back with the csv module
-and pandas, as CodeCarbon's readers read it. codecarbon itself is not installed: its columns
-are written out below as it publishes them."""
+and pandas, as CodeCarbon's readers read it, and appended to by CodeCarbon's own writer."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import subprocess
 import sys
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from codecarbon.output_methods.emissions_data import EmissionsData
+from codecarbon.output_methods.file import FileOutput
 from readme_blocks import readme_block
 
 import wattprint
@@ -26,15 +28,9 @@ from wattprint.store import Store
 WATTPRINT = [sys.executable, "-m", "wattprint"]
 TIMEOUT_S = 300  # a guard against a hung child, never a measure of speed
 
-#: CodeCarbon's ``EmissionsData`` fields, in its order: the columns of its emissions.csv.
-CODECARBON_COLUMNS = [
-    "timestamp", "project_name", "run_id", "duration", "emissions", "emissions_rate",
-    "cpu_power", "gpu_power", "ram_power", "cpu_energy", "gpu_energy", "ram_energy",
-    "energy_consumed", "country_name", "country_iso_code", "region", "cloud_provider",
-    "cloud_region", "os", "python_version", "codecarbon_version", "cpu_count", "cpu_model",
-    "gpu_count", "gpu_model", "longitude", "latitude", "ram_total_size", "tracking_mode",
-    "on_cloud", "pue", "water_consumed",
-]
+#: CodeCarbon's own ``EmissionsData`` fields, in its order: the columns of its emissions.csv
+#: (CodeCarbon is installed with the test extras).
+CODECARBON_COLUMNS = [f.name for f in dataclasses.fields(EmissionsData)]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -367,3 +363,32 @@ def test_the_decorator_keeps_import_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=TIMEOUT_S)
     assert done.stdout.strip() == ""
+
+
+def test_codecarbon_appends_its_own_rows_to_a_file_wattprint_wrote(tmp_path: Path) -> None:
+    """CodeCarbon's file writer takes wattprint's emissions.csv as its own (a header it did
+    not accept would make it back the file up and start a new one), and pandas reads both
+    rows under CodeCarbon's columns."""
+    meter = wattprint.EnergyMeter([FakeSensor(power_w=50.0)], country="DE")
+    with meter.window("w") as w:
+        time.sleep(0.02)
+    meter.close()
+    assert w.measurement is not None
+    path = tmp_path / "emissions.csv"
+    cc.append_rows(path, [cc.row_from_measurement(w.measurement, project_name="ours")])
+    theirs = EmissionsData(**{
+        **{f.name: 0.0 for f in dataclasses.fields(EmissionsData)
+           if f.type in ("float", float)},
+        **{f.name: "x" for f in dataclasses.fields(EmissionsData) if f.type in ("str", str)},
+        "project_name": "theirs", "run_id": "r2", "timestamp": "2026-11-30T12:00:00"})
+    FileOutput("emissions.csv", str(tmp_path)).out(theirs, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emissions.csv"]  # no backup
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    assert list(df.columns) == CODECARBON_COLUMNS
+    assert list(df["project_name"]) == ["ours", "theirs"]
+    fp = w.measurement.footprint
+    assert df["energy_consumed"][0] == pytest.approx(w.measurement.energy_j / 3.6e6)
+    assert df["emissions"][0] == pytest.approx(fp.co2_g / 1000)
+    assert df["wue"][0] == pytest.approx(fp.wue_l_per_kwh)

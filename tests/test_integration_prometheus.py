@@ -327,10 +327,11 @@ def test_a_bare_host_and_port_is_a_gateway() -> None:
 # -- the command -----------------------------------------------------------------------------
 
 
-def monitor(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+def monitor(*args: str, cwd: Path, env: dict[str, str] | None = None
+            ) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     """Start ``wattprint monitor``; its stderr lines arrive on the queue."""
     proc = subprocess.Popen([*WATTPRINT, "monitor", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     lines: queue.Queue[str] = queue.Queue()
 
     def read() -> None:
@@ -370,8 +371,10 @@ def stop(proc: subprocess.Popen[str], sig: int, lines: queue.Queue[str],
 def test_monitor_serves_a_measured_counter_and_stops_cleanly(tmp_path: Path, sig: int) -> None:
     tree = tmp_path / "powercap"
     dirs = build_tree(tree, [Zone("intel-rapl:0", "package-0", energy_uj=7_000_000)])
+    # The machine's energy, whatever mode the settings name for meters in programs.
     proc, lines = monitor("--port", "0", "--interval", "0.05", "--intensity", "200",
-                          "--powercap-root", str(tree), cwd=tmp_path)
+                          "--powercap-root", str(tree), cwd=tmp_path,
+                          env={"WATTPRINT_MODE": "process"})
     seen: list[str] = []
     try:
         line = wait_for(lines, "serving http://127.0.0.1:", seen)

@@ -237,6 +237,38 @@ def test_a_failing_sensor_leaves_the_stored_run_partial(tmp_path: Path) -> None:
     assert stored.extra is not None and stored.extra["epochs"][-1]["partial"] is True
 
 
+def test_a_training_that_raises_is_stored_as_failed(tmp_path: Path) -> None:
+    """The Trainer tells callbacks nothing of an exception: an attached callback still
+    stores the run, failed, with what was measured until then, and the error goes on."""
+
+    class Diverges(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 3:
+                raise FloatingPointError("the loss went to NaN")
+
+    db = tmp_path / "runs.db"
+    trainer = Trainer(model=tiny_bert(), args=arguments(tmp_path),
+                      train_dataset=classification_data(16), callbacks=[Diverges()])
+    meter = fake_meter()
+    energy = EnergyCallback(meter, db=db).attach(trainer)
+    with pytest.raises(FloatingPointError, match="NaN"):
+        trainer.train()
+    assert meter.open_windows == ()  # nothing left open
+    assert energy.run is not None and energy.run.energy_j > 0
+    with Store(db) as store:
+        [stored] = store.runs(phase="training")
+    assert stored.status == "failed"
+    assert stored.error == "FloatingPointError: the loss went to NaN"
+    assert stored.energy_j == energy.run.energy_j
+    assert stored.metrics is not None and stored.metrics["global_step"] == 3
+    # the same trainer trains again: a new run, stored beside the failed one
+    trainer.callback_handler.callbacks = [c for c in trainer.callback_handler.callbacks
+                                          if not isinstance(c, Diverges)]
+    trainer.train()
+    with Store(db) as store:
+        assert [r.status for r in store.runs(phase="training")] == ["failed", "ok"]
+
+
 class NotMainProcess(Trainer):
     """A Trainer as on a process other than the main one (``args.process_index`` 1)."""
 

@@ -382,3 +382,57 @@ def test_run_stores_where_the_settings_say(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["db"] == "stores/env.db"
     assert (tmp_path / "stores" / "env.db").is_file()
     assert not (tmp_path / "wattprint.db").exists()
+
+
+def _sweep(**sections: object) -> dict[str, object]:
+    return {"project": "p", "models": [{"name": "m", "source": "sklearn:LogisticRegression"}],
+            "datasets": [{"name": "digits", "limit": 50}], **sections}
+
+
+def test_a_sweep_config_takes_the_settings_where_it_is_silent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wattprint.sweep.config import config_hash, load_config
+
+    monkeypatch.chdir(tmp_path)
+    plain = load_config(_sweep())
+    monkeypatch.setenv("WATTPRINT_COUNTRY", "FR")
+    monkeypatch.setenv("WATTPRINT_PUE", "1.3")
+    monkeypatch.setenv("WATTPRINT_SAMPLE_HZ", "50")
+    (tmp_path / "wattprint.toml").write_text('tier = "edge"\n')
+    filled = load_config(_sweep())
+    site = filled.to_site()
+    assert (site.country, site.pue, site.tier) == ("FR", 1.3, "edge")
+    assert filled.monitoring.frequency_hz == 50.0
+    assert config_hash(filled) != config_hash(plain)  # another site is another sweep
+    # What the config says wins; the grid is one setting; a device profile sets the tier.
+    own = load_config(_sweep(location={"zone": "DE", "pue": 1.1},
+                             monitoring={"frequency_hz": 10},
+                             hardware={"device_profile": "desktop"}))
+    site = own.to_site()
+    assert (site.country, site.zone, site.pue) == (None, "DE", 1.1)
+    assert own.monitoring.frequency_hz == 10.0 and site.tier != "edge"
+    monkeypatch.setenv("WATTPRINT_PUE", "0.5")
+    with pytest.raises(ConfigError, match="WATTPRINT_PUE"):
+        load_config(_sweep())
+
+
+def test_measure_energy_without_a_site_takes_the_settings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from wattprint import measure_energy
+
+    monkeypatch.chdir(tmp_path)
+
+    def run() -> dict[str, object]:
+        return measure_energy(lambda batch: [0] * len(batch), np.zeros((4, 2)), "m",
+                              "classification", num_samples=4, warmup=0, progress=False,
+                              output_dir=None, db=None)
+
+    default = run()
+    assert default["pue"] == 1.2  # ML Energy Score's, where the settings name none
+    monkeypatch.setenv("WATTPRINT_COUNTRY", "FR")
+    in_france = run()
+    assert "FR" in str(in_france["location"]) and in_france["pue"] == 1.2
+    monkeypatch.setenv("WATTPRINT_PUE", "1.5")
+    assert run()["pue"] == 1.5

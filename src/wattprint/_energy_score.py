@@ -79,8 +79,10 @@ def measure_energy(
     it. If storing fails after the measurement, the error names the JSON file that holds it.
 
     Without a ``meter``, one is made for the call at ``site`` (a :class:`~wattprint.Site`),
-    by default with a PUE of :data:`DEFAULT_PUE` (1.2, as ML Energy Score via CodeCarbon);
-    a given ``meter`` brings its own site. The result's ``pue`` says which was used.
+    by default the settings' (``WATTPRINT_COUNTRY``, ``wattprint.toml``, ...; see
+    :mod:`wattprint.settings`) with a PUE of :data:`DEFAULT_PUE` (1.2, as ML Energy Score via
+    CodeCarbon) where they name none; a given ``meter`` brings its own site. The result's
+    ``pue`` says which was used.
 
     ``progress``: ``None`` (default) shows a bar on a terminal and otherwise prints a line
     every 100 samples to stderr; ``True`` always the bar; ``False`` nothing.
@@ -98,7 +100,6 @@ def measure_energy(
     stored or written.
     """
     from ._files import folder_problem, store_problem
-    from .footprint import Site
     from .meter import EnergyMeter
     from .workloads.harness import measure_inference
 
@@ -115,8 +116,13 @@ def measure_energy(
         raise ConfigError("measure_energy cannot keep its result:\n"
                           + "\n".join(f"  {line}" for line in problems))
     own_meter = meter is None
-    if meter is None:
-        meter = EnergyMeter(site=site if site is not None else Site(pue=DEFAULT_PUE))
+    if meter is None and site is not None:
+        meter = EnergyMeter(site=site)
+    elif meter is None:  # the settings' site (WATTPRINT_COUNTRY, ...), with ML Energy Score's
+        from .settings import DEFAULT, load_settings  # PUE where they name none
+
+        meter = EnergyMeter(pue=DEFAULT_PUE if load_settings().origin("pue") == DEFAULT
+                            else None)
     try:
         record = measure_inference(
             inference_fn, dataset, model_name, task_name, hardware, num_samples,

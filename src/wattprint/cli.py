@@ -756,6 +756,7 @@ def monitor(
             water_intensity_l_per_kwh=water_intensity,
             cpu_tdp_w=cpu_tdp,
             powercap_root=str(powercap_root) if powercap_root else None,
+            mode="machine",  # the machine's energy: WATTPRINT_MODE=process would meter this one
         )
     except WattprintError as e:
         _fail(str(e))

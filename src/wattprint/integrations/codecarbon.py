@@ -22,7 +22,11 @@ column                             what wattprint writes
 ``ram_total_size``                 installed memory in GB as CodeCarbon counts them (2^30 B)
 ``tracking_mode``                  ``machine`` or ``process``; `` (partial)`` appended, see below
 ``on_cloud``                       ``Y`` with a cloud region, else ``N``
-``pue``, ``water_consumed``        the site's PUE; litres of water (on and off site)
+``pue``, ``wue``                   the site's PUE and WUE (litres per kWh)
+``water_consumed``                 litres of water (on and off site)
+``experiment_id``, ``*_utilization_percent``, ``ram_used_gb``
+                                   empty: wattprint has no experiment ids and does not sample
+                                   utilisation
 =================================  ===========================================================
 
 A figure wattprint does not have is an empty cell, never a made-up number: a component kind
@@ -103,6 +107,7 @@ class CodeCarbonRow:
     timestamp: str
     project_name: str
     run_id: str
+    experiment_id: str | None = None
     duration: float | None = None
     emissions: float | None = None
     emissions_rate: float | None = None
@@ -113,6 +118,7 @@ class CodeCarbonRow:
     gpu_energy: float | None = None
     ram_energy: float | None = None
     energy_consumed: float | None = None
+    water_consumed: float | None = None
     country_name: str | None = None
     country_iso_code: str | None = None
     region: str | None = None
@@ -129,9 +135,13 @@ class CodeCarbonRow:
     latitude: float | None = None
     ram_total_size: float | None = None
     tracking_mode: str = "machine"
+    cpu_utilization_percent: float | None = None
+    gpu_utilization_percent: float | None = None
+    ram_utilization_percent: float | None = None
+    ram_used_gb: float | None = None
     on_cloud: str = "N"
     pue: float | None = None
-    water_consumed: float | None = None
+    wue: float | None = None
 
     def values(self) -> tuple[str | float | int | None, ...]:
         """The cells, in :data:`COLUMNS` order."""
@@ -254,8 +264,9 @@ def _per_second(amount: float | None, duration_s: float | None) -> float | None:
 
 def _row(*, end: datetime | None, project_name: str, run_id: str, duration_s: float | None,
          energy_j: float | None, co2_g: float | None, water_l: float | None,
-         pue: float | None, location: str | None, components: Mapping[str, tuple[float, str]],
-         partial: bool, machine: Machine) -> CodeCarbonRow:
+         pue: float | None, wue: float | None, location: str | None,
+         components: Mapping[str, tuple[float, str]], partial: bool,
+         machine: Machine) -> CodeCarbonRow:
     """The row of a run; ``components`` maps each name to ``(joules, scope)``."""
     duration_s = _finite(duration_s)
     kinds: dict[str, list[float]] = {}
@@ -295,7 +306,7 @@ def _row(*, end: datetime | None, project_name: str, run_id: str, duration_s: fl
         gpu_count=None if partial else gpus, gpu_model=None, longitude=None, latitude=None,
         ram_total_size=None if ram_gb is None else ram_gb / _BYTES_PER_GB,
         tracking_mode=f"{mode} (partial)" if partial else mode,
-        on_cloud="Y" if place.cloud_provider else "N", pue=_finite(pue),
+        on_cloud="Y" if place.cloud_provider else "N", pue=_finite(pue), wue=_finite(wue),
         water_consumed=None if water_l is None else _finite(water_l),
     )
 
@@ -309,7 +320,7 @@ def row_from_measurement(m: Measurement, *, project_name: str = "wattprint",
     return _row(end=m.end, project_name=project_name,
                 run_id=str(uuid.uuid4()) if run_id is None else run_id,
                 duration_s=m.duration_s, energy_j=m.energy_j, co2_g=fp.co2_g,
-                water_l=fp.water_l, pue=fp.pue, location=fp.location,
+                water_l=fp.water_l, pue=fp.pue, wue=fp.wue_l_per_kwh, location=fp.location,
                 components={k: (c.energy_j, c.scope) for k, c in m.components.items()},
                 partial=m.partial, machine=Machine.here() if machine is None else machine)
 
@@ -337,7 +348,7 @@ def row_from_record(record: RunRecord, *, project_name: str | None = None,
     return _row(end=end, project_name=project_name or record.sweep_id or "",
                 run_id=run_id, duration_s=record.duration_s, energy_j=energy_j,
                 co2_g=record.co2_g, water_l=record.water_l, pue=record.pue,
-                location=record.location,
+                wue=record.wue_l_per_kwh, location=record.location,
                 components={k: (c.energy_j, c.scope)
                             for k, c in (record.components or {}).items()},
                 partial=bool(record.partial), machine=machine or Machine())

@@ -45,6 +45,7 @@ figures are those of the main process's machine only (a warning says so).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -55,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from transformers.trainer_callback import TrainerCallback, TrainerControl, TrainerState
 
 from .._log import get_logger
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, StoreError, WattprintError
 from ..footprint import Site, _site
 from ..measurement import Measurement
 from ..meter import EnergyMeter, Window
@@ -211,11 +212,26 @@ class EnergyCallback(TrainerCallback):
 
     def attach(self, trainer: Trainer) -> EnergyCallback:
         """Make this the trainer's first callback, ahead of its reporters (``report_to``), so
-        that the figures it adds to each log reach them; return the callback."""
+        that the figures it adds to each log reach them; and, since the Trainer tells its
+        callbacks nothing of an exception, have a ``trainer.train()`` that raises stored as a
+        failed run with what was measured until then (the exception goes on). Return the
+        callback."""
         callbacks = trainer.callback_handler.callbacks
         if self in callbacks:
             callbacks.remove(self)
         callbacks.insert(0, self)
+        if not self._attached:
+            train = trainer.train
+
+            @functools.wraps(train)
+            def train_and_keep_a_failure(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return train(*args, **kwargs)
+                except BaseException as exc:
+                    self._failed(trainer, exc)
+                    raise
+
+            trainer.train = train_and_keep_a_failure  # type: ignore[method-assign]
         self._attached = True
         return self
 
@@ -307,6 +323,27 @@ class EnergyCallback(TrainerCallback):
         finally:
             self._finish()
 
+    def _failed(self, trainer: Trainer, exc: BaseException) -> None:
+        """A training that raised: its run, to the exception, stored as failed."""
+        if not self._active or self.meter is None or self._run_name is None:
+            return
+        meter = self.meter
+        try:
+            if self._step_name is not None:
+                self.steps.append(meter.end(self._step_name))
+                self._step_name = None
+            if self._end_run() is None:
+                return
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            self.record = self._record(trainer.args, trainer.state, trainer.model).replace(
+                status="failed", error=error)
+            if self._store is not None:
+                self._write(failed=True)
+        except WattprintError as err:  # the training's own error is the one to raise
+            log.error("the failed training run was measured but not stored: %s", err)
+        finally:
+            self._finish()
+
     # -- windows ------------------------------------------------------------------------------
 
     def _end_epoch(self) -> Measurement | None:
@@ -370,7 +407,7 @@ class EnergyCallback(TrainerCallback):
                    "epochs": [_epoch_entry(i, m) for i, m in enumerate(self.epochs, 1)]},
         )
 
-    def _write(self) -> None:
+    def _write(self, failed: bool = False) -> None:
         assert self._store is not None and self.record is not None
         store, record = self._store, self.record
         name = record.model_name or "transformers model"
@@ -387,7 +424,7 @@ class EnergyCallback(TrainerCallback):
                 sweep_id=sweep_id, repetition=repetition,
                 cell_key=f"{name}/{record.dataset or '-'}/training/{repetition}")
             run_id = store.write_run(record)
-            store.end_sweep(sweep_id, "finished")
+            store.end_sweep(sweep_id, "failed" if failed else "finished")
         except StoreError as err:
             raise StoreError(f"the training run of {name!r} was measured but not stored: "
                              f"{err}; its record is EnergyCallback.record") from err

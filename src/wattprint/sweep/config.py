@@ -840,10 +840,40 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | BenchConfig
         data["output"] = {**data["output"], **given}
         return BenchConfig.model_validate(data, context={"allow_network": source.allow_network})
     if isinstance(source, Mapping):
-        return _validate(_with_output(source, given), Path.cwd(), None, given)
+        return _validate(_with_settings(_with_output(source, given)), Path.cwd(), None, given)
     path = Path(source)
-    return _validate(_with_output(_read_yaml(path), given), Path(os.path.abspath(path)).parent,
-                     path, given)
+    return _validate(_with_settings(_with_output(_read_yaml(path), given)),
+                     Path(os.path.abspath(path)).parent, path, given)
+
+
+def _with_settings(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The config, with the settings (``WATTPRINT_*``, ``wattprint.toml``, ``[tool.wattprint]``;
+    see :mod:`wattprint.settings`) where it is silent: each site setting that its
+    ``location`` leaves out (the grid as one: a location naming any of country, zone,
+    cloud_region or carbon_intensity_g_per_kwh takes none of them from the settings; the tier
+    not where ``hardware.device_profile`` may set one), and ``monitoring.frequency_hz`` from a
+    ``sample_hz`` setting. What the config says wins; what the settings add is part of the
+    sweep's identity (:func:`config_hash`), as if the config had said it."""
+    from ..settings import DEFAULT, LOCATION_KEYS, SITE_KEYS, load_settings
+
+    location, monitoring, hardware = (data.get(k) for k in ("location", "monitoring",
+                                                              "hardware"))
+    if not all(s is None or isinstance(s, Mapping) for s in (location, monitoring, hardware)):
+        return data  # validation says what is wrong with the section
+    settings = load_settings()
+    skip = set(LOCATION_KEYS) if any((location or {}).get(k) is not None
+                                     for k in LOCATION_KEYS) else set()
+    if (hardware or {}).get("device_profile") is not None:
+        skip.add("tier")
+    added = {key: getattr(settings, key) for key in SITE_KEYS
+             if key not in skip and (location or {}).get(key) is None
+             and settings.origin(key) != DEFAULT}
+    result = dict(data)
+    if added:
+        result["location"] = {**(location or {}), **added}
+    if (monitoring or {}).get("frequency_hz") is None and settings.origin("sample_hz") != DEFAULT:
+        result["monitoring"] = {**(monitoring or {}), "frequency_hz": settings.sample_hz}
+    return result
 
 
 def _with_output(data: Mapping[str, Any], given: Mapping[str, Any]) -> Mapping[str, Any]:
