@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("store", ("store", "_summary", "_energy_score", "_grade")),
     ("score", ("score", "_score_text", "_savings")),
     ("report", ("report",)),
-    ("study", ("study",)),
+    ("study", ("study", "merge")),
     ("integrations", ("integrations", "_html")),
     ("cli", ("cli", "__main__", "demo", "_cli_workload")),
 ]

@@ -348,6 +348,8 @@ def measure(
         err.print(f"wattprint: the program was still running {kill_after:g} s after SIGTERM; "
                   "killed it (SIGKILL)", markup=False)
     code = status if status >= 0 else 128 - status
+    from .merge import REPORT_FORMAT, this_host
+
     result = {
         "command": command,
         "command_line": subprocess.list2cmdline(command),
@@ -355,6 +357,9 @@ def measure(
         "wattprint_version": __version__,
         "sensors": [s.to_dict() for s in meter.sensors],
         "measurement": measurement.to_dict(),
+        # What ``wattprint merge`` needs to count each machine of a job once.
+        "host": this_host().to_dict(),
+        "report_format": REPORT_FORMAT,
     }
     graded: str | None = None
     if store is not None:
@@ -821,6 +826,61 @@ def monitor(
         meter.close()
     err.print("wattprint monitor: stopped", markup=False)
     raise typer.Exit(code)
+
+
+@app.command()
+def merge(
+    files: Annotated[list[Path], typer.Argument(
+        metavar="NODE.json...", help="The nodes' `wattprint measure --out` files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write JSON here.")] = None,
+    allow_disjoint: Annotated[bool, typer.Option(
+        "--allow-disjoint", help="Sum nodes whose measurement windows do not all overlap "
+                                 "(refused by default: not one job).")] = False,
+) -> None:
+    """Sum the node reports of one distributed job into one job report, each machine once.
+
+    Run `wattprint measure --out node-N.json -- torchrun ...` on each node, then merge the
+    files. The same machine (host name or machine id) in two files is refused: it would count
+    twice. Each node's CO2 and water are at its own site; the job's are their sums.
+    """
+    from ._files import write_text
+    from .merge import merge_reports
+
+    _check_out(out_file)
+    try:
+        job = merge_reports(files, allow_disjoint=allow_disjoint)
+    except WattprintError as e:
+        _fail(str(e))
+    text = json.dumps(job.to_dict(), indent=2)
+    if out_file is not None:
+        try:
+            write_text(out_file, text + "\n")
+        except WattprintError as e:
+            _fail(str(e))
+    if as_json:
+        print(text)
+        return
+    count = f"{len(job.nodes)} node" + ("s" if len(job.nodes) > 1 else "")
+    table = Table(title=f"wattprint: one job on {count}", title_justify="left")
+    for col in ("component", "energy (J)", "source", "provenance"):
+        table.add_column(col, justify="right" if col == "energy (J)" else "left")
+    for name, c in job.components.items():
+        provenance = "measured" if c.measured else "estimated"
+        table.add_row(_cell(name), f"{c.energy_j:.3f}", _cell(c.source.value), provenance)
+    table.add_section()
+    table.add_row("total", f"{job.energy_j:.3f}", "",
+                  "measured" if job.measured else "contains estimates")
+    err.print(table)
+    for node in job.nodes:
+        fp = node.measurement.footprint
+        err.print(f"{printable(node.host.hostname)}: {fp.co2_g:.4g} g CO2 at "
+                  f"{fp.intensity_g_per_kwh:.4g} gCO2/kWh ({printable(fp.location)}), "
+                  f"{fp.water_l:.4g} L water", markup=False)
+    err.print(f"job: {job.duration_s:.3f} s, {job.kwh:.6g} kWh, {job.co2_g:.4g} g CO2, "
+              f"{job.water_l:.4g} L water", markup=False)
+    if job.partial:
+        err.print("[bold yellow]partial measurement:[/] " + escape("; ".join(job.errors)))
 
 
 @app.command()

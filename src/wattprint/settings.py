@@ -34,7 +34,6 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -110,8 +109,7 @@ ARGUMENT = Origin("argument")
 DEFAULT = Origin("default")
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     """The settings in effect, each with its :class:`Origin` in ``origins``.
 
     ``None`` means "not set": the site defaults (see :class:`~wattprint.Site`), a TDP from the
@@ -131,7 +129,7 @@ class Settings:
     sample_hz: float = 20.0
     mode: str = "machine"
     db: Path | None = None
-    origins: Mapping[str, Origin] = field(default_factory=lambda: MappingProxyType({}))
+    origins: Mapping[str, Origin] = MappingProxyType({})
 
     def origin(self, name: str) -> Origin:
         """Where setting ``name`` came from."""
@@ -147,7 +145,7 @@ class Settings:
         """These settings with the site's fields in place of the site settings, each from
         ``Origin("argument", "site=")``: a site given whole is the whole site."""
         origins = {**self.origins, **dict.fromkeys(SITE_KEYS, Origin("argument", "site="))}
-        return replace(self, **site.to_dict(), origins=MappingProxyType(origins))
+        return self._replace(**site.to_dict(), origins=MappingProxyType(origins))
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """JSON-ready: each setting's ``value``, ``source`` (``"environment WATTPRINT_PUE"``),
@@ -160,7 +158,7 @@ class Settings:
         return result
 
 
-_FIELDS = tuple(f.name for f in fields(Settings) if f.name != "origins")  # KEYS' order
+_FIELDS = tuple(f for f in Settings._fields if f != "origins")  # KEYS' order
 
 _Layer = dict[str, tuple[Any, Origin]]
 
