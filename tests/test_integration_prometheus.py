@@ -49,7 +49,7 @@ def parse(text: str) -> Samples:
 
 
 def scrape(url: str) -> Samples:
-    with _OPENER.open(url, timeout=30) as response:
+    with _OPENER.open(url, timeout=120) as response:
         assert response.status == 200
         return parse(response.read().decode())
 

@@ -143,6 +143,17 @@ class CounterSensor(Sensor):
                 out[i] = value
         return faults
 
+    def _read_alone(self, t: float) -> float:
+        """This sensor alone through its class's :meth:`read_edge`, raising its fault: the
+        :meth:`energy_j_at` of a backend whose ``read_edge`` holds the reading."""
+        out: list[float | None] = [None]
+        faults = type(self).read_edge((self,), t, out, (0,))
+        if faults:
+            raise faults[0][1]
+        value = out[0]
+        assert value is not None  # set when there is no fault
+        return value
+
     def watch_interval_s(self) -> float | None:
         """How often the counter must be read, at least, so that no wrap is missed.
 

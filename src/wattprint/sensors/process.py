@@ -72,11 +72,7 @@ class ProcessShare(CounterSensor):
         return self._advance(energy_j, proc_s, busy_s)
 
     def energy_j_at(self, t: float) -> float:
-        out: list[float | None] = [None]
-        faults = type(self).read_edge((self,), t, out, (0,))
-        if faults:
-            raise faults[0][1]
-        return out[0]  # type: ignore[return-value]  # set when no fault
+        return self._read_alone(t)
 
     @classmethod
     def read_edge(

@@ -244,11 +244,7 @@ class RaplSensor(CounterSensor):
     def energy_j_at(self, t: float) -> float:
         """:meth:`energy_j`, ``t`` being the moment of the reading (a window edge's time,
         taken just before: the read follows at once, the GIL held)."""
-        out: list[float | None] = [None]
-        faults = type(self).read_edge((self,), t, out, (0,))
-        if faults:
-            raise faults[0][1]
-        return out[0]  # type: ignore[return-value]  # set when no fault
+        return self._read_alone(t)
 
     @classmethod
     def read_edge(
