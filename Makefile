@@ -16,7 +16,7 @@ $(STAMP_DEMO): $(BIN)/python pyproject.toml
 	touch $@
 
 # The tests load real models of every supported framework, CPU builds.
-TEST_EXTRAS := dev,nvidia,torch-cpu,onnx,sklearn,keras,tensorflow-cpu,hf,datasets,images,audio,pandas,torchao,hf-trainer,mlflow,prometheus,notebook,lightning
+TEST_EXTRAS := dev,nvidia,torch-cpu,onnx,sklearn,keras,tensorflow-cpu,hf,datasets,images,audio,pandas,torchao,hf-trainer,mlflow,prometheus,notebook,lightning,ray
 
 $(STAMP_TEST): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[$(TEST_EXTRAS)]'

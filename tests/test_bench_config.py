@@ -173,7 +173,8 @@ Change = Callable[[dict[str, Any]], Any]
 INVALID: list[tuple[str, Change, str]] = [
     ("unknown top-level key", lambda c: c.update(colour="red"),
      "colour: unknown key (allowed: project, models, datasets, monitoring, hardware, "
-     "location, output, allow_network, enable_quantization_analysis, enable_wandb)"),
+     "location, output, execution, allow_network, enable_quantization_analysis, "
+     "enable_wandb)"),
     ("unknown key in a model", lambda c: c["models"][0].update(colour="red"),
      "models[0].colour: unknown key (allowed: name, path, source, hf, task, export, epochs,"),
     ("unknown key nested two deep", lambda c: c["models"][0]["quantization"].update(bits=4),
@@ -376,8 +377,9 @@ def test_schema_describes_the_config() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"project", "models", "datasets", "monitoring",
-                                         "hardware", "location", "output", "allow_network",
-                                         "enable_quantization_analysis", "enable_wandb"}
+                                         "hardware", "location", "output", "execution",
+                                         "allow_network", "enable_quantization_analysis",
+                                         "enable_wandb"}
     assert set(schema["required"]) == {"project", "models", "datasets"}
     for ref in _refs(schema):  # every reference resolves
         assert ref.startswith("#/$defs/") and ref.removeprefix("#/$defs/") in schema["$defs"]

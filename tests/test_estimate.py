@@ -374,6 +374,34 @@ def test_a_proc_stat_without_cpu_times_is_an_error(tmp_path: Path, text: str) ->
         machine_busy_cpu_s(stat)
 
 
+@pytest.mark.parametrize(
+    ("text", "busy_ticks"),
+    [
+        ("cpu  100 5 50 1000 20 3 2 7 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n", 160),
+        ("cpu 100 5 50 1000 20 3 2\nintr 1\n", 160),
+        ("cpu 100 5 50 1000\ncpu0 100 5 50 1000 20 3 2\nintr 1 2 3\n", 155),
+        ("cpu 100 5 50 1000 20 3\ncpu0 100 5 50 1000 20 3 2\n", 158),
+        ("cpu 100 5 x 1000 20 3 2\n", None),
+        ("cpu0 1 2 3 4 5 6 7\n", None),
+        ("cpu 1 2\n", None),
+        ("", None),
+    ],
+)
+def test_the_kept_proc_stat_reads_as_any_file(
+    monkeypatch: pytest.MonkeyPatch, text: str, busy_ticks: int | None
+) -> None:
+    """Reads of the real ``/proc/stat`` after the first take a shorter path: it gives what
+    the path for any file gives, and the same errors."""
+    machine_busy_cpu_s()  # the descriptor is open from here on
+    assert estimate._proc_stat_fd >= 0
+    monkeypatch.setattr(estimate, "_pread", lambda fd, size, offset: text.encode()[:size])
+    if busy_ticks is None:
+        with pytest.raises(SensorError, match="/proc/stat"):
+            machine_busy_cpu_s()
+    else:
+        assert machine_busy_cpu_s() == pytest.approx(busy_ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def test_a_busy_loop_costs_more_than_sleeping() -> None:
     """Real busy time (this process's own, which other load on a shared machine cannot
     change) through the real estimate: spinning costs more than sleeping, which costs idle."""

@@ -177,3 +177,54 @@ def test_an_h200_sweep_is_filed_and_rated_under_h200(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert sorted(e["model"] for e in json.loads(proc.stdout)) == ["logreg", "svc"]
+
+
+def _new_platform_meter(kind: str, tmp_path: Path) -> EnergyMeter:
+    if kind == "amdsmi":
+        from amdsmi_standin import StandinAmdGPU, make_amdsmi
+
+        return EnergyMeter(["amdsmi"], amdsmi=make_amdsmi([StandinAmdGPU()]), sync_cuda=False,
+                           carbon_intensity_g_per_kwh=300.0)
+    from hwmon_tree import orin_nano
+
+    return EnergyMeter(["hwmon"], hwmon_root=str(orin_nano(tmp_path / "sys")),
+                       carbon_intensity_g_per_kwh=300.0, sync_cuda=False)
+
+
+@pytest.mark.parametrize(("kind", "label", "provenance"),
+                         [("amdsmi", "MI300X", "measured"),  # the energy accumulator
+                          ("hwmon", "Jetson Orin Nano", "sampled")])  # power rails
+def test_new_platforms_are_filed_rated_and_reported_under_their_label(
+    kind: str, label: str, provenance: str, tmp_path: Path
+) -> None:
+    """AMD SMI's "AMD Instinct MI300X" and a Jetson's device tree name reach the stored runs,
+    the star table of that hardware and the HTML report, as any other device name."""
+    from wattprint.report import write_report
+
+    config = {
+        "project": kind,
+        "models": [
+            {"name": "logreg", "source": "sklearn:LogisticRegression", "task": "classification"},
+            {"name": "svc", "source": "sklearn:SVC", "task": "classification"},
+        ],
+        "datasets": [{"name": "digits", "split": "test", "limit": 40}],
+        "monitoring": {"repetitions": 2, "warmup": 0, "batch_size": 16},
+        "hardware": {"device_profile": "auto"},
+        "output": {"export_formats": [], "output_dir": str(tmp_path / "out"),
+                   "db": str(tmp_path / "w.db")},
+    }
+    meter = _new_platform_meter(kind, tmp_path)
+    try:
+        report = wattprint.Benchmark(config).run(meter=meter, progress=False)
+    finally:
+        meter.close()
+    inference = [r for r in report["runs"] if r["phase"] == "inference"]
+    assert [r["error"] for r in inference] == [None] * 4
+    assert {r["hardware"] for r in report["runs"]} == {label}
+    assert {r["provenance"] for r in inference} == {provenance}
+    scores = calculate_scores("classification", label, db=tmp_path / "w.db")
+    assert sorted(s.model for s in scores) == ["logreg", "svc"]
+    assert {s.hardware for s in scores} == {label}
+    html = write_report(tmp_path / "w.db", sweep_id=report["sweep_id"],
+                        out=tmp_path / "r.html").read_text(encoding="utf-8")
+    assert label in html

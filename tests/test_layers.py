@@ -27,9 +27,9 @@ SRC = Path(wattprint.__file__).resolve().parent
 # above it. Every module may import its own layer and those below it, never one above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("helpers", ("errors", "_lazy", "_log", "_version", "_files", "_console", "_data", "_job",
-                 "_stats", "_numpy", "data")),
+                 "_stats", "_numpy", "data", "_frozen")),
     ("sensors", ("sensors",)),
-    ("meter", ("meter", "measurement", "_sampler", "_training", "settings")),
+    ("meter", ("meter", "measurement", "_sampler", "_training", "settings", "distributed")),
     ("footprint", ("footprint", "record")),
     ("workloads", ("workloads",)),
     ("optimize", ("optimize",)),
@@ -62,7 +62,7 @@ KNOWN_CROSSINGS = {
 
 # The sensor backends: reached through the registry (``wattprint.sensors.detect``), never
 # imported by name from outside ``wattprint.sensors``.
-BACKENDS = ("estimate", "nvml", "process", "rapl")
+BACKENDS = ("amdsmi", "estimate", "hwmon", "nvml", "powermetrics", "process", "rapl")
 
 # Scores and reports read stored records: they import nothing of what makes them (models,
 # optimizations, sweeps).

@@ -73,7 +73,8 @@ def nodes(measured: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_measure_records_the_host_merge_needs(nodes: tuple[Path, Path]) -> None:
     data = load(nodes[1])
     here = this_host()
-    assert data["host"] == {"hostname": here.hostname, "machine_id": here.machine_id}
+    assert data["host"] == {"hostname": here.hostname, "machine_id": here.machine_id,
+                            "host_id": None}
     assert data["report_format"] == REPORT_FORMAT
     assert {"command", "command_line", "exit_code", "sensors", "measurement"} <= set(data)
 
@@ -181,6 +182,10 @@ def test_windows_that_do_not_overlap_are_not_one_job(nodes: tuple[Path, Path],
     (lambda d: json.dumps({**d, "measurement": {**d["measurement"], "energy_j": "a lot"}}),
      "'energy_j'"),
     (lambda d: json.dumps([d]), "no 'measurement'"),
+    (lambda d: json.dumps({**d, "measurement": {**d["measurement"],
+                                                "energy_j": d["measurement"]["energy_j"] + 1}}),
+     "not the sum of its components"),
+    (lambda d: json.dumps({**d, "host": {**d["host"], "host_id": 7}}), "'host_id'"),
 ])
 def test_a_file_that_is_not_a_report_is_refused(nodes: tuple[Path, Path], edit: Any,
                                                 reason: str) -> None:
@@ -198,9 +203,54 @@ def test_the_sum_is_exact_for_many_nodes(nodes: tuple[Path, Path], tmp_path: Pat
         data = json.loads(json.dumps(base))
         data["host"] = {"hostname": f"n{i}", "machine_id": None}
         data["measurement"]["components"]["cpu"]["energy_j"] = 0.1 * (i + 1)
+        data["measurement"]["energy_j"] = math.fsum(
+            c["energy_j"] for c in data["measurement"]["components"].values())
         paths.append(save(tmp_path / f"n{i}.json", data))
     job = merge_reports(paths)
     cpu = [job.components[f"n{i}/cpu"].energy_j for i in range(5)]
     assert cpu == [0.1 * (i + 1) for i in range(5)]
-    assert job.energy_j == math.fsum([base["measurement"]["energy_j"]] * 5)
+    assert job.energy_j == math.fsum(NodeReport.read(p).measurement.energy_j for p in paths)
     assert len(job.components) == 5 * len(base["measurement"]["components"])
+
+
+def test_a_host_id_tells_cloned_machines_apart(nodes: tuple[Path, Path], tmp_path: Path) -> None:
+    """Cloned VMs share a machine id: refused as one machine, until each is measured with its
+    own --host-id, which then names it in the job."""
+    clone = load(nodes[0])
+    clone["host"]["machine_id"] = load(nodes[1])["host"]["machine_id"] or "b" * 32
+    base = load(nodes[1])
+    base["host"]["machine_id"] = clone["host"]["machine_id"]
+    a, b = save(tmp_path / "vm-a.json", clone), save(tmp_path / "vm-b.json", base)
+    with pytest.raises(ConfigError, match=r"machine id.*--host-id"):
+        merge_reports([a, b])
+    r = run("measure", "--host-id", "vm-1", "--out", str(tmp_path / "m.json"), "--", *SLEEP)
+    assert r.returncode == 0, r.stderr
+    assert load(tmp_path / "m.json")["host"]["host_id"] == "vm-1"
+    clone["host"]["host_id"], base["host"]["host_id"] = "vm-1", "vm-2"
+    job = merge_reports([save(a, clone), save(b, base)])
+    assert {name.split("/")[0] for name in job.components} == {"vm-1", "vm-2"}
+
+
+def test_one_host_id_in_two_files_is_one_machine(nodes: tuple[Path, Path]) -> None:
+    """Containers on one machine read the same counters: the same id makes merge refuse."""
+    for path in nodes:
+        data = load(path)
+        data["host"]["host_id"] = "rack-3-node-7"
+        save(path, data)
+    with pytest.raises(ConfigError, match="host 'rack-3-node-7'"):
+        merge_reports(nodes)
+
+
+def test_a_node_whose_command_failed_gives_the_job_its_exit_code(
+    nodes: tuple[Path, Path],
+) -> None:
+    data = load(nodes[1])
+    data["exit_code"] = 3
+    save(nodes[1], data)
+    job = merge_reports(nodes)
+    assert job.exit_code == 3 and job.to_dict()["exit_code"] == 3
+    assert any("exited with code 3" in n for n in job.notes)
+    r = CliRunner().invoke(app, ["merge", str(nodes[0]), str(nodes[1])])
+    assert r.exit_code == 0  # the merge itself worked
+    assert "exited with code 3" in r.stderr
+    assert merge_reports([nodes[0]]).exit_code == 0

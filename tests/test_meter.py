@@ -505,21 +505,32 @@ def test_sensor_notes_reach_the_measurement() -> None:
 def test_the_meters_fast_records_equal_the_dataclass_constructors() -> None:
     # Measurement._of and ComponentEnergy._of skip the frozen field-by-field __setattr__;
     # they must take every field, and make the record the constructor makes.
-    import dataclasses
     import inspect
+    import pickle
 
+    from wattprint._frozen import FrozenInstanceError
     from wattprint.measurement import ComponentEnergy, Measurement
     from wattprint.sensors.base import Source
 
     for cls in (Measurement, ComponentEnergy):
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = list(cls._fields)
         assert list(inspect.signature(cls._of).parameters) == names, cls
+        assert list(inspect.signature(cls.__init__).parameters)[1:] == names, cls
     part = ComponentEnergy._of(2.0, Source.FAKE, False, "machine", ("fake",), None)
     assert part == ComponentEnergy(2.0, Source.FAKE, False, "machine", ("fake",), None)
+    assert part != ComponentEnergy(2.0, Source.FAKE, False, "machine", ("fake",), 1.0)
+    assert hash(part) == hash(ComponentEnergy(2.0, Source.FAKE, False, sensors=("fake",)))
     with EnergyMeter([FakeSensor(power_w=10.0)]) as meter, meter.window("w") as w:
         pass
     m = w.measurement
-    again = Measurement(**{f.name: getattr(m, f.name) for f in dataclasses.fields(Measurement)})
+    assert m is not None
+    again = Measurement(**{name: getattr(m, name) for name in Measurement._fields})
     assert m == again and m.to_dict() == again.to_dict()
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        m.energy_j = 1.0  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(m)) == m
+    assert m.replace(energy_j=5.0).energy_j == 5.0 and m.energy_j != 5.0
+    assert repr(m).startswith("Measurement(name='w', ") and "site=" not in repr(m)
+    for record in (m, part):
+        with pytest.raises(FrozenInstanceError):
+            record.energy_j = 1.0  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            del record.energy_j  # type: ignore[misc]

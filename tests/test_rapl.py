@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -532,6 +534,36 @@ def test_reads_after_close_raise(tmp_path: Path) -> None:
     with pytest.raises(SensorError) as info:
         sensor.energy_j()
     assert isinstance(info.value.__cause__, OSError)
+
+
+def test_a_sensor_collected_in_the_middle_of_a_read_closes_its_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counters' lock is not re-entrant: a sensor the garbage collector finalises while
+    this thread reads (and holds the lock) closes its descriptor without taking it."""
+    sensor, _ = single_zone(tmp_path)
+    fd = sensor._fd
+    closed: list[int] = []
+    real_close = os.close
+
+    def close(n: int) -> None:
+        closed.append(n)
+        real_close(n)
+
+    monkeypatch.setattr(os, "close", close)
+    ref = [sensor]
+    del sensor
+
+    def read_and_collect() -> None:
+        with rapl_module._READS:
+            ref.clear()
+            gc.collect()
+
+    thread = threading.Thread(target=read_and_collect, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "finalising a sensor under the lock deadlocked"
+    assert fd in closed
 
 
 def test_watch_interval_is_a_quarter_of_the_fastest_wrap(tmp_path: Path) -> None:

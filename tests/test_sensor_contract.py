@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from amdsmi_standin import StandinAmdGPU, make_amdsmi
+from hwmon_tree import legacy_nano, orin_nano
 from nvml_standin import StandinGPU, make_nvml
 from powercap import Zone, build_tree
+from powermetrics_replay import __file__ as REPLAY
 
 from wattprint import EnergyMeter, FakeSensor
 from wattprint.sensors import CounterSensor, PowerSensor, Sensor, Source, detect
@@ -38,6 +42,26 @@ def nvml(kind: str) -> Callable[[Path], list[Sensor]]:
     return make
 
 
+def amd(kind: str) -> Callable[[Path], list[Sensor]]:
+    gpu = {"counter": StandinAmdGPU(), "power": StandinAmdGPU(supports_energy=False)}[kind]
+
+    def make(tmp_path: Path) -> list[Sensor]:
+        return list(detect(amdsmi=make_amdsmi([gpu]), only=["amdsmi"]))
+
+    return make
+
+
+def powermetrics(tmp_path: Path) -> list[Sensor]:
+    return list(detect(powermetrics=[sys.executable, REPLAY], only=["powermetrics"]))
+
+
+def hwmon(board: Callable[[Path], Path]) -> Callable[[Path], list[Sensor]]:
+    def make(tmp_path: Path) -> list[Sensor]:
+        return list(detect(hwmon_root=board(tmp_path), only=["hwmon"]))
+
+    return make
+
+
 def estimate(tmp_path: Path) -> list[Sensor]:
     return list(detect(powercap_root=tmp_path / "absent", only=["estimate"]))
 
@@ -55,6 +79,11 @@ BACKENDS: dict[str, Callable[[Path], list[Sensor]]] = {
     "nvml-counter": nvml("counter"),
     "nvml-power": nvml("power"),
     "nvml-estimate": nvml("estimate"),
+    "amdsmi-counter": amd("counter"),
+    "amdsmi-power": amd("power"),
+    "powermetrics": powermetrics,
+    "hwmon-orin": hwmon(orin_nano),
+    "hwmon-legacy": hwmon(legacy_nano),
     "estimate": estimate,
     "process-share": process_share,
     "fake": fake,

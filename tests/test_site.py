@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +15,7 @@ import pytest
 import wattprint
 import wattprint.meter
 from wattprint import ConfigError, EnergyMeter, FakeSensor, Site
+from wattprint._frozen import FrozenInstanceError
 from wattprint.footprint import DEFAULT_PUE, DEFAULT_WUE_L_PER_KWH, TIERS, resolve_intensity
 from wattprint.sweep.config import load_config
 
@@ -26,8 +27,12 @@ LOOSE: dict[str, Any] = {"country": "FR", "pue": 1.3, "tier": "datacenter",
 def test_site_is_a_frozen_value_checked_once() -> None:
     site = Site(**LOOSE)
     assert site == Site(country="FR", pue=1.3, tier="DataCenter", water_intensity_l_per_kwh=1.5)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         site.pue = 2.0  # type: ignore[misc]
+    assert hash(site) == hash(Site(**LOOSE)) and pickle.loads(pickle.dumps(site)) == site
+    assert site.replace(tier="edge") == Site(**{**LOOSE, "tier": "edge"})
+    with pytest.raises(ConfigError):
+        site.replace(pue=0.5)  # checked as a new site is
     model = site.resolve()
     assert (model.pue, model.wue_l_per_kwh, model.water_intensity_l_per_kwh, model.tier) == (
         1.3, TIERS["datacenter"].wue_l_per_kwh, 1.5, "datacenter")

@@ -111,8 +111,11 @@ def _component_kind(c: ComponentEnergy, samples: int) -> str:
         return source
     if not c.measured:
         return "estimate"
-    # RAPL is always an energy counter; an NVML figure is a counter unless power was sampled.
-    return "sampled" if source == "nvml" and samples else "measured"
+    # RAPL is always an energy counter; an NVML or AMD SMI figure is a counter unless power was
+    # sampled; powermetrics and hwmon rails are always sampled power.
+    if source in ("powermetrics", "hwmon"):
+        return "sampled"
+    return "sampled" if source in ("nvml", "amdsmi") and samples else "measured"
 
 
 def _overall(kinds: Iterable[str]) -> str:

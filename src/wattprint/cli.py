@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .measurement import Measurement
     from .settings import Settings
     from .store import Store
-    from .study import BenchmarkResult
+    from .study import Benchmark, BenchmarkResult
 
 app = typer.Typer(
     name="wattprint",
@@ -283,6 +283,11 @@ def measure(
         "--codecarbon-csv", metavar="FILE",
         help="Append the run to this CodeCarbon emissions.csv (the header is written when "
              "the file is new; a file with another header is refused).")] = None,
+    host_id: Annotated[str | None, typer.Option(
+        "--host-id", metavar="ID",
+        help="This machine's name for 'wattprint merge' (default: WATTPRINT_HOST_ID, else the "
+             "host name and machine id): different ids for cloned VMs that share a machine "
+             "id, the same id for containers that share one machine.")] = None,
     powercap_root: PowercapRoot = None,
 ) -> None:
     """Run a program and print the energy, carbon and water it cost: like perf stat.
@@ -322,8 +327,9 @@ def measure(
             water_intensity_l_per_kwh=water_intensity,
             cpu_tdp_w=cpu_tdp,
             # The program is another process: this one's share (WATTPRINT_MODE=process) would
-            # leave its work out.
+            # leave its work out. It meters the whole machine, under torchrun or not.
             mode="machine",
+            distributed=False,
             powercap_root=str(powercap_root) if powercap_root else None,
         )
         if grade:  # before the program runs: a store that cannot be written is said first
@@ -358,7 +364,7 @@ def measure(
         "sensors": [s.to_dict() for s in meter.sensors],
         "measurement": measurement.to_dict(),
         # What ``wattprint merge`` needs to count each machine of a job once.
-        "host": this_host().to_dict(),
+        "host": this_host(host_id).to_dict(),
         "report_format": REPORT_FORMAT,
     }
     graded: str | None = None
@@ -485,6 +491,29 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _set_executor(bench: Benchmark, executor: str | None, address: str | None) -> None:
+    """``--executor`` and ``--address`` over the config's ``execution`` section; the ray
+    executor without Ray installed ends the command here, before anything is stored."""
+    from .sweep.config import ExecutionConfig
+
+    if executor not in (None, "local", "ray"):
+        _fail(f"--executor: {executor!r} is not allowed (allowed: local, ray)")
+    execution = bench.config.execution
+    backend = executor or execution.backend
+    if address is not None and backend != "ray":
+        _fail("--address is for --executor ray")
+    if backend == "local":
+        changed = ExecutionConfig()
+    else:
+        changed = ExecutionConfig(
+            backend="ray", address=address if address is not None else execution.address,
+            num_cpus=execution.num_cpus, num_gpus=execution.num_gpus)
+        from .sweep.ray_executor import import_ray
+
+        import_ray()
+    bench.config = bench.config.model_copy(update={"execution": changed})
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Benchmark config (YAML).")],
@@ -502,6 +531,13 @@ def run(
         "--run-generated-code",
         help="Run the tests of code task sets on the models' completions (pass_rate). That "
              "runs code a model wrote, as you: only for models you trust.")] = False,
+    executor: Annotated[str | None, typer.Option(
+        help="Where the cells run: local (worker processes here) or ray (tasks on a Ray "
+             "cluster, wattprint[ray]). Default: the config's execution.backend, else local."
+    )] = None,
+    address: Annotated[str | None, typer.Option(
+        help="The Ray cluster to join (auto, host:port) with --executor ray. Default: the "
+             "config's execution.address, else a Ray instance started here.")] = None,
 ) -> None:
     """Run a benchmark sweep: every model x dataset x variant, measured and stored."""
     from .study import Benchmark
@@ -514,6 +550,7 @@ def run(
             setting = _settings().db
             if setting is not None:
                 bench = Benchmark.from_yaml(config, db=setting, output_dir=output_dir)
+        _set_executor(bench, executor, address)
     except WattprintError as e:
         _fail(str(e))
     try:
@@ -762,6 +799,7 @@ def monitor(
             cpu_tdp_w=cpu_tdp,
             powercap_root=str(powercap_root) if powercap_root else None,
             mode="machine",  # the machine's energy: WATTPRINT_MODE=process would meter this one
+            distributed=False,
         )
     except WattprintError as e:
         _fail(str(e))
@@ -874,13 +912,15 @@ def merge(
     err.print(table)
     for node in job.nodes:
         fp = node.measurement.footprint
-        err.print(f"{printable(node.host.hostname)}: {fp.co2_g:.4g} g CO2 at "
+        err.print(f"{printable(node.host.name)}: {fp.co2_g:.4g} g CO2 at "
                   f"{fp.intensity_g_per_kwh:.4g} gCO2/kWh ({printable(fp.location)}), "
                   f"{fp.water_l:.4g} L water", markup=False)
     err.print(f"job: {job.duration_s:.3f} s, {job.kwh:.6g} kWh, {job.co2_g:.4g} g CO2, "
               f"{job.water_l:.4g} L water", markup=False)
     if job.partial:
         err.print("[bold yellow]partial measurement:[/] " + escape("; ".join(job.errors)))
+    for note in job.notes:
+        err.print(f"note: {printable(note)}", markup=False)
 
 
 @app.command()

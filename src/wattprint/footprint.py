@@ -48,11 +48,11 @@ import math
 import sys
 import types
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ._data import read_text
+from ._frozen import Frozen
 from .errors import ConfigError, LocationError
 
 __all__ = [
@@ -148,15 +148,23 @@ DEFAULT_WUE_L_PER_KWH = 0.0
 # Records.
 
 
-@dataclass(frozen=True, slots=True)
-class Footprint:
+_set = object.__setattr__
+
+
+class Footprint(Frozen):
     """The footprint of an amount of energy at a place. Units are in the names.
 
     ``energy_j`` is the IT energy measured; ``kwh`` the same in kWh. ``co2_g`` and the off-site
     water include the facility overhead (PUE); the on-site water does not (WUE is defined per
-    kWh of IT energy).
+    kWh of IT energy). ``site`` is the site as it was given (None when the footprint was made
+    from a bare :class:`FootprintModel`). An immutable record
+    (:class:`wattprint._frozen.Frozen`), as a frozen dataclass.
     """
 
+    _fields = ("energy_j", "kwh", "co2_g", "water_l", "water_onsite_l", "water_offsite_l",
+                 "intensity_g_per_kwh", "intensity_source", "location", "pue", "wue_l_per_kwh",
+                 "water_intensity_l_per_kwh", "water_intensity_source", "tier", "site")
+    __slots__ = _fields
     energy_j: float
     kwh: float
     co2_g: float
@@ -171,9 +179,28 @@ class Footprint:
     water_intensity_l_per_kwh: float
     water_intensity_source: str
     tier: str | None
-    #: The site as it was given (None when the footprint was made from a bare
-    #: :class:`FootprintModel`).
-    site: Site | None = None
+    site: Site | None
+
+    def __init__(self, energy_j: float, kwh: float, co2_g: float, water_l: float,
+                 water_onsite_l: float, water_offsite_l: float, intensity_g_per_kwh: float,
+                 intensity_source: str, location: str, pue: float, wue_l_per_kwh: float,
+                 water_intensity_l_per_kwh: float, water_intensity_source: str,
+                 tier: str | None, site: Site | None = None) -> None:
+        _set(self, "energy_j", energy_j)
+        _set(self, "kwh", kwh)
+        _set(self, "co2_g", co2_g)
+        _set(self, "water_l", water_l)
+        _set(self, "water_onsite_l", water_onsite_l)
+        _set(self, "water_offsite_l", water_offsite_l)
+        _set(self, "intensity_g_per_kwh", intensity_g_per_kwh)
+        _set(self, "intensity_source", intensity_source)
+        _set(self, "location", location)
+        _set(self, "pue", pue)
+        _set(self, "wue_l_per_kwh", wue_l_per_kwh)
+        _set(self, "water_intensity_l_per_kwh", water_intensity_l_per_kwh)
+        _set(self, "water_intensity_source", water_intensity_source)
+        _set(self, "tier", tier)
+        _set(self, "site", site)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (the site as given under ``site``)."""
@@ -205,8 +232,7 @@ _SITE_NUMBERS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Site:
+class Site(Frozen):
     """Where the energy was used: the grid, the facility and its water. Declared once.
 
     The same value is accepted by :class:`~wattprint.EnergyMeter` (``site=``),
@@ -219,19 +245,39 @@ class Site:
 
     Construction checks the keys and ranges (:class:`~wattprint.errors.ConfigError`); the
     place itself is looked up in the shipped data by :meth:`resolve`
-    (:class:`~wattprint.errors.LocationError` for unknown places).
+    (:class:`~wattprint.errors.LocationError` for unknown places). An immutable record
+    (:class:`wattprint._frozen.Frozen`), as a frozen dataclass: ``site.replace(tier="edge")``
+    is a copy with a field changed.
     """
 
-    country: str | None = None
-    zone: str | None = None
-    cloud_region: str | None = None
-    carbon_intensity_g_per_kwh: float | None = None
-    pue: float | None = None
-    wue_l_per_kwh: float | None = None
-    tier: str | None = None
-    water_intensity_l_per_kwh: float | None = None
+    _fields = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh", "pue",
+                 "wue_l_per_kwh", "tier", "water_intensity_l_per_kwh")
+    __slots__ = _fields
+    country: str | None
+    zone: str | None
+    cloud_region: str | None
+    carbon_intensity_g_per_kwh: float | None
+    pue: float | None
+    wue_l_per_kwh: float | None
+    tier: str | None
+    water_intensity_l_per_kwh: float | None
 
-    def __post_init__(self) -> None:
+    def __init__(self, country: str | None = None, zone: str | None = None,
+                 cloud_region: str | None = None,
+                 carbon_intensity_g_per_kwh: float | None = None, pue: float | None = None,
+                 wue_l_per_kwh: float | None = None, tier: str | None = None,
+                 water_intensity_l_per_kwh: float | None = None) -> None:
+        _set(self, "country", country)
+        _set(self, "zone", zone)
+        _set(self, "cloud_region", cloud_region)
+        _set(self, "carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh)
+        _set(self, "pue", pue)
+        _set(self, "wue_l_per_kwh", wue_l_per_kwh)
+        _set(self, "tier", tier)
+        _set(self, "water_intensity_l_per_kwh", water_intensity_l_per_kwh)
+        self._check()
+
+    def _check(self) -> None:
         given = {k: getattr(self, k) for k in _LOCATION_KEYS if getattr(self, k) is not None}
         if len(given) > 1:
             got = ", ".join(f"{k}={v!r}" for k, v in given.items())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._frozen import Frozen
 from .sensors.base import Source
 
 if TYPE_CHECKING:
@@ -16,29 +16,41 @@ if TYPE_CHECKING:
 __all__ = ["ComponentEnergy", "Measurement"]
 
 
-@dataclass(frozen=True)
-class ComponentEnergy:
+class ComponentEnergy(Frozen):
     """The energy of one component (``cpu``, ``ram``, ``gpu:0``) with its provenance.
 
-    ``source`` is ``"rapl"``, ``"nvml"``, ``"estimate"`` or ``"fake"``; ``measured`` is True only
-    for a hardware counter or power register. ``scope`` is ``"process"`` when the figure is this
-    process's share of the machine's energy. ``sensors`` names what was read.
+    ``source`` is ``"rapl"``, ``"nvml"``, ``"amdsmi"``, ``"powermetrics"``, ``"hwmon"``,
+    ``"estimate"`` or ``"fake"``; ``measured`` is True only for a hardware counter or power
+    register. ``scope`` is ``"process"`` when the figure is this process's share of the
+    machine's energy. ``sensors`` names what was read. ``dynamic_j`` is the energy above the
+    calibrated idle power, when :meth:`EnergyMeter.calibrate_idle` ran. An immutable record
+    (:class:`wattprint._frozen.Frozen`), as a frozen dataclass.
     """
 
+    _fields = ("energy_j", "source", "measured", "scope", "sensors", "dynamic_j")
     energy_j: float
     source: Source
     measured: bool
-    scope: str = "machine"
-    sensors: tuple[str, ...] = ()
-    #: Energy above the calibrated idle power, when :meth:`EnergyMeter.calibrate_idle` ran.
-    dynamic_j: float | None = None
+    scope: str
+    sensors: tuple[str, ...]
+    dynamic_j: float | None
+
+    def __init__(self, energy_j: float, source: Source, measured: bool, scope: str = "machine",
+                 sensors: tuple[str, ...] = (), dynamic_j: float | None = None) -> None:
+        fields = self.__dict__
+        fields["energy_j"] = energy_j
+        fields["source"] = source
+        fields["measured"] = measured
+        fields["scope"] = scope
+        fields["sensors"] = sensors
+        fields["dynamic_j"] = dynamic_j
 
     @classmethod
     def _of(cls, energy_j: float, source: Source, measured: bool, scope: str,
             sensors: tuple[str, ...], dynamic_j: float | None) -> ComponentEnergy:
-        """The same record as ``ComponentEnergy(...)`` with every field given, made without
-        the frozen class's field-by-field ``__setattr__`` (the meter makes these at every
-        window's end; ``tests/test_meter.py`` checks the two agree)."""
+        """The same record as ``ComponentEnergy(...)`` with every field given, made without a
+        call of ``__init__`` (the meter makes these at every window's end;
+        ``tests/test_meter.py`` checks the two agree)."""
         made = object.__new__(cls)
         fields = made.__dict__
         fields["energy_j"] = energy_j
@@ -60,8 +72,7 @@ class ComponentEnergy:
         }
 
 
-@dataclass(frozen=True)
-class Measurement:
+class Measurement(Frozen):
     """What one window measured.
 
     ``energy_j`` is the sum over ``components``. A component whose sensor failed inside the
@@ -70,34 +81,57 @@ class Measurement:
     ``samples`` counts the power readings integrated per power-only sensor (0 when every
     sensor is a counter). ``footprint`` is the carbon and water of ``energy_j`` at the
     meter's location, computed on first access. ``notes`` says what a reader should know
-    that is no error (a window shorter than a sensor's update period).
+    that is no error (a window shorter than a sensor's update period, see
+    :meth:`~wattprint.sensors.Sensor.notes`). ``site`` is the resolved location that turns
+    ``energy_j`` into the footprint. An immutable record (:class:`wattprint._frozen.Frozen`),
+    as a frozen dataclass.
     """
 
+    _fields = ("name", "start", "end", "duration_s", "energy_j", "components", "site", "idle_j",
+               "dynamic_j", "samples", "partial", "errors", "notes")
+    _hidden = ("site",)
     name: str
     start: datetime
     end: datetime
     duration_s: float
     energy_j: float
     components: Mapping[str, ComponentEnergy]
-    #: The resolved location that turns ``energy_j`` into the footprint.
-    site: FootprintModel = field(repr=False)
-    idle_j: float | None = None
-    dynamic_j: float | None = None
-    samples: int = 0
-    partial: bool = False
-    errors: tuple[str, ...] = field(default=())
-    #: What a reader should know about a figure that is not an error: a window shorter than
-    #: a sensor's update period, say (:meth:`~wattprint.sensors.Sensor.notes`).
-    notes: tuple[str, ...] = field(default=())
+    site: FootprintModel
+    idle_j: float | None
+    dynamic_j: float | None
+    samples: int
+    partial: bool
+    errors: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def __init__(self, name: str, start: datetime, end: datetime, duration_s: float,
+                 energy_j: float, components: Mapping[str, ComponentEnergy],
+                 site: FootprintModel, idle_j: float | None = None,
+                 dynamic_j: float | None = None, samples: int = 0, partial: bool = False,
+                 errors: tuple[str, ...] = (), notes: tuple[str, ...] = ()) -> None:
+        fields = self.__dict__
+        fields["name"] = name
+        fields["start"] = start
+        fields["end"] = end
+        fields["duration_s"] = duration_s
+        fields["energy_j"] = energy_j
+        fields["components"] = components
+        fields["site"] = site
+        fields["idle_j"] = idle_j
+        fields["dynamic_j"] = dynamic_j
+        fields["samples"] = samples
+        fields["partial"] = partial
+        fields["errors"] = errors
+        fields["notes"] = notes
 
     @classmethod
     def _of(cls, name: str, start: datetime, end: datetime, duration_s: float,
             energy_j: float, components: Mapping[str, ComponentEnergy], site: FootprintModel,
             idle_j: float | None, dynamic_j: float | None, samples: int, partial: bool,
             errors: tuple[str, ...], notes: tuple[str, ...]) -> Measurement:
-        """The same record as ``Measurement(...)`` with every field given, made without the
-        frozen class's field-by-field ``__setattr__`` (the meter makes one per window;
-        ``tests/test_meter.py`` checks the two agree)."""
+        """The same record as ``Measurement(...)`` with every field given, made without a call
+        of ``__init__`` (the meter makes one per window; ``tests/test_meter.py`` checks the two
+        agree)."""
         made = object.__new__(cls)
         fields = made.__dict__
         fields["name"] = name

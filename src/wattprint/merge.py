@@ -5,7 +5,11 @@ whole machine once. :func:`merge_reports` reads the files (:class:`NodeReport`, 
 sums them into a :class:`JobReport` without counting anything twice:
 
 * the same machine (host name or machine id) in two files is refused: two measurements of one
-  machine overlap and cannot be separated;
+  machine overlap and cannot be separated. Where those do not tell machines apart, a host id
+  does (``wattprint measure --host-id``, or ``WATTPRINT_HOST_ID``): cloned VMs that share a
+  machine id get different ones, containers that share one machine's counters the same one;
+  a host id, where given, is the node's only identity;
+* a file whose energy is not the sum of its components (edited, or damaged) is refused;
 * the same file given twice is refused;
 * files whose windows do not all overlap (one node ended before another began) are refused as
   not one job, unless ``allow_disjoint`` is given (a job run in turns on several machines);
@@ -53,13 +57,24 @@ class Host:
 
     hostname: str
     machine_id: str | None = None
+    #: The id given to the node (``--host-id``, ``WATTPRINT_HOST_ID``): where given, its name
+    #: in the job and its only identity.
+    host_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The node's name in a job: its host id, else its host name."""
+        return self.host_id or self.hostname
 
     def to_dict(self) -> dict[str, Any]:
-        return {"hostname": self.hostname, "machine_id": self.machine_id}
+        return {"hostname": self.hostname, "machine_id": self.machine_id,
+                "host_id": self.host_id}
 
 
-def this_host() -> Host:
-    """The machine this process runs on."""
+def this_host(host_id: str | None = None) -> Host:
+    """The machine this process runs on; ``host_id`` (default ``WATTPRINT_HOST_ID``) names it
+    where host names and machine ids cannot tell machines apart."""
+    given = (host_id if host_id is not None else os.environ.get("WATTPRINT_HOST_ID", "")).strip()
     machine_id = None
     for name in _MACHINE_ID_FILES:
         try:
@@ -69,7 +84,7 @@ def this_host() -> Host:
         if text:
             machine_id = text
             break
-    return Host(socket.gethostname(), machine_id)
+    return Host(socket.gethostname(), machine_id, given or None)
 
 
 def _bad(path: Path, what: str) -> ConfigError:
@@ -196,6 +211,9 @@ class NodeReport:
         machine_id = host.get("machine_id")
         if machine_id is not None and not isinstance(machine_id, str):
             raise _bad(file, f"host 'machine_id' is {machine_id!r}")
+        host_id = host.get("host_id")
+        if host_id is not None and (not isinstance(host_id, str) or not host_id.strip()):
+            raise _bad(file, f"host 'host_id' is {host_id!r}")
         m = _get(file, data, "measurement", dict)
         where = "measurement "
         components = _get(file, m, "components", dict, where)
@@ -210,7 +228,11 @@ class NodeReport:
             samples=int(_number(file, m, "samples", where)),
             partial=_get(file, m, "partial", bool, where),
             errors=_strings(file, m, "errors", where), notes=_strings(file, m, "notes", where))
-        return cls(path=file, host=Host(hostname, machine_id),
+        parts = math.fsum(c.energy_j for c in measurement.components.values())
+        if not math.isclose(measurement.energy_j, parts, rel_tol=1e-9, abs_tol=1e-9):
+            raise _bad(file, f"measurement energy_j {measurement.energy_j!r} J is not the sum "
+                             f"of its components ({parts!r} J): the file was changed or damaged")
+        return cls(path=file, host=Host(hostname, machine_id, host_id),
                    command_line=_get(file, data, "command_line", str),
                    exit_code=_get(file, data, "exit_code", int), measurement=measurement)
 
@@ -249,6 +271,8 @@ class JobReport:
     partial: bool
     errors: tuple[str, ...]
     notes: tuple[str, ...]
+    #: The first non-zero exit code of the nodes' commands (in the order given), else 0.
+    exit_code: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -274,6 +298,7 @@ class JobReport:
             "components": {k: v.to_dict() for k, v in self.components.items()},
             "idle_j": self.idle_j, "dynamic_j": self.dynamic_j, "samples": self.samples,
             "partial": self.partial, "errors": list(self.errors), "notes": list(self.notes),
+            "exit_code": self.exit_code,
             "footprint": {"energy_j": self.energy_j, "kwh": self.kwh, "co2_g": self.co2_g,
                           "water_l": self.water_l, "water_onsite_l": self.water_onsite_l,
                           "water_offsite_l": self.water_offsite_l},
@@ -285,8 +310,8 @@ def _check_once(nodes: Sequence[NodeReport]) -> None:
     """Refuse a file given twice, and one machine measured in two files."""
     seen: dict[str, NodeReport] = {}
     for node in nodes:
-        keys = [("file", str(node.path.resolve())), ("host", node.host.hostname)]
-        if node.host.machine_id:
+        keys = [("file", str(node.path.resolve())), ("host", node.host.name)]
+        if node.host.machine_id and not node.host.host_id:
             keys.append(("machine id", node.host.machine_id))
         for kind, key in keys:
             other = seen.get(f"{kind}:{key}")
@@ -300,7 +325,8 @@ def _check_once(nodes: Sequence[NodeReport]) -> None:
             raise ConfigError(
                 f"{str(other.path)!r} and {str(node.path)!r} measured the same machine "
                 f"({kind} {key!r}): each measures the whole machine, so merging them would "
-                "count it twice; keep one")
+                "count it twice; keep one (machines that only share a machine id, as cloned "
+                "VMs do, are told apart by measuring each with its own --host-id)")
 
 
 def _check_overlap(nodes: Sequence[NodeReport]) -> None:
@@ -338,8 +364,10 @@ def merge_reports(paths: Sequence[str | os.PathLike[str]], *,
     components: dict[str, ComponentEnergy] = {}
     errors: list[str] = []
     for node in nodes:
-        name = node.host.hostname
+        name = node.host.name
         m = node.measurement
+        if node.exit_code != 0:
+            notes.append(f"{name}: the command exited with code {node.exit_code}")
         for component, energy in m.components.items():
             components[f"{name}/{component}"] = energy
         errors += [f"{name}: {e}" for e in m.errors]
@@ -359,7 +387,8 @@ def merge_reports(paths: Sequence[str | os.PathLike[str]], *,
         idle_j=None if None in idle else math.fsum(v for v in idle if v is not None),
         dynamic_j=None if None in dynamic else math.fsum(v for v in dynamic if v is not None),
         samples=sum(m.samples for m in measurements),
-        partial=any(m.partial for m in measurements), errors=tuple(errors), notes=tuple(notes))
+        partial=any(m.partial for m in measurements), errors=tuple(errors), notes=tuple(notes),
+        exit_code=next((n.exit_code for n in nodes if n.exit_code != 0), 0))
 
 
 def _sum(prints: Sequence[Footprint], name: str) -> float:

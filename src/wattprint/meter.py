@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
+import sys
 import threading
 import time
 import weakref
@@ -25,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
 
 from ._log import get_logger
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
@@ -39,6 +41,9 @@ from .sensors._registry import MODES
 from .sensors.base import Sensor, Source
 from .sensors.hardware import detect_hardware
 from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from .distributed import Rank
 
 __all__ = ["EnergyMeter", "Window", "default_meter", "measure"]
 
@@ -62,6 +67,9 @@ class _DefaultMode(str):
 
 
 _DEFAULT_SAMPLE_HZ: float = _DefaultHz(20.0)
+_clock = time.perf_counter
+_now = datetime.now
+_UTC = timezone.utc
 _DEFAULT_MODE: str = _DefaultMode("machine")
 
 
@@ -134,8 +142,11 @@ class EnergyMeter(_TrainingMixin[Window]):
 
     ``sensors`` is ``"auto"`` (detect what this machine has, estimating what no counter covers),
     or a list of :class:`Sensor` objects and backend names (``"rapl"``, ``"nvml"``,
-    ``"estimate"``). A named backend that is missing raises
-    :class:`~wattprint.errors.SensorUnavailable`.
+    ``"amdsmi"``, ``"powermetrics"``, ``"hwmon"``, ``"estimate"``). A named backend that is
+    missing raises :class:`~wattprint.errors.SensorUnavailable`. ``powercap_root``, ``nvml``,
+    ``amdsmi``, ``powermetrics`` and ``hwmon_root`` are passed to
+    :func:`wattprint.sensors.detect` (roots, modules and commands for tests; ``False`` turns a
+    vendor backend off).
 
     Power-only sensors are sampled at ``sample_hz`` (or every ``sample_interval`` seconds, when
     given) for the whole window, however long, and at both edges; the samples are integrated
@@ -157,6 +168,17 @@ class EnergyMeter(_TrainingMixin[Window]):
     share of the machine's CPU energy by its share of CPU time.
     ``sync_cuda`` synchronises CUDA devices before each window edge when torch with CUDA is in
     use; the default does so when a GPU sensor is in use.
+
+    In a distributed job (``torch.distributed`` initialised, or ``torchrun``'s ``RANK``,
+    ``LOCAL_RANK`` and ``WORLD_SIZE``), each process reads only what it owns: its host's
+    components if it is its host's first process (``LOCAL_RANK`` 0; with ``distributed=True``
+    or ``sync="dist"``, the lowest rank among the processes whose ``host_id``, default the
+    host name, is the same: every process must then make its meter at once), and its own GPUs
+    (``gpus``, default the device torch made current, else ``LOCAL_RANK``'s); see
+    :mod:`wattprint.distributed`. ``distributed=False`` reads everything (a meter made on one
+    process only, to meter its whole machine), ``True`` insists on a job. ``sync="dist"`` waits
+    for every process at a ``barrier()`` before each window edge; :meth:`gather` gives the
+    whole job's measurement.
 
     Arguments left out are taken from the settings (:mod:`wattprint.settings`): the
     ``WATTPRINT_*`` environment variables, then ``wattprint.toml``, then ``[tool.wattprint]`` in
@@ -184,6 +206,13 @@ class EnergyMeter(_TrainingMixin[Window]):
         sync_cuda: bool | None = None,
         powercap_root: str | None = None,
         nvml: Any = None,
+        amdsmi: Any = None,
+        powermetrics: Any = None,
+        hwmon_root: str | None = None,
+        distributed: bool | None = None,
+        host_id: str | None = None,
+        gpus: Sequence[int] | None = None,
+        sync: str | None = None,
     ) -> None:
         if not sample_hz > 0:
             raise ConfigError(f"sample_hz must be > 0, not {sample_hz}")
@@ -223,6 +252,9 @@ class EnergyMeter(_TrainingMixin[Window]):
         detect_args: dict[str, Any] = {
             "powercap_root": powercap_root,
             "nvml": nvml,
+            "amdsmi": amdsmi,
+            "powermetrics": powermetrics,
+            "hwmon_root": hwmon_root,
             "cpu_tdp_w": cpu_tdp_w,
             "gpu_tdp_w": gpu_tdp_w,
             "mode": mode,
@@ -248,7 +280,24 @@ class EnergyMeter(_TrainingMixin[Window]):
                 found = detect(**detect_args, only=names)
                 chosen += [s for s in found if s.component not in covered]
                 self.missing = found.missing
-        if not chosen:
+        #: This process's place in a distributed job (:mod:`wattprint.distributed`), or None.
+        self.rank: Rank | None = None
+        if distributed is not False and (
+            distributed or "WORLD_SIZE" in os.environ or "torch" in sys.modules
+        ):
+            from .distributed import detect_rank, gpu_ordinals, own
+
+            self.rank = detect_rank(host_id=host_id, gpus=gpus, required=bool(distributed),
+                                    gather_hosts=bool(distributed) or sync == "dist",
+                                    visible_gpus=gpu_ordinals(chosen))
+            if self.rank is not None:
+                chosen = own(chosen, self.rank)
+        if sync not in (None, "dist"):
+            raise ConfigError(f'sync must be "dist" or None, not {sync!r}')
+        if sync == "dist" and (self.rank is None or not self.rank.initialised):
+            raise ConfigError('sync="dist" waits for every process at each window edge: it '
+                              "needs torch.distributed initialised (init_process_group) first")
+        if not chosen and self.rank is None:
             raise ConfigError("no sensors to read: pass sensors='auto' or at least one sensor")
         names_seen = [s.name for s in chosen]
         dupes = {n for n in names_seen if names_seen.count(n) > 1}
@@ -261,13 +310,18 @@ class EnergyMeter(_TrainingMixin[Window]):
             log.warning("estimating %s: no readable hardware counter (%s)",
                         ", ".join(estimated), why)
         if sync_cuda is None:
-            sync_cuda = any(s.source is Source.NVML for s in chosen)
+            sync_cuda = any(s.source in (Source.NVML, Source.AMDSMI, Source.HWMON)
+                            for s in chosen)
         self.sync_cuda = sync_cuda
         self._sync: Callable[[], None] = _no_sync
         if sync_cuda:
             from .sensors.sync import cuda_synchronize
 
             self._sync = cuda_synchronize
+        if sync == "dist":
+            from .distributed import barrier_after
+
+            self._sync = barrier_after(self._sync)
         self._groups = _group(chosen)
         #: The sensors that may have a note on a window (the others inherit the empty one).
         self._noting = tuple(s for s in chosen if type(s).notes is not Sensor.notes)
@@ -286,18 +340,23 @@ class EnergyMeter(_TrainingMixin[Window]):
         """Open a window and return its name. Windows may nest and overlap."""
         if name is None:
             name = f"window-{next(self._auto_names)}"
-        self._sync()
+        if self._sync is not _no_sync:  # a call less on a window's edge
+            self._sync()
         shared = self._shared
-        with shared.lock:
-            if name in shared.windows:
+        lock = shared.lock
+        lock.acquire()  # not ``with``: a window's edge is the meter's hot path
+        try:
+            windows = shared.windows
+            if name in windows:
                 raise WindowError(f"window {name!r} is already open; end it or use another name")
-            wall0 = datetime.now(timezone.utc)
-            t0 = time.perf_counter()
-            if not shared.windows and (shared.powers or shared.thread is None):
+            wall0 = _now(_UTC)
+            t0 = _clock()
+            if not windows and (shared.powers or shared.thread is None):
                 self._wake(t0)
-            window = _Open(name, t0, wall0, shared.ticks)
-            shared.windows[name] = window
+            window = windows[name] = _Open(name, t0, wall0, shared.ticks)
             window.start = shared.snapshot(t0)
+        finally:
+            lock.release()
         return name
 
     def _wake(self, t0: float) -> None:
@@ -324,72 +383,113 @@ class EnergyMeter(_TrainingMixin[Window]):
         return measurement
 
     def _end(self, name: str | None) -> Measurement:
-        self._sync()
+        if self._sync is not _no_sync:  # a call less on a window's edge
+            self._sync()
         shared = self._shared
-        with shared.lock:
+        lock = shared.lock
+        lock.acquire()  # not ``with``: a window's edge is the meter's hot path
+        try:
+            windows = shared.windows
             if name is None:
-                if len(shared.windows) != 1:
-                    raise WindowError(
-                        f"{len(shared.windows)} windows are open; name the one to end"
-                    )
-                name = next(iter(shared.windows))
-            t1 = time.perf_counter()
+                if len(windows) != 1:
+                    raise WindowError(f"{len(windows)} windows are open; name the one to end")
+                name = next(iter(windows))
+            t1 = _clock()
             stop = shared.snapshot(t1)
-            wall1 = datetime.now(timezone.utc)
-            window = shared.windows.pop(name, None)
+            wall1 = _now(_UTC)
+            window = windows.pop(name, None)
             if window is None:
                 raise WindowError(f"no open window named {name!r}; open ones: "
-                                  f"{', '.join(shared.windows) or 'none'}")
+                                  f"{', '.join(windows) or 'none'}")
             ticks = shared.ticks - window.ticks0
+        finally:
+            lock.release()
         return self._record(window, stop, t1, wall1, ticks)
 
     def _record(
         self, w: _Open, stop: list[float | None], t1: float, wall1: datetime, ticks: int
     ) -> Measurement:
         duration = t1 - w.t0
-        errors = dict(w.errors) if w.errors else {}
-        start, idle = w.start, self._idle_w
+        start, idle, errors = w.start, self._idle_w, w.errors
         components: dict[str, ComponentEnergy] = {}
-        failed: list[str] = []
+        failed: dict[int, str] | None = None  # the window's errors and the groups', if any
         total = 0.0
-        for component, indices, names, source, measured, scope in self._groups:
+        inf = math.inf
+        for group in self._groups:
+            component, indices, names, source, measured, scope = group
             energy, ok = 0.0, True
-            for i in indices:
-                a, b = start[i], stop[i]
-                if a is None or b is None or i in errors:
-                    errors.setdefault(i, f"{self.sensors[i].name}: not readable")
-                    ok = False
-                elif b < a:
-                    errors[i] = f"{self.sensors[i].name}: counter went backwards by {a - b:.6g} J"
-                    ok = False
-                elif not b - a < math.inf:  # readings are finite; their difference may not be
-                    errors[i] = f"{self.sensors[i].name}: energy is not finite ({b - a})"
-                    ok = False
-                else:
-                    energy += b - a
-            if not ok:
-                failed.append(component)
+            try:  # the common case: every reading there (None - x raises), none going back
+                for i in indices:
+                    d = stop[i] - start[i]  # type: ignore[operator]
+                    if not 0.0 <= d < inf or i in errors:
+                        ok = False
+                        break
+                    energy += d
+            except TypeError:
+                ok = False
+            if ok:
+                dynamic = None
+                if idle is not None and component in idle:
+                    dynamic = max(energy - idle[component] * duration, 0.0)
+                components[component] = ComponentEnergy._of(
+                    energy, source, measured, scope, names, dynamic
+                )
+                total += energy
                 continue
-            dynamic = None
-            if idle is not None and component in idle:
-                dynamic = max(energy - idle[component] * duration, 0.0)
-            components[component] = ComponentEnergy._of(
-                energy, source, measured, scope, names, dynamic
-            )
-            total += energy
-        for comp in failed:
-            log.warning("window %r: %s left out, its sensor failed", w.name, comp)
+            if failed is None:
+                failed = dict(errors)
+            self._group_failed(w.name, group, start, stop, failed)
+        if failed is None:
+            failed = errors
         idle_j = dynamic_j = None
         if idle is not None:
             idle_j = sum(idle.get(c, 0.0) * duration for c in components)
             dynamic_j = sum(c.dynamic_j or 0.0 for c in components.values())
         return Measurement._of(
             w.name, w.wall0, wall1, duration, total, components, self.footprint_model,
-            idle_j, dynamic_j, ticks + 1 if self._shared.powers else 0, bool(errors),
-            tuple(errors[i] for i in sorted(errors)) if errors else (),
-            tuple(dict.fromkeys(note for s in self._noting for note in s.notes(duration)))
-            if self._noting else (),
+            idle_j, dynamic_j, ticks + 1 if self._shared.powers else 0, bool(failed),
+            tuple(failed[i] for i in sorted(failed)) if failed else (),
+            self._notes(duration) if self._noting else (),
         )
+
+    def _notes(self, duration: float) -> tuple[str, ...]:
+        """The notes of a window of ``duration`` seconds, each once."""
+        noting = self._noting
+        if len(noting) == 1:
+            return noting[0].notes(duration)
+        return tuple(dict.fromkeys(note for s in noting for note in s.notes(duration)))
+
+    def _group_failed(self, window: str, group: _Group, start: list[float | None],
+                      stop: list[float | None], errors: dict[int, str]) -> None:
+        """Name in ``errors`` what went wrong with each of ``group``'s sensors in a window
+        whose figure for the group cannot be given; the group is left out."""
+        for i in group.indices:
+            a, b = start[i], stop[i]
+            if a is None or b is None or i in errors:
+                errors.setdefault(i, f"{self.sensors[i].name}: not readable")
+            elif b < a:
+                errors[i] = f"{self.sensors[i].name}: counter went backwards by {a - b:.6g} J"
+            elif not b - a < math.inf:  # readings are finite; their difference may not be
+                errors[i] = f"{self.sensors[i].name}: energy is not finite ({b - a})"
+        log.warning("window %r: %s left out, its sensor failed", window, group.component)
+
+    def gather(self, measurement: Measurement | None = None, *, dst: int = 0
+               ) -> Measurement | None:
+        """The whole job's measurement of a window, from every process's ``measurement`` of
+        it (default: this meter's last), at rank ``dst``; ``None`` at the other ranks.
+
+        Every process must call it (it is a collective of ``torch.distributed``). The job's
+        measurement has a component per host and device (``"node-a/cpu"``,
+        ``"node-a/gpu:0"``), each counted once with its provenance, and is partial when any
+        process's is. In a process that is not part of a distributed job, the job is this
+        process: its measurement in the same shape.
+        """
+        from .distributed import gather
+
+        m = measurement if measurement is not None else self.last_measurement
+        if m is None:
+            raise WindowError("nothing to gather: no window has ended yet")
+        return gather(m, self.rank, dst)
 
     def window(self, name: str | None = None) -> Window:
         """A context manager over a window: ``with meter.window("x") as w: ...``, then

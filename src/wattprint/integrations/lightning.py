@@ -129,8 +129,8 @@ class EnergyCallback(Callback):
                         "node only", trainer.num_nodes)
         if self.db is not None:  # first: a db that cannot be a store fails before all else
             self._store = self.db if isinstance(self.db, Store) else Store(self.db)
-        if self.meter is None:
-            self.meter = EnergyMeter()
+        if self.meter is None:  # rank zero's whole node: the other ranks make no meter
+            self.meter = EnergyMeter(distributed=False)
             self._own_meter = True
         self.epochs, self._numbers, self.run, self.record = [], [], None, None
         self._run_name = self.meter.begin(f"lightning-run#{next(_runs)}")

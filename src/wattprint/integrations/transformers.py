@@ -256,8 +256,8 @@ class EnergyCallback(TrainerCallback):
                         args.world_size, local)
         if self.db is not None:
             self._store = self.db if isinstance(self.db, Store) else Store(self.db)
-        if self._given_meter is None:
-            self.meter = EnergyMeter(site=self.site)
+        if self._given_meter is None:  # the main process's whole machine (no other meters)
+            self.meter = EnergyMeter(site=self.site, distributed=False)
         meter = self.meter
         assert meter is not None
         self._run_name = meter.begin(f"{self._name}/train#{next(self._count)}")

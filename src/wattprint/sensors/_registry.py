@@ -16,6 +16,7 @@ from ..errors import ConfigError, SensorUnavailable
 from .base import Detected, MissingSensor, Sensor
 
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
+DEFAULT_HWMON_ROOT = "/sys/class/hwmon"
 MODES = ("machine", "process")
 
 
@@ -26,6 +27,13 @@ class DetectOptions(NamedTuple):
     #: The NVML module to use; ``None`` (or ``True``) means import ``pynvml`` if installed,
     #: ``False`` turns NVML off.
     nvml: ModuleType | bool | None = None
+    #: The AMD SMI module to use; ``None`` (or ``True``) means import ``amdsmi`` if installed,
+    #: ``False`` turns AMD GPUs off.
+    amdsmi: ModuleType | bool | None = None
+    #: The powermetrics argv to run, as given; ``None`` (or ``True``) means the default command
+    #: on macOS, ``False`` turns it off.
+    powermetrics: Sequence[str] | bool | None = None
+    hwmon_root: str = DEFAULT_HWMON_ROOT
     cpu_tdp_w: float | None = None
     gpu_tdp_w: float | None = None
     mode: str = "machine"
@@ -43,9 +51,11 @@ class Backend(Protocol):
 
 def _backends() -> dict[str, Backend]:
     # Imported here, not at package import: backends may touch hardware modules.
-    from . import estimate, nvml, rapl
+    from . import amdsmi, estimate, hwmon, nvml, powermetrics, rapl
 
-    return {b.NAME: b for b in (rapl, nvml, estimate)}  # order matters
+    # Order matters: estimation last, so that it fills only what no reading covers; a board's
+    # power rails before NVML, so that a Jetson's measured GPU rail is not left for an estimate.
+    return {b.NAME: b for b in (rapl, hwmon, nvml, amdsmi, powermetrics, estimate)}
 
 
 def backend_names() -> tuple[str, ...]:
@@ -56,6 +66,9 @@ def detect(
     powercap_root: str | os.PathLike[str] | None = None,
     nvml: ModuleType | bool | None = None,
     *,
+    amdsmi: ModuleType | bool | None = None,
+    powermetrics: Sequence[str] | bool | None = None,
+    hwmon_root: str | os.PathLike[str] | None = None,
     cpu_tdp_w: float | None = None,
     gpu_tdp_w: float | None = None,
     mode: str = "machine",
@@ -65,13 +78,19 @@ def detect(
 
     RAPL domains come from the powercap tree at ``powercap_root`` (default
     ``/sys/class/powercap``), GPUs from the NVML module given (default: ``pynvml`` from
-    nvidia-ml-py, if installed; ``nvml=False`` reads no GPU, as on a machine without one), and
-    estimation sensors cover what no counter covers.
+    nvidia-ml-py, if installed; ``nvml=False`` reads no GPU, as on a machine without one), AMD
+    GPUs from the AMD SMI module given (default: ``amdsmi`` of ROCm, if installed;
+    ``amdsmi=False`` turns it off), Apple Silicon from the ``powermetrics`` command given (the
+    argv, run as given while a window is open; default on macOS: ``/usr/bin/powermetrics``;
+    ``powermetrics=False`` turns it off), Jetson and INA3221/INA238 power rails from the hwmon
+    tree at ``hwmon_root`` (default ``/sys/class/hwmon``), and estimation sensors cover what
+    no counter covers.
 
     ``mode="process"`` wraps the machine's CPU counters so that they report this process's
     share, by its share of the machine's busy CPU time.
 
-    ``only`` restricts detection to the named backends (``"rapl"``, ``"nvml"``, ``"estimate"``);
+    ``only`` restricts detection to the named backends (``"rapl"``, ``"nvml"``, ``"amdsmi"``,
+    ``"powermetrics"``, ``"hwmon"``, ``"estimate"``);
     a named backend that finds nothing raises :class:`SensorUnavailable` with the reason and fix.
     Nothing found without ``only`` is normal: the result then holds estimates.
     """
@@ -81,6 +100,9 @@ def detect(
         powercap_root=(os.fspath(powercap_root) if powercap_root is not None
                        else DEFAULT_POWERCAP_ROOT),
         nvml=nvml,
+        amdsmi=amdsmi,
+        powermetrics=powermetrics,
+        hwmon_root=(os.fspath(hwmon_root) if hwmon_root is not None else DEFAULT_HWMON_ROOT),
         cpu_tdp_w=cpu_tdp_w,
         gpu_tdp_w=gpu_tdp_w,
         mode=mode,
@@ -92,8 +114,12 @@ def detect(
             raise ConfigError(
                 f"unknown sensor backend {unknown[0]!r}; known: {', '.join(backends)}"
             )
-        if nvml is False and "nvml" in only:
-            raise ConfigError("the nvml backend is asked for but turned off (nvml=False)")
+        for name, given in (("nvml", nvml), ("amdsmi", amdsmi),
+                            ("powermetrics", powermetrics)):
+            if given is False and name in only:
+                raise ConfigError(
+                    f"the {name} backend is asked for but turned off ({name}=False)"
+                )
     sensors: list[Sensor] = []
     missing: list[MissingSensor] = []
     covered: set[str] = set()

@@ -28,9 +28,9 @@ import math
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
 
+from .._frozen import Frozen
 from ..errors import SensorError
 
 __all__ = [
@@ -48,6 +48,9 @@ class Source(str, enum.Enum):
 
     RAPL = "rapl"
     NVML = "nvml"
+    AMDSMI = "amdsmi"
+    POWERMETRICS = "powermetrics"
+    HWMON = "hwmon"
     ESTIMATE = "estimate"
     FAKE = "fake"
 
@@ -181,12 +184,19 @@ class MissingSensor(NamedTuple):
         return {"backend": self.backend, "reason": self.reason, "fix": self.fix}
 
 
-@dataclass(frozen=True)
-class Detected(Sequence[Sensor]):
-    """The sensors :func:`wattprint.sensors.detect` found, and what it did not find (and why)."""
+class Detected(Frozen, Sequence[Sensor]):
+    """The sensors :func:`wattprint.sensors.detect` found, and what it did not find (and why).
+    An immutable record (:class:`wattprint._frozen.Frozen`), as a frozen dataclass."""
 
-    sensors: tuple[Sensor, ...] = ()
-    missing: tuple[MissingSensor, ...] = field(default=())
+    _fields = ("sensors", "missing")
+    __slots__ = _fields
+    sensors: tuple[Sensor, ...]
+    missing: tuple[MissingSensor, ...]
+
+    def __init__(self, sensors: tuple[Sensor, ...] = (),
+                 missing: tuple[MissingSensor, ...] = ()) -> None:
+        object.__setattr__(self, "sensors", sensors)
+        object.__setattr__(self, "missing", missing)
 
     @overload
     def __getitem__(self, index: int) -> Sensor: ...

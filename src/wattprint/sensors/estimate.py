@@ -131,6 +131,7 @@ def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
 
 #: The kept descriptor of the real ``/proc/stat`` (read with ``pread``; -1: not open yet).
 _proc_stat_fd = -1
+_pread = os.pread
 
 
 def _read_start(path: str | os.PathLike[str], size: int) -> bytes:
@@ -144,6 +145,19 @@ def _read_start(path: str | os.PathLike[str], size: int) -> bytes:
 
 def _read_busy_cpu_s(proc_stat: str | os.PathLike[str]) -> float:
     global _proc_stat_fd
+    if proc_stat is PROC_STAT and _proc_stat_fd >= 0:  # every read after the first
+        try:
+            head = _pread(_proc_stat_fd, 512, 0)
+        except OSError as err:
+            raise SensorError(f"cannot read CPU times from {PROC_STAT}: {err}") from err
+        fields = head.partition(b"\n")[0].split()
+        if len(fields) >= 8 and fields[0] == b"cpu":  # as every kernel since 2.6 writes it
+            try:
+                return (int(fields[1]) + int(fields[2]) + int(fields[3]) + int(fields[6])
+                        + int(fields[7])) / _clock_ticks_per_s()
+            except ValueError:
+                pass
+        return _busy_from(head, proc_stat)
     real = proc_stat is PROC_STAT or os.path.normpath(proc_stat) == PROC_STAT
     if real and not _LINUX:
         return _busy_from_psutil()
@@ -151,11 +165,16 @@ def _read_busy_cpu_s(proc_stat: str | os.PathLike[str]) -> float:
         if real:  # kept open: each read is a pread, not an open, a read and a close
             if _proc_stat_fd < 0:
                 _proc_stat_fd = os.open(PROC_STAT, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            head = os.pread(_proc_stat_fd, 512, 0)
+            head = _pread(_proc_stat_fd, 512, 0)
         else:
             head = _read_start(proc_stat, 512)
     except OSError as err:
         raise SensorError(f"cannot read CPU times from {os.fspath(proc_stat)}: {err}") from err
+    return _busy_from(head, proc_stat)
+
+
+def _busy_from(head: bytes, proc_stat: str | os.PathLike[str]) -> float:
+    """Busy CPU seconds from the start of ``/proc/stat`` (``head``)."""
     fields = head.partition(b"\n")[0].split()  # "cpu", user nice system idle iowait irq ...
     if len(fields) < 5 or fields[0] != b"cpu":
         raise SensorError(f"unexpected first line in {os.fspath(proc_stat)}: {head[:80]!r}")
@@ -551,18 +570,23 @@ class CpuEstimate(CounterSensor):
         return self.energy_j_at(self._clock())
 
     def energy_j_at(self, t: float) -> float:
-        now = t
         try:
             busy = self._busy_cpu_s()
         except SensorError:
             self._last = None  # the next read starts from a fresh baseline
             self._carry_s = 0.0
             raise
-        if self._last is not None:
-            t0, busy0 = self._last
-            wall_s = max(now - t0, 0.0)
+        last = self._last
+        self._last = (t, busy)
+        if last is not None:
+            wall_s = t - last[0]
+            if wall_s < 0.0:
+                wall_s = 0.0
             # CPU hot-unplug can shrink the sum; a tick can bring more than the CPUs could do.
-            busy_s = max(busy - busy0, 0.0) + self._carry_s
+            busy_s = busy - last[1]
+            if busy_s < 0.0:
+                busy_s = 0.0
+            busy_s += self._carry_s
             cap_s = self.n_cpus * wall_s
             if busy_s > cap_s:
                 self._carry_s = min(busy_s - cap_s, self._carry_max_s)
@@ -572,7 +596,6 @@ class CpuEstimate(CounterSensor):
             self._energy_j += self.tdp.tdp_w * (
                 IDLE_FRACTION * wall_s + (1.0 - IDLE_FRACTION) * busy_s / self.n_cpus
             )
-        self._last = (now, busy)
         return self._energy_j
 
     def notes(self, duration_s: float) -> tuple[str, ...]:

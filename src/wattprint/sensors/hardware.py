@@ -74,9 +74,11 @@ def _gpu(name: str, tdp_w: float, *matches: str) -> Hardware:
 #: Blackwell GPU of a GB200 superchip, which is up to 2700 W with its two GPUs and Grace CPU).
 #: Workstation: RTX A6000 300, RTX A5000 230, RTX A4000 140, RTX 6000 Ada 300. GeForce (total
 #: graphics power): RTX 5090 575, RTX 5080 360, RTX 4090 450, RTX 4080 320, RTX 3090 Ti 450,
-#: RTX 3090 350, RTX 3080 320. AMD Instinct: MI300X 750, MI250X 560. Apple does not publish a
-#: TDP for its M chips: no figure is assumed. Entries whose phrase contains another's come
-#: first ("RTX 3090 Ti" before "RTX 3090").
+#: RTX 3090 350, RTX 3080 320. AMD Instinct: MI325X 1000, MI300X 750, MI250X 560, MI210 300.
+#: Apple does not publish a TDP for its M chips (M1 to M4, Pro, Max, Ultra), nor NVIDIA one
+#: figure for a Jetson module (each has power modes: 7-25 W for an Orin Nano, 15-60 W for an
+#: AGX Orin): no figure is assumed. Entries whose phrase contains another's come first
+#: ("RTX 3090 Ti" before "RTX 3090", "Apple M2 Pro" before "Apple M2").
 PROFILES: dict[str, Hardware] = {
     p.name.casefold(): p
     for p in (
@@ -112,12 +114,24 @@ PROFILES: dict[str, Hardware] = {
         _gpu("RTX 3090 Ti", 450.0),
         _gpu("RTX 3090", 350.0),
         _gpu("RTX 3080", 320.0),
+        _gpu("MI325X", 1000.0),
         _gpu("MI300X", 750.0),
         _gpu("MI250X", 560.0),
+        _gpu("MI210", 300.0),
+        *(Hardware(f"M{n} {tier}", "soc", None, (f"Apple M{n} {tier}",))
+          for n in (1, 2, 3, 4) for tier in ("Pro", "Max", "Ultra")),
         Hardware("M1", "soc", None, ("Apple M1",)),
         Hardware("M2", "soc", None, ("Apple M2",)),
         Hardware("M3", "soc", None, ("Apple M3",)),
         Hardware("M4", "soc", None, ("Apple M4",)),
+        Hardware("Jetson AGX Orin", "soc", None, ("Jetson AGX Orin",)),
+        Hardware("Jetson Orin NX", "soc", None, ("Jetson Orin NX",)),
+        Hardware("Jetson Orin Nano", "soc", None, ("Jetson Orin Nano",)),
+        Hardware("Jetson AGX Xavier", "soc", None, ("Jetson AGX Xavier",)),
+        Hardware("Jetson Xavier NX", "soc", None, ("Jetson Xavier NX",)),
+        Hardware("Jetson TX2 NX", "soc", None, ("Jetson TX2 NX",)),
+        Hardware("Jetson TX2", "soc", None, ("Jetson TX2",)),
+        Hardware("Jetson Nano", "soc", None, ("Jetson Nano",)),
     )
 }
 

@@ -123,9 +123,9 @@ _clock = time.perf_counter
 _pread = os.pread
 #: Held while any RAPL counter is read or closed: a counter's reading and the state it updates
 #: (last raw value, total) change together, and an edge's counters are read under one
-#: acquisition. Re-entrant, so that a sensor closed by the garbage collector in the middle of
-#: a read cannot deadlock its own thread.
-_READS = threading.RLock()
+#: acquisition. Not re-entrant (half the cost of an RLock at every edge): a sensor that the
+#: garbage collector finalises closes its descriptor without it, as nothing else can hold it.
+_READS = threading.Lock()
 _ZONE_RE = re.compile(r"^(?P<control>[\w.-]*rapl[\w.-]*):(?P<index>\d+(?::\d+)*)$")
 _CONTROL_RE = re.compile(r"^[\w.-]*rapl[\w.-]*$")
 _MAX_POWER_RE = re.compile(r"^constraint_\d+_max_power_uw$")
@@ -212,17 +212,22 @@ class RaplSensor(CounterSensor):
         power_w = self.max_power_uw / 1e6 if self.max_power_uw else ASSUMED_MAX_POWER_W
         #: The most energy per second a wrap may imply before it is taken for a glitch, in µJ/s.
         self.max_wrap_rate_uj_per_s = POWER_MARGIN * power_w * 1e6
-        self._total_uj = 0
         try:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as err:
             raise self._error("opening", err) from err
         self._last_t = _clock()
         try:
-            self._last_uj: int | None = self.read_raw_uj()
+            first = self.read_raw_uj()
         except SensorError:
             self.close()
             raise
+        #: The last raw reading (µJ), None after a failed one.
+        self._last_uj: int | None = first
+        #: The energy since the sensor was made is ``_last_uj + _offset_uj`` µJ (and
+        #: ``_offset_uj`` alone while ``_last_uj`` is None): a reading changes only the offset
+        #: at a wrap or a fresh baseline, so the common read updates no total.
+        self._offset_uj = -first
 
     @property
     def zone_dir(self) -> Path:
@@ -256,29 +261,40 @@ class RaplSensor(CounterSensor):
         then starts from a fresh baseline)."""
         faults: list[tuple[int, Exception]] = []
         rapl: Sequence[RaplSensor] = sensors  # type: ignore[assignment]  # this class's
-        with _READS:
+        pread, size = _pread, _READ_BYTES
+        _READS.acquire()  # not ``with``: the edge's hot path, and nothing here can block
+        try:
             for i, s in zip(at, rapl, strict=True):
                 try:
-                    now = int(_pread(s._fd, _READ_BYTES, 0))
+                    now = int(pread(s._fd, size, 0))
                 except (OSError, ValueError) as err:
-                    s._last_uj = None
+                    if s._last_uj is not None:  # the offset keeps the total until a reading
+                        s._offset_uj += s._last_uj
+                        s._last_uj = None
                     faults.append((i, s._read_error(err)))
                     continue
                 last = s._last_uj
                 s._last_uj = now
-                if last is not None and now >= last:  # the common case, inlined
-                    s._total_uj += now - last
+                if last is not None and now >= last:  # the common case: no state but these
                     s._last_t = t
-                elif last is not None:  # a step back: a wrap, else an error
+                    out[i] = (now + s._offset_uj) / 1e6
+                    continue
+                if last is None:  # the first read after a failure: a fresh baseline
+                    s._offset_uj -= now
+                    s._last_t = t
+                else:  # a step back: a wrap, else an error
                     elapsed, s._last_t = t - s._last_t, t
+                    total = last + s._offset_uj
                     try:
-                        s._total_uj += s._wrapped(last, now, elapsed)
+                        total += s._wrapped(last, now, elapsed)
                     except SensorError as err:  # the baseline is now's reading
+                        s._offset_uj = total - now
                         faults.append((i, err))
                         continue
-                else:  # the first read after a failure, a fresh baseline
-                    s._last_t = t
-                out[i] = s._total_uj / 1e6
+                    s._offset_uj = total - now
+                out[i] = (now + s._offset_uj) / 1e6
+        finally:
+            _READS.release()
         return faults
 
     def _read_error(self, err: OSError | ValueError) -> SensorError:
@@ -338,13 +354,18 @@ class RaplSensor(CounterSensor):
         return max(period_s / WATCH_SAFETY_FACTOR, MIN_WATCH_S)
 
     def __del__(self) -> None:
-        self.close()
+        # Unreachable, so no read can be under way: no lock (the collector may run this in
+        # the middle of a read by this thread, which holds the lock).
+        self._close_fd()
 
     def close(self) -> None:
         with _READS:
-            fd, self._fd = getattr(self, "_fd", -1), -1  # absent when __init__ failed early
-            if fd >= 0:
-                os.close(fd)
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        fd, self._fd = getattr(self, "_fd", -1), -1  # absent when __init__ failed early
+        if fd >= 0:
+            os.close(fd)
 
     def _error(self, action: str, err: OSError) -> SensorError:
         if isinstance(err, PermissionError):

@@ -46,7 +46,6 @@ give the same hash, whatever the key order or the ``output`` section.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import importlib
@@ -84,6 +83,7 @@ __all__ = [
     "QUANTIZATION_TARGETS",
     "BenchConfig",
     "DatasetConfig",
+    "ExecutionConfig",
     "HardwareConfig",
     "LocationConfig",
     "ModelConfig",
@@ -154,6 +154,8 @@ _MAX_SEED = 2**32 - 1  # the largest seed scikit-learn and NumPy's legacy genera
 _MAX_PUE = 10.0  # data centres report 1.1 to 3
 _MAX_WUE_L_PER_KWH = 100.0  # data centres report 0 to about 10
 _MAX_INTENSITY_G_PER_KWH = 5_000.0  # coal, the dirtiest grid source, is about 1,000
+_MAX_TASK_CPUS = 1_024.0  # per Ray task
+_MAX_TASK_GPUS = 64.0
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
@@ -748,6 +750,31 @@ class OutputConfig(_Section):
         return value
 
 
+class ExecutionConfig(_Section):
+    """Where the cells run; not part of the sweep's identity (:func:`config_hash`): a sweep
+    begun on one executor resumes on the other. ``local`` (the default) runs each model's
+    cells in a worker process on this machine; ``ray`` runs them as tasks on a Ray cluster
+    (the ``ray`` extra; :mod:`wattprint.sweep.ray_executor`), each node measuring with its
+    own sensors and this process writing the store."""
+
+    backend: Literal["local", "ray"] = Field(default="local",
+                                             description="local, or ray (wattprint[ray])")
+    address: str | None = Field(default=None, min_length=1, description=(
+        "the Ray cluster to join (auto, host:port, ray://host:port); default: a Ray instance "
+        "started on this machine for the sweep"))
+    num_cpus: float = Field(default=1.0, gt=0.0, le=_MAX_TASK_CPUS,
+                            description="CPUs each Ray task asks for")
+    num_gpus: float = Field(default=0.0, ge=0.0, le=_MAX_TASK_GPUS,
+                            description="GPUs each Ray task asks for: 1 for GPU cells")
+
+    @model_validator(mode="after")
+    def _address_is_ray(self) -> ExecutionConfig:
+        if self.backend == "local" and self.address is not None:
+            raise _problem("only with backend: ray (the local backend joins no cluster)",
+                           "address")
+        return self
+
+
 class BenchConfig(_Section):
     """A whole benchmark: models x datasets, how to measure, where, and where results go."""
 
@@ -758,6 +785,7 @@ class BenchConfig(_Section):
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     location: LocationConfig = Field(default_factory=LocationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     allow_network: bool = Field(default=False, description="fetch hub models and datasets "
                                 "missing from the local Hugging Face cache")
     enable_quantization_analysis: bool = Field(default=False,
@@ -783,7 +811,7 @@ class BenchConfig(_Section):
         tier = self.hardware.tier
         if tier is None or site.tier is not None:
             return site
-        return dataclasses.replace(site, tier=tier)
+        return site.replace(tier=tier)
 
     @field_validator("models", "datasets")
     @classmethod
@@ -1105,17 +1133,18 @@ _ADDED_KEYS: dict[str, dict[str, Any]] = {
 
 
 def config_hash(config: BenchConfig) -> str:
-    """16 hex digits of SHA-256 over the canonical JSON of ``config`` without ``output`` and
-    ``monitoring.cell_timeout_s``.
+    """16 hex digits of SHA-256 over the canonical JSON of ``config`` without ``output``,
+    ``execution`` and ``monitoring.cell_timeout_s``.
 
     Equal configs hash equal whatever their key order, and whether defaults were written out;
-    changing where results go, or how long a cell may take, does not change it (a sweep
-    stopped by a time limit resumes with a longer one). Keys added since the first release
-    hash only when set, so a config that does not use them keeps its sweep id; keys that do
-    not change what is measured (``allow_network``, ``enable_wandb``, ...) never hash.
+    changing where results go, where cells run, or how long a cell may take, does not change
+    it (a sweep stopped by a time limit resumes with a longer one, a local one on Ray). Keys
+    added since the first release hash only when set, so a config that does not use them keeps
+    its sweep id; keys that do not change what is measured (``allow_network``,
+    ``enable_wandb``, ...) never hash.
     """
     data = config.model_dump(mode="json", exclude={
-        "output": True, "allow_network": True, "enable_wandb": True,
+        "output": True, "execution": True, "allow_network": True, "enable_wandb": True,
         "enable_quantization_analysis": True, "hardware": {"memory_optimization"},
         "monitoring": {"cell_timeout_s", "duration_seconds", "enable_wandb", "wandb_project"}})
     for section, defaults in _ADDED_KEYS.items():  # hashed only when set

@@ -43,6 +43,10 @@ Where ``os.fork`` is missing (Windows), or the sweep's process has initialised C
 child cannot use it), cells run in the sweep's process itself: without time limits, and a
 dying cell takes the sweep with it.
 
+On a Ray cluster (``execution.backend: ray``), a group runs as a Ray task instead of a forked
+worker, on a node Ray chooses, one at a time per node; the records come back to the sweep's
+process, which stores them as here (:mod:`wattprint.sweep.ray_executor`).
+
 Signals. Ctrl-C (SIGINT) and SIGTERM stop the sweep alike: the worker is killed, the cell it
 was running is not stored, the sweep is marked ``interrupted`` and :class:`SweepInterrupted`
 says which signal it was; the finished cells are kept, and ``--resume`` runs the rest.
@@ -949,22 +953,36 @@ def run_sweep(
     sweep_id = _sweep_id(config, sink, resume)
     groups = plan_cells(config)
     total = sum(len(g.cells) for g in groups)
+    cluster = None
+    if config.execution.backend == "ray":
+        from .ray_executor import RayCluster
+
+        if meter is not None:
+            raise ConfigError("a meter cannot be given to a sweep on Ray: each task measures "
+                              "with the sensors of the node it runs on")
+        # Before SIGTERM is handled below: ray.init sets a SIGTERM handler of its own.
+        cluster = RayCluster.connect(config.execution)
     own_meter = meter is None
-    if meter is None:
-        meter = EnergyMeter(sample_hz=config.monitoring.frequency_hz,
-                            site=config.to_site())
-    profile = config.hardware.device_profile
-    hardware = (detect_hardware(meter.sensors) if config.hardware.detect
-                else resolve_hardware(profile).name)
-    sweep_id = sink.claim_sweep(sweep_id, project=config.project, config=config.to_dict(),
-                                host=host_info(), resume=resume)
-    ctx = _Context(config, sink, sweep_id, meter, hardware,
-                   Path(config.output.output_dir) / sweep_id, sink.finished_cells(sweep_id),
-                   on_cell=on_cell, isolate=CAN_FORK, run_generated_code=run_generated_code)
+    try:
+        if meter is None:
+            meter = EnergyMeter(sample_hz=config.monitoring.frequency_hz,
+                                site=config.to_site())
+        profile = config.hardware.device_profile
+        hardware = (detect_hardware(meter.sensors) if config.hardware.detect
+                    else resolve_hardware(profile).name)
+        sweep_id = sink.claim_sweep(sweep_id, project=config.project, config=config.to_dict(),
+                                    host=host_info(), resume=resume)
+        ctx = _Context(config, sink, sweep_id, meter, hardware,
+                       Path(config.output.output_dir) / sweep_id, sink.finished_cells(sweep_id),
+                       on_cell=on_cell, isolate=CAN_FORK, run_generated_code=run_generated_code)
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
     done = 0
     with _sigterm_raises():
         try:
-            if config.monitoring.idle_baseline_s > 0:
+            if config.monitoring.idle_baseline_s > 0 and cluster is None:
                 meter.calibrate_idle(config.monitoring.idle_baseline_s)
             with _cell_progress(progress, total) as advance:
                 def step(n: int) -> None:
@@ -973,8 +991,10 @@ def run_sweep(
                     advance(n)
 
                 ctx.advance = step
+                if cluster is not None:  # the cells run on the cluster, this process stores
+                    cluster.run(ctx, groups)
                 data: dict[str, tuple[Dataset, Dataset] | BaseException] = {}
-                for group in groups:
+                for group in groups if cluster is None else ():
                     key = group.dataset.name
                     if key not in data:
                         try:
@@ -990,6 +1010,8 @@ def run_sweep(
         finally:
             if own_meter:
                 meter.close()
+            if cluster is not None:
+                cluster.close()
     return sweep_id
 
 
