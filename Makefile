@@ -30,8 +30,9 @@ lint: $(STAMP_TEST)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
+# Two workers: the CI machine has two cores, and most tests wait on subprocesses.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/run_all.py

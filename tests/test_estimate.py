@@ -748,10 +748,13 @@ def test_skipping_rows_by_their_required_text_changes_no_match() -> None:
     names = [name for row in table for name in _names_for(row)]
     names += ["Apple M2 Max", "AMD EPYC", "Intel(R) Core(TM) i9-9900KF CPU @ 3.60GHz"]
 
+    patterns = [(row, re.compile(row.regex, re.IGNORECASE)) for row in table]  # once: the
+    # table has more rows than re's cache holds
+
     def scan(name: str) -> TdpRow | None:
         best, best_len = None, -1
-        for row in table:
-            m = re.compile(row.regex, re.IGNORECASE).search(name)
+        for row, pattern in patterns:
+            m = pattern.search(name)
             if m is not None and len(m.group(0)) > best_len:
                 best, best_len = row, len(m.group(0))
         return best

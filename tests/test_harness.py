@@ -12,6 +12,7 @@ import pytest
 
 import wattprint
 from wattprint import ConfigError, EnergyMeter, FakeSensor
+from wattprint.sensors import CounterSensor, Source
 from wattprint.workloads.metrics import classification_metrics, regression_metrics
 
 
@@ -191,17 +192,33 @@ def test_metrics_agree_with_scikit_learn() -> None:
     assert reg["mae"] == pytest.approx(mean_absolute_error(t, p))
 
 
-def test_training_per_epoch_sums_to_total_and_prediction_holds(meter: EnergyMeter) -> None:
+class EpochCounter(CounterSensor):
+    """A counter the test advances itself: each epoch costs exactly what the test says,
+    however the machine's load stretches its time."""
+
+    name, component, source, measured = "counter:epochs", "cpu", Source.FAKE, False
+
+    def __init__(self) -> None:
+        self.joules = 0.0
+
+    def energy_j(self) -> float:
+        return self.joules
+
+
+def test_training_per_epoch_sums_to_total_and_prediction_holds() -> None:
     seen: list[dict[str, Any]] = []
+    counter = EpochCounter()
 
     def steady_epoch(data: Any) -> float:
-        time.sleep(0.05)
+        counter.joules += 5.0
         return 1.0 / (len(seen) + 1)
 
-    result = wattprint.measure_training(steady_epoch, np.zeros((4, 1)), 6, meter=meter,
-                                        on_epoch=seen.append)
+    with EnergyMeter([counter], carbon_intensity_g_per_kwh=300.0) as meter:
+        result = wattprint.measure_training(steady_epoch, np.zeros((4, 1)), 6, meter=meter,
+                                            on_epoch=seen.append)
     epochs = result["epochs"]
     assert len(epochs) == 6 and seen == epochs
+    assert [e["energy_j"] for e in epochs] == [5.0] * 6
     assert sum(e["energy_j"] for e in epochs) == pytest.approx(result["total_energy_j"])
     assert result["total_co2_g"] == pytest.approx(sum(e["co2_g"] for e in epochs))
     assert "prediction" not in epochs[0]

@@ -330,7 +330,7 @@ def test_sensors_json_shows_each_setting_and_its_source(tmp_path: Path) -> None:
     assert got["db"] == (str(tmp_path / "r.db"), "wattprint.toml")
     assert settings["pue"]["where"] == str(tmp_path / "wattprint.toml")
     human = cli("sensors", "--powercap-root", str(tmp_path / "none"), cwd=tmp_path,
-                WATTPRINT_COUNTRY="FR")
+                WATTPRINT_COUNTRY="FR", COLUMNS="200")  # a table wide enough for the source
     assert human.returncode == 0, human.stderr
     assert "Settings in effect" in human.stdout
     assert "environment WATTPRINT_COUNTRY" in human.stdout
