@@ -394,12 +394,86 @@ def test_the_kept_proc_stat_reads_as_any_file(
     the path for any file gives, and the same errors."""
     machine_busy_cpu_s()  # the descriptor is open from here on
     assert estimate._proc_stat_fd >= 0
+    monkeypatch.setattr(estimate, "FRESH_S", 0.0)  # every call reads
     monkeypatch.setattr(estimate, "_pread", lambda fd, size, offset: text.encode()[:size])
     if busy_ticks is None:
         with pytest.raises(SensorError, match="/proc/stat"):
             machine_busy_cpu_s()
     else:
         assert machine_busy_cpu_s() == pytest.approx(busy_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def test_the_real_proc_stat_is_read_at_most_once_per_fresh_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel formats all of /proc/stat at each read (as long as a RAPL window): a reading
+    younger than ``FRESH_S`` is given again, an older one never."""
+    if not os.path.exists(estimate.PROC_STAT):
+        pytest.skip("no /proc/stat here")
+    machine_busy_cpu_s()  # the descriptor is open from here on
+    real = estimate._pread
+    served: list[int] = []
+
+    def counting(fd: int, size: int, offset: int) -> bytes:
+        head = real(fd, size, offset)
+        if fd == estimate._proc_stat_fd:
+            served.append(int(head.split()[1]))  # user ticks, as the kernel wrote them
+        return head
+
+    now = [time.perf_counter() + 1000.0]  # later than any real reading
+    monkeypatch.setattr(estimate, "_last_busy", estimate._last_busy)  # put back after
+    monkeypatch.setattr(estimate, "_pread", counting)
+    monkeypatch.setattr(estimate, "_clock", lambda: now[0])
+    assert estimate.FRESH_S == 1e-3
+    first = machine_busy_cpu_s()
+    assert len(served) == 1
+    now[0] += 0.0009
+    assert machine_busy_cpu_s() == first and len(served) == 1  # given again
+    assert machine_busy_cpu_s(estimate.PROC_STAT) == first and len(served) == 1
+    now[0] += 0.0002  # 1.1 ms after the last fresh read
+    second = machine_busy_cpu_s()
+    assert len(served) == 2 and second >= first
+    now[0] += 0.0005
+    assert machine_busy_cpu_s() == second and len(served) == 2
+    now[0] -= 10.0  # a clock behind the last read (never, on one machine) reads afresh
+    machine_busy_cpu_s()
+    assert len(served) == 3
+    now[0] += 10.0
+    monkeypatch.setattr(estimate, "FRESH_S", 0.0)
+    machine_busy_cpu_s()
+    machine_busy_cpu_s()
+    assert len(served) == 5
+    # named by another path, the file is read at every call, however recent the last read
+    monkeypatch.setattr(estimate, "FRESH_S", 60.0)
+    machine_busy_cpu_s(os.path.join("/proc", ".", "stat"))
+    assert len(served) == 6
+
+
+def test_a_forked_child_reads_its_own_resident_memory() -> None:
+    """/proc/self/statm is kept open; a child made by fork must not read its parent's."""
+    if not hasattr(os, "fork") or not os.path.exists(estimate.PROC_SELF_STATM):
+        pytest.skip("no fork or no /proc/self/statm here")
+    script = (
+        "import os, psutil\n"
+        "from wattprint.sensors import estimate\n"
+        "parent = estimate.process_rss_bytes()\n"
+        "r, w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    big = b'x' * (256 * 2**20)\n"
+        "    ours, theirs = estimate.process_rss_bytes(), psutil.Process().memory_info().rss\n"
+        "    os.write(w, f'{ours} {theirs}'.encode())\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "child, child_psutil = map(int, os.read(r, 100).split())\n"
+        "print(parent, child, child_psutil, estimate.process_rss_bytes())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    parent, child, child_psutil, parent_after = map(int, done.stdout.split())
+    assert child == pytest.approx(child_psutil, rel=0.1)
+    assert child > parent + 200 * 2**20
+    assert parent_after < child - 200 * 2**20  # the parent still reads its own
 
 
 def test_a_busy_loop_costs_more_than_sleeping() -> None:

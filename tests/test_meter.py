@@ -6,6 +6,7 @@ import json
 import math
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -520,15 +521,27 @@ def test_the_meters_fast_records_equal_the_dataclass_constructors() -> None:
     assert part == ComponentEnergy(2.0, Source.FAKE, False, "machine", ("fake",), None)
     assert part != ComponentEnergy(2.0, Source.FAKE, False, "machine", ("fake",), 1.0)
     assert hash(part) == hash(ComponentEnergy(2.0, Source.FAKE, False, sensors=("fake",)))
+    before = datetime.now(timezone.utc)
     with EnergyMeter([FakeSensor(power_w=10.0)]) as meter, meter.window("w") as w:
         pass
+    after = datetime.now(timezone.utc)
     m = w.measurement
     assert m is not None
+    # the meter keeps the edges' wall clock as time.time() and makes the datetimes when read
+    assert m.start.tzinfo is timezone.utc and m.end.tzinfo is timezone.utc
+    assert before - timedelta(milliseconds=1) <= m.start <= m.end <= after + timedelta(
+        milliseconds=1)
+    assert m.start is m.start  # made once
+    assert pickle.loads(pickle.dumps(m)).start == m.start
     again = Measurement(**{name: getattr(m, name) for name in Measurement._fields})
     assert m == again and m.to_dict() == again.to_dict()
     assert pickle.loads(pickle.dumps(m)) == m
     assert m.replace(energy_j=5.0).energy_j == 5.0 and m.energy_j != 5.0
     assert repr(m).startswith("Measurement(name='w', ") and "site=" not in repr(m)
+    with pytest.raises(FrozenInstanceError):
+        m.start = after  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        del m.end
     for record in (m, part):
         with pytest.raises(FrozenInstanceError):
             record.energy_j = 1.0  # type: ignore[misc]

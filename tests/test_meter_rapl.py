@@ -256,8 +256,9 @@ def test_psys_stands_for_the_ram_too_when_the_rest_is_estimated(tmp_path: Path) 
 def test_process_mode_reads_the_machine_cpu_times_once_per_edge(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two packages, each wrapped in its process share: one /proc/stat read per window edge,
-    # shared by both, and fresh reads at every edge (never a stale figure across edges).
+    # Two packages, each wrapped in its process share: one reading of the machine's CPU times
+    # per window edge, shared by both (the kernel is asked at most once per
+    # estimate.FRESH_S: test_estimate.py), never one per package.
     from wattprint.sensors import estimate
 
     build_tree(tmp_path, [Zone("intel-rapl:0", "package-0", energy_uj=1_000),

@@ -19,7 +19,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
 from ._log import get_logger
 from .errors import SensorError
@@ -57,7 +56,7 @@ class _Open:
 
     __slots__ = ("errors", "name", "start", "t0", "ticks0", "wall0")
 
-    def __init__(self, name: str, t0: float, wall0: datetime, ticks0: int) -> None:
+    def __init__(self, name: str, t0: float, wall0: float, ticks0: int) -> None:
         self.name = name
         self.t0 = t0
         self.wall0 = wall0
@@ -105,7 +104,9 @@ class _Shared:
         #: Whether an edge shares one read of the machine's CPU times among its counters
         #: (estimates and process shares read them): only where they would read them twice.
         self.edge = sum(s.reads_cpu_times for s in sensors if isinstance(s, CounterSensor)) > 1
-        self.one_class = len(self.counters) == 1 and not self.powers and not self.edge
+        #: The counters' one class when it is all an edge reads (one call, one test).
+        self.only = (self.counters[0] if len(self.counters) == 1 and not self.powers
+                     and not self.edge else None)
         self.watch: list[tuple[int, Callable[[], float], float]] = []
         for i, s in enumerate(sensors):
             if isinstance(s, CounterSensor):
@@ -149,8 +150,9 @@ class _Shared:
     def snapshot(self, t: float) -> list[float | None]:
         """Every sensor's cumulative energy at time ``t``; None where a read failed."""
         values: list[float | None] = [None] * self.size
-        if self.one_class:  # one class of counters and nothing else: one call, one test
-            indices, group, read = self.counters[0]
+        only = self.only
+        if only is not None:  # one class of counters and nothing else: one call, one test
+            indices, group, read = only
             try:
                 faults = read(group, t, values, indices)
             except Exception as err:  # the boundary that reports a sensor's fault

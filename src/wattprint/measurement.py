@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._frozen import Frozen
@@ -91,8 +91,6 @@ class Measurement(Frozen):
                "dynamic_j", "samples", "partial", "errors", "notes")
     _hidden = ("site",)
     name: str
-    start: datetime
-    end: datetime
     duration_s: float
     energy_j: float
     components: Mapping[str, ComponentEnergy]
@@ -125,18 +123,19 @@ class Measurement(Frozen):
         fields["notes"] = notes
 
     @classmethod
-    def _of(cls, name: str, start: datetime, end: datetime, duration_s: float,
+    def _of(cls, name: str, start: float, end: float, duration_s: float,
             energy_j: float, components: Mapping[str, ComponentEnergy], site: FootprintModel,
             idle_j: float | None, dynamic_j: float | None, samples: int, partial: bool,
             errors: tuple[str, ...], notes: tuple[str, ...]) -> Measurement:
         """The same record as ``Measurement(...)`` with every field given, made without a call
         of ``__init__`` (the meter makes one per window; ``tests/test_meter.py`` checks the two
-        agree)."""
+        agree). ``start`` and ``end`` are :func:`time.time` readings here, made into datetimes
+        when first read."""
         made = object.__new__(cls)
         fields = made.__dict__
         fields["name"] = name
-        fields["start"] = start
-        fields["end"] = end
+        fields["_start_ts"] = start
+        fields["_end_ts"] = end
         fields["duration_s"] = duration_s
         fields["energy_j"] = energy_j
         fields["components"] = components
@@ -148,6 +147,17 @@ class Measurement(Frozen):
         fields["errors"] = errors
         fields["notes"] = notes
         return made
+
+    @functools.cached_property
+    def start(self) -> datetime:
+        """When the window opened (UTC). A field: given to ``Measurement(...)``, or made
+        from the meter's clock reading on first access."""
+        return datetime.fromtimestamp(self.__dict__["_start_ts"], timezone.utc)
+
+    @functools.cached_property
+    def end(self) -> datetime:
+        """When the window closed (UTC), as :attr:`start`."""
+        return datetime.fromtimestamp(self.__dict__["_end_ts"], timezone.utc)
 
     @functools.cached_property
     def footprint(self) -> Footprint:

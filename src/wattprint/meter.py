@@ -26,7 +26,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
 
 from ._log import get_logger
@@ -68,8 +67,7 @@ class _DefaultMode(str):
 
 _DEFAULT_SAMPLE_HZ: float = _DefaultHz(20.0)
 _clock = time.perf_counter
-_now = datetime.now
-_UTC = timezone.utc
+_time = time.time  # a window's wall-clock edges, made into datetimes when read
 _DEFAULT_MODE: str = _DefaultMode("machine")
 
 
@@ -349,9 +347,9 @@ class EnergyMeter(_TrainingMixin[Window]):
             windows = shared.windows
             if name in windows:
                 raise WindowError(f"window {name!r} is already open; end it or use another name")
-            wall0 = _now(_UTC)
+            wall0 = _time()
             t0 = _clock()
-            if not windows and (shared.powers or shared.thread is None):
+            if not windows and (shared.powers or (shared.watch and shared.thread is None)):
                 self._wake(t0)
             window = windows[name] = _Open(name, t0, wall0, shared.ticks)
             window.start = shared.snapshot(t0)
@@ -396,7 +394,7 @@ class EnergyMeter(_TrainingMixin[Window]):
                 name = next(iter(windows))
             t1 = _clock()
             stop = shared.snapshot(t1)
-            wall1 = _now(_UTC)
+            wall1 = _time()
             window = windows.pop(name, None)
             if window is None:
                 raise WindowError(f"no open window named {name!r}; open ones: "
@@ -407,7 +405,7 @@ class EnergyMeter(_TrainingMixin[Window]):
         return self._record(window, stop, t1, wall1, ticks)
 
     def _record(
-        self, w: _Open, stop: list[float | None], t1: float, wall1: datetime, ticks: int
+        self, w: _Open, stop: list[float | None], t1: float, wall1: float, ticks: int
     ) -> Measurement:
         duration = t1 - w.t0
         start, idle, errors = w.start, self._idle_w, w.errors

@@ -30,6 +30,7 @@ import io
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -118,7 +119,10 @@ def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
     idle or iowait (the CPU waits), not steal (the hypervisor ran someone else), not guest
     (already counted in user). Elsewhere than Linux, the same from :func:`psutil.cpu_times`.
     Raises :class:`SensorError` when the times cannot be read. Within a window edge
-    (:func:`begin_edge`) the file is read once and the figure shared.
+    (:func:`begin_edge`) the file is read once and the figure shared. The real
+    ``/proc/stat`` is read at most once per :data:`FRESH_S`: the kernel counts in clock
+    ticks (10 ms) and formats the whole file at each read (about 6 µs on two CPUs, as much as
+    a whole RAPL window), so a reading younger than that is given again.
     """
     edge = EDGE.busy
     if edge is None:
@@ -132,6 +136,17 @@ def machine_busy_cpu_s(proc_stat: str | os.PathLike[str] = PROC_STAT) -> float:
 #: The kept descriptor of the real ``/proc/stat`` (read with ``pread``; -1: not open yet).
 _proc_stat_fd = -1
 _pread = os.pread
+_clock = time.perf_counter
+
+#: Seconds for which a reading of the real ``/proc/stat`` is given again instead of read anew:
+#: a tenth of its 10 ms clock tick. Windows a few microseconds long (a query, a batch of a
+#: small model) then cost no kernel work at most of their edges; what a reused reading misses
+#: is at most 1 ms of CPU time per CPU, which the next fresh reading counts (the figures are
+#: cumulative, so nothing is lost, only moved to the next interval), against the 10 ms step in
+#: which the kernel counts. 0 reads the file at every call.
+FRESH_S = 1e-3
+#: The last fresh reading of the real ``/proc/stat``: (``_clock()`` before it, busy CPU s).
+_last_busy: tuple[float, float] = (-1e300, 0.0)
 
 
 def _read_start(path: str | os.PathLike[str], size: int) -> bytes:
@@ -144,20 +159,26 @@ def _read_start(path: str | os.PathLike[str], size: int) -> bytes:
 
 
 def _read_busy_cpu_s(proc_stat: str | os.PathLike[str]) -> float:
-    global _proc_stat_fd
+    global _proc_stat_fd, _last_busy
     if proc_stat is PROC_STAT and _proc_stat_fd >= 0:  # every read after the first
+        now = _clock()
+        last = _last_busy  # one tuple: a thread sees a time and its reading, never a mix
+        if 0.0 <= now - last[0] < FRESH_S:
+            return last[1]
         try:
             head = _pread(_proc_stat_fd, 512, 0)
         except OSError as err:
             raise SensorError(f"cannot read CPU times from {PROC_STAT}: {err}") from err
         fields = head.partition(b"\n")[0].split()
-        if len(fields) >= 8 and fields[0] == b"cpu":  # as every kernel since 2.6 writes it
-            try:
-                return (int(fields[1]) + int(fields[2]) + int(fields[3]) + int(fields[6])
-                        + int(fields[7])) / _clock_ticks_per_s()
-            except ValueError:
-                pass
-        return _busy_from(head, proc_stat)
+        try:
+            if len(fields) < 8 or fields[0] != b"cpu":  # as every kernel since 2.6 writes it
+                raise ValueError(fields[:1])
+            busy = (int(fields[1]) + int(fields[2]) + int(fields[3]) + int(fields[6])
+                    + int(fields[7])) / _clock_ticks_per_s()
+        except ValueError:  # the careful parse, which says what is wrong
+            busy = _busy_from(head, proc_stat)
+        _last_busy = (now, busy)
+        return busy
     real = proc_stat is PROC_STAT or os.path.normpath(proc_stat) == PROC_STAT
     if real and not _LINUX:
         return _busy_from_psutil()
@@ -236,12 +257,38 @@ def process_rss_bytes(statm: str | os.PathLike[str] = PROC_SELF_STATM) -> int:
         except psutil.Error as err:
             raise SensorError(f"cannot read this process's memory: {err}") from err
     try:
-        text = _read_start(statm, 256)
+        if statm is PROC_SELF_STATM and _LINUX:
+            text = _pread(_statm_fd(), 256, 0)
+        else:
+            text = _read_start(statm, 256)
         return int(text.split()[1]) * _page_size()
     except OSError as err:
         raise SensorError(f"cannot read memory from {os.fspath(statm)}: {err}") from err
     except (IndexError, ValueError) as err:
         raise SensorError(f"unexpected content in {os.fspath(statm)}: {text[:80]!r}") from err
+
+
+#: (pid, descriptor) of this process's kept ``/proc/self/statm``: the file of the process that
+#: opened it, so a forked child opens its own.
+_statm: tuple[int, int] = (-1, -1)
+_statm_lock = threading.Lock()
+
+
+def _statm_fd() -> int:
+    """The kept descriptor of this process's ``/proc/self/statm`` (raises OSError)."""
+    global _statm
+    pid = os.getpid()
+    if _statm[0] == pid:
+        return _statm[1]
+    with _statm_lock:
+        owner, fd = _statm
+        if owner != pid:
+            if fd >= 0:  # the parent's, inherited through fork
+                os.close(fd)
+                _statm = (-1, -1)
+            fd = os.open(PROC_SELF_STATM, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            _statm = (pid, fd)
+        return fd
 
 
 @functools.cache

@@ -126,6 +126,8 @@ _pread = os.pread
 #: acquisition. Not re-entrant (half the cost of an RLock at every edge): a sensor that the
 #: garbage collector finalises closes its descriptor without it, as nothing else can hold it.
 _READS = threading.Lock()
+#: What :meth:`RaplSensor.read_edge` returns when every counter read (never appended to).
+_NO_FAULTS: list[tuple[int, Exception]] = []
 _ZONE_RE = re.compile(r"^(?P<control>[\w.-]*rapl[\w.-]*):(?P<index>\d+(?::\d+)*)$")
 _CONTROL_RE = re.compile(r"^[\w.-]*rapl[\w.-]*$")
 _MAX_POWER_RE = re.compile(r"^constraint_\d+_max_power_uw$")
@@ -259,18 +261,20 @@ class RaplSensor(CounterSensor):
         """Every counter in ``sensors`` read at ``t`` under one lock: joules since each sensor
         was made into ``out``, or the :class:`SensorError` that reading raised (that sensor
         then starts from a fresh baseline)."""
-        faults: list[tuple[int, Exception]] = []
+        faults: list[tuple[int, Exception]] = _NO_FAULTS
         rapl: Sequence[RaplSensor] = sensors  # type: ignore[assignment]  # this class's
         pread, size = _pread, _READ_BYTES
         _READS.acquire()  # not ``with``: the edge's hot path, and nothing here can block
         try:
-            for i, s in zip(at, rapl, strict=True):
+            for i, s in zip(at, rapl, strict=False):  # made together by the meter
                 try:
                     now = int(pread(s._fd, size, 0))
                 except (OSError, ValueError) as err:
                     if s._last_uj is not None:  # the offset keeps the total until a reading
                         s._offset_uj += s._last_uj
                         s._last_uj = None
+                    if faults is _NO_FAULTS:
+                        faults = []
                     faults.append((i, s._read_error(err)))
                     continue
                 last = s._last_uj
@@ -289,6 +293,8 @@ class RaplSensor(CounterSensor):
                         total += s._wrapped(last, now, elapsed)
                     except SensorError as err:  # the baseline is now's reading
                         s._offset_uj = total - now
+                        if faults is _NO_FAULTS:
+                            faults = []
                         faults.append((i, err))
                         continue
                     s._offset_uj = total - now
