@@ -3,8 +3,11 @@
 Beside them, the floor any meter pays on that tree: two ``os.pread`` of each counter the meter
 reads, on descriptors kept open, and the values parsed. Floors: the tree's window within 2x
 that raw floor (and under 50 µs); a window on the estimation path, and one in
-``mode="process"``, within 2x the tree's window; process mode reads ``/proc/stat`` once per
-edge, however many CPU sensors it wraps.
+``mode="process"``, within 2x the tree's window; process mode reads ``/proc/stat`` at most
+once per edge, however many CPU sensors it wraps (back to back, as here, the kernel is asked at
+most once per ``estimate.FRESH_S``; the same windows reading it at every edge are printed
+beside). CodeCarbon's RAPL reader and Zeus's monitor are timed on the same tree, in their own
+venv (``peers.py``).
 """
 
 from __future__ import annotations
@@ -17,11 +20,46 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import peers as peers_venv
 from _common import median, verdict
 from powercap import Zone, build_tree
 
 from wattprint import EnergyMeter
 from wattprint.sensors import estimate
+
+#: The same window with CodeCarbon 3.3.2's RAPL reader (``IntelRAPL``: ``start`` then
+#: ``get_cpu_details``, DRAM included where it finds it) and Zeus 0.16's monitor (a CPU-only
+#: ``ZeusMonitor`` window, its RAPL folder pointed at the tree), on the same tree, in their own
+#: venv (``peers.py``). Arguments: tree root, windows, rounds. Prints the medians as JSON.
+PEER_WINDOWS = """\
+import json, statistics, sys, time
+root, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out = {}
+from codecarbon.core.cpu import IntelRAPL
+from codecarbon.core.units import Time
+cc = IntelRAPL(rapl_dir=root + "/intel-rapl", rapl_include_dram=True)
+dur = Time.from_seconds(1.0)
+def cc_window():
+    cc.start(); cc.get_cpu_details(dur)
+import zeus.device.cpu.rapl as zr
+zr.RAPL_DIR = root + "/intel-rapl"
+from zeus.monitor import ZeusMonitor
+zm = ZeusMonitor(gpu_indices=[], cpu_indices=[0, 1])
+def zeus_window():
+    zm.begin_window("w"); zm.end_window("w")
+counters = {"codecarbon": len(cc._rapl_files),
+            "zeus": sum(1 + (c.dram is not None) for c in zm.cpus.cpus)}
+for name, window in (("codecarbon", cc_window), ("zeus", zeus_window)):
+    for _ in range(100):
+        window()
+costs = {"codecarbon": [], "zeus": []}
+for _ in range(rounds):
+    for name, window in (("codecarbon", cc_window), ("zeus", zeus_window)):
+        for _ in range(n // rounds):
+            t = time.perf_counter(); window(); costs[name].append(time.perf_counter() - t)
+medians = {k: statistics.median(v) for k, v in costs.items()}
+print(json.dumps({"median_s": medians, "counters": counters}))
+"""
 
 FLOOR_S = 50e-6
 EVERY = "reading /proc/stat at every edge: "
@@ -152,6 +190,8 @@ def main() -> dict[str, float]:
             for name, run in runs.items():
                 costs[name] += run(N // ROUNDS)
         results = {name: median(c) for name, c in costs.items()}
+        peer = peers_venv.run_peer(PEER_WINDOWS, root, str(N), str(ROUNDS),
+                                   what="CodeCarbon's and Zeus's RAPL windows")
         reads = {name: proc_stat_reads(meter, fresh_s=fresh_s)
                  for name, (meter, fresh_s) in meters.items()}
         for meter in (tree_meter, estimation, process):
@@ -160,6 +200,11 @@ def main() -> dict[str, float]:
     for name, m in results.items():
         extra = f"   /proc/stat reads per edge: {reads[name]:.2g}" if name in reads else ""
         print(f"  {name:<36} {m * 1e6:7.1f} µs{extra}")
+    if peer is not None:
+        for name, label in (("codecarbon", "CodeCarbon 3.3.2 IntelRAPL"), ("zeus", "Zeus 0.16 "
+                                                                             "ZeusMonitor")):
+            print(f"  {label:<36} {peer['median_s'][name] * 1e6:7.1f} µs   "
+                  f"({peer['counters'][name]} counters, its own venv, same tree)")
     floor = results[raw_name]
     kernel = results[kernel_name]
     tree = results["fake two-socket powercap tree"]
@@ -173,6 +218,10 @@ def main() -> dict[str, float]:
           f"{verdict(proc <= 2 * tree)}; /proc/stat reads per edge "
           f"{reads['process mode, two packages']:.2g} (floor 1) -> "
           f"{verdict(reads['process mode, two packages'] <= 1)}")
+    if peer is not None:
+        print(f"  CodeCarbon's window / wattprint's = "
+              f"{peer['median_s']['codecarbon'] / tree:.1f}x, Zeus's / wattprint's = "
+              f"{peer['median_s']['zeus'] / tree:.1f}x")
     every_est, every_proc = results[EVERY + "estimation"], results[EVERY + "process mode"]
     print(f"  windows further apart than estimate.FRESH_S ({estimate.FRESH_S * 1e3:g} ms) read "
           f"the kernel at each edge: estimation {every_est / tree:.2f}x, process mode "

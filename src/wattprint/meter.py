@@ -68,6 +68,8 @@ class _DefaultMode(str):
 _DEFAULT_SAMPLE_HZ: float = _DefaultHz(20.0)
 _clock = time.perf_counter
 _time = time.time  # a window's wall-clock edges, made into datetimes when read
+_component = ComponentEnergy._of  # bound once: a window's end makes one per component
+_measurement = Measurement._of
 _DEFAULT_MODE: str = _DefaultMode("machine")
 
 
@@ -429,7 +431,7 @@ class EnergyMeter(_TrainingMixin[Window]):
                 dynamic = None
                 if idle is not None and component in idle:
                     dynamic = max(energy - idle[component] * duration, 0.0)
-                components[component] = ComponentEnergy._of(
+                components[component] = _component(
                     energy, source, measured, scope, names, dynamic
                 )
                 total += energy
@@ -443,7 +445,7 @@ class EnergyMeter(_TrainingMixin[Window]):
         if idle is not None:
             idle_j = sum(idle.get(c, 0.0) * duration for c in components)
             dynamic_j = sum(c.dynamic_j or 0.0 for c in components.values())
-        return Measurement._of(
+        return _measurement(
             w.name, w.wall0, wall1, duration, total, components, self.footprint_model,
             idle_j, dynamic_j, ticks + 1 if self._shared.powers else 0, bool(failed),
             tuple(failed[i] for i in sorted(failed)) if failed else (),
