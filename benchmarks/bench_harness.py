@@ -18,7 +18,7 @@ from wattprint import EnergyMeter, FakeSensor, measure_energy
 
 FLOOR = 0.02
 QUERIES = 1000
-ROUNDS = 15
+ROUNDS = 31
 RUNS = 5
 
 
@@ -64,6 +64,25 @@ def compare(model: object, data: np.ndarray, meter: EnergyMeter) -> tuple[float,
     return median(bare), median(harness), ratio
 
 
+def own_cost(data: np.ndarray, meter: EnergyMeter) -> float:
+    """Seconds measure_energy adds to 1,000 queries of a model that returns its input: the
+    harness alone (the window, the loop's bookkeeping, the outputs' checks, the record)."""
+    def noop(x: np.ndarray) -> np.ndarray:
+        return x
+
+    bare, harness = [], []
+    for _ in range(ROUNDS):
+        t = time.perf_counter()
+        for i in range(QUERIES):
+            noop(data[i])
+        bare.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        measure_energy(noop, data, "bench", "bench", num_samples=QUERIES, warmup=0,
+                       meter=meter, progress=False, db=None, output_dir=None)
+        harness.append(time.perf_counter() - t)
+    return median(harness) - median(bare)
+
+
 def main() -> float:
     model, per_call = calibrated_model()
     width = model.__defaults__[0].shape[0]  # type: ignore[attr-defined]
@@ -78,6 +97,10 @@ def main() -> float:
         print(f"  run {run + 1}: bare loop {bare * 1e3:8.2f} ms, measure_energy "
               f"{harness * 1e3:8.2f} ms (medians): harness / bare = {ratio:.4f} "
               f"(adds {(ratio - 1) * 100:+.2f}%)")
+    own = own_cost(data, meter)
+    print(f"  measure_energy's own cost, on a model that does nothing: {own * 1e6:.0f} µs per "
+          f"1,000 queries = {own / (per_call * QUERIES) * 100:.2f}% of this loop (what the runs "
+          f"above measure, under this machine's noise)")
     meter.close()
     under = sum(a < FLOOR for a in added)
     print(f"  floor: adds < {FLOOR * 100:.0f}% in {RUNS} of {RUNS} runs: {under} of {RUNS} -> "
