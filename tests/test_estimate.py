@@ -919,3 +919,63 @@ def test_a_failing_counter_fails_its_own_share_only() -> None:
     assert seen[2] == ([None, pytest.approx(4 * 0.5 + 4 * 0.25)], [(3, "gone")])
     assert seen[3][0][0] == seen[1][0][0]  # a fresh baseline: nothing across the failure
     assert seen[4][0][0] == pytest.approx(seen[1][0][0] + 20 * 0.5)
+
+
+def test_a_failing_counter_among_counters_of_its_class_fails_its_own_share_only() -> None:
+    """The same as above where every share wraps a counter of one class (the edge's one
+    read_edge call for all of them)."""
+    _, proc, busy = _counting_clocks()
+    shares = [ProcessShare(FailingCounter([0.0, 10.0, SensorError("gone"), 40.0, 60.0]),  # type: ignore[list-item]
+                           process_cpu_s=proc, machine_busy_cpu_s=busy),
+              ProcessShare(FailingCounter([5.0, 9.0, 13.0, 14.0, 20.0]),
+                           process_cpu_s=proc, machine_busy_cpu_s=busy)]
+    seen = []
+    for _ in range(5):
+        out: list[float | None] = [None] * 9
+        faults = ProcessShare.read_edge(shares, 0.0, out, (3, 8))
+        seen.append(([out[3], out[8]], [(i, str(err)) for i, err in faults]))
+    assert seen[2] == ([None, pytest.approx(4 * 0.5 + 4 * 0.25)], [(3, "gone")])
+    assert seen[3][0][0] == seen[1][0][0]
+    assert seen[4][0][0] == pytest.approx(seen[1][0][0] + 20 * 0.5)
+    assert seen[4][0][1] == pytest.approx(4 * 0.5 + 4 * 0.25 + 1 * 1.0 + 6 * 0.5)
+
+
+def test_a_failing_clock_fails_every_share_of_the_edge_and_they_start_afresh() -> None:
+    _, proc, _ = _counting_clocks()
+    readings = iter([0.0, 2.0, SensorError("no /proc/stat"), 5.0, 6.0])
+
+    def flaky_busy() -> float:
+        value: float | Exception = next(readings)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    shares = [ProcessShare(FakeCounter(e), process_cpu_s=proc, machine_busy_cpu_s=flaky_busy)
+              for e in ([0.0, 10.0, 30.0, 40.0, 60.0], [5.0, 9.0, 13.0, 14.0, 20.0])]
+    seen = []
+    for _ in range(5):
+        out: list[float | None] = [None, None]
+        faults = ProcessShare.read_edge(shares, 0.0, out, (0, 1))
+        seen.append((out, [(i, str(err)) for i, err in faults]))
+    assert seen[2] == ([None, None], [(0, "no /proc/stat"), (1, "no /proc/stat")])
+    assert seen[3][0] == seen[1][0]  # a fresh baseline after the failed edge
+    # the interval after the baseline: proc 3.0 -> 3.5 of busy 5.0 -> 6.0
+    assert seen[4][0] == [pytest.approx(10 * 0.5 + 20 * 0.5), pytest.approx(4 * 0.5 + 6 * 0.5)]
+
+
+def test_shares_with_clocks_of_their_own_read_each_clock_once_per_edge() -> None:
+    """Shares whose clocks differ (injected, or counters of two classes) take the general
+    path: each class read together, each distinct clock once per edge."""
+    calls_a, proc_a, busy_a = _counting_clocks()
+    calls_b, proc_b, busy_b = _counting_clocks()
+    shares = [ProcessShare(FakeCounter([0.0, 10.0, 30.0]), process_cpu_s=proc_a,
+                           machine_busy_cpu_s=busy_a),
+              ProcessShare(FailingCounter([0.0, 10.0, 30.0]), process_cpu_s=proc_a,
+                           machine_busy_cpu_s=busy_a),
+              ProcessShare(FakeCounter([0.0, 10.0, 30.0]), process_cpu_s=proc_b,
+                           machine_busy_cpu_s=busy_b)]
+    for _ in range(3):
+        out: list[float | None] = [None] * 3
+        assert ProcessShare.read_edge(shares, 0.0, out, (0, 1, 2)) == []
+    assert calls_a == [3, 3] and calls_b == [3, 3]
+    assert out == [pytest.approx(10 * 0.5 + 20 * 0.25)] * 3

@@ -532,6 +532,11 @@ def test_the_meters_fast_records_equal_the_dataclass_constructors() -> None:
     assert before - timedelta(milliseconds=1) <= m.start <= m.end <= after + timedelta(
         milliseconds=1)
     assert m.start is m.start  # made once
+    # the components too: made into records on first access, once
+    assert m.components is m.components
+    assert [type(c) for c in m.components.values()] == [ComponentEnergy]
+    assert m.components["cpu"].source == Source.FAKE and m.energy_j == sum(
+        c.energy_j for c in m.components.values())
     assert pickle.loads(pickle.dumps(m)).start == m.start
     again = Measurement(**{name: getattr(m, name) for name in Measurement._fields})
     assert m == again and m.to_dict() == again.to_dict()

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ComponentEnergy", "Measurement"]
 
+#: A component as the meter hands it over: its name, then :class:`ComponentEnergy`'s fields.
+_Part = tuple[str, float, Source, bool, str, tuple[str, ...], "float | None"]
+
 
 class ComponentEnergy(Frozen):
     """The energy of one component (``cpu``, ``ram``, ``gpu:0``) with its provenance.
@@ -93,7 +96,6 @@ class Measurement(Frozen):
     name: str
     duration_s: float
     energy_j: float
-    components: Mapping[str, ComponentEnergy]
     site: FootprintModel
     idle_j: float | None
     dynamic_j: float | None
@@ -124,13 +126,14 @@ class Measurement(Frozen):
 
     @classmethod
     def _of(cls, name: str, start: float, end: float, duration_s: float,
-            energy_j: float, components: Mapping[str, ComponentEnergy], site: FootprintModel,
+            energy_j: float, components: list[_Part], site: FootprintModel,
             idle_j: float | None, dynamic_j: float | None, samples: int, partial: bool,
             errors: tuple[str, ...], notes: tuple[str, ...]) -> Measurement:
         """The same record as ``Measurement(...)`` with every field given, made without a call
         of ``__init__`` (the meter makes one per window; ``tests/test_meter.py`` checks the two
-        agree). ``start`` and ``end`` are :func:`time.time` readings here, made into datetimes
-        when first read."""
+        agree). ``start`` and ``end`` are :func:`time.time` readings here, and ``components``
+        the :class:`ComponentEnergy` fields of each component, after its name: both are made
+        into their records when first read (most windows are read for their total only)."""
         made = object.__new__(cls)
         fields = made.__dict__
         fields["name"] = name
@@ -138,7 +141,7 @@ class Measurement(Frozen):
         fields["_end_ts"] = end
         fields["duration_s"] = duration_s
         fields["energy_j"] = energy_j
-        fields["components"] = components
+        fields["_parts"] = components
         fields["site"] = site
         fields["idle_j"] = idle_j
         fields["dynamic_j"] = dynamic_j
@@ -147,6 +150,13 @@ class Measurement(Frozen):
         fields["errors"] = errors
         fields["notes"] = notes
         return made
+
+    @functools.cached_property
+    def components(self) -> Mapping[str, ComponentEnergy]:
+        """Each component's energy and provenance, by component name. A field: given to
+        ``Measurement(...)``, or made from the meter's figures on first access."""
+        of = ComponentEnergy._of
+        return {part[0]: of(*part[1:]) for part in self.__dict__["_parts"]}
 
     @functools.cached_property
     def start(self) -> datetime:

@@ -34,7 +34,7 @@ from ._sampler import _Open, _sampler, _Shared, _stop, track_for_fork
 from ._training import _Stats, _TrainingMixin
 from .errors import ConfigError, SensorError, WindowError
 from .footprint import FootprintModel, Site, _site
-from .measurement import ComponentEnergy, Measurement
+from .measurement import Measurement, _Part
 from .sensors import detect
 from .sensors._registry import MODES
 from .sensors.base import Sensor, Source
@@ -68,7 +68,6 @@ class _DefaultMode(str):
 _DEFAULT_SAMPLE_HZ: float = _DefaultHz(20.0)
 _clock = time.perf_counter
 _time = time.time  # a window's wall-clock edges, made into datetimes when read
-_component = ComponentEnergy._of  # bound once: a window's end makes one per component
 _measurement = Measurement._of
 _DEFAULT_MODE: str = _DefaultMode("machine")
 
@@ -411,7 +410,7 @@ class EnergyMeter(_TrainingMixin[Window]):
     ) -> Measurement:
         duration = t1 - w.t0
         start, idle, errors = w.start, self._idle_w, w.errors
-        components: dict[str, ComponentEnergy] = {}
+        parts: list[_Part] = []  # made into ComponentEnergy records when first read
         failed: dict[int, str] | None = None  # the window's errors and the groups', if any
         total = 0.0
         inf = math.inf
@@ -431,9 +430,7 @@ class EnergyMeter(_TrainingMixin[Window]):
                 dynamic = None
                 if idle is not None and component in idle:
                     dynamic = max(energy - idle[component] * duration, 0.0)
-                components[component] = _component(
-                    energy, source, measured, scope, names, dynamic
-                )
+                parts.append((component, energy, source, measured, scope, names, dynamic))
                 total += energy
                 continue
             if failed is None:
@@ -443,10 +440,10 @@ class EnergyMeter(_TrainingMixin[Window]):
             failed = errors
         idle_j = dynamic_j = None
         if idle is not None:
-            idle_j = sum(idle.get(c, 0.0) * duration for c in components)
-            dynamic_j = sum(c.dynamic_j or 0.0 for c in components.values())
+            idle_j = sum(idle.get(part[0], 0.0) * duration for part in parts)
+            dynamic_j = sum(part[6] or 0.0 for part in parts)
         return _measurement(
-            w.name, w.wall0, wall1, duration, total, components, self.footprint_model,
+            w.name, w.wall0, wall1, duration, total, parts, self.footprint_model,
             idle_j, dynamic_j, ticks + 1 if self._shared.powers else 0, bool(failed),
             tuple(failed[i] for i in sorted(failed)) if failed else (),
             self._notes(duration) if self._noting else (),

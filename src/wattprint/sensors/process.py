@@ -84,6 +84,45 @@ class ProcessShare(CounterSensor):
         shares use it. A share whose counter or clocks fail starts from a fresh baseline."""
         shares: Sequence[ProcessShare] = sensors  # type: ignore[assignment]  # this class's
         inner: list[float | None] = [None] * len(shares)
+        first = shares[0]
+        kind, proc_fn, busy_fn = type(first.inner), first._process_cpu_s, first._machine_busy_cpu_s
+        alike = True  # the common case: one class of counters, the default clocks
+        for share in shares:
+            if (type(share.inner) is not kind or share._process_cpu_s is not proc_fn
+                    or share._machine_busy_cpu_s is not busy_fn):
+                alike = False
+                break
+        if alike:
+            failed = kind.read_edge([share.inner for share in shares], t, inner,
+                                    range(len(shares)))
+            clock_err: Exception | None = None
+            try:
+                proc_s, busy_s = proc_fn(), busy_fn()
+            except Exception as clock_fault:  # reported by the caller, as each share's fault
+                clock_err = clock_fault
+            if not failed and clock_err is None:
+                for k, i in enumerate(at):
+                    out[i] = shares[k]._advance(inner[k], proc_s, busy_s)  # type: ignore[arg-type]
+                return failed
+            broken = dict(failed)
+            faults: list[tuple[int, Exception]] = []
+            for k, (i, share) in enumerate(zip(at, shares, strict=True)):
+                fault = broken.get(k, clock_err)
+                if fault is not None:
+                    share._last = None  # the next read starts from a fresh baseline
+                    faults.append((i, fault))
+                else:
+                    out[i] = share._advance(inner[k], proc_s, busy_s)  # type: ignore[arg-type]
+            return faults
+        return cls._read_edge_mixed(shares, t, out, at, inner)
+
+    @staticmethod
+    def _read_edge_mixed(
+        shares: Sequence[ProcessShare], t: float, out: list[float | None], at: Sequence[int],
+        inner: list[float | None],
+    ) -> list[tuple[int, Exception]]:
+        """:meth:`read_edge` for shares of counters of several classes, or with clocks of
+        their own: each class read together, each clock once."""
         broken: dict[int, Exception] = {}
         by_class: dict[type[CounterSensor], list[int]] = {}
         for k, share in enumerate(shares):
