@@ -92,62 +92,45 @@ class ProcessShare(CounterSensor):
                     or share._machine_busy_cpu_s is not busy_fn):
                 alike = False
                 break
-        if alike:
-            failed = kind.read_edge([share.inner for share in shares], t, inner,
+        clocks: dict[Callable[[], float], float | Exception] = {}
+        if alike:  # one read_edge call, each clock once, and nothing else unless one fails
+            broken = kind.read_edge([share.inner for share in shares], t, inner,
                                     range(len(shares)))
-            clock_err: Exception | None = None
-            try:
-                proc_s, busy_s = proc_fn(), busy_fn()
-            except Exception as clock_fault:  # reported by the caller, as each share's fault
-                clock_err = clock_fault
-            if not failed and clock_err is None:
+            proc_s = _tick(proc_fn)
+            busy_s = _tick(busy_fn)
+            if (not broken and not isinstance(proc_s, Exception)
+                    and not isinstance(busy_s, Exception)):
                 for k, i in enumerate(at):
                     out[i] = shares[k]._advance(inner[k], proc_s, busy_s)  # type: ignore[arg-type]
-                return failed
-            broken = dict(failed)
-            faults: list[tuple[int, Exception]] = []
-            for k, (i, share) in enumerate(zip(at, shares, strict=True)):
-                fault = broken.get(k, clock_err)
-                if fault is not None:
-                    share._last = None  # the next read starts from a fresh baseline
-                    faults.append((i, fault))
-                else:
-                    out[i] = share._advance(inner[k], proc_s, busy_s)  # type: ignore[arg-type]
-            return faults
-        return cls._read_edge_mixed(shares, t, out, at, inner)
-
-    @staticmethod
-    def _read_edge_mixed(
-        shares: Sequence[ProcessShare], t: float, out: list[float | None], at: Sequence[int],
-        inner: list[float | None],
-    ) -> list[tuple[int, Exception]]:
-        """:meth:`read_edge` for shares of counters of several classes, or with clocks of
-        their own: each class read together, each clock once."""
-        broken: dict[int, Exception] = {}
-        by_class: dict[type[CounterSensor], list[int]] = {}
-        for k, share in enumerate(shares):
-            by_class.setdefault(type(share.inner), []).append(k)
-        for kind, ks in by_class.items():
-            broken.update(kind.read_edge([shares[k].inner for k in ks], t, inner, ks))
-        clocks: dict[Callable[[], float], float] = {}
+                return broken
+            clocks[proc_fn], clocks[busy_fn] = proc_s, busy_s
+        else:  # each class of counters read together
+            broken = []
+            by_class: dict[type[CounterSensor], list[int]] = {}
+            for k, share in enumerate(shares):
+                by_class.setdefault(type(share.inner), []).append(k)
+            for counters, ks in by_class.items():
+                broken += counters.read_edge([shares[k].inner for k in ks], t, inner, ks)
+        failed = dict(broken)
         faults: list[tuple[int, Exception]] = []
         for k, (i, share) in enumerate(zip(at, shares, strict=True)):
-            err = broken.get(k)
-            if err is None:
-                try:
-                    proc_s = clocks.get(share._process_cpu_s)
-                    if proc_s is None:
-                        proc_s = clocks[share._process_cpu_s] = share._process_cpu_s()
-                    busy_s = clocks.get(share._machine_busy_cpu_s)
-                    if busy_s is None:
-                        busy_s = clocks[share._machine_busy_cpu_s] = share._machine_busy_cpu_s()
-                except Exception as clock_err:  # reported by the caller, as the sensor's fault
-                    err = clock_err
-            if err is not None:
-                share._last = None  # the next read starts from a fresh baseline
-                faults.append((i, err))
-            else:
-                out[i] = share._advance(inner[k], proc_s, busy_s)  # type: ignore[arg-type]
+            err = failed.get(k)
+            if err is None:  # each clock read once at the edge, however many shares use it
+                proc = clocks.get(share._process_cpu_s)
+                if proc is None:
+                    proc = clocks[share._process_cpu_s] = _tick(share._process_cpu_s)
+                busy = clocks.get(share._machine_busy_cpu_s)
+                if busy is None:
+                    busy = clocks[share._machine_busy_cpu_s] = _tick(share._machine_busy_cpu_s)
+                if isinstance(proc, Exception):
+                    err = proc
+                elif isinstance(busy, Exception):
+                    err = busy
+                else:
+                    out[i] = share._advance(inner[k], proc, busy)  # type: ignore[arg-type]
+                    continue
+            share._last = None  # the next read starts from a fresh baseline
+            faults.append((i, err))
         return faults
 
     def _advance(self, energy_j: float, proc_s: float, busy_s: float) -> float:
@@ -170,6 +153,14 @@ class ProcessShare(CounterSensor):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _tick(clock: Callable[[], float]) -> float | Exception:
+    """A clock's reading, or what it raised (the caller reports it as the sensor's fault)."""
+    try:
+        return clock()
+    except Exception as err:  # the boundary of a sensor's fault, whatever it is
+        return err
 
 
 def wrap_for_process(sensors: list[Sensor]) -> list[Sensor]:
