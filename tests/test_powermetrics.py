@@ -52,7 +52,7 @@ def test_off_macos_it_says_so_without_starting_anything() -> None:
             "print(sorted(m for m in ('subprocess', 'plistlib', 'pathlib', 'logging') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+                         check=True, timeout=120)
     assert out.stdout.strip() == "[]"
 
 

@@ -561,7 +561,7 @@ def test_a_sensor_collected_in_the_middle_of_a_read_closes_its_descriptor(
 
     thread = threading.Thread(target=read_and_collect, daemon=True)
     thread.start()
-    thread.join(timeout=60)
+    thread.join(timeout=120)
     assert not thread.is_alive(), "finalising a sensor under the lock deadlocked"
     assert fd in closed
 
