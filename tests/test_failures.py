@@ -201,6 +201,53 @@ def test_measure_energy_refuses_outputs_that_are_not_finite(bad: float) -> None:
                        meter=EnergyMeter(sensors=[FakeSensor(power_w=5.0)]))
 
 
+def _per_sample_outputs(values: list[Any]) -> Any:
+    """A model whose answer to sample i is values[i]: the outputs the check is given."""
+    return lambda row: values[int(row[0])]
+
+
+@pytest.mark.parametrize("where", [0, 63, 64, 700, 999])
+def test_one_nan_among_a_thousand_outputs_is_found_wherever_it_is(where: int) -> None:
+    outputs = [np.full(50, 0.5) for _ in range(1000)]
+    outputs[where][7] = np.nan
+    outputs[(where + 1) % 1000][3] = -np.inf
+    x = np.arange(1000, dtype=np.float64).reshape(1000, 1)
+    with pytest.raises(ModelError, match=r"1 NaN and 1 infinite of 50000 values"):
+        measure_energy(_per_sample_outputs(outputs), x, "m", "t", num_samples=1000, warmup=0,
+                       progress=False, db=None, output_dir=None,
+                       meter=EnergyMeter(sensors=[FakeSensor(power_w=5.0)]))
+
+
+@pytest.mark.parametrize("outputs", [
+    [np.full(300, 1e308) for _ in range(200)],  # finite, though their sum is not
+    [np.full(300, 6e4, dtype=np.float16) for _ in range(200)],  # float16 tops out at 65504
+    [np.full(3, -3.4e38, dtype=np.float32) for _ in range(200)],
+    [np.arange(5) for _ in range(200)],  # integers: nothing to check
+    [np.array(["a", "b"]) if i % 2 else np.array([1.0, 2.0]) for i in range(200)],
+    [np.array([None, 1.0], dtype=object) for _ in range(200)],
+], ids=["float64-sum-overflows", "float16", "float32", "int", "text-and-floats", "objects"])
+def test_finite_outputs_pass_the_check_whatever_their_sum(outputs: list[Any]) -> None:
+    x = np.arange(200, dtype=np.float64).reshape(200, 1)
+    result = measure_energy(_per_sample_outputs(outputs), x, "m", "t", num_samples=200,
+                            warmup=0, progress=False, db=None, output_dir=None,
+                            meter=EnergyMeter(sensors=[FakeSensor(power_w=5.0)]))
+    assert result["num_samples"] == 200 and result["energy_j"] > 0
+
+
+@pytest.mark.parametrize("bad", [
+    [np.array([1.0, 2.0]) if i != 150 else np.array([complex(0, np.nan)]) for i in range(200)],
+    [np.array(["a"]) if i % 2 else np.array([np.inf]) for i in range(200)],
+    [np.full(2, 6e4, dtype=np.float16) if i != 199 else np.array([np.nan], dtype=np.float16)
+     for i in range(200)],
+], ids=["complex", "text-and-floats", "float16"])
+def test_outputs_that_are_not_finite_are_refused_whatever_their_kind(bad: list[Any]) -> None:
+    x = np.arange(200, dtype=np.float64).reshape(200, 1)
+    with pytest.raises(ModelError, match="model output is not finite"):
+        measure_energy(_per_sample_outputs(bad), x, "m", "t", num_samples=200, warmup=0,
+                       progress=False, db=None, output_dir=None,
+                       meter=EnergyMeter(sensors=[FakeSensor(power_w=5.0)]))
+
+
 def test_measure_energy_reports_partial_errors_and_notes() -> None:
     meter = EnergyMeter(sensors=[FakeSensor(power_w=5.0),
                                  FakeSensor(power_w=1.0, component="gpu:0", name="gpu:0",

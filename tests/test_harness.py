@@ -80,6 +80,18 @@ def test_more_queries_than_samples_cycle_the_dataset(meter: EnergyMeter) -> None
     assert result["num_samples"] == 25
 
 
+def test_one_query_per_row_cycles_an_array_in_order(meter: EnergyMeter) -> None:
+    seen: list[Any] = []
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    wattprint.measure_energy(lambda row: seen.append(row), x, "m", "t", num_samples=25,
+                             warmup=3, meter=meter, progress=False)
+    assert len(seen) == 28  # three warm-up calls, then 25 measured ones
+    measured = seen[3:]
+    assert [int(row[0]) // 2 for row in measured] == [*range(10), *range(10), *range(5)]
+    assert all(row.shape == (2,) and row.dtype == np.float32 for row in measured)
+    assert all(np.shares_memory(row, x) for row in measured)  # rows as the dataset holds them
+
+
 def test_warmup_is_not_measured(meter: EnergyMeter) -> None:
     seen: list[float] = []
     x = np.zeros((5, 1))

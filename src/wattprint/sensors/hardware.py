@@ -151,6 +151,7 @@ def _patterns(kinds: tuple[str, ...]) -> tuple[tuple[Hardware, tuple[re.Pattern[
                  if p.kind in kinds)
 
 
+@functools.lru_cache(maxsize=256)  # a run's label is looked up again at every run
 def _known(text: str, kinds: tuple[str, ...]) -> Hardware | None:
     """The first entry of these kinds named in ``text``, by whole words: "L4" is in
     "NVIDIA L4" but not in "NVIDIA L40S", "B200" not in "GB200"."""
