@@ -22,7 +22,7 @@ from wattprint.record import RunRecord
 from wattprint.report import _sections as sections
 from wattprint.report import write_report
 from wattprint.report.html import render_report
-from wattprint.score import rate_stored_sweep, savings
+from wattprint.score import rate_stored_sweep, savings, stored_sums
 from wattprint.store import Store
 
 
@@ -276,6 +276,9 @@ def test_savings_from_the_stores_sums_equal_those_of_every_run(tmp_path: Path) -
     with Store(db, read_only=True) as store:
         every = store.runs(sweep_id="s1")
     (got,), (want,) = stored_savings(db, sweep_id="s1"), savings(every)
+    with Store(db, read_only=True) as store:  # the sums a report reads once for its stars too
+        sums = stored_sums(store, "s1")
+    assert stored_savings(db, sweep_id="s1", sums=sums) == [got]
     for field in dataclasses.fields(want):
         a, b = getattr(got, field.name), getattr(want, field.name)
         if isinstance(b, float):
@@ -289,6 +292,9 @@ def test_savings_from_the_stores_sums_equal_those_of_every_run(tmp_path: Path) -
         every = store.runs(sweep_id="s1")
     with pytest.raises(ConfigError) as from_store:
         stored_savings(db2, sweep_id="s1")
+    with Store(db2, read_only=True) as store, pytest.raises(ConfigError) as from_sums:
+        stored_savings(db2, sweep_id="s1", sums=stored_sums(store, "s1"))
+    assert str(from_sums.value) == str(from_store.value)
     with pytest.raises(ConfigError) as from_every:
         savings(every)
     assert str(from_store.value) == str(from_every.value)
@@ -315,3 +321,65 @@ def test_a_sweep_with_more_failures_than_the_cap_counts_them_by_error(
     table = runs[runs.index('class="runs"'):runs.index("</table>", runs.index('class="runs"'))]
     assert table.count("<tr>") == 1 + 4
     assert 'data-more="8"' in runs  # 12 runs, 4 listed
+
+
+def _many_bad_rows() -> list[dict[str, Any]]:
+    """Good runs, then failures and partial runs interleaved past the cap, then runs whose
+    accuracy is NaN (successful, not rated) after all of them; errors that are missing, empty,
+    one line and several lines, with counts that tie."""
+    rows = [run_row("ok", kwh_per_1000=1e-3, repetition=r) for r in range(4)]
+    errors = [None, "", "Timeout", "ModelError: out of memory\nat line 3",
+              "ModelError: out of memory\nat line 9"]
+    for i in range(15):
+        rows.append(run_row(f"bad{i}", status="failed", error=errors[i % len(errors)]))
+        partial = run_row("part", kwh_per_1000=1e-3, repetition=i)
+        partial.update(partial=True, errors=[f"gpu:{i % 2}: not readable"])
+        rows.append(partial)
+    rows += [run_row("nan", kwh_per_1000=1e-3, repetition=r, accuracy=math.nan)
+             for r in range(3)]
+    return rows
+
+
+def test_failures_are_counted_by_the_store_as_the_report_counts_the_records(
+        tmp_path: Path) -> None:
+    from collections import Counter
+
+    db = make_store(tmp_path / "w.db", _many_bad_rows())
+    with Store(db, read_only=True) as store:
+        every = store.runs(sweep_id="s1")
+        counts = store.failure_counts("s1")
+        first = store.failed_runs("s1", limit=4)
+    failures = [r for r in every if not r.ok]
+    want = Counter((r.error or "no error recorded").split("\n", 1)[0] for r in failures)
+    assert counts == want.most_common()
+    # missing and empty alike; two errors with one first line; a tie in order of first run
+    assert counts == [("no error recorded", 6), ("ModelError: out of memory", 6), ("Timeout", 3)]
+    assert [r.id for r in first] == [r.id for r in failures[:4]]
+
+
+def test_a_report_reads_only_the_first_bad_runs_and_shows_what_reading_all_showed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the page made from the first RUNS_LISTED failed and partial runs (and the store's
+    # counts) is the page made from every one of them
+    db = make_store(tmp_path / "w.db", _many_bad_rows())
+    monkeypatch.setattr(sections, "RUNS_LISTED", 4)
+    page = write_report(db, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    with Store(db, read_only=True) as store:
+        read = store.notable_runs("s1", limit=4)
+        every = store.notable_runs("s1")
+        sweep = next(s for s in store.sweeps() if s["id"] == "s1")
+        digest = sections.Digest(
+            sweep_id="s1", overview=store.sweep_overview("s1"), models=store.model_runs("s1"),
+            components=store.component_runs("s1"), savings_runs=(), savings=[], db=str(db))
+        ratings = rate_stored_sweep(store, "s1")
+    assert len(every) == 15 + 15 + 3 and len(read) == 4 + 3  # the first four, and the NaN runs
+    assert [r.id for r in read] == sorted(r.id or 0 for r in [*every[:4], *every[-3:]])
+    from_every = render_report(sweep, every, ratings=ratings, digest=digest)
+    for anchor in ("runs", "failed"):
+        assert _section(page, anchor) == _section(from_every, anchor), anchor
+    runs = _section(page, "runs")
+    assert "Runs that failed, are partial or are not rated (33)" in runs
+    assert f'data-more="{4 + 33 - 4}"' in runs  # 37 runs, 4 listed
+    failed = _section(page, "failed")
+    assert "15 cells failed" in failed
+    assert re.search(r">6<.*ModelError: out of memory<", failed, re.S)

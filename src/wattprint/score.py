@@ -636,7 +636,26 @@ def _stored_models(db: str | os.PathLike[str], *, sweep_id: str | None,
     return _models_from_totals(totals, judged)
 
 
+@dataclass(frozen=True)
+class StoredSums:
+    """What the ratings and savings of one stored sweep are made of, read once
+    (:func:`stored_sums`): the store's sums per model (``totals``) and the runs they leave out,
+    as records, to be judged one by one (``judged``)."""
+
+    totals: tuple[InferenceTotals, ...]
+    judged: tuple[RunRecord, ...]
+
+
+def stored_sums(store: Store, sweep_id: str) -> StoredSums:
+    """The sums of one sweep of an open ``store`` that :func:`rate_stored_sweep` and
+    :func:`wattprint._savings.stored_savings` are made of; give them to both to read them once."""
+    totals = store.inference_totals(sweep_id=sweep_id)
+    judged = store.runs_by_id(i for t in totals for i in t.unclean_ids)
+    return StoredSums(tuple(totals), tuple(judged))
+
+
 def rate_stored_sweep(store: Store, sweep_id: str, *, method: str = "quintile",
+                      sums: StoredSums | None = None,
                       ) -> tuple[dict[tuple[str, str], ScoreList], list[str]]:
     """Every task and hardware group of one sweep of an open ``store``, rated from the
     store's sums (:meth:`~wattprint.store.Store.inference_totals`: a row per model, whatever
@@ -645,11 +664,13 @@ def rate_stored_sweep(store: Store, sweep_id: str, *, method: str = "quintile",
     The groups and their ratings are those of :func:`calculate_scores` ``(task, hardware,
     records=runs)`` for each group of :func:`available_groups` ``(runs)``, ``runs`` being the
     sweep's records, up to the rounding of the store's floating-point sums; a group with a
-    successful inference run that names no model is not rated, as there.
+    successful inference run that names no model is not rated, as there. ``sums``: the
+    sweep's :func:`stored_sums`, when already read.
     """
     _check_method(method)
-    totals = store.inference_totals(sweep_id=sweep_id)
-    judged = store.runs_by_id(i for t in totals for i in t.unclean_ids)
+    if sums is None:
+        sums = stored_sums(store, sweep_id)
+    totals, judged = sums.totals, sums.judged
     seen: dict[tuple[str, str], tuple[str, str]] = {}
     for t in sorted(totals, key=lambda t: t.first_id):
         if t.task is not None and t.hardware is not None:

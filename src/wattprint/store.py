@@ -46,8 +46,10 @@ A report of a large sweep reads it without decoding every run into a record:
 :meth:`Store.sweep_overview` (totals, counts, provenances and sites: a
 :class:`SweepOverview`), :meth:`Store.model_runs` (a :class:`ModelRuns` per model and phase),
 :meth:`Store.component_runs` (energy components summed: :class:`ComponentRuns`), and as
-records only :meth:`Store.notable_runs` (failed, partial, not summed for the stars) and
-:meth:`Store.savings_runs` (what the savings of optimized variants are made of).
+records only :meth:`Store.notable_runs` (failed, partial, not summed for the stars: the first
+of each, to the report's cap), :meth:`Store.failed_runs` (the first failures, beside
+:meth:`Store.failure_counts`, which counts them all per error) and :meth:`Store.savings_runs`
+(what the savings of optimized variants are made of).
 
 The schema is versioned with ``PRAGMA user_version``: each entry of :data:`MIGRATIONS` takes a
 store one version up, and opening an older store applies the missing steps in one transaction.
@@ -1269,16 +1271,53 @@ class Store:
 
         return self._transaction(body, write=False)
 
-    def notable_runs(self, sweep_id: str) -> list[RunRecord]:
+    def notable_runs(self, sweep_id: str, *, limit: int | None = None) -> list[RunRecord]:
         """The runs of the sweep a reader must see one by one, in the order they were
         written: the failed ones, the partial ones, and the successful inference runs that
-        :meth:`inference_totals` leaves out of its sums (not *clean*)."""
+        :meth:`inference_totals` leaves out of its sums (not *clean*).
+
+        With ``limit``, only the first ``limit`` of the failed and partial runs are read (a
+        report lists no more; :class:`SweepOverview` counts them all), and every one of the
+        others, which only the scores can tell apart."""
         clean = _run_terms("")["clean"]
-        sql = (f"{_SELECT_RUNS} WHERE sweep_id = ? AND (status = 'failed' OR "
-               f"coalesce(partial, 0) != 0 OR (status = 'ok' AND phase = 'inference' AND NOT "
-               f"{clean})) ORDER BY id")
+        if limit is None:
+            sql = (f"{_SELECT_RUNS} WHERE sweep_id = ? AND (status = 'failed' OR "
+                   f"coalesce(partial, 0) != 0 OR (status = 'ok' AND phase = 'inference' AND "
+                   f"NOT {clean})) ORDER BY id")
+            return self._transaction(
+                lambda conn: [_decode_run(row) for row in conn.execute(sql, (sweep_id,))],
+                write=False)
+        bad = (f"{_SELECT_RUNS} WHERE sweep_id = ? AND (status = 'failed' OR "
+               "coalesce(partial, 0) != 0) ORDER BY id LIMIT ?")
+        unclean = (f"{_SELECT_RUNS} WHERE sweep_id = ? AND status = 'ok' AND "
+                   f"coalesce(partial, 0) = 0 AND phase = 'inference' AND NOT {clean} ORDER BY id")
+
+        def body(conn: sqlite3.Connection) -> list[RunRecord]:
+            found = [_decode_run(row) for row in conn.execute(bad, (sweep_id, max(limit, 0)))]
+            found += [_decode_run(row) for row in conn.execute(unclean, (sweep_id,))]
+            return sorted(found, key=lambda r: r.id or 0)
+
+        return self._transaction(body, write=False)
+
+    def failed_runs(self, sweep_id: str, *, limit: int | None = None) -> list[RunRecord]:
+        """The failed runs of the sweep in the order they were written; the first ``limit``
+        of them when given."""
+        sql = f"{_SELECT_RUNS} WHERE sweep_id = ? AND status = 'failed' ORDER BY id LIMIT ?"
         return self._transaction(
-            lambda conn: [_decode_run(row) for row in conn.execute(sql, (sweep_id,))],
+            lambda conn: [_decode_run(row) for row in conn.execute(
+                sql, (sweep_id, -1 if limit is None else max(limit, 0)))],
+            write=False)
+
+    def failure_counts(self, sweep_id: str) -> list[tuple[str, int]]:
+        """The failed runs of the sweep counted by the first line of their error (``no error
+        recorded`` where there is none), the most common first, ties in the order of their
+        first run; no run is decoded."""
+        first = ("CASE WHEN error IS NULL OR error = '' THEN 'no error recorded' ELSE "
+                 "substr(error, 1, instr(error || char(10), char(10)) - 1) END")
+        sql = (f"SELECT {first} AS line, count(*) FROM runs WHERE sweep_id = ? AND "
+               "status = 'failed' GROUP BY line ORDER BY count(*) DESC, min(id)")
+        return self._transaction(
+            lambda conn: [(str(line), int(n)) for line, n in conn.execute(sql, (sweep_id,))],
             write=False)
 
     def savings_runs(self, sweep_id: str) -> list[RunRecord]:

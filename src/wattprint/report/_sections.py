@@ -81,6 +81,11 @@ class Digest:
     #: The store's path as the user gave it (named in the export command unless it is the
     #: default ``wattprint.db``).
     db: str = "wattprint.db"
+    #: The first :data:`RUNS_LISTED` failed runs (:meth:`~wattprint.store.Store.failed_runs`)
+    #: and every failed run counted per first line of its error
+    #: (:meth:`~wattprint.store.Store.failure_counts`); None: taken from the runs given.
+    failed_runs: Sequence[Run] | None = None
+    failure_counts: Sequence[tuple[str, int]] | None = None
 
     @property
     def export_command(self) -> str:
@@ -661,7 +666,7 @@ def runs_table(runs: Sequence[Run], scores: Scores, digest: Digest | None = None
     drop = {i for i, keep in ((1, len(datasets) > 1), (2, len(groups) > 1)) if not keep}
     listed = runs if digest is None else [r for r in runs if _is_listed(r)]
     rows = [[cell for i, cell in enumerate(_run_row(r, lookup)) if i not in drop]
-            for r in listed]
+            for r in (listed if digest is None else listed[:RUNS_LISTED])]
     headers = [h for i, h in enumerate(_RUN_HEADERS) if i not in drop]
     if digest is None:
         body = table(headers, rows, cls="runs") if rows else note("this sweep has no runs",
@@ -671,10 +676,12 @@ def runs_table(runs: Sequence[Run], scores: Scores, digest: Digest | None = None
                            "its task and hardware group; a partial run (a sensor failed "
                            "inside its window: hover for what) is not rated."), body)
     total = sum(m.runs for m in digest.models)
-    more = total - min(len(listed), RUNS_LISTED)
+    # the failed and partial runs are counted by the store (the runs given may be the first of
+    # them only); the others listed are the successful runs that are not rated
+    notable = (digest.overview.runs_failed + digest.overview.runs_partial
+               + sum(1 for r in listed if r.ok and not r.partial))
+    more = total - min(notable, RUNS_LISTED)
     export = digest.export_command
-    notable = len(listed)
-    rows = rows[:RUNS_LISTED]
     return _section(
         "runs", "Runs",
         _p(f"This sweep has {total:,} runs, too many to list one by one: listed here are "
@@ -756,21 +763,29 @@ def provenance(runs: Sequence[Run], digest: Digest | None = None) -> str:
     )
 
 
-def failed(runs: Sequence[Run]) -> str:
+def failed(runs: Sequence[Run], digest: Digest | None = None) -> str:
     """The cells that failed, with their errors: every one, or, past :data:`RUNS_LISTED`,
-    the first of them after a count of the cells per error."""
-    failures = [r for r in runs if not r.ok]
+    the first of them after a count of the cells per error (the store's, with a ``digest``
+    that has them)."""
+    if digest is not None and digest.failed_runs is not None \
+            and digest.failure_counts is not None:
+        failures, counts = digest.failed_runs, list(digest.failure_counts)
+        total = sum(n for _, n in counts)
+    else:
+        failures = [r for r in runs if not r.ok]
+        counts = Counter((r.error or "no error recorded").split("\n", 1)[0]
+                         for r in failures).most_common()
+        total = len(failures)
     rows = [(r.cell_key, _label(r), r.dataset, r.phase,
              Markup(f"<pre>{esc(r.error or 'no error recorded')}</pre>"))
             for r in failures[:RUNS_LISTED]]
     body = table(["cell", "model", "dataset", "phase", "error"], rows, cls="failed") if rows \
         else note("no failed cells", kind="failed")
-    if len(failures) <= RUNS_LISTED:
+    if total <= RUNS_LISTED:
         return _section("failed", "Failed cells", body)
-    errors = Counter((r.error or "no error recorded").split("\n", 1)[0] for r in failures)
     counted = table(["cells", "error (first line)"],
-                    [(Num(f"{n:,}"), Markup(f"<pre>{esc(e)}</pre>"))
-                     for e, n in errors.most_common()], cls="failed-errors")
+                    [(Num(f"{n:,}"), Markup(f"<pre>{esc(e)}</pre>")) for e, n in counts],
+                    cls="failed-errors")
     return _section("failed", "Failed cells",
-                    _p(f"{len(failures):,} cells failed: their errors, then the first "
+                    _p(f"{total:,} cells failed: their errors, then the first "
                        f"{RUNS_LISTED:,} cells."), counted, body)

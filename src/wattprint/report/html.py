@@ -13,8 +13,10 @@ their errors.
 
 :func:`write_report` rates from the store's sums and finds the timeline run in one query. A
 sweep of more than ``RUNS_LISTED`` (1,000) runs is read from a few columns, not decoded run by
-run: its runs table lists the runs that failed, are partial or are not rated, then one row per
-model and phase, and names the export that has every run; its components are summed.
+run: its runs table lists the first of the runs that failed, are partial or are not rated (the
+store counts them all, and its failed cells per error), then one row per model and phase, and
+names the export that has every run; its components are summed. The ratings and the savings
+share one read of the store's sums.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .._files import write_text
 from .._version import __version__
 from ..errors import ConfigError
 from ..record import RunRecord
-from ..score import DEFAULT_DB, rate_stored_sweep
+from ..score import DEFAULT_DB, StoredSums, rate_stored_sweep, stored_sums
 from . import _sections as sections
 from ._format import date_text
 from ._markup import esc
@@ -115,8 +117,9 @@ def render_report(sweep: Mapping[str, Any], runs: Sequence[RunRecord],
     made (:func:`wattprint.score.rate_stored_sweep`); by default they are made from ``runs``.
     With a ``digest`` (:class:`~wattprint.report._sections.Digest`, a sweep of more than
     :data:`~wattprint.report._sections.RUNS_LISTED` runs), ``runs`` need only be the runs that
-    failed, are partial or are not rated (:meth:`~wattprint.store.Store.notable_runs`): the
-    totals, the runs per model, the components and the savings come from the digest."""
+    failed, are partial or are not rated (:meth:`~wattprint.store.Store.notable_runs`, the
+    first ``RUNS_LISTED`` failed or partial ones at least): the totals, the runs per model,
+    the components, the savings and the failures come from the digest."""
     scores, problems = sections.rate(runs) if ratings is None else ratings
     overview = sections.overview_of(runs) if digest is None else digest.overview
     nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in _NAV)
@@ -133,7 +136,7 @@ def render_report(sweep: Mapping[str, Any], runs: Sequence[RunRecord],
         sections.timeline(timeline_run, samples),
         sections.runs_table(runs, scores, digest),
         sections.provenance(runs, digest),
-        sections.failed(runs),
+        sections.failed(runs, digest),
         f"<footer>Made by wattprint {esc(__version__)} on "
         f"{esc(date_text(time.time()))}. Self-contained: this page loads nothing.</footer>",
     ])
@@ -172,16 +175,20 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
             raise ConfigError(f"no sweep {wanted!r} in the results store {str(path)!r}; "
                               f"the sweeps there: {there}")
         sweep_id = str(sweep["id"])
+        sums = stored_sums(store, sweep_id)  # read once: the ratings and the savings need them
         digest: sections.Digest | None = None
         if int(sweep.get("num_runs") or 0) > sections.RUNS_LISTED:
-            runs = store.notable_runs(sweep_id)
+            listed = sections.RUNS_LISTED
+            runs = store.notable_runs(sweep_id, limit=listed)
             digest = sections.Digest(
                 sweep_id=sweep_id, overview=store.sweep_overview(sweep_id),
                 models=store.model_runs(sweep_id), components=store.component_runs(sweep_id),
-                savings_runs=(), savings=_stored_savings(path, sweep_id), db=os.fspath(db))
+                savings_runs=(), savings=_stored_savings(path, sweep_id, sums), db=os.fspath(db),
+                failed_runs=store.failed_runs(sweep_id, limit=listed),
+                failure_counts=store.failure_counts(sweep_id))
         else:
             runs = store.runs(sweep_id=sweep_id)
-        stored, problems = rate_stored_sweep(store, sweep_id)
+        stored, problems = rate_stored_sweep(store, sweep_id, sums=sums)
         scores: sections.Scores = dict(stored)
         # the inference run with the most samples; the latest on ties
         found = store.timeline_run_id(sweep_id)
@@ -192,11 +199,11 @@ def write_report(db: str | os.PathLike[str] = DEFAULT_DB, *, sweep_id: str | Non
     return write_text(out, page, encoding="utf-8")
 
 
-def _stored_savings(path: Path, sweep_id: str) -> list[Saving] | ConfigError:
+def _stored_savings(path: Path, sweep_id: str, sums: StoredSums) -> list[Saving] | ConfigError:
     """The savings of a large sweep from the store's sums, or the error that stops them."""
     from .._savings import stored_savings
 
     try:
-        return stored_savings(path, sweep_id=sweep_id)
+        return stored_savings(path, sweep_id=sweep_id, sums=sums)
     except ConfigError as err:
         return err
