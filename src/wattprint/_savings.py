@@ -148,22 +148,13 @@ def stored_savings(db: str | os.PathLike[str], *, sweep_id: str,
     its optimization runs read as records: a sweep of a hundred thousand runs is one pass.
     ``sums``: the sweep's :func:`~wattprint.score.stored_sums`, when already read (a report
     rates the same sweep)."""
-    from .score import _models_from_totals, _require, _stored_models, _stored_pairs
+    from .score import _stored_models, _stored_pairs
     from .store import Store
 
-    if sums is None:
-        models, _ = _stored_models(db, sweep_id=sweep_id, groups=_stored_pairs(db, sweep_id))
-        with Store(db, read_only=True) as store:
-            steps = store.runs(sweep_id=sweep_id, phase="optimization")
-        return _savings_of(models, steps)
-    with Store(db, read_only=True) as store:  # as _stored_models, from the sums given
-        unnamed = store.first_unnamed_inference_run(sweep_id=sweep_id)
-        pairs = set(store.inference_groups(sweep_id=sweep_id))
+    models, _ = _stored_models(db, sweep_id=sweep_id, groups=_stored_pairs(db, sweep_id),
+                               sums=sums)
+    with Store(db, read_only=True) as store:
         steps = store.runs(sweep_id=sweep_id, phase="optimization")
-    if unnamed is not None:
-        _require(unnamed)
-    totals = [t for t in sums.totals if (t.task, t.hardware) in pairs]
-    models, _ = _models_from_totals(totals, sums.judged)
     return _savings_of(models, steps)
 
 

@@ -625,12 +625,18 @@ def _models_from_totals(totals: Sequence[InferenceTotals], judged: Sequence[RunR
 
 
 def _stored_models(db: str | os.PathLike[str], *, sweep_id: str | None,
-                   groups: Sequence[tuple[str, str]]) -> tuple[list[_Model], list[Unrated]]:
-    """The models of these stored ``(task, hardware)`` groups, summed by the store."""
+                   groups: Sequence[tuple[str, str]], sums: StoredSums | None = None,
+                   ) -> tuple[list[_Model], list[Unrated]]:
+    """The models of these stored ``(task, hardware)`` groups, summed by the store (or taken
+    from the sweep's ``sums``, when already read)."""
     with _open_store(db) as store:
         unnamed = store.first_unnamed_inference_run(sweep_id=sweep_id)
         if unnamed is not None:
             _require(unnamed)
+        if sums is not None:
+            wanted = set(groups)
+            return _models_from_totals(
+                [t for t in sums.totals if (t.task, t.hardware) in wanted], sums.judged)
         totals = store.inference_totals(sweep_id=sweep_id, groups=groups)
         judged = store.runs_by_id(i for t in totals for i in t.unclean_ids)
     return _models_from_totals(totals, judged)
