@@ -203,3 +203,44 @@ def test_an_older_store_gets_the_sums_of_the_runs_it_holds(tmp_path: Path) -> No
     from_store = calculate_scores("classification", "CPU", db=db)
     assert [s.repetitions for s in from_store] == [1, 3, 3]
     same(list(from_store), list(calculate_scores("classification", "CPU", records=runs)))
+
+
+def test_runs_left_out_of_the_sums_are_read_with_the_fields_that_judge_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # thousands of partial runs are listed as not rated from a few fields each; a run rated
+    # after all (a metric whose text says NaN) is read again in full, for its figures
+    from wattprint import store as store_module
+
+    runs = [record(i, "a", num_parameters=1000 + i) for i in range(3)]
+    runs += [record(3 + i, "a", partial=True, errors=(f"rapl: gone {i}",)) for i in range(4)]
+    runs.append(record(7, "a", metrics={"accuracy": 0.7, "note": "NaN here is text"},
+                       num_parameters=5))
+    write(tmp_path / "w.db", runs)
+    read: list[tuple[int, tuple[str, ...]]] = []
+    real = store_module._decode_run
+
+    def spying(row: Any) -> RunRecord:
+        read.append((row[0], tuple(row.keys())))
+        return real(row)
+
+    monkeypatch.setattr(store_module, "_decode_run", spying)
+    scores = calculate_scores("classification", "CPU", db=tmp_path / "w.db")
+    (a,) = scores
+    assert a.repetitions == 4 and a.accuracy == pytest.approx((0.9 * 3 + 0.7) / 4)
+    (left,) = scores.unrated
+    assert left.runs == 4 and left.reason == "; ".join(f"partial, rapl: gone {i}"
+                                                      for i in range(4))
+    light = {i for i, keys in read if "components" not in keys and "host" not in keys}
+    full = {i for i, keys in read if "components" in keys}
+    assert len(light) == 5 and len(full) == 1 and full <= light  # the NaN-text run, twice
+
+
+def test_runs_by_id_reads_the_fields_asked_for(tmp_path: Path) -> None:
+    write(tmp_path / "w.db", [record(0, "a"), record(1, "b")])
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        ids = [r.id for r in store.runs()]
+        (one,) = store.runs_by_id(ids[1:], columns=("model_name", "energy_j"))
+        assert (one.model_name, one.energy_j, one.status) == ("b", 72.0, "ok")
+        assert one.metrics is None and one.cell_key is None  # not read
+        with pytest.raises(ConfigError, match="unknown run field.*energy_kj"):
+            store.runs_by_id(ids, columns=("energy_kj",))

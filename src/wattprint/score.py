@@ -638,8 +638,28 @@ def _stored_models(db: str | os.PathLike[str], *, sweep_id: str | None,
             return _models_from_totals(
                 [t for t in sums.totals if (t.task, t.hardware) in wanted], sums.judged)
         totals = store.inference_totals(sweep_id=sweep_id, groups=groups)
-        judged = store.runs_by_id(i for t in totals for i in t.unclean_ids)
+        judged = _judged_runs(store, totals)
     return _models_from_totals(totals, judged)
+
+
+#: The fields :func:`why_not_rated` and a model's :class:`Unrated` entry read: the runs the
+#: store's sums leave out are read with these alone, and in full only if rated after all.
+_JUDGED_FIELDS = ("phase", "cell_key", "model_name", "variant", "parent", "dataset", "task",
+                  "hardware", "partial", "errors", "energy_j", "energy_kwh",
+                  "kwh_per_1000_queries", "co2_g", "metrics", "num_samples")
+
+
+def _judged_runs(store: Store, totals: Iterable[InferenceTotals]) -> list[RunRecord]:
+    """The runs the store's ``totals`` leave out of their sums, to be judged one by one
+    (:func:`_models_from_totals`): partial ones, and figures that are not finite. Most are not
+    rated, and what says so is a few fields: a sweep with thousands of partial runs reads
+    only those; a run that is rated after all is read in full."""
+    light = store.runs_by_id((i for t in totals for i in t.unclean_ids), columns=_JUDGED_FIELDS)
+    rated = [r.id for r in light if why_not_rated(r) is None]
+    if not rated:
+        return light
+    full = {r.id: r for r in store.runs_by_id(i for i in rated if i is not None)}
+    return [full.get(r.id, r) for r in light]
 
 
 @dataclass(frozen=True)
@@ -656,8 +676,7 @@ def stored_sums(store: Store, sweep_id: str) -> StoredSums:
     """The sums of one sweep of an open ``store`` that :func:`rate_stored_sweep` and
     :func:`wattprint._savings.stored_savings` are made of; give them to both to read them once."""
     totals = store.inference_totals(sweep_id=sweep_id)
-    judged = store.runs_by_id(i for t in totals for i in t.unclean_ids)
-    return StoredSums(tuple(totals), tuple(judged))
+    return StoredSums(tuple(totals), tuple(_judged_runs(store, totals)))
 
 
 def rate_stored_sweep(store: Store, sweep_id: str, *, method: str = "quintile",

@@ -89,7 +89,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -1128,16 +1128,27 @@ class Store:
 
         return self._transaction(body, write=False)
 
-    def runs_by_id(self, ids: Iterable[int]) -> list[RunRecord]:
-        """The stored runs with these row ids, in id order."""
+    def runs_by_id(self, ids: Iterable[int], *,
+                   columns: Sequence[str] | None = None) -> list[RunRecord]:
+        """The stored runs with these row ids, in id order. ``columns``: only these fields
+        are read (with ``id`` and ``status``), the others are None: what a caller that reads
+        a few fields of many runs needs. An unknown field is a ConfigError."""
         wanted = sorted(set(ids))
+        select = _SELECT_RUNS
+        if columns is not None:
+            unknown = sorted(set(columns) - set(RUN_KEYS))
+            if unknown:
+                raise ConfigError(f"unknown run field(s) {', '.join(unknown)}; the fields are "
+                                  f"those of wattprint.RunRecord: {', '.join(RUN_KEYS)}")
+            read = dict.fromkeys(("status", *columns))
+            select = f"SELECT id, {', '.join(read)} FROM runs"
 
         def body(conn: sqlite3.Connection) -> list[RunRecord]:
             out: list[RunRecord] = []
             for chunk in _chunks(wanted, 500):
                 marks = ", ".join("?" * len(chunk))
                 out += [_decode_run(row) for row in conn.execute(
-                    f"{_SELECT_RUNS} WHERE id IN ({marks}) ORDER BY id", chunk)]
+                    f"{select} WHERE id IN ({marks}) ORDER BY id", chunk)]
             return out
 
         return self._transaction(body, write=False)
