@@ -109,7 +109,8 @@ def test_an_unnamed_inference_run_in_the_store_is_the_same_error(tmp_path: Path)
 
 def test_the_store_is_not_decoded_run_by_run(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    # Only the runs the SQL sums leave out are read as records.
+    # No run is read as a record: the one the SQL sums leave out (partial) is judged from
+    # the few fields that say so.
     from wattprint import store as store_module
 
     runs = [record(i, f"m{i % 3}") for i in range(30)]
@@ -125,7 +126,7 @@ def test_the_store_is_not_decoded_run_by_run(tmp_path: Path,
     monkeypatch.setattr(store_module, "_decode_run", counting)
     scores = calculate_scores("classification", "CPU", db=tmp_path / "w.db")
     assert len(scores) == 3 and len(scores.unrated) == 1
-    assert len(decoded) == 1
+    assert decoded == []
 
 
 finite = st.floats(min_value=1e-6, max_value=1e3, allow_nan=False)
@@ -205,42 +206,69 @@ def test_an_older_store_gets_the_sums_of_the_runs_it_holds(tmp_path: Path) -> No
     same(list(from_store), list(calculate_scores("classification", "CPU", records=runs)))
 
 
-def test_runs_left_out_of_the_sums_are_read_with_the_fields_that_judge_them(
+def test_runs_left_out_of_the_sums_are_judged_without_being_made_into_records(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # thousands of partial runs are listed as not rated from a few fields each; a run rated
-    # after all (a metric whose text says NaN) is read again in full, for its figures
+    # after all (a metric whose text says NaN) is read in full, for its figures
     from wattprint import store as store_module
 
     runs = [record(i, "a", num_parameters=1000 + i) for i in range(3)]
-    runs += [record(3 + i, "a", partial=True, errors=(f"rapl: gone {i}",)) for i in range(4)]
-    runs.append(record(7, "a", metrics={"accuracy": 0.7, "note": "NaN here is text"},
-                       num_parameters=5))
-    write(tmp_path / "w.db", runs)
-    read: list[tuple[int, tuple[str, ...]]] = []
+    runs += [record(3 + i, "a", partial=True, errors=(f"rapl: gone {i % 2}",)) for i in range(4)]
+    runs.append(record(7, "a", metrics={"accuracy": 0.7, "note": "NaN here is text"}))
+    runs = write(tmp_path / "w.db", runs)
+    decoded: list[int] = []
     real = store_module._decode_run
 
-    def spying(row: Any) -> RunRecord:
-        read.append((row[0], tuple(row.keys())))
+    def counting(row: Any) -> RunRecord:
+        decoded.append(row[0])
         return real(row)
 
-    monkeypatch.setattr(store_module, "_decode_run", spying)
+    monkeypatch.setattr(store_module, "_decode_run", counting)
     scores = calculate_scores("classification", "CPU", db=tmp_path / "w.db")
     (a,) = scores
     assert a.repetitions == 4 and a.accuracy == pytest.approx((0.9 * 3 + 0.7) / 4)
     (left,) = scores.unrated
-    assert left.runs == 4 and left.reason == "; ".join(f"partial, rapl: gone {i}"
-                                                      for i in range(4))
-    light = {i for i, keys in read if "components" not in keys and "host" not in keys}
-    full = {i for i, keys in read if "components" in keys}
-    assert len(light) == 5 and len(full) == 1 and full <= light  # the NaN-text run, twice
+    assert (left.runs, left.reason) == (4, "partial, rapl: gone 0; partial, rapl: gone 1")
+    assert left.cell_keys == tuple(r.cell_key for r in runs[3:7])
+    assert decoded == [runs[7].id]  # the one run rated after all
 
 
-def test_runs_by_id_reads_the_fields_asked_for(tmp_path: Path) -> None:
-    write(tmp_path / "w.db", [record(0, "a"), record(1, "b")])
+def test_judged_runs_are_the_fields_of_the_stored_runs(tmp_path: Path) -> None:
+    runs = write(tmp_path / "w.db", [
+        record(0, "a", partial=True, errors=("gpu:0: not readable",),
+               metrics={"accuracy": float("nan")}),
+        record(1, "b", energy_j=None, kwh_per_1000_queries=0.25, parent="a", variant="int8"),
+        record(2, "c", partial=True, errors=("gpu:0: not readable",),
+               metrics={"accuracy": float("nan")})])
     with Store(tmp_path / "w.db", read_only=True) as store:
-        ids = [r.id for r in store.runs()]
-        (one,) = store.runs_by_id(ids[1:], columns=("model_name", "energy_j"))
-        assert (one.model_name, one.energy_j, one.status) == ("b", 72.0, "ok")
-        assert one.metrics is None and one.cell_key is None  # not read
-        with pytest.raises(ConfigError, match="unknown run field.*energy_kj"):
-            store.runs_by_id(ids, columns=("energy_kj",))
+        judged = store.judged_runs([r.id or 0 for r in reversed(runs)])
+    assert [j.id for j in judged] == [r.id for r in runs]  # in id order
+    for j, r in zip(judged, runs, strict=True):
+        for name in j._fields:
+            want, got = getattr(r, name), getattr(j, name)
+            if name == "partial":
+                assert got is bool(want)
+            elif name == "metrics" and want is not None:
+                assert list(got) == list(want) and all(
+                    (math.isnan(x) and math.isnan(y)) or x == y
+                    for x, y in zip(got.values(), want.values(), strict=True))
+            else:
+                assert got == want, name
+    assert judged[0].metrics is judged[2].metrics  # one text, decoded once
+
+
+def test_scoring_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    import gc
+
+    write(tmp_path / "w.db", [record(0, "a"), record(1, "a", partial=True, errors=("x",))])
+    try:
+        for enabled in (True, False):
+            gc.enable() if enabled else gc.disable()
+            (a,) = calculate_scores("classification", "CPU", db=tmp_path / "w.db")
+            assert a.repetitions == 1 and gc.isenabled() is enabled
+        gc.enable()
+        with pytest.raises(ConfigError):  # and when scoring fails
+            calculate_scores("classification", "GPU", db=tmp_path / "w.db")
+        assert gc.isenabled()
+    finally:
+        gc.enable()

@@ -30,15 +30,16 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .measurement import Measurement
 
-__all__ = ["PHASES", "PROVENANCES", "QUALITY_METRICS", "RUN_STATUSES", "InferenceTotals", "Quality",
-           "QualityMetric", "RunComponent", "RunRecord", "mean_quality", "provenance", "quality"]
+__all__ = ["PHASES", "PROVENANCES", "QUALITY_METRICS", "RUN_STATUSES", "InferenceTotals",
+           "JudgedRun", "Quality", "QualityMetric", "RunComponent", "RunRecord", "mean_quality",
+           "provenance", "quality"]
 
 RUN_STATUSES = ("ok", "failed")
 PHASES = ("inference", "training", "optimization")
@@ -457,6 +458,30 @@ def mean_quality(records: Iterable[RunRecord]) -> Quality | None:
         if values:
             return Quality(q.metric, math.fsum(values) / len(values), q.higher_is_better)
     return None
+
+
+class JudgedRun(NamedTuple):
+    """What tells whether a stored run that the store's sums leave out can be rated, and
+    what a model's unrated runs say of it: its names and the fields that judge it, as the
+    store holds them (see :meth:`wattprint.store.Store.judged_runs`). A tuple, not a
+    :class:`RunRecord`: a store may hold many thousands of such runs."""
+
+    id: int
+    cell_key: str | None
+    model_name: str | None
+    variant: str | None
+    parent: str | None
+    dataset: str | None
+    task: str | None
+    hardware: str | None
+    partial: bool
+    errors: tuple[str, ...] | None
+    energy_j: float | None
+    energy_kwh: float | None
+    kwh_per_1000_queries: float | None
+    co2_g: float | None
+    metrics: Mapping[str, Any] | None
+    num_samples: int | None
 
 
 @dataclass(frozen=True)

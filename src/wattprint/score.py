@@ -88,11 +88,13 @@ number to compare.
 
 from __future__ import annotations
 
+import gc
 import math
 import numbers
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -111,7 +113,14 @@ from ._score_text import (
 )
 from ._stats import Spread, overlap, spread, t_quantile_975
 from .errors import ConfigError
-from .record import QUALITY_METRICS, InferenceTotals, Quality, RunRecord, mean_quality
+from .record import (
+    QUALITY_METRICS,
+    InferenceTotals,
+    JudgedRun,
+    Quality,
+    RunRecord,
+    mean_quality,
+)
 
 if TYPE_CHECKING:
     from ._savings import Saving, pareto_front, savings
@@ -340,8 +349,10 @@ def _first(values: Iterable[_T | None]) -> _T | None:
 
 
 def _not_finite(value: object) -> bool:
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and not math.isfinite(float(value)))
+    if type(value) is float:  # the common case, checked first: the same rule, sooner
+        return not math.isfinite(value)
+    return (value is not None and isinstance(value, numbers.Real)
+            and not isinstance(value, bool) and not math.isfinite(float(value)))
 
 
 def why_not_rated(record: RunLike) -> str | None:
@@ -352,16 +363,26 @@ def why_not_rated(record: RunLike) -> str | None:
     ``record`` is a :class:`RunRecord` or its JSON form.
     """
     (run,) = _as_records([record])
+    return _why_not(run.partial, run.errors, run.energy_j, run.energy_kwh,
+                    run.kwh_per_1000_queries, run.co2_g, run.metrics, run.num_samples)
+
+
+def _why_not(partial: bool | None, errors: Sequence[str] | None, energy_j: object,
+             energy_kwh: object, kwh_per_1000_queries: object, co2_g: object,
+             metrics: Mapping[str, Any] | None, num_samples: object) -> str | None:
+    """:func:`why_not_rated` of a run with these fields (a stored run's, read without being
+    made into a record: :meth:`~wattprint.store.Store.judged_runs`)."""
     reasons = []
-    if run.partial:
-        reasons.append(", ".join(["partial", *(run.errors or ())]))
+    if partial:
+        reasons.append(", ".join(["partial", *(errors or ())]))
     # the figures that must be finite numbers (when present) for a run to be rated
-    figures = {"energy_j": run.energy_j, "energy_kwh": run.energy_kwh,
-               "kwh_per_1000_queries": run.kwh_per_1000_queries, "co2_g": run.co2_g}
+    figures = {"energy_j": energy_j, "energy_kwh": energy_kwh,
+               "kwh_per_1000_queries": kwh_per_1000_queries, "co2_g": co2_g}
     reasons += [f"{key} is not finite" for key, value in figures.items() if _not_finite(value)]
-    reasons += [f"metric {key} is not finite" for key, value in (run.metrics or {}).items()
+    reasons += [f"metric {key} is not finite" for key, value in (metrics or {}).items()
                 if _not_finite(value)]
-    if not reasons and _kwh_per_1000(run) is None:
+    if not reasons and _kwh_per_1000_of(kwh_per_1000_queries, energy_kwh, energy_j,
+                                        num_samples) is None:
         reasons.append("no energy figure")
     return "; ".join(reasons) or None
 
@@ -384,14 +405,20 @@ def _require(record: RunRecord) -> None:
 
 
 def _kwh_per_1000(record: RunRecord) -> float | None:
-    stored = _number(record.kwh_per_1000_queries)
+    return _kwh_per_1000_of(record.kwh_per_1000_queries, record.energy_kwh, record.energy_j,
+                            record.num_samples)
+
+
+def _kwh_per_1000_of(kwh_per_1000_queries: object, energy_kwh: object, energy_j: object,
+                     num_samples: object) -> float | None:
+    stored = _number(kwh_per_1000_queries)
     if stored is not None:
         return stored
-    kwh = _number(record.energy_kwh)
+    kwh = _number(energy_kwh)
     if kwh is None:
-        joules = _number(record.energy_j)
+        joules = _number(energy_j)
         kwh = None if joules is None else joules / _J_PER_KWH
-    samples = _number(record.num_samples)
+    samples = _number(num_samples)
     if kwh is None or samples is None or samples <= 0:
         return None
     return kwh * 1000.0 / samples
@@ -434,7 +461,7 @@ def _grouped_runs(records: Iterable[RunRecord], phase: str = "inference",
     return groups
 
 
-def _unrated(rows: Sequence[RunRecord], why: Sequence[str]) -> Unrated:
+def _unrated(rows: Sequence[RunRecord | JudgedRun], why: Sequence[str]) -> Unrated:
     first = rows[0]
     parent = _first(r.parent for r in rows)
     name, variant = str(first.model_name), str(first.variant)
@@ -497,7 +524,7 @@ class _Totals:
         self.provenances: set[str] = set()
         self.pruned = False
         self.firsts: dict[str, tuple[float, Any]] = {}
-        self.left_out: list[RunRecord] = []
+        self.left_out: list[tuple[JudgedRun, str]] = []
 
     def name(self, row_id: float, task: str, hardware: str, model: str, dataset: str,
              variant: str) -> None:
@@ -593,32 +620,49 @@ class _Totals:
             pruned=self.pruned, quality=quality)
 
 
-def _models_from_totals(totals: Sequence[InferenceTotals], judged: Sequence[RunRecord],
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """The cyclic garbage collector held off while many small objects that hold no cycles are
+    made (the judged runs of a store: a quarter of a million tuples), as it would walk every
+    object again and again; it runs as before afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@_no_gc_pauses()
+def _models_from_totals(totals: Sequence[InferenceTotals], rated: Sequence[RunRecord],
+                        left_out: Sequence[tuple[JudgedRun, str]],
                         ) -> tuple[list[_Model], list[Unrated]]:
     """:func:`_models` from the store's sums (:meth:`~wattprint.store.Store.inference_totals`)
-    and the runs it left out of them (``judged``, read as records): each of those is rated
-    here after all if :func:`why_not_rated` finds nothing, else listed as not rated.
+    and the runs it left out of them, judged (:func:`_judged_runs`): those ``rated`` after
+    all, as records, are rated here; the others are listed as not rated, with why.
 
     The figures are those of :func:`_models` up to the rounding of floating-point sums (the
     store sums in SQLite; :func:`_models` sums exactly, with :func:`math.fsum`)."""
-    by_id = {r.id: r for r in judged}
+    rated_by_id = {r.id: r for r in rated}
+    left_by_id = {run.id: (run, why) for run, why in left_out}
     groups: dict[_Key, _Totals] = {}
     for t in totals:
         key = (_fold(t.task), _fold(t.hardware), t.model_name, t.dataset, t.variant)
         acc = groups.setdefault(key, _Totals())
         acc.add_totals(t)
         for row_id in t.unclean_ids:
-            run = by_id[row_id]
-            if why_not_rated(run) is None:
+            run = rated_by_id.get(row_id)
+            if run is not None:
                 acc.add_run(run)
             else:
-                acc.left_out.append(run)
+                acc.left_out.append(left_by_id[row_id])
     out: list[_Model] = []
     unrated: list[Unrated] = []
     for acc in sorted(groups.values(), key=lambda a: a.first_id):
         if acc.left_out:
-            left = sorted(acc.left_out, key=lambda r: r.id or 0)
-            unrated.append(_unrated(left, [str(why_not_rated(r)) for r in left]))
+            left = sorted(acc.left_out, key=lambda pair: pair[0].id)
+            unrated.append(_unrated([run for run, _ in left], [why for _, why in left]))
         if acc.runs:
             out.append(acc.model())
     return out, unrated
@@ -636,47 +680,49 @@ def _stored_models(db: str | os.PathLike[str], *, sweep_id: str | None,
         if sums is not None:
             wanted = set(groups)
             return _models_from_totals(
-                [t for t in sums.totals if (t.task, t.hardware) in wanted], sums.judged)
+                [t for t in sums.totals if (t.task, t.hardware) in wanted], sums.rated,
+                sums.left_out)
         totals = store.inference_totals(sweep_id=sweep_id, groups=groups)
-        judged = _judged_runs(store, totals)
-    return _models_from_totals(totals, judged)
+        rated, left_out = _judged_runs(store, totals)
+    return _models_from_totals(totals, rated, left_out)
 
 
-#: The fields :func:`why_not_rated` and a model's :class:`Unrated` entry read: the runs the
-#: store's sums leave out are read with these alone, and in full only if rated after all.
-_JUDGED_FIELDS = ("phase", "cell_key", "model_name", "variant", "parent", "dataset", "task",
-                  "hardware", "partial", "errors", "energy_j", "energy_kwh",
-                  "kwh_per_1000_queries", "co2_g", "metrics", "num_samples")
-
-
-def _judged_runs(store: Store, totals: Iterable[InferenceTotals]) -> list[RunRecord]:
-    """The runs the store's ``totals`` leave out of their sums, to be judged one by one
-    (:func:`_models_from_totals`): partial ones, and figures that are not finite. Most are not
-    rated, and what says so is a few fields: a sweep with thousands of partial runs reads
-    only those; a run that is rated after all is read in full."""
-    light = store.runs_by_id((i for t in totals for i in t.unclean_ids), columns=_JUDGED_FIELDS)
-    rated = [r.id for r in light if why_not_rated(r) is None]
-    if not rated:
-        return light
-    full = {r.id: r for r in store.runs_by_id(i for i in rated if i is not None)}
-    return [full.get(r.id, r) for r in light]
+@_no_gc_pauses()
+def _judged_runs(store: Store, totals: Iterable[InferenceTotals],
+                 ) -> tuple[list[RunRecord], list[tuple[JudgedRun, str]]]:
+    """The runs the store's ``totals`` leave out of their sums (partial ones, figures that
+    are not finite), judged one by one: those rated after all, read in full as records, and
+    the others with why (:func:`why_not_rated`), read as the few fields that say so. A sweep
+    with a quarter of a million partial runs is read in a pass, not as records."""
+    rated: list[int] = []
+    left_out: list[tuple[JudgedRun, str]] = []
+    for run in store.judged_runs(i for t in totals for i in t.unclean_ids):
+        why = _why_not(run.partial, run.errors, run.energy_j, run.energy_kwh,
+                       run.kwh_per_1000_queries, run.co2_g, run.metrics, run.num_samples)
+        if why is None:
+            rated.append(run.id)
+        else:
+            left_out.append((run, why))
+    return (store.runs_by_id(rated) if rated else []), left_out
 
 
 @dataclass(frozen=True)
 class StoredSums:
     """What the ratings and savings of one stored sweep are made of, read once
     (:func:`stored_sums`): the store's sums per model (``totals``) and the runs they leave out,
-    as records, to be judged one by one (``judged``)."""
+    judged: those ``rated`` after all, and the others (``left_out``) with why."""
 
     totals: tuple[InferenceTotals, ...]
-    judged: tuple[RunRecord, ...]
+    rated: tuple[RunRecord, ...]
+    left_out: tuple[tuple[JudgedRun, str], ...]
 
 
 def stored_sums(store: Store, sweep_id: str) -> StoredSums:
     """The sums of one sweep of an open ``store`` that :func:`rate_stored_sweep` and
     :func:`wattprint._savings.stored_savings` are made of; give them to both to read them once."""
     totals = store.inference_totals(sweep_id=sweep_id)
-    return StoredSums(tuple(totals), tuple(_judged_runs(store, totals)))
+    rated, left_out = _judged_runs(store, totals)
+    return StoredSums(tuple(totals), tuple(rated), tuple(left_out))
 
 
 def rate_stored_sweep(store: Store, sweep_id: str, *, method: str = "quintile",
@@ -695,7 +741,7 @@ def rate_stored_sweep(store: Store, sweep_id: str, *, method: str = "quintile",
     _check_method(method)
     if sums is None:
         sums = stored_sums(store, sweep_id)
-    totals, judged = sums.totals, sums.judged
+    totals = sums.totals
     seen: dict[tuple[str, str], tuple[str, str]] = {}
     for t in sorted(totals, key=lambda t: t.first_id):
         if t.task is not None and t.hardware is not None:
@@ -717,7 +763,7 @@ def rate_stored_sweep(store: Store, sweep_id: str, *, method: str = "quintile",
         try:
             if unnamed:
                 _require(store.runs_by_id([min(unnamed)])[0])
-            models, unrated = _models_from_totals(chosen, judged)
+            models, unrated = _models_from_totals(chosen, sums.rated, sums.left_out)
         except ConfigError as err:
             problems.append(str(err))
             continue

@@ -89,7 +89,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -105,6 +105,7 @@ from .record import (
     QUALITY_METRICS,
     RUN_STATUSES,
     InferenceTotals,
+    JudgedRun,
     RunRecord,
 )
 
@@ -1128,27 +1129,56 @@ class Store:
 
         return self._transaction(body, write=False)
 
-    def runs_by_id(self, ids: Iterable[int], *,
-                   columns: Sequence[str] | None = None) -> list[RunRecord]:
-        """The stored runs with these row ids, in id order. ``columns``: only these fields
-        are read (with ``id`` and ``status``), the others are None: what a caller that reads
-        a few fields of many runs needs. An unknown field is a ConfigError."""
+    def runs_by_id(self, ids: Iterable[int]) -> list[RunRecord]:
+        """The stored runs with these row ids, in id order."""
         wanted = sorted(set(ids))
-        select = _SELECT_RUNS
-        if columns is not None:
-            unknown = sorted(set(columns) - set(RUN_KEYS))
-            if unknown:
-                raise ConfigError(f"unknown run field(s) {', '.join(unknown)}; the fields are "
-                                  f"those of wattprint.RunRecord: {', '.join(RUN_KEYS)}")
-            read = dict.fromkeys(("status", *columns))
-            select = f"SELECT id, {', '.join(read)} FROM runs"
 
         def body(conn: sqlite3.Connection) -> list[RunRecord]:
             out: list[RunRecord] = []
             for chunk in _chunks(wanted, 500):
                 marks = ", ".join("?" * len(chunk))
                 out += [_decode_run(row) for row in conn.execute(
-                    f"{select} WHERE id IN ({marks}) ORDER BY id", chunk)]
+                    f"{_SELECT_RUNS} WHERE id IN ({marks}) ORDER BY id", chunk)]
+            return out
+
+        return self._transaction(body, write=False)
+
+    def judged_runs(self, ids: Iterable[int]) -> list[JudgedRun]:
+        """The stored runs with these row ids, in id order, as the fields that judge whether
+        each can be rated (:class:`~wattprint.record.JudgedRun`), not as records: what
+        :meth:`inference_totals` leaves out of its sums is read this way, however many. The
+        same errors or metrics text is decoded once, and the same name kept once."""
+        wanted = sorted(set(ids))
+        select = f"SELECT {', '.join(JudgedRun._fields)} FROM runs"
+        # each errors and metrics text decoded once; each model, dataset, ... name one object
+        errors_read: dict[str | None, tuple[str, ...] | None] = {None: None}
+        metrics_read: dict[str | None, Any] = {None: None}
+        names: dict[str | None, str | None] = {}
+
+        def errors_of(text: str | None) -> tuple[str, ...] | None:
+            if text not in errors_read:
+                errors_read[text] = tuple(json.loads(str(text)))
+            return errors_read[text]
+
+        def metrics_of(text: str | None) -> Any:
+            if text not in metrics_read:
+                metrics_read[text] = json.loads(str(text))
+            return metrics_read[text]
+
+        def body(conn: sqlite3.Connection) -> list[JudgedRun]:
+            out: list[JudgedRun] = []
+            name = names.setdefault
+            for chunk in _chunks(wanted, 500):
+                marks = ", ".join("?" * len(chunk))
+                cursor = conn.execute(f"{select} WHERE id IN ({marks}) ORDER BY id", chunk)
+                cursor.row_factory = None  # plain tuples
+                for (row_id, cell_key, model, variant, parent, dataset, task, hardware, partial,
+                     errors, energy_j, energy_kwh, k, co2_g, metrics, samples) in cursor:
+                    out.append(JudgedRun(
+                        row_id, cell_key, name(model, model), name(variant, variant),
+                        name(parent, parent), name(dataset, dataset), name(task, task),
+                        name(hardware, hardware), bool(partial), errors_of(errors), energy_j,
+                        energy_kwh, k, co2_g, metrics_of(metrics), samples))
             return out
 
         return self._transaction(body, write=False)
