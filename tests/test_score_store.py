@@ -237,12 +237,12 @@ def test_judged_runs_are_the_fields_of_the_stored_runs(tmp_path: Path) -> None:
     runs = write(tmp_path / "w.db", [
         record(0, "a", partial=True, errors=("gpu:0: not readable",),
                metrics={"accuracy": float("nan")}),
-        record(1, "b", energy_j=None, kwh_per_1000_queries=0.25, parent="a", variant="int8"),
+        record(1, "b", energy_j=None, energy_kwh=float("inf"), parent="a", variant="int8"),
         record(2, "c", partial=True, errors=("gpu:0: not readable",),
                metrics={"accuracy": float("nan")})])
     with Store(tmp_path / "w.db", read_only=True) as store:
-        judged = store.judged_runs([r.id or 0 for r in reversed(runs)])
-    assert [j.id for j in judged] == [r.id for r in runs]  # in id order
+        judged = store.judged_runs(reversed(store.inference_totals()))
+    assert [j.id for j in judged] == [r.id for r in runs]  # all three left out, in id order
     for j, r in zip(judged, runs, strict=True):
         for name in j._fields:
             want, got = getattr(r, name), getattr(j, name)

@@ -696,7 +696,7 @@ def _judged_runs(store: Store, totals: Iterable[InferenceTotals],
     with a quarter of a million partial runs is read in a pass, not as records."""
     rated: list[int] = []
     left_out: list[tuple[JudgedRun, str]] = []
-    for run in store.judged_runs(i for t in totals for i in t.unclean_ids):
+    for run in store.judged_runs(totals):
         why = _why_not(run.partial, run.errors, run.energy_j, run.energy_kwh,
                        run.kwh_per_1000_queries, run.co2_g, run.metrics, run.num_samples)
         if why is None:

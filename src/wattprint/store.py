@@ -1143,17 +1143,20 @@ class Store:
 
         return self._transaction(body, write=False)
 
-    def judged_runs(self, ids: Iterable[int]) -> list[JudgedRun]:
-        """The stored runs with these row ids, in id order, as the fields that judge whether
-        each can be rated (:class:`~wattprint.record.JudgedRun`), not as records: what
-        :meth:`inference_totals` leaves out of its sums is read this way, however many. The
-        same errors or metrics text is decoded once, and the same name kept once."""
-        wanted = sorted(set(ids))
-        select = f"SELECT {', '.join(JudgedRun._fields)} FROM runs"
-        # each errors and metrics text decoded once; each model, dataset, ... name one object
+    def judged_runs(self, totals: Iterable[InferenceTotals]) -> list[JudgedRun]:
+        """The runs that these sums leave out (each one's ``unclean_ids``), in id order, as
+        the fields that judge whether each can be rated (:class:`~wattprint.record.JudgedRun`),
+        not as records: what :meth:`inference_totals` leaves out is read this way, however
+        many. Their model, variant, dataset, task and hardware are their sums' (the runs of a
+        sum have the same); each errors or metrics text is decoded once."""
+        group_of = {i: t for t in totals for i in t.unclean_ids}
+        wanted = sorted(group_of)
+        select = ("SELECT id, cell_key, parent, partial, errors, energy_j, energy_kwh, "
+                  "kwh_per_1000_queries, co2_g, metrics, num_samples FROM runs")
+        # each errors and metrics text decoded once; each parent name one object
         errors_read: dict[str | None, tuple[str, ...] | None] = {None: None}
         metrics_read: dict[str | None, Any] = {None: None}
-        names: dict[str | None, str | None] = {}
+        parents: dict[str | None, str | None] = {}
 
         def errors_of(text: str | None) -> tuple[str, ...] | None:
             if text not in errors_read:
@@ -1167,18 +1170,19 @@ class Store:
 
         def body(conn: sqlite3.Connection) -> list[JudgedRun]:
             out: list[JudgedRun] = []
-            name = names.setdefault
+            parent_of = parents.setdefault
+            make = tuple.__new__  # JudgedRun._make without its Python-level call: sooner
             for chunk in _chunks(wanted, 500):
                 marks = ", ".join("?" * len(chunk))
                 cursor = conn.execute(f"{select} WHERE id IN ({marks}) ORDER BY id", chunk)
                 cursor.row_factory = None  # plain tuples
-                for (row_id, cell_key, model, variant, parent, dataset, task, hardware, partial,
-                     errors, energy_j, energy_kwh, k, co2_g, metrics, samples) in cursor:
-                    out.append(JudgedRun(
-                        row_id, cell_key, name(model, model), name(variant, variant),
-                        name(parent, parent), name(dataset, dataset), name(task, task),
-                        name(hardware, hardware), bool(partial), errors_of(errors), energy_j,
-                        energy_kwh, k, co2_g, metrics_of(metrics), samples))
+                for (row_id, cell_key, parent, partial, errors, energy_j, energy_kwh, k, co2_g,
+                     metrics, samples) in cursor:
+                    t = group_of[row_id]
+                    out.append(make(JudgedRun, (
+                        row_id, cell_key, t.model_name, t.variant, parent_of(parent, parent),
+                        t.dataset, t.task, t.hardware, bool(partial), errors_of(errors),
+                        energy_j, energy_kwh, k, co2_g, metrics_of(metrics), samples)))
             return out
 
         return self._transaction(body, write=False)
