@@ -107,15 +107,10 @@ def test_an_unnamed_inference_run_in_the_store_is_the_same_error(tmp_path: Path)
     assert "without dataset" in str(from_store.value)
 
 
-def test_the_store_is_not_decoded_run_by_run(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    # No run is read as a record: the one the SQL sums leave out (partial) is judged from
-    # the few fields that say so.
+def _decoded_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The row ids the store decodes into records from now on, as it decodes them."""
     from wattprint import store as store_module
 
-    runs = [record(i, f"m{i % 3}") for i in range(30)]
-    runs.append(record(30, "m0", partial=True, errors=("x",)))
-    write(tmp_path / "w.db", runs)
     decoded: list[int] = []
     real = store_module._decode_run
 
@@ -124,6 +119,17 @@ def test_the_store_is_not_decoded_run_by_run(tmp_path: Path,
         return real(row)
 
     monkeypatch.setattr(store_module, "_decode_run", counting)
+    return decoded
+
+
+def test_the_store_is_not_decoded_run_by_run(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # No run is read as a record: the one the SQL sums leave out (partial) is judged from
+    # the few fields that say so.
+    runs = [record(i, f"m{i % 3}") for i in range(30)]
+    runs.append(record(30, "m0", partial=True, errors=("x",)))
+    write(tmp_path / "w.db", runs)
+    decoded = _decoded_rows(monkeypatch)
     scores = calculate_scores("classification", "CPU", db=tmp_path / "w.db")
     assert len(scores) == 3 and len(scores.unrated) == 1
     assert decoded == []
@@ -210,20 +216,11 @@ def test_runs_left_out_of_the_sums_are_judged_without_being_made_into_records(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # thousands of partial runs are listed as not rated from a few fields each; a run rated
     # after all (a metric whose text says NaN) is read in full, for its figures
-    from wattprint import store as store_module
-
     runs = [record(i, "a", num_parameters=1000 + i) for i in range(3)]
     runs += [record(3 + i, "a", partial=True, errors=(f"rapl: gone {i % 2}",)) for i in range(4)]
     runs.append(record(7, "a", metrics={"accuracy": 0.7, "note": "NaN here is text"}))
     runs = write(tmp_path / "w.db", runs)
-    decoded: list[int] = []
-    real = store_module._decode_run
-
-    def counting(row: Any) -> RunRecord:
-        decoded.append(row[0])
-        return real(row)
-
-    monkeypatch.setattr(store_module, "_decode_run", counting)
+    decoded = _decoded_rows(monkeypatch)
     scores = calculate_scores("classification", "CPU", db=tmp_path / "w.db")
     (a,) = scores
     assert a.repetitions == 4 and a.accuracy == pytest.approx((0.9 * 3 + 0.7) / 4)
