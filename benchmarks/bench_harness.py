@@ -4,7 +4,10 @@ Side by side, interleaved, in one run: the bare loop (``for x in samples: model(
 the whole ``measure_energy`` call (one call per sample as ML Energy Score makes it, the meter's
 window, collecting the outputs and checking them; nothing stored or written) on the same 1,000
 queries. The meter is made once, outside: making one is a start-up cost, not a per-query one.
-The comparison runs 5 times. Floor: under 2% added, in 5 of 5 runs.
+The comparison runs 5 times, the model sized afresh before each run (a 2-core VM's speed can
+halve or double from one second to the next: a run at 65 µs per call would measure another
+figure than the floor's). Floor: under 2% added, in 5 of 5 runs; each run prints the time per
+call it measured.
 
 Each run also splits what it added in two: the time of the loop inside the meter's window
 against the bare loop (the same model calls; what differs is that the harness keeps the outputs
@@ -24,12 +27,13 @@ from wattprint import EnergyMeter, FakeSensor, measure_energy
 
 FLOOR = 0.02
 QUERIES = 1000
-ROUNDS = 31
+ROUNDS = 61
 RUNS = 5
 
 
 def calibrated_model() -> tuple[object, float]:
-    """A matrix product sized to take about 100 µs per call here."""
+    """A matrix product sized to take at least 100 µs per call here, now: the median of five
+    timings of 50 calls."""
     rng = np.random.default_rng(0)
     size = 32
     while True:
@@ -42,13 +46,16 @@ def calibrated_model() -> tuple[object, float]:
             return out
 
         x = rng.random((1, size))
-        t = time.perf_counter()
-        for _ in range(200):
-            model(x)
-        per_call = (time.perf_counter() - t) / 200
+        timings = []
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(50):
+                model(x)
+            timings.append((time.perf_counter() - t) / 50)
+        per_call = median(timings)
         if per_call >= 100e-6 or size >= 1024:
             return model, per_call
-        size = int(size * 1.25)
+        size = int(size * 1.1)
 
 
 def compare(model: object, data: np.ndarray,
@@ -97,20 +104,21 @@ def own_cost(data: np.ndarray, meter: EnergyMeter) -> float:
 
 
 def main() -> float:
-    model, per_call = calibrated_model()
-    width = model.__defaults__[0].shape[0]  # type: ignore[attr-defined]
-    data = np.random.default_rng(1).random((QUERIES, width))
+    rng = np.random.default_rng(1)
     meter = EnergyMeter([FakeSensor(power_w=50.0)])
-    print(f"1,000 queries of a {per_call * 1e6:.0f} µs model call, {ROUNDS} rounds, "
-          f"alternating; {RUNS} runs")
+    print(f"1,000 queries of a model call of about 100 µs, {ROUNDS} rounds, alternating; "
+          f"{RUNS} runs")
     added = []
     for run in range(RUNS):
+        model, per_call = calibrated_model()
+        width = model.__defaults__[0].shape[0]  # type: ignore[attr-defined]
+        data = rng.random((QUERIES, width))
         bare, harness, ratio, in_window, outside = compare(model, data, meter)
         added.append(ratio - 1)
-        print(f"  run {run + 1}: bare loop {bare * 1e3:8.2f} ms, measure_energy "
-              f"{harness * 1e3:8.2f} ms (medians): harness / bare = {ratio:.4f} "
-              f"(adds {(ratio - 1) * 100:+.2f}%: the loop in the window "
-              f"{(in_window - 1) * 100:+.2f}%, outside it {outside * 1e6:.0f} µs = "
+        print(f"  run {run + 1}: {bare / QUERIES * 1e6:.0f} µs per call: bare loop "
+              f"{bare * 1e3:7.2f} ms, measure_energy {harness * 1e3:7.2f} ms (medians): "
+              f"harness / bare = {ratio:.4f} (adds {(ratio - 1) * 100:+.2f}%: the loop in the "
+              f"window {(in_window - 1) * 100:+.2f}%, outside it {outside * 1e6:.0f} µs = "
               f"{outside / bare * 100:.2f}%)")
     own = own_cost(data, meter)
     print(f"  measure_energy's own cost, on a model that does nothing: {own * 1e6:.0f} µs per "

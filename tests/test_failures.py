@@ -225,7 +225,11 @@ def test_one_nan_among_a_thousand_outputs_is_found_wherever_it_is(where: int) ->
     [np.arange(5) for _ in range(200)],  # integers: nothing to check
     [np.array(["a", "b"]) if i % 2 else np.array([1.0, 2.0]) for i in range(200)],
     [np.array([None, 1.0], dtype=object) for _ in range(200)],
-], ids=["float64-sum-overflows", "float16", "float32", "int", "text-and-floats", "objects"])
+    [np.ones((4, 3), dtype=np.float32) if i % 3 else np.ones(2) for i in range(200)],
+    [np.ones((3, 4)).T for _ in range(200)],  # not contiguous
+    [np.array([-1e300, 2.5], dtype=">f8") for _ in range(200)],  # big-endian
+], ids=["float64-sum-overflows", "float16", "float32", "int", "text-and-floats", "objects",
+        "float32-and-float64", "transposed", "big-endian"])
 def test_finite_outputs_pass_the_check_whatever_their_sum(outputs: list[Any]) -> None:
     x = np.arange(200, dtype=np.float64).reshape(200, 1)
     result = measure_energy(_per_sample_outputs(outputs), x, "m", "t", num_samples=200,
@@ -239,7 +243,11 @@ def test_finite_outputs_pass_the_check_whatever_their_sum(outputs: list[Any]) ->
     [np.array(["a"]) if i % 2 else np.array([np.inf]) for i in range(200)],
     [np.full(2, 6e4, dtype=np.float16) if i != 199 else np.array([np.nan], dtype=np.float16)
      for i in range(200)],
-], ids=["complex", "text-and-floats", "float16"])
+    [np.ones(3, dtype=np.float32) if i != 5 else np.array([np.inf]) for i in range(200)],
+    [np.ones((3, 4)).T if i != 130 else np.full((3, 4), np.nan).T for i in range(200)],
+    [np.array([1.0, 2.0 if i != 64 else np.nan], dtype=">f8") for i in range(200)],
+], ids=["complex", "text-and-floats", "float16", "float32-and-float64", "transposed",
+        "big-endian"])
 def test_outputs_that_are_not_finite_are_refused_whatever_their_kind(bad: list[Any]) -> None:
     x = np.arange(200, dtype=np.float64).reshape(200, 1)
     with pytest.raises(ModelError, match="model output is not finite"):

@@ -6,6 +6,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from operator import attrgetter
 from typing import Any
 
 from .._stats import t_quantile_975
@@ -56,11 +57,12 @@ def _tokens(result: Any) -> int | None:
     return count if isinstance(count, int) else None
 
 
-def _generation_metrics(m: Any, outputs: list[Any], prompts: int) -> dict[str, Any]:
+def _generation_metrics(m: Any, outputs: list[Any], prompts: int,
+                        plain: bool) -> dict[str, Any]:
     """Tokens, tokens per second, and joules per token and per prompt of a generation run
-    measured by ``m``; empty when the outputs do not count tokens."""
-
-    if _all_arrays(outputs):  # plain arrays count no tokens: fast
+    measured by ``m``; empty when the outputs do not count tokens (``plain``: they are all
+    plain arrays, see :func:`_all_arrays`, which count none)."""
+    if plain:
         return {}
     tokens = [n for n in map(_tokens, outputs) if n is not None]
     if not tokens:
@@ -125,8 +127,9 @@ def _concat(outputs: list[Any], per_sample: bool = False) -> Any:
 FINITE_CHUNK = 64
 
 
-def _check_finite(outputs: list[Any]) -> None:
-    """Raise :class:`ModelError` if any numeric output is NaN or infinite.
+def _check_finite(outputs: list[Any], plain: bool) -> None:
+    """Raise :class:`ModelError` if any numeric output is NaN or infinite (``plain``: the
+    outputs are all plain NumPy arrays, see :func:`_all_arrays`).
 
     A model whose outputs are not numbers has no accuracy to report (NaN predictions score as
     chance or garbage) and its energy is not that of a working model. Text and other
@@ -134,14 +137,20 @@ def _check_finite(outputs: list[Any]) -> None:
 
     Outputs that are all NumPy arrays (the common case) are checked :data:`FINITE_CHUNK` at a
     time by their sum, which is finite exactly when every value is, unless finite values
-    overflow it: then the chunk's values are tested one by one. Anything else, and any chunk
-    found not finite, goes through the exact count the message gives.
+    overflow it: then the chunk's values are tested one by one. Arrays of one float type are
+    joined as bytes for the sum; arrays of several types are concatenated. Anything else, and
+    any chunk found not finite, goes through the exact count the message gives.
     """
     import numpy as np
 
-    if outputs and _all_arrays(outputs):
+    if outputs and plain:
+        dtypes = set(map(_DTYPE, outputs))
+        kind = next(iter(dtypes)).kind if len(dtypes) == 1 else None
+        if kind is not None and kind not in "fc":
+            return  # one type, not a float: integers, text or objects, nothing to check
+        join = _concatenated if kind is None else _joined  # one float type: its bytes joined
         with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is looked into
-            if all(_chunk_finite(np, outputs[at:at + FINITE_CHUNK])
+            if all(_chunk_finite(np, join(np, outputs[at:at + FINITE_CHUNK]))
                    for at in range(0, len(outputs), FINITE_CHUNK)):
                 return
     nan = inf = total = 0
@@ -162,6 +171,9 @@ def _check_finite(outputs: list[Any]) -> None:
         )
 
 
+_DTYPE = attrgetter("dtype")
+
+
 def _all_arrays(outputs: list[Any]) -> bool:
     """Whether every output is a plain NumPy array (not a subclass that counts tokens)."""
     import numpy as np
@@ -169,17 +181,34 @@ def _all_arrays(outputs: list[Any]) -> bool:
     return set(map(type, outputs)) == {np.ndarray}
 
 
-def _chunk_finite(np: Any, chunk: list[Any]) -> bool:
-    """True when every number in these arrays is finite (or none is a float or complex);
-    False when one is not, or when floats are among text or objects: the exact count decides
-    then (joined, they would be text or objects, and not checked)."""
+def _joined(np: Any, chunk: list[Any]) -> Any:
+    """The values of arrays of one float or complex type, in one array: their bytes joined
+    (sooner than :func:`numpy.concatenate`), or concatenated where one is not contiguous."""
     try:
-        flat = np.concatenate(chunk, axis=None)
-    except (TypeError, ValueError):  # kinds that do not mix (numbers and text)
+        return np.frombuffer(b"".join(chunk), chunk[0].dtype)
+    except TypeError:  # an array that is not C-contiguous has no bytes to join
+        return _concatenated(np, chunk)
+
+
+def _concatenated(np: Any, chunk: list[Any]) -> Any:
+    """The values of these arrays in one array, or None where their kinds do not mix (numbers
+    and text)."""
+    try:
+        return np.concatenate(chunk, axis=None)
+    except (TypeError, ValueError):
+        return None
+
+
+def _chunk_finite(np: Any, flat: Any) -> bool:
+    """True when every number in ``flat``, the values of a chunk of outputs, is finite (or
+    none is a float or complex); False when one is not, or when the chunk's kinds did not
+    mix (``flat`` is None) or were made text or objects, which could hide floats: the exact
+    count decides then."""
+    if flat is None:
         return False
     kind = flat.dtype.kind
-    if kind not in "fc":  # integers, text, objects: nothing to check, unless floats among them
-        return not any(a.dtype.kind in "fc" for a in chunk)  # were made text: counted exactly
+    if kind not in "fc":  # a mix made integers has no float in it; text or objects may
+        return kind in "iub"
     wide = np.float64 if kind == "f" and flat.dtype.itemsize < 8 else None  # no float16 overflow
     return bool(np.isfinite(flat.sum(dtype=wide))) or bool(np.isfinite(flat).all())
 
@@ -274,8 +303,9 @@ def measure_inference(
                 _close_quietly(meter, name)  # a shared meter must stay usable; the error goes on
                 raise
             m = meter.end(name)
-        _check_finite(outputs)
-        metrics = _generation_metrics(m, outputs, num_samples)
+        plain = _all_arrays(outputs)
+        _check_finite(outputs, plain)
+        metrics = _generation_metrics(m, outputs, num_samples, plain)
         metrics.update(_accuracy(data, labels, outputs, per_sample))
         if "tokens_generated" in metrics and (generator := _generator(inference_fn)) is not None:
             metrics.update(generator.generation_profile(calls, meter))
