@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from wattprint import RunRecord, Store, calculate_scores
 from wattprint.errors import ConfigError
-from wattprint.score import Score, Unrated, stored_groups
+from wattprint.score import Score, Unrated, _why_not, stored_groups, why_not_rated
 
 
 def record(i: int, model: str, **fields: Any) -> RunRecord:
@@ -202,6 +202,7 @@ def test_an_older_store_gets_the_sums_of_the_runs_it_holds(tmp_path: Path) -> No
         for trigger in ("insert", "delete", "update"):
             conn.execute(f"DROP TRIGGER run_totals_{trigger}")
         conn.execute("DROP TABLE run_totals")
+        conn.execute("DROP INDEX runs_left_out")
         conn.execute("PRAGMA user_version = 5")
     conn.close()
     with Store(db) as store:
@@ -239,9 +240,10 @@ def test_judged_runs_are_the_fields_of_the_stored_runs(tmp_path: Path) -> None:
                metrics={"accuracy": float("nan")})])
     with Store(tmp_path / "w.db", read_only=True) as store:
         judged = store.judged_runs(reversed(store.inference_totals()))
-    assert [j.id for j in judged] == [r.id for r in runs]  # all three left out, in id order
+    assert [j.ids for j in judged] == [(r.id,) for r in runs]  # all three, in id order
     for j, r in zip(judged, runs, strict=True):
-        for name in j._fields:
+        assert j.cell_keys == (r.cell_key,)
+        for name in j._fields[2:]:
             want, got = getattr(r, name), getattr(j, name)
             if name == "partial":
                 assert got is bool(want)
@@ -254,18 +256,85 @@ def test_judged_runs_are_the_fields_of_the_stored_runs(tmp_path: Path) -> None:
     assert judged[0].metrics is judged[2].metrics  # one text, decoded once
 
 
-def test_scoring_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
-    import gc
+def test_runs_that_are_judged_alike_are_judged_once(tmp_path: Path) -> None:
+    # the runs of a model that the sums leave out are grouped by what judges them: partial,
+    # errors, metrics, and whether each figure is a finite number, an infinity or missing
+    # (not by the figures themselves); each group names its runs in id order
+    inf, nan = float("inf"), float("nan")
+    kinds = [
+        {"partial": True, "errors": ("rapl: gone",)},
+        {"partial": True, "errors": ("rapl: gone",), "energy_j": 7.0},
+        {"partial": True, "errors": ("nvml: lost",)},
+        {"energy_kwh": inf},
+        {"energy_kwh": -inf, "energy_j": 9.0},
+        {"co2_g": inf},
+        {"metrics": {"accuracy": nan}},
+        {"metrics": {"accuracy": inf}},
+        {"energy_j": None, "num_samples": 0},  # no energy figure
+        {"energy_j": None, "num_samples": 100},
+    ]
+    runs = [record(i, "a", **kinds[i % len(kinds)]) for i in range(40)]
+    runs = write(tmp_path / "w.db", runs)
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        judged = store.judged_runs(store.inference_totals())
+    expected: dict[str, list[int]] = {}
+    for r in runs:
+        why = why_not_rated(r)
+        if why is not None:
+            expected.setdefault(why, []).append(r.id)
+    got: dict[str, list[int]] = {}
+    for j in judged:
+        why = _why_not(j.partial, j.errors, j.energy_j, j.energy_kwh, j.kwh_per_1000_queries,
+                       j.co2_g, j.metrics, j.num_samples)
+        assert why is not None and list(j.ids) == sorted(j.ids)
+        assert j.cell_keys == tuple(f"c{i - 1}" for i in j.ids)
+        got.setdefault(why, []).extend(j.ids)
+    assert {k: sorted(v) for k, v in got.items()} == expected
+    # kinds 0 and 1 (finite energies that differ) are judged alike, and so are 3 and 4 (an
+    # infinity of either sign); each other kind is judged on its own
+    assert [[(i - 1) % len(kinds) for i in j.ids[:2]] for j in judged] == [
+        [0, 1], [2, 2], [3, 4], [5, 5], [6, 6], [7, 7], [8, 8], [9, 9]]
+    (a,) = calculate_scores("classification", "CPU", db=tmp_path / "w.db").unrated
+    assert a.runs == 40 and a.cell_keys == tuple(r.cell_key for r in runs if why_not_rated(r))
+    assert a.reason == "; ".join(dict.fromkeys(filter(None, map(why_not_rated, runs))))
 
-    write(tmp_path / "w.db", [record(0, "a"), record(1, "a", partial=True, errors=("x",))])
-    try:
-        for enabled in (True, False):
-            gc.enable() if enabled else gc.disable()
-            (a,) = calculate_scores("classification", "CPU", db=tmp_path / "w.db")
-            assert a.repetitions == 1 and gc.isenabled() is enabled
-        gc.enable()
-        with pytest.raises(ConfigError):  # and when scoring fails
-            calculate_scores("classification", "GPU", db=tmp_path / "w.db")
-        assert gc.isenabled()
-    finally:
-        gc.enable()
+
+def test_runs_left_out_are_read_through_their_index_or_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    import wattprint.store as store_module
+
+    db = tmp_path / "w.db"
+    runs = [record(i, "a", partial=i % 3 == 0, errors=("rapl: gone",) if i % 3 == 0 else None,
+                   co2_g=float("inf") if i % 3 == 1 else 0.01) for i in range(30)]
+    write(db, runs)
+    expected = calculate_scores("classification", "CPU", records=runs).unrated
+    # a store of schema 6 gets the index when opened, and the plan reads it without sorting
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DROP INDEX runs_left_out")
+        conn.execute("PRAGMA user_version = 6")
+    conn.close()
+    (left,) = calculate_scores("classification", "CPU", db=db).unrated
+    assert left == expected[0] and left.runs == 20
+    conn = sqlite3.connect(db)
+    plan = str(conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT min(id) FROM runs INDEXED BY runs_left_out WHERE "
+        f"{store_module._LEFT_OUT} GROUP BY {', '.join(store_module._LEFT_OUT_ORDER)}"
+    ).fetchall())
+    conn.close()
+    assert "runs_left_out" in plan and "B-TREE" not in plan
+    assert "read without it" not in caplog.text
+    # an index that misses runs (a rule of the query that is not the index's), or none at all:
+    # every run is still listed, read without it, and the log says so
+    monkeypatch.setattr(store_module, "_LEFT_OUT", store_module._LEFT_OUT + " AND partial")
+    assert calculate_scores("classification", "CPU", db=db).unrated == expected
+    assert "it misses some" in caplog.text
+    monkeypatch.undo()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DROP INDEX runs_left_out")
+    conn.close()
+    assert calculate_scores("classification", "CPU", db=db).unrated == expected
+    assert "no such index" in caplog.text

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .measurement import Measurement
 
 __all__ = ["PHASES", "PROVENANCES", "QUALITY_METRICS", "RUN_STATUSES", "InferenceTotals",
-           "JudgedRun", "Quality", "QualityMetric", "RunComponent", "RunRecord", "mean_quality",
+           "JudgedRuns", "Quality", "QualityMetric", "RunComponent", "RunRecord", "mean_quality",
            "provenance", "quality"]
 
 RUN_STATUSES = ("ok", "failed")
@@ -460,20 +460,22 @@ def mean_quality(records: Iterable[RunRecord]) -> Quality | None:
     return None
 
 
-class JudgedRun(NamedTuple):
-    """What tells whether a stored run that the store's sums leave out can be rated, and
-    what a model's unrated runs say of it: its names and the fields that judge it, as the
-    store holds them (see :meth:`wattprint.store.Store.judged_runs`). A tuple, not a
-    :class:`RunRecord`: a store may hold many thousands of such runs."""
+class JudgedRuns(NamedTuple):
+    """Stored runs of one model that the store's sums leave out and that one judgement covers
+    (see :meth:`wattprint.store.Store.judged_runs`): the fields that tell whether a run can be
+    rated (partial, errors, metrics, and which figures are numbers, finite, or missing) are
+    alike in all of them, so the figures of the first stand for all. ``ids`` and
+    ``cell_keys`` name them all, in id order. A tuple, not records: a store may hold hundreds
+    of thousands of such runs, with a few reasons between them."""
 
-    id: int
-    cell_key: str | None
-    model_name: str | None
-    variant: str | None
+    ids: tuple[int, ...]
+    cell_keys: tuple[str | None, ...]
+    model_name: str
+    variant: str
     parent: str | None
-    dataset: str | None
-    task: str | None
-    hardware: str | None
+    dataset: str
+    task: str
+    hardware: str
     partial: bool
     errors: tuple[str, ...] | None
     energy_j: float | None

@@ -88,13 +88,12 @@ number to compare.
 
 from __future__ import annotations
 
-import gc
+import heapq
 import math
 import numbers
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -116,7 +115,7 @@ from .errors import ConfigError
 from .record import (
     QUALITY_METRICS,
     InferenceTotals,
-    JudgedRun,
+    JudgedRuns,
     Quality,
     RunRecord,
     mean_quality,
@@ -461,18 +460,33 @@ def _grouped_runs(records: Iterable[RunRecord], phase: str = "inference",
     return groups
 
 
-def _unrated(rows: Sequence[RunRecord | JudgedRun], why: Sequence[str]) -> Unrated:
-    first = rows[0]
-    parent = _first(r.parent for r in rows)
+def _unrated(rows: Sequence[RunRecord], why: Sequence[str]) -> Unrated:
+    """The model of ``rows``, runs in id order that are not rated, for the reasons ``why``."""
+    return _left_out(rows[0], _first(r.parent for r in rows), len(rows), why,
+                     [r.cell_key for r in rows])
+
+
+def _unrated_groups(judged: Sequence[tuple[JudgedRuns, str]]) -> Unrated:
+    """:func:`_unrated` of the runs of one model in these judged groups, with why."""
+    judged = sorted(judged, key=lambda pair: pair[0].ids[0])
+    groups = [g for g, _ in judged]
+    keys: Iterable[str | None] = (groups[0].cell_keys if len(groups) == 1 else (
+        key for _, key in heapq.merge(*(zip(g.ids, g.cell_keys, strict=True) for g in groups))))
+    return _left_out(groups[0], _first(g.parent for g in groups),
+                     sum(len(g.ids) for g in groups), [why for _, why in judged], keys)
+
+
+def _left_out(first: RunRecord | JudgedRuns, parent: str | None, runs: int,
+              why: Iterable[str], cell_keys: Iterable[str | None]) -> Unrated:
     name, variant = str(first.model_name), str(first.variant)
     reason = "; ".join(dict.fromkeys(why))
     _log.warning("model %s:%s on %s: %d run(s) not rated: %s", name, variant,
-                 first.dataset, len(rows), reason)
+                 first.dataset, runs, reason)
     return Unrated(
         model=name if parent is None else f"{name}:{variant}", model_name=name,
         variant=variant, parent=parent, dataset=str(first.dataset),
-        task=str(first.task), hardware=str(first.hardware), runs=len(rows),
-        reason=reason, cell_keys=tuple(str(r.cell_key) for r in rows))
+        task=str(first.task), hardware=str(first.hardware), runs=runs,
+        reason=reason, cell_keys=tuple(map(str, cell_keys)))
 
 
 def _models(records: Iterable[RunRecord]) -> tuple[list[_Model], list[Unrated]]:
@@ -524,7 +538,7 @@ class _Totals:
         self.provenances: set[str] = set()
         self.pruned = False
         self.firsts: dict[str, tuple[float, Any]] = {}
-        self.left_out: list[tuple[JudgedRun, str]] = []
+        self.left_out: list[tuple[JudgedRuns, str]] = []
 
     def name(self, row_id: float, task: str, hardware: str, model: str, dataset: str,
              variant: str) -> None:
@@ -620,23 +634,8 @@ class _Totals:
             pruned=self.pruned, quality=quality)
 
 
-@contextmanager
-def _no_gc_pauses() -> Iterator[None]:
-    """The cyclic garbage collector held off while many small objects that hold no cycles are
-    made (the judged runs of a store: a quarter of a million tuples), as it would walk every
-    object again and again; it runs as before afterwards."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-@_no_gc_pauses()
 def _models_from_totals(totals: Sequence[InferenceTotals], rated: Sequence[RunRecord],
-                        left_out: Sequence[tuple[JudgedRun, str]],
+                        left_out: Sequence[tuple[JudgedRuns, str]],
                         ) -> tuple[list[_Model], list[Unrated]]:
     """:func:`_models` from the store's sums (:meth:`~wattprint.store.Store.inference_totals`)
     and the runs it left out of them, judged (:func:`_judged_runs`): those ``rated`` after
@@ -645,24 +644,24 @@ def _models_from_totals(totals: Sequence[InferenceTotals], rated: Sequence[RunRe
     The figures are those of :func:`_models` up to the rounding of floating-point sums (the
     store sums in SQLite; :func:`_models` sums exactly, with :func:`math.fsum`)."""
     rated_by_id = {r.id: r for r in rated}
-    left_by_id = {run.id: (run, why) for run, why in left_out}
     groups: dict[_Key, _Totals] = {}
     for t in totals:
         key = (_fold(t.task), _fold(t.hardware), t.model_name, t.dataset, t.variant)
         acc = groups.setdefault(key, _Totals())
         acc.add_totals(t)
-        for row_id in t.unclean_ids:
-            run = rated_by_id.get(row_id)
-            if run is not None:
+        if rated_by_id:
+            for run in filter(None, map(rated_by_id.get, t.unclean_ids)):
                 acc.add_run(run)
-            else:
-                acc.left_out.append(left_by_id[row_id])
+    for judged, why in left_out:  # those of the models of these totals
+        owner = groups.get((_fold(judged.task), _fold(judged.hardware), judged.model_name,
+                            judged.dataset, judged.variant))
+        if owner is not None:
+            owner.left_out.append((judged, why))
     out: list[_Model] = []
     unrated: list[Unrated] = []
     for acc in sorted(groups.values(), key=lambda a: a.first_id):
         if acc.left_out:
-            left = sorted(acc.left_out, key=lambda pair: pair[0].id)
-            unrated.append(_unrated([run for run, _ in left], [why for _, why in left]))
+            unrated.append(_unrated_groups(acc.left_out))
         if acc.runs:
             out.append(acc.model())
     return out, unrated
@@ -687,23 +686,24 @@ def _stored_models(db: str | os.PathLike[str], *, sweep_id: str | None,
     return _models_from_totals(totals, rated, left_out)
 
 
-@_no_gc_pauses()
 def _judged_runs(store: Store, totals: Iterable[InferenceTotals],
-                 ) -> tuple[list[RunRecord], list[tuple[JudgedRun, str]]]:
+                 ) -> tuple[list[RunRecord], list[tuple[JudgedRuns, str]]]:
     """The runs the store's ``totals`` leave out of their sums (partial ones, figures that
-    are not finite), judged one by one: those rated after all, read in full as records, and
-    the others with why (:func:`why_not_rated`), read as the few fields that say so. A sweep
-    with a quarter of a million partial runs is read in a pass, not as records."""
+    are not finite), judged a group of alike runs at a time (:meth:`Store.judged_runs
+    <wattprint.store.Store.judged_runs>`): those rated after all, read in full as records,
+    and the others with why (:func:`why_not_rated`). A sweep with a quarter of a million
+    partial runs is judged once per reason, not once per run."""
     rated: list[int] = []
-    left_out: list[tuple[JudgedRun, str]] = []
-    for run in store.judged_runs(totals):
-        why = _why_not(run.partial, run.errors, run.energy_j, run.energy_kwh,
-                       run.kwh_per_1000_queries, run.co2_g, run.metrics, run.num_samples)
+    left_out: list[tuple[JudgedRuns, str]] = []
+    for judged in store.judged_runs(totals):
+        why = _why_not(judged.partial, judged.errors, judged.energy_j, judged.energy_kwh,
+                       judged.kwh_per_1000_queries, judged.co2_g, judged.metrics,
+                       judged.num_samples)
         if why is None:
-            rated.append(run.id)
+            rated += judged.ids
         else:
-            left_out.append((run, why))
-    return (store.runs_by_id(rated) if rated else []), left_out
+            left_out.append((judged, why))
+    return (store.runs_by_id(sorted(rated)) if rated else []), left_out
 
 
 @dataclass(frozen=True)
@@ -714,7 +714,7 @@ class StoredSums:
 
     totals: tuple[InferenceTotals, ...]
     rated: tuple[RunRecord, ...]
-    left_out: tuple[tuple[JudgedRun, str], ...]
+    left_out: tuple[tuple[JudgedRuns, str], ...]
 
 
 def stored_sums(store: Store, sweep_id: str) -> StoredSums:
