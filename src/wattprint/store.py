@@ -93,7 +93,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
@@ -1197,7 +1196,7 @@ class Store:
                  co2_g, metrics, samples) in cursor:
                 t = group_of[first]
                 ids, keys = json.loads(ids_text), json.loads(keys_text)
-                if any(a > b for a, b in pairwise(ids)):  # SQLite's order, unless in id order
+                if ids != sorted(ids):  # in id order through the index; sorted without it
                     pairs = sorted(zip(ids, keys, strict=True))
                     ids, keys = [i for i, _ in pairs], [key for _, key in pairs]
                 if errors not in errors_read:
@@ -1756,5 +1755,5 @@ def _totals_record(row: tuple[Any, ...], index: Mapping[str, int],
                       for q in QUALITY_METRICS if get(f"q_{q.metric}_n")},
         provenances=tuple(v for v in PROVENANCES if get(f"p_{v}")),
         pruned=bool(get("pruned")), firsts=firsts,
-        unclean_ids=tuple(int(i) for i in str(get("unclean") or "").split(",") if i),
+        unclean_ids=tuple(map(int, str(get("unclean")).split(","))) if get("unclean") else (),
     )
