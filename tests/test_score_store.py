@@ -305,20 +305,32 @@ def test_runs_left_out_are_read_through_their_index_or_without_it(
 
     import wattprint.store as store_module
 
-    db = tmp_path / "w.db"
     runs = [record(i, "a", partial=i % 3 == 0, errors=("rapl: gone",) if i % 3 == 0 else None,
                    co2_g=float("inf") if i % 3 == 1 else 0.01) for i in range(30)]
-    write(db, runs)
+    runs = write(tmp_path / "new.db", runs)  # the runs as a store reads them back
     expected = calculate_scores("classification", "CPU", records=runs).unrated
-    # a store of schema 6 gets the index when opened, and the plan reads it without sorting
+    # a store of schema 6 (run_totals listing the ids of the runs it leaves out, no index),
+    # written as that schema's triggers write, gets the index and counts when opened
+    db = tmp_path / "w.db"
     conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("DROP INDEX runs_left_out")
-        conn.execute("PRAGMA user_version = 6")
+    for step in store_module.MIGRATIONS[:6]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 6")
+    conn.execute("INSERT INTO sweeps (id, project, config_json, created_at, updated_at, status)"
+                 " VALUES ('s1', 'p', '{}', 1.0, 2.0, 'finished')")
+    for r in runs:
+        conn.execute(store_module._INSERT_RUN, store_module._encode_record(r.replace(id=None)))
+    conn.commit()
+    assert conn.execute("SELECT unclean FROM run_totals").fetchone()[0].count(",") == 19
     conn.close()
     (left,) = calculate_scores("classification", "CPU", db=db).unrated
     assert left == expected[0] and left.runs == 20
+    with Store(db, read_only=True) as store:
+        (totals,) = store.inference_totals()
+    assert (totals.left_out, totals.runs) == (20, 10)
     conn = sqlite3.connect(db)
+    assert conn.execute("SELECT unclean FROM run_totals").fetchone()[0] is None
     plan = str(conn.execute(
         f"EXPLAIN QUERY PLAN SELECT min(id) FROM runs INDEXED BY runs_left_out WHERE "
         f"{store_module._LEFT_OUT} GROUP BY {', '.join(store_module._LEFT_OUT_ORDER)}"
@@ -326,15 +338,22 @@ def test_runs_left_out_are_read_through_their_index_or_without_it(
     conn.close()
     assert "runs_left_out" in plan and "B-TREE" not in plan
     assert "read without it" not in caplog.text
+    # the runs written now are counted as they come
+    with Store(db) as store:
+        store.write_run(record(30, "a", cell_key="late", partial=True, errors=("rapl: gone",)))
+        (totals,) = store.inference_totals()
+    assert totals.left_out == 21
+    (left,) = calculate_scores("classification", "CPU", db=db).unrated
+    assert left.runs == 21 and left.cell_keys[-1] == "late"
     # an index that misses runs (a rule of the query that is not the index's), or none at all:
     # every run is still listed, read without it, and the log says so
     monkeypatch.setattr(store_module, "_LEFT_OUT", store_module._LEFT_OUT + " AND partial")
-    assert calculate_scores("classification", "CPU", db=db).unrated == expected
-    assert "it misses some" in caplog.text
+    assert calculate_scores("classification", "CPU", db=db).unrated == [left]
+    assert "it holds 11 of the 21" in caplog.text
     monkeypatch.undo()
     conn = sqlite3.connect(db)
     with conn:
         conn.execute("DROP INDEX runs_left_out")
     conn.close()
-    assert calculate_scores("classification", "CPU", db=db).unrated == expected
+    assert calculate_scores("classification", "CPU", db=db).unrated == [left]
     assert "no such index" in caplog.text

@@ -488,18 +488,20 @@ class JudgedRuns(NamedTuple):
 
 @dataclass(frozen=True)
 class InferenceTotals:
-    """The successful inference runs of one model (task, hardware, model, dataset and variant,
-    each as stored), summed by the store for the star table (see
+    """The successful inference runs of one model in one sweep (task, hardware, model, dataset
+    and variant, each as stored), summed by the store for the star table (see
     :meth:`wattprint.store.Store.inference_totals`).
 
     The sums are over the *clean* runs: not partial, every figure finite, an energy per query
-    there. ``unclean_ids`` are the other runs' row ids, for the reader to tell why each is left
+    there. ``left_out`` counts the others, which
+    :meth:`~wattprint.store.Store.judged_runs` reads for the reader to tell why each is left
     out. ``first_id`` is the group's first run (clean or not); ``firsts`` maps each of
     ``parent``, ``num_parameters``, ``effective_parameters`` and ``size_bytes`` to the first
     clean run that has it, as ``(row id, value)``. ``quality_sums`` holds, per metric of
     :data:`QUALITY_METRICS` that some clean run has as a number, ``(sum, count)``.
     """
 
+    sweep_id: str
     task: str
     hardware: str
     model_name: str
@@ -518,4 +520,4 @@ class InferenceTotals:
     provenances: tuple[str, ...]
     pruned: bool
     firsts: Mapping[str, tuple[int, Any]]
-    unclean_ids: tuple[int, ...]
+    left_out: int

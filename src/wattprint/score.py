@@ -605,7 +605,9 @@ class _Totals:
         if n < 2:
             return Spread(self.kwh_min, self.kwh_max, None, None)
         mean = self.kwh_sum / n
-        variance = max(self.kwh_sum_sq - self.kwh_sum * mean, 0.0) / (n - 1)
+        # runs that all have one figure vary by nothing: the sums' rounding is no spread
+        variance = 0.0 if self.kwh_min == self.kwh_max else max(
+            self.kwh_sum_sq - self.kwh_sum * mean, 0.0) / (n - 1)
         half = t_quantile_975(n - 1) * math.sqrt(variance / n)
         return Spread(self.kwh_min, self.kwh_max, max(0.0, mean - half), mean + half)
 
@@ -643,16 +645,16 @@ def _models_from_totals(totals: Sequence[InferenceTotals], rated: Sequence[RunRe
 
     The figures are those of :func:`_models` up to the rounding of floating-point sums (the
     store sums in SQLite; :func:`_models` sums exactly, with :func:`math.fsum`)."""
-    rated_by_id = {r.id: r for r in rated}
-    groups: dict[_Key, _Totals] = {}
+    groups: dict[tuple[str, str, str | None, str | None, str | None], _Totals] = {}
     for t in totals:
         key = (_fold(t.task), _fold(t.hardware), t.model_name, t.dataset, t.variant)
-        acc = groups.setdefault(key, _Totals())
-        acc.add_totals(t)
-        if rated_by_id:
-            for run in filter(None, map(rated_by_id.get, t.unclean_ids)):
-                acc.add_run(run)
-    for judged, why in left_out:  # those of the models of these totals
+        groups.setdefault(key, _Totals()).add_totals(t)
+    for run in rated:  # those of the models of these totals
+        acc = groups.get((_fold(run.task), _fold(run.hardware), run.model_name, run.dataset,
+                          run.variant))
+        if acc is not None:
+            acc.add_run(run)
+    for judged, why in left_out:
         owner = groups.get((_fold(judged.task), _fold(judged.hardware), judged.model_name,
                             judged.dataset, judged.variant))
         if owner is not None:

@@ -9,7 +9,7 @@
         store.end_sweep(sweep_id, "finished")
         runs = store.runs(sweep_id=sweep_id)  # [RunRecord(...)]
 
-Tables (``SCHEMA_VERSION`` 7)::
+Tables (``SCHEMA_VERSION`` 8)::
 
     sweeps   id TEXT PK (chosen by the caller, or claimed by claim_sweep), project, config_json,
              created_at, updated_at (unix time, s), status ('running' | 'finished' |
@@ -22,9 +22,10 @@ Tables (``SCHEMA_VERSION`` 7)::
              of its successful inference runs that the star table needs, kept by triggers as
              runs are written (a model whose run was replaced is marked stale and summed
              again when read): rating a million runs reads one row per model
-             (:meth:`Store.inference_totals`); the runs it leaves out (partial, a figure not
-             finite) are indexed by what judges them (``runs_left_out``, a partial index), so
-             that they are read grouped by reason (:meth:`Store.judged_runs`)
+             (:meth:`Store.inference_totals`); it counts the runs it leaves out (partial, a
+             figure not finite), which are indexed by what judges them (``runs_left_out``, a
+             partial index), so that they are read grouped by reason
+             (:meth:`Store.judged_runs`)
 
 A run is a :class:`~wattprint.record.RunRecord`: the store writes its fields as they are and
 reads the same record back (with the row's ``id``), so nothing between the harness and the
@@ -139,9 +140,10 @@ APPLICATION_ID = 0x57415454
 # A successful inference run is *clean* when it is not partial, its energy, kWh, kWh per 1000
 # queries and CO2 are finite where present, its metrics hold no NaN or infinity, and it has an
 # energy per query. The table run_totals holds, per sweep and model (task, hardware,
-# model_name, dataset, variant as stored), the sums of its clean runs and the ids of the
-# others; triggers keep it as runs are inserted, and mark a model's row stale when one of its
-# runs is deleted or changed (a retried cell), to be summed again from its runs when read.
+# model_name, dataset, variant as stored), the sums of its clean runs and the count of the
+# others (the index runs_left_out finds them); triggers keep it as runs are inserted, and
+# mark a model's row stale when one of its runs is deleted or changed (a retried cell), to be
+# summed again from its runs when read.
 
 _FIRSTS = ("parent", "num_parameters", "effective_parameters", "size_bytes")
 _GROUP = ("sweep_id", "task", "hardware", "model_name", "dataset", "variant")
@@ -190,15 +192,20 @@ def _run_terms(p: str) -> dict[str, str]:
 #: The successful inference runs that the sums leave out, and the order that groups them by
 #: what judges them: the WHERE and the columns of the index runs_left_out, which a query must
 #: repeat word for word to be read through it.
-_LEFT_OUT = ("status = 'ok' AND phase = 'inference' AND NOT COALESCE("
-             f"{_run_terms('')['clean']}, 0)")
+def _left_out_rule() -> str:
+    return f"status = 'ok' AND phase = 'inference' AND NOT COALESCE({_run_terms('')['clean']}, 0)"
+
+
+_LEFT_OUT = _left_out_rule()
 _LEFT_OUT_ORDER = (*_GROUP, _JUDGED_KIND, "partial", "parent", "errors", "metrics")
 
 
-def _totals_select(p: str) -> str:
-    """``SELECT`` list of run_totals' columns, from the runs of a group (aggregates over
-    rows whose columns have the prefix ``p``; ``clean`` etc. must be columns of the source
-    when ``p`` is empty and the source is the ``base`` of :func:`_totals_query`)."""
+def _totals_select(p: str, *, ids: bool = False) -> str:
+    """``SELECT`` list of run_totals' columns (:data:`_TOTALS_COLUMNS`), from the runs of a
+    group (aggregates over rows whose columns have the prefix ``p``; ``clean`` etc. must be
+    columns of the source when ``p`` is empty and the source is the ``base`` of
+    :func:`_totals_query`). ``ids``: schema 6's columns, whose ``unclean`` lists the ids of
+    the runs left out where ``left_out`` now counts them."""
     quality = ", ".join(f"total(CASE WHEN clean THEN q_{q.metric} END), "
                         f"count(CASE WHEN clean THEN q_{q.metric} END)"
                         for q in QUALITY_METRICS)
@@ -210,25 +217,31 @@ def _totals_select(p: str) -> str:
             "min(CASE WHEN clean THEN k END), max(CASE WHEN clean THEN k END), "
             "total(CASE WHEN clean THEN co2 END), count(CASE WHEN clean THEN co2 END), "
             f"{quality}, {provenance}, max(clean AND pruned), {firsts}, "
-            "group_concat(CASE WHEN NOT clean THEN id END), 0")
+            + ("group_concat(CASE WHEN NOT clean THEN id END)" if ids else "total(NOT clean)")
+            + ", 0")
 
 
-_TOTALS_COLUMNS = (
+#: run_totals' columns as schema 6 made them: ``unclean`` lists the ids of the runs left out of
+#: the sums, a text that each such run made longer (and slower to write: schema 8 counts them).
+_TOTALS_COLUMNS_6 = (
     *_GROUP, "first_id", "first_clean_id", "runs", "kwh_sum", "kwh_sum_sq", "kwh_min",
     "kwh_max", "co2_sum", "co2_runs",
     *(f"q_{q.metric}_{part}" for q in QUALITY_METRICS for part in ("sum", "n")),
     *(f"p_{v}" for v in PROVENANCES), "pruned", *(f"first_{c}" for c in _FIRSTS), "unclean",
     "stale")
+#: run_totals' columns as read and written now: ``left_out`` counts the runs left out of the
+#: sums (the index runs_left_out finds them); ``unclean`` stays, NULL.
+_TOTALS_COLUMNS = tuple("left_out" if c == "unclean" else c for c in _TOTALS_COLUMNS_6)
 
 
-def _totals_query(where: str) -> str:
+def _totals_query(where: str, *, ids: bool = False) -> str:
     """The run_totals rows of the successful inference runs matching ``where``, summed from
-    the runs themselves (the backfill, and the sum of a stale row)."""
+    the runs themselves (the backfill, and the sum of a stale row); ``ids``: as schema 6."""
     terms = _run_terms("")
     computed = ", ".join(f"{expr} AS {name}" for name, expr in terms.items())
     return (f"WITH base AS MATERIALIZED (SELECT *, {computed} FROM runs "
             f"WHERE status = 'ok' AND phase = 'inference' AND ({where})) "
-            f"SELECT {_totals_select('')} FROM base GROUP BY {', '.join(_GROUP)}")
+            f"SELECT {_totals_select('', ids=ids)} FROM base GROUP BY {', '.join(_GROUP)}")
 
 
 def _nullable_min(a: str, b: str) -> str:
@@ -239,9 +252,12 @@ def _nullable_max(a: str, b: str) -> str:
     return f"CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL THEN {a} ELSE max({a}, {b}) END"
 
 
-def _totals_migration() -> tuple[str, ...]:
+def _totals_insert_trigger(*, ids: bool = False) -> str:
+    """The trigger that adds each successful inference run to its model's run_totals row;
+    ``ids``: as schema 6 made it (``unclean`` lists the ids of the runs left out)."""
     t = _run_terms("NEW.")
     clean = t["clean"]
+    columns = _TOTALS_COLUMNS_6 if ids else _TOTALS_COLUMNS
     values = [
         *(f"NEW.{c}" for c in _GROUP), "NEW.id", f"CASE WHEN {clean} THEN NEW.id END",
         f"({clean})", f"CASE WHEN {clean} THEN {t['k']} ELSE 0.0 END",
@@ -257,31 +273,39 @@ def _totals_migration() -> tuple[str, ...]:
     values += [f"({clean} AND NEW.provenance IS '{v}')" for v in PROVENANCES]
     values += [f"({clean} AND {t['pruned']})"]
     values += [f"CASE WHEN {clean} AND NEW.{c} IS NOT NULL THEN NEW.id END" for c in _FIRSTS]
-    values += [f"CASE WHEN {clean} THEN NULL ELSE CAST(NEW.id AS TEXT) END", "0"]
-    sums = [c for c in _TOTALS_COLUMNS if c in ("runs", "kwh_sum", "kwh_sum_sq", "co2_sum",
-                                                 "co2_runs") or c.startswith(("q_", "p_"))]
+    values += [f"CASE WHEN {clean} THEN NULL ELSE CAST(NEW.id AS TEXT) END" if ids
+               else f"CASE WHEN {clean} THEN 0 ELSE 1 END", "0"]
+    sums = [c for c in columns if c in ("runs", "kwh_sum", "kwh_sum_sq", "co2_sum",
+                                        "co2_runs", "left_out") or c.startswith(("q_", "p_"))]
     mins = ["first_id", "first_clean_id", "kwh_min", *(f"first_{c}" for c in _FIRSTS)]
     updates = [f"{c} = {c} + excluded.{c}" for c in sums]
     updates += [f"{c} = {_nullable_min(c, 'excluded.' + c)}" for c in mins]
     updates += [f"kwh_max = {_nullable_max('kwh_max', 'excluded.kwh_max')}",
-                "pruned = max(pruned, excluded.pruned)",
-                "unclean = CASE WHEN excluded.unclean IS NULL THEN unclean WHEN unclean IS NULL "
-                "THEN excluded.unclean ELSE unclean || ',' || excluded.unclean END"]
+                "pruned = max(pruned, excluded.pruned)"]
+    if ids:
+        updates.append("unclean = CASE WHEN excluded.unclean IS NULL THEN unclean WHEN "
+                       "unclean IS NULL THEN excluded.unclean ELSE unclean || ',' || "
+                       "excluded.unclean END")
+    return f"""CREATE TRIGGER run_totals_insert AFTER INSERT ON runs
+            WHEN NEW.status = 'ok' AND NEW.phase = 'inference' BEGIN
+            INSERT INTO run_totals ({', '.join(columns)}) VALUES ({', '.join(values)})
+            ON CONFLICT ({', '.join(_GROUP)}) DO UPDATE SET {', '.join(updates)};
+            END"""
+
+
+def _totals_migration() -> tuple[str, ...]:
+    """Schema 6: run_totals, its triggers, and its rows from the runs already stored."""
     same_group = " AND ".join(f"{c} IS OLD.{c}" for c in _GROUP)
     types = {"first_id": "INTEGER", "first_clean_id": "INTEGER", "runs": "INTEGER",
              "co2_runs": "INTEGER", "pruned": "INTEGER", "stale": "INTEGER", "unclean": "TEXT",
              **{c: "TEXT" for c in _GROUP}}
-    for c in _TOTALS_COLUMNS:
+    for c in _TOTALS_COLUMNS_6:
         whole = c.endswith("_n") or c.startswith(("p_", "first_"))
         types.setdefault(c, "INTEGER" if whole else "REAL")
-    columns = ", ".join(f"{c} {types[c]}" for c in _TOTALS_COLUMNS)
+    columns = ", ".join(f"{c} {types[c]}" for c in _TOTALS_COLUMNS_6)
     return (
         f"CREATE TABLE run_totals ({columns}, UNIQUE ({', '.join(_GROUP)}))",
-        f"""CREATE TRIGGER run_totals_insert AFTER INSERT ON runs
-            WHEN NEW.status = 'ok' AND NEW.phase = 'inference' BEGIN
-            INSERT INTO run_totals ({', '.join(_TOTALS_COLUMNS)}) VALUES ({', '.join(values)})
-            ON CONFLICT ({', '.join(_GROUP)}) DO UPDATE SET {', '.join(updates)};
-            END""",
+        _totals_insert_trigger(ids=True),
         f"""CREATE TRIGGER run_totals_delete AFTER DELETE ON runs
             WHEN OLD.status = 'ok' AND OLD.phase = 'inference' BEGIN
             UPDATE run_totals SET stale = 1 WHERE {same_group};
@@ -290,7 +314,8 @@ def _totals_migration() -> tuple[str, ...]:
             WHEN OLD.status = 'ok' AND OLD.phase = 'inference' BEGIN
             UPDATE run_totals SET stale = 1 WHERE {same_group};
             END""",
-        f"INSERT INTO run_totals ({', '.join(_TOTALS_COLUMNS)}) {_totals_query('1')}",
+        f"INSERT INTO run_totals ({', '.join(_TOTALS_COLUMNS_6)}) "
+        f"{_totals_query('1', ids=True)}",
     )
 
 
@@ -395,6 +420,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # in order, without being sorted.
     (f"CREATE INDEX runs_left_out ON runs ({', '.join(_LEFT_OUT_ORDER)}, id, cell_key) "
      f"WHERE {_LEFT_OUT}",),
+    # 8: run_totals counts the runs left out of its sums (left_out) instead of listing their
+    # ids in a text that each one made longer: the index of step 7 finds them.
+    (
+        "ALTER TABLE run_totals ADD COLUMN left_out INTEGER NOT NULL DEFAULT 0",
+        "UPDATE run_totals SET left_out = CASE WHEN unclean IS NULL OR unclean = '' THEN 0 "
+        "ELSE length(unclean) - length(replace(unclean, ',', '')) + 1 END, unclean = NULL",
+        "DROP TRIGGER run_totals_insert",
+        _totals_insert_trigger(),
+    ),
 )
 
 #: The schema version this code writes and reads.
@@ -1097,7 +1131,7 @@ class Store:
         its metrics hold no NaN or infinity, and it has an energy per query
         (``kwh_per_1000_queries``, else ``energy_kwh`` or ``energy_j``, per 1000 of its
         ``num_samples``); the sums (SQLite's floating-point sums) are of clean runs, the
-        others are listed by id.
+        others are counted (:meth:`judged_runs` reads them).
         """
         where, params = self._inference_where(sweep_id, groups, runs=False)
 
@@ -1170,31 +1204,41 @@ class Store:
         return self._transaction(body, write=False)
 
     def judged_runs(self, totals: Iterable[InferenceTotals]) -> list[JudgedRuns]:
-        """The runs that these sums leave out (each one's ``unclean_ids``), grouped by what
+        """The runs that these sums leave out (each one's ``left_out``), grouped by what
         judges whether they can be rated (:class:`~wattprint.record.JudgedRuns`), in order of
         their first runs: a quarter of a million partial runs with a few errors between them
         are a few groups, read in their order from the index ``runs_left_out`` (without it,
         if it cannot serve: sorted by SQLite, and the log says so). Their model, variant,
         dataset, task and hardware are their sums' (the runs of a sum have the same); each
         errors or metrics text is decoded once."""
-        group_of = {i: t for t in totals for i in t.unclean_ids}
-        if not group_of:
+        owner = {(t.sweep_id, t.task, t.hardware, t.model_name, t.dataset, t.variant): t
+                 for t in totals if t.left_out}
+        if not owner:
             return []
+        expected = sum(t.left_out for t in owner.values())
+        sweeps = {key[0] for key in owner}
+        one_sweep = len(sweeps) == 1
         select = (
-            "SELECT min(id), json_group_array(id), json_group_array(cell_key), parent, partial, "
-            f"errors, {', '.join(_JUDGED_FIGURES)}, metrics, num_samples FROM runs {{}} "
-            f"id IN (SELECT value FROM json_each(?)) GROUP BY {', '.join(_LEFT_OUT_ORDER)} "
-            "ORDER BY 1")
+            f"SELECT {', '.join(_GROUP)}, min(id), json_group_array(id), "
+            "json_group_array(cell_key), parent, partial, errors, "
+            f"{', '.join(_JUDGED_FIGURES)}, metrics, num_samples FROM runs {{}}"
+            + (" AND sweep_id = ?" if one_sweep else "")
+            + f" GROUP BY {', '.join(_LEFT_OUT_ORDER)} ORDER BY min(id)")
+        params = tuple(sweeps) if one_sweep else ()
         errors_read: dict[str | None, tuple[str, ...] | None] = {None: None}
         metrics_read: dict[str | None, Any] = {None: None}
+        width = len(_GROUP)
 
         def judged(conn: sqlite3.Connection, query: str) -> list[JudgedRuns]:
             out: list[JudgedRuns] = []
-            cursor = conn.execute(query, (json.dumps(sorted(group_of)),))
+            cursor = conn.execute(query, params)
             cursor.row_factory = None  # plain tuples
-            for (first, ids_text, keys_text, parent, partial, errors, energy_j, energy_kwh, k,
-                 co2_g, metrics, samples) in cursor:
-                t = group_of[first]
+            for row in cursor:
+                t = owner.get(row[:width])
+                if t is None:  # a model of other sums
+                    continue
+                (_, ids_text, keys_text, parent, partial, errors, energy_j, energy_kwh, k,
+                 co2_g, metrics, samples) = row[width:]
                 ids, keys = json.loads(ids_text), json.loads(keys_text)
                 if ids != sorted(ids):  # in id order through the index; sorted without it
                     pairs = sorted(zip(ids, keys, strict=True))
@@ -1213,17 +1257,23 @@ class Store:
             # through the index of the runs left out: read in order, grouped as they come
             try:
                 out = judged(conn, select.format(
-                    f"INDEXED BY runs_left_out WHERE {_LEFT_OUT} AND"))
+                    f"INDEXED BY runs_left_out WHERE {_LEFT_OUT}"))
             except sqlite3.OperationalError as err:  # the index was dropped or changed
                 why = str(err)
             else:
-                if sum(len(j.ids) for j in out) == len(group_of):
+                found = sum(len(j.ids) for j in out)
+                if found == expected:
                     return out
-                why = "it misses some"  # they are made from one rule: a fault of ours
+                why = f"it holds {found} of the {expected} the sums count"
             _log.warning("results store %s: the index of the runs left out of the star "
-                         "table's sums cannot be read (%s); they are read without it",
+                         "table's sums cannot serve (%s); they are read without it",
                          self.path, why)
-            return judged(conn, select.format("WHERE"))  # every run asked for, sorted
+            out = judged(conn, select.format(f"WHERE {_left_out_rule()}"))  # sorted by SQLite
+            found = sum(len(j.ids) for j in out)
+            if found != expected:  # the sums and the runs disagree: say so, list what is there
+                _log.warning("results store %s: the star table's sums count %d runs left out, "
+                             "the runs %d", self.path, expected, found)
+            return out
 
         return self._transaction(body, write=False)
 
@@ -1745,8 +1795,9 @@ def _totals_record(row: tuple[Any, ...], index: Mapping[str, int],
             firsts[name] = (int(run_id), values[run_id][k])
     first_clean = get("first_clean_id")
     return InferenceTotals(
-        task=get("task"), hardware=get("hardware"), model_name=get("model_name"),
-        dataset=get("dataset"), variant=get("variant"), first_id=int(get("first_id")),
+        sweep_id=get("sweep_id"), task=get("task"), hardware=get("hardware"),
+        model_name=get("model_name"), dataset=get("dataset"), variant=get("variant"),
+        first_id=int(get("first_id")),
         first_clean_id=None if first_clean is None else int(first_clean),
         runs=int(get("runs")), kwh_sum=float(get("kwh_sum")),
         kwh_sum_sq=float(get("kwh_sum_sq")), kwh_min=get("kwh_min"), kwh_max=get("kwh_max"),
@@ -1755,5 +1806,5 @@ def _totals_record(row: tuple[Any, ...], index: Mapping[str, int],
                       for q in QUALITY_METRICS if get(f"q_{q.metric}_n")},
         provenances=tuple(v for v in PROVENANCES if get(f"p_{v}")),
         pruned=bool(get("pruned")), firsts=firsts,
-        unclean_ids=tuple(map(int, str(get("unclean")).split(","))) if get("unclean") else (),
+        left_out=int(get("left_out")),
     )
