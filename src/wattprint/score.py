@@ -443,7 +443,8 @@ def _provenance(rows: Sequence[RunRecord]) -> str | None:
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
-def _key(record: RunRecord) -> _Key:
+def _key(record: RunRecord | InferenceTotals | JudgedRuns) -> _Key:
+    """The model a run, the store's sums of some runs, or a group of judged runs are of."""
     return (_fold(record.task), _fold(record.hardware), str(record.model_name),
             str(record.dataset), str(record.variant))
 
@@ -645,20 +646,15 @@ def _models_from_totals(totals: Sequence[InferenceTotals], rated: Sequence[RunRe
 
     The figures are those of :func:`_models` up to the rounding of floating-point sums (the
     store sums in SQLite; :func:`_models` sums exactly, with :func:`math.fsum`)."""
-    groups: dict[tuple[str, str, str | None, str | None, str | None], _Totals] = {}
+    groups: dict[_Key, _Totals] = {}
     for t in totals:
-        key = (_fold(t.task), _fold(t.hardware), t.model_name, t.dataset, t.variant)
-        groups.setdefault(key, _Totals()).add_totals(t)
+        groups.setdefault(_key(t), _Totals()).add_totals(t)
     for run in rated:  # those of the models of these totals
-        acc = groups.get((_fold(run.task), _fold(run.hardware), run.model_name, run.dataset,
-                          run.variant))
-        if acc is not None:
+        if (acc := groups.get(_key(run))) is not None:
             acc.add_run(run)
     for judged, why in left_out:
-        owner = groups.get((_fold(judged.task), _fold(judged.hardware), judged.model_name,
-                            judged.dataset, judged.variant))
-        if owner is not None:
-            owner.left_out.append((judged, why))
+        if (acc := groups.get(_key(judged))) is not None:
+            acc.left_out.append((judged, why))
     out: list[_Model] = []
     unrated: list[Unrated] = []
     for acc in sorted(groups.values(), key=lambda a: a.first_id):

@@ -193,6 +193,7 @@ def _run_terms(p: str) -> dict[str, str]:
 #: what judges them: the WHERE and the columns of the index runs_left_out, which a query must
 #: repeat word for word to be read through it.
 def _left_out_rule() -> str:
+    """The WHERE of the runs left out of the sums, made from the rule the sums use."""
     return f"status = 'ok' AND phase = 'inference' AND NOT COALESCE({_run_terms('')['clean']}, 0)"
 
 
