@@ -133,13 +133,14 @@ def test_library_logs_and_does_not_print() -> None:
 
 def test_a_first_window_loads_no_logging_or_pathlib() -> None:
     """What the first measurement costs at start-up: the meter, its sensors and a window
-    import neither :mod:`logging` nor :mod:`pathlib` (nor anything heavy)."""
+    import neither :mod:`logging` nor :mod:`pathlib`, nor :mod:`typing` or
+    :mod:`dataclasses` (nor anything heavy)."""
     code = (
         "import sys, wattprint\n"
         "m = wattprint.EnergyMeter(nvml=False)\n"
         "m.begin('w'); m.end('w')\n"
-        "print(' '.join(n for n in ('logging', 'pathlib', 'numpy', 'psutil') "
-        "if n in sys.modules))"
+        "print(' '.join(n for n in ('logging', 'pathlib', 'typing', 'dataclasses', 'inspect',"
+        " 'numpy', 'psutil') if n in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -197,7 +197,7 @@ def test_every_table_row_parses() -> None:
     records = list(csv.DictReader(text.splitlines()))
     assert len(records) >= 40
     for rec in records:
-        assert set(rec) == {"pattern", "tdp_w", "threads", "source"}, rec
+        assert set(rec) == {"pattern", "tdp_w", "threads", "source", "key"}, rec
         assert float(rec["tdp_w"]) > 0, rec
         assert rec["threads"] == "" or int(rec["threads"]) > 0, rec
         re.compile(rec["pattern"], re.IGNORECASE)
@@ -282,6 +282,25 @@ def test_bad_table_rows_are_refused() -> None:
         load_tdp_table("pattern,tdp_w,threads,source\n(unclosed,10,,x\n")
     with pytest.raises(ConfigError):
         load_tdp_table("pattern,tdp_w,threads,source\nfoo,-1,,x\n")
+    with pytest.raises(ConfigError, match="line 1: no column 'tdp_w'"):
+        load_tdp_table("pattern,watts,threads,source\nfoo,10,,x\n")
+
+
+def test_a_users_table_may_leave_threads_and_source_off_and_its_key_is_worked_out() -> None:
+    rows = load_tdp_table("pattern,tdp_w,threads,source,key\n\nXeon 9999\\b,90\n"
+                          "Xeon 8888\\b,80,,x,wrong key\n")
+    assert [(r.regex, r.tdp_w, r.threads, r.source, r.key) for r in rows] == [
+        (r"Xeon 9999\b", 90.0, None, "", "xeon 9999"),
+        (r"Xeon 8888\b", 80.0, None, "x", "xeon 8888")]
+    assert match_tdp_row("Intel Xeon 8888", rows) is rows[1]
+
+
+def test_each_shipped_key_is_the_required_text_of_its_regex() -> None:
+    from wattprint.sensors.estimate import _required_text
+
+    wrong = [(row.regex, row.key, _required_text(row.regex)) for row in load_tdp_table()
+             if row.key != _required_text(row.regex)]
+    assert not wrong, f"cpu_tdp.csv rows whose key is not (regex, key, the right key): {wrong}"
 
 
 # -- CPU energy ----------------------------------------------------------------------------------
@@ -833,11 +852,17 @@ def test_skipping_rows_by_their_required_text_changes_no_match() -> None:
                 best, best_len = row, len(m.group(0))
         return best
 
+    from wattprint.sensors.estimate import _match_shipped
+
     matched = 0
     for name in names:
         found = match_tdp_row(name, table)
         assert found is scan(name), name
         matched += found is not None
+        # the path a meter takes, which parses only the lines whose key is in the name
+        parsed = _match_shipped(name)
+        assert (parsed and (parsed.regex, parsed.tdp_w, parsed.threads, parsed.source)) == (
+            found and (found.regex, found.tdp_w, found.threads, found.source)), name
     assert matched >= len(table)  # the names do reach the rows
 
 

@@ -27,7 +27,7 @@ SRC = Path(wattprint.__file__).resolve().parent
 # above it. Every module may import its own layer and those below it, never one above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("helpers", ("errors", "_lazy", "_log", "_version", "_files", "_console", "_data", "_job",
-                 "_stats", "_numpy", "data", "_frozen")),
+                 "_stats", "_numpy", "data", "_frozen", "_typing")),
     ("sensors", ("sensors",)),
     ("meter", ("meter", "measurement", "_sampler", "_training", "settings", "distributed")),
     ("footprint", ("footprint", "record")),
@@ -49,6 +49,9 @@ KNOWN_CROSSINGS = {
     # in the README), so the meter knows the footprint model DESIGN.md draws above it.
     ("wattprint.meter", "wattprint.footprint"),
     ("wattprint.measurement", "wattprint.footprint"),
+    # The meter's training summary (its mixin) reads the footprint model's intensity and PUE:
+    # the type, for the type checker only.
+    ("wattprint._training", "wattprint.footprint"),
     # The meter's settings (WATTPRINT_*, wattprint.toml) check a tier or a place where it was
     # given, so that a bad one names its source.
     ("wattprint.settings", "wattprint.footprint"),

@@ -13,11 +13,14 @@ with some fields changed, as :func:`dataclasses.replace` does.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeVar
+
+    F = TypeVar("F", bound="Frozen")
 
 __all__ = ["Frozen", "FrozenInstanceError"]
 
-F = TypeVar("F", bound="Frozen")
 _set = object.__setattr__
 
 

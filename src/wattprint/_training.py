@@ -3,28 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Generic, Protocol, TypeVar
 
-from .measurement import Measurement
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
-
-class _Measured(Protocol):
-    measurement: Measurement | None
-
-
-class _Grid(Protocol):
-    """What the summary needs of the meter's footprint model (a ``FootprintModel``)."""
-
-    @property
-    def intensity_g_per_kwh(self) -> float: ...
-
-    @property
-    def pue(self) -> float: ...
-
-
-W = TypeVar("W", bound=_Measured)
+    from .footprint import FootprintModel
+    from .measurement import Measurement
+    from .meter import Window
 
 
 class _Stats:
@@ -74,7 +62,7 @@ def _brief(m: Measurement | None) -> dict[str, Any] | None:
     }
 
 
-class _TrainingMixin(Generic[W]):
+class _TrainingMixin:
     """Training-loop methods of :class:`~wattprint.meter.EnergyMeter`.
 
     The meter provides :meth:`_training_window` (a window with a unique name), ``device``,
@@ -83,9 +71,9 @@ class _TrainingMixin(Generic[W]):
 
     _batches: _Stats
     _epochs: _Stats
-    footprint_model: _Grid
+    footprint_model: FootprintModel
 
-    def _training_window(self, label: str) -> AbstractContextManager[W]:
+    def _training_window(self, label: str) -> AbstractContextManager[Window]:
         raise NotImplementedError
 
     @property
@@ -97,18 +85,18 @@ class _TrainingMixin(Generic[W]):
         raise NotImplementedError
 
     @contextmanager
-    def _measure_into(self, stats: _Stats, label: str) -> Iterator[W]:
+    def _measure_into(self, stats: _Stats, label: str) -> Iterator[Window]:
         w = self._training_window(label)
         with w as handle:
             yield handle
         assert handle.measurement is not None
         stats.add(handle.measurement)
 
-    def epoch(self) -> AbstractContextManager[W]:
+    def epoch(self) -> AbstractContextManager[Window]:
         """Measure one training epoch: ``with meter.epoch(): ...``."""
         return self._measure_into(self._epochs, f"epoch-{self._epochs.count + 1}")
 
-    def batch(self) -> AbstractContextManager[W]:
+    def batch(self) -> AbstractContextManager[Window]:
         """Measure one training batch: ``with meter.batch(): ...``."""
         return self._measure_into(self._batches, f"batch-{self._batches.count + 1}")
 

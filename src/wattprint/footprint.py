@@ -49,11 +49,16 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from ._data import read_text
 from ._frozen import Frozen
 from .errors import ConfigError, LocationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._typing import NamedTuple
 
 __all__ = [
     "DEFAULT_PUE",
@@ -547,7 +552,7 @@ def resolve_intensity(
         r = _find_cloud_region(cloud_region, list_cloud_regions())
         z = _zones()[r.zone.upper()]
         return z.intensity_g_per_kwh, _zone_source(z), f"{r.provider}:{r.region} -> {z.zone}"
-    world = _ember()["WORLD"]
+    world = _ember_world()
     return (
         world.intensity_g_per_kwh,
         f"world average (no location given): Ember {world.year}, {world.code}",
@@ -815,6 +820,20 @@ def _ember() -> dict[str, GridRegion]:
         )
         for r in _read_csv("grid-intensity-ember.csv")
     }
+
+
+@functools.cache
+def _ember_world() -> GridRegion:
+    """The Ember row of the world, read without parsing the other rows: it is all that a meter
+    with no location needs."""
+    header, *lines = read_text("grid-intensity-ember.csv").splitlines()
+    line = next((x for x in lines if x[:6].upper() == "WORLD,"), None)
+    if line is None:
+        return _ember()["WORLD"]  # a KeyError, as from the whole table
+    import csv
+
+    r = dict(zip(next(csv.reader([header])), next(csv.reader([line])), strict=True))
+    return GridRegion(r["code"], r["name"], int(r["year"]), float(r["gco2_per_kwh"]))
 
 
 @functools.cache

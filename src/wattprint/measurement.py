@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
 
 from ._frozen import Frozen
 from .sensors.base import Source
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .footprint import Footprint, FootprintModel
 
 __all__ = ["ComponentEnergy", "Measurement"]

@@ -26,7 +26,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
 
 from ._log import get_logger
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
@@ -41,15 +40,21 @@ from .sensors.base import Sensor, Source
 from .sensors.hardware import detect_hardware
 from .settings import Settings, load_settings
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
+
     from .distributed import Rank
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+else:
+    from ._typing import NamedTuple, overload
 
 __all__ = ["EnergyMeter", "Window", "default_meter", "measure"]
 
 log = get_logger(__name__)
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 class _DefaultHz(float):
     """The default ``sample_hz`` (20.0): told apart from an explicit 20.0 by identity, so that
@@ -136,7 +141,7 @@ def _group(sensors: Sequence[Sensor]) -> list[_Group]:
     return groups
 
 
-class EnergyMeter(_TrainingMixin[Window]):
+class EnergyMeter(_TrainingMixin):
     """Measures the energy of code between window edges.
 
     ``sensors`` is ``"auto"`` (detect what this machine has, estimating what no counter covers),

@@ -35,14 +35,17 @@ import os
 import sys
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError, LocationError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any, NamedTuple
 
     from .footprint import Site
+else:
+    from ._typing import NamedTuple
 
 # pathlib and difflib load only when needed: a first measurement imports none of them.
 
@@ -160,7 +163,8 @@ class Settings(NamedTuple):
 
 _FIELDS = tuple(f for f in Settings._fields if f != "origins")  # KEYS' order
 
-_Layer = dict[str, tuple[Any, Origin]]
+if TYPE_CHECKING:
+    _Layer = dict[str, tuple[Any, Origin]]
 
 
 def load_settings(

@@ -10,10 +10,24 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from types import ModuleType
-from typing import NamedTuple, Protocol
 
 from ..errors import ConfigError, SensorUnavailable
 from .base import Detected, MissingSensor, Sensor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple, Protocol
+
+    class Backend(Protocol):
+        NAME: str
+
+        def available(self, options: DetectOptions) -> bool: ...
+
+        def discover(
+            self, options: DetectOptions, covered: set[str]
+        ) -> tuple[list[Sensor], list[MissingSensor]]: ...
+else:
+    from .._typing import NamedTuple
 
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 DEFAULT_HWMON_ROOT = "/sys/class/hwmon"
@@ -37,16 +51,6 @@ class DetectOptions(NamedTuple):
     cpu_tdp_w: float | None = None
     gpu_tdp_w: float | None = None
     mode: str = "machine"
-
-
-class Backend(Protocol):
-    NAME: str
-
-    def available(self, options: DetectOptions) -> bool: ...
-
-    def discover(
-        self, options: DetectOptions, covered: set[str]
-    ) -> tuple[list[Sensor], list[MissingSensor]]: ...
 
 
 def _backends() -> dict[str, Backend]:

@@ -36,14 +36,16 @@ import sys
 import threading
 import time
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
 
 from .._log import get_logger
 from ..errors import CounterWrapError, SensorError
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
 from .nvml import parse_visible_devices
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._registry import DetectOptions
 
 __all__ = [

@@ -28,10 +28,15 @@ import math
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, overload
 
 from .._frozen import Frozen
 from ..errors import SensorError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple, overload
+else:
+    from .._typing import NamedTuple, overload
 
 __all__ = [
     "CounterSensor",

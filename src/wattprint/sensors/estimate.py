@@ -33,14 +33,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
 
 from .._data import read_text
 from ..errors import ConfigError, SensorError
 from .base import EDGE, CounterSensor, MissingSensor, Sensor, Source
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from ._registry import DetectOptions
+else:
+    from .._typing import NamedTuple
 
 __all__ = [
     "DEFAULT_TDP_W_PER_THREAD",
@@ -386,15 +390,16 @@ class TdpRow:
     __slots__ = ("_compiled", "key", "regex", "source", "tdp_w", "threads")
 
     def __init__(self, regex: str, tdp_w: float, threads: int | None, source: str, *,
-                 compiled: re.Pattern[str] | None = None) -> None:
+                 compiled: re.Pattern[str] | None = None, key: str | None = None) -> None:
         #: The row's regular expression, as written in the table.
         self.regex = regex
         self.tdp_w = tdp_w
         #: Hardware threads per package, when known: a VM that sees fewer gets its share.
         self.threads = threads
         self.source = source
-        #: Lower-case text every name the regex matches contains ("" when none can be told).
-        self.key = _required_text(regex)
+        #: Lower-case text every name the regex matches contains ("" when none can be told);
+        #: the shipped table gives it in its ``key`` column, checked by the tests.
+        self.key = _required_text(regex) if key is None else key
         self._compiled = compiled
 
     @property
@@ -457,8 +462,10 @@ def _required_text(regex: str) -> str:
 def load_tdp_table(text: str | None = None) -> tuple[TdpRow, ...]:
     """The rows of the shipped ``cpu_tdp.csv`` (or of ``text``, in the same format).
 
-    The rows of ``text`` are compiled now, so that a bad regex is an error here; the shipped
-    rows (checked by the tests) are compiled when a CPU name needs them.
+    The rows of ``text`` are compiled now, so that a bad regex is an error here, and their
+    required text is worked out from the regex (a ``key`` column in ``text`` is not trusted);
+    the shipped rows (checked by the tests) are compiled when a CPU name needs them, and their
+    required text is read from the file's ``key`` column.
     """
     if text is None:
         return _shipped_table()
@@ -466,20 +473,32 @@ def load_tdp_table(text: str | None = None) -> tuple[TdpRow, ...]:
 
 
 def _parse_table(text: str, *, compile_now: bool) -> tuple[TdpRow, ...]:
+    """Rows of a ``cpu_tdp.csv`` text. ``compile_now=False`` (the shipped table) also takes each
+    row's required text from its ``key`` column, when the text has one."""
+    lines = csv.reader(io.StringIO(text))
+    header = next(lines, [])
+    try:
+        at = [header.index(name) for name in ("pattern", "tdp_w", "threads", "source")]
+    except ValueError as err:
+        raise ConfigError(f"cpu_tdp.csv line 1: no column {str(err).split()[0]}; the header is "
+                          "pattern,tdp_w,threads,source") from err
+    key_at = header.index("key") if not compile_now and "key" in header else None
     rows = []
-    for n, rec in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+    for n, rec in enumerate(lines, start=2):
+        if not rec:
+            continue  # a blank line
+        rec += [""] * (len(header) - len(rec))  # threads and source may be left off
         try:
-            tdp_w = float(rec["tdp_w"])
-            threads = int(rec["threads"]) if rec["threads"] else None
-            regex = rec["pattern"]
-            if not isinstance(regex, str):
-                raise TypeError("no pattern")
+            regex, tdp_text, threads_text, source = (rec[i] for i in at)
+            tdp_w = float(tdp_text)
+            threads = int(threads_text) if threads_text else None
             compiled = re.compile(regex, re.IGNORECASE) if compile_now else None
-        except (KeyError, TypeError, ValueError, re.error) as err:
+        except (TypeError, ValueError, re.error) as err:
             raise ConfigError(f"cpu_tdp.csv line {n}: {err}") from err
         if tdp_w <= 0 or (threads is not None and threads <= 0):
             raise ConfigError(f"cpu_tdp.csv line {n}: tdp_w and threads must be > 0")
-        rows.append(TdpRow(regex, tdp_w, threads, rec.get("source") or "", compiled=compiled))
+        key = rec[key_at] if key_at is not None else None
+        rows.append(TdpRow(regex, tdp_w, threads, source, compiled=compiled, key=key))
     return tuple(rows)
 
 
@@ -487,6 +506,18 @@ def _parse_table(text: str, *, compile_now: bool) -> tuple[TdpRow, ...]:
 def _shipped_table() -> tuple[TdpRow, ...]:
     text = read_text("cpu_tdp.csv")
     return _parse_table(text, compile_now=False)
+
+
+def _match_shipped(model_name: str) -> TdpRow | None:
+    """:func:`match_tdp_row` of the shipped table, parsing only the rows whose ``key`` (the
+    last field of a line: its text has no comma or quote) is in the name."""
+    if not model_name.isascii():
+        return match_tdp_row(model_name, _shipped_table())
+    folded = model_name.lower()
+    header, *lines = read_text("cpu_tdp.csv").splitlines()
+    picked = [line for line in lines if line.rpartition(",")[2] in folded]
+    return match_tdp_row(model_name, _parse_table("\n".join([header, *picked]),
+                                                  compile_now=False))
 
 
 def match_tdp_row(model_name: str, table: Sequence[TdpRow]) -> TdpRow | None:
@@ -538,8 +569,12 @@ def choose_tdp(
             raise ConfigError(f"cpu_tdp_w must be > 0 watts, not {cpu_tdp_w}")
         return TdpChoice(float(cpu_tdp_w), "user", f"TDP {_w(cpu_tdp_w)} given as cpu_tdp_w")
     info = read_cpuinfo(cpuinfo_path)
-    rows = load_tdp_table() if table is None else table
-    row = match_tdp_row(info.model_name, rows) if info.model_name else None
+    if not info.model_name:
+        row = None
+    elif table is None:
+        row = _match_shipped(info.model_name)
+    else:
+        row = match_tdp_row(info.model_name, table)
     if row is not None:
         assert info.model_name is not None
         tdp_w = row.tdp_w * info.sockets

@@ -22,10 +22,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from ..errors import ConfigError
 from .base import Sensor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .._typing import NamedTuple
 
 __all__ = [
     "PROFILES",

@@ -43,11 +43,11 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ..errors import SensorError, SensorPermissionError
 from .base import MissingSensor, PowerSensor, Sensor, Source
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._registry import DetectOptions
 

@@ -41,15 +41,19 @@ import threading
 import time
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._log import get_logger
 from ..errors import ConfigError, CounterWrapError, SensorError
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
 from .sync import cuda_synchronize  # re-exported: it lived here first
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
     from ._registry import DetectOptions
+else:
+    from .._typing import NamedTuple
 
 __all__ = [
     "NAME",

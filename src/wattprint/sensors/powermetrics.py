@@ -30,14 +30,15 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
 
 from .._log import get_logger
 from ..errors import SensorError
 from .base import MissingSensor, PowerSensor, Sensor, Source
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import IO, Any
 
     from ._registry import DetectOptions
 

@@ -52,16 +52,19 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
 
 from .._log import get_logger
 from ..errors import CounterWrapError, SensorError, SensorPermissionError
 from .base import CounterSensor, MissingSensor, Sensor, Source
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import NamedTuple
 
     from ._registry import DetectOptions
+else:
+    from .._typing import NamedTuple
 
 __all__ = [
     "ASSUMED_MAX_POWER_W",
