@@ -1004,3 +1004,29 @@ def test_shares_with_clocks_of_their_own_read_each_clock_once_per_edge() -> None
         assert ProcessShare.read_edge(shares, 0.0, out, (0, 1, 2)) == []
     assert calls_a == [3, 3] and calls_b == [3, 3]
     assert out == [pytest.approx(10 * 0.5 + 20 * 0.25)] * 3
+
+
+def test_a_share_that_leads_two_groups_reads_the_group_it_is_given() -> None:
+    """A share remembers how to read the group it leads (the meter passes the same list at
+    every edge); given another group, it reads that one, with that group's clocks."""
+    calls_a, proc_a, busy_a = _counting_clocks()
+    calls_b, proc_b, busy_b = _counting_clocks()
+    lead = ProcessShare(FakeCounter([0.0, 10.0, 30.0, 40.0]), process_cpu_s=proc_a,
+                        machine_busy_cpu_s=busy_a)
+    alike = [lead, ProcessShare(FakeCounter([0.0, 1.0]), process_cpu_s=proc_a,
+                                machine_busy_cpu_s=busy_a)]
+    other = ProcessShare(FakeCounter([0.0, 4.0, 8.0]), process_cpu_s=proc_b,
+                         machine_busy_cpu_s=busy_b)
+    mixed = [lead, other]
+    out: list[float | None] = [None] * 2
+    assert ProcessShare.read_edge(alike, 0.0, out, (0, 1)) == []
+    assert calls_a == [1, 1] and calls_b == [0, 0]
+    for _ in range(2):
+        out = [None] * 2
+        assert ProcessShare.read_edge(mixed, 0.0, out, (0, 1)) == []
+    assert calls_b == [2, 2]  # the mixed group's own clocks, read at each of its edges
+    # the other share's energy by its own clocks: proc 0 -> 1 of busy 0 -> 2
+    assert out[1] == pytest.approx(4.0 * 0.5)
+    out = [None] * 2
+    assert ProcessShare.read_edge(alike, 0.0, out, (0, 1)) == []
+    assert calls_a == [4, 4]  # 1 + 2 (the mixed group's) + 1

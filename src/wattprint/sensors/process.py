@@ -17,6 +17,8 @@ from ..errors import SensorError
 from .base import CounterSensor, Sensor
 from .estimate import machine_busy_cpu_s, short_window_note, utilisation_resolution_s
 
+TYPE_CHECKING = False
+
 __all__ = ["ProcessShare", "process_cpu_s", "wrap_for_process"]
 
 
@@ -55,6 +57,9 @@ class ProcessShare(CounterSensor):
         )
         self._energy_j = 0.0
         self._last: tuple[float, float, float] | None = None
+        #: How :meth:`read_edge` reads the group this share leads (see :func:`_plan`), made
+        #: at its first edge.
+        self._plan: _Plan | None = None
         self._resolution_s = utilisation_resolution_s()
         self._short_note = short_window_note(
             self._resolution_s,
@@ -85,25 +90,22 @@ class ProcessShare(CounterSensor):
         shares: Sequence[ProcessShare] = sensors  # type: ignore[assignment]  # this class's
         inner: list[float | None] = [None] * len(shares)
         first = shares[0]
-        kind, proc_fn, busy_fn = type(first.inner), first._process_cpu_s, first._machine_busy_cpu_s
-        alike = True  # the common case: one class of counters, the default clocks
-        for share in shares:
-            if (type(share.inner) is not kind or share._process_cpu_s is not proc_fn
-                    or share._machine_busy_cpu_s is not busy_fn):
-                alike = False
-                break
+        plan = first._plan
+        if plan is None or plan[0] is not sensors:  # once per group: the meter passes the same
+            plan = first._plan = _plan(sensors, shares)  # list at every edge
+        _, inners, kind, proc_fn, busy_fn = plan
         clocks: dict[Callable[[], float], float | Exception] = {}
-        if alike:  # one read_edge call, each clock once, and nothing else unless one fails
-            broken = kind.read_edge([share.inner for share in shares], t, inner,
-                                    range(len(shares)))
-            proc_s = _tick(proc_fn)
-            busy_s = _tick(busy_fn)
+        if kind is not None:  # one read_edge call, each clock once, and nothing else unless
+            # one fails (the common case: one class of counters, the default clocks)
+            broken = kind.read_edge(inners, t, inner, range(len(shares)))
+            proc_s = _tick(proc_fn)  # type: ignore[arg-type]  # set with kind
+            busy_s = _tick(busy_fn)  # type: ignore[arg-type]
             if (not broken and not isinstance(proc_s, Exception)
                     and not isinstance(busy_s, Exception)):
                 for k, i in enumerate(at):
                     out[i] = shares[k]._advance(inner[k], proc_s, busy_s)  # type: ignore[arg-type]
                 return broken
-            clocks[proc_fn], clocks[busy_fn] = proc_s, busy_s
+            clocks[proc_fn], clocks[busy_fn] = proc_s, busy_s  # type: ignore[index]
         else:  # each class of counters read together
             broken = []
             by_class: dict[type[CounterSensor], list[int]] = {}
@@ -153,6 +155,25 @@ class ProcessShare(CounterSensor):
 
     def close(self) -> None:
         self.inner.close()
+
+
+if TYPE_CHECKING:
+    #: A group's plan: the group as the meter passes it, the wrapped counters, and, when they
+    #: are all of one class and read by the same clocks, that class and the clocks (else
+    #: None, None, None: each class of counters and each clock is sorted out at every edge).
+    _Plan = tuple[Sequence[CounterSensor], list[CounterSensor], type[CounterSensor] | None,
+                  Callable[[], float] | None, Callable[[], float] | None]
+
+
+def _plan(sensors: Sequence[CounterSensor], shares: Sequence[ProcessShare]) -> _Plan:
+    first = shares[0]
+    kind, proc_fn, busy_fn = type(first.inner), first._process_cpu_s, first._machine_busy_cpu_s
+    inners = [share.inner for share in shares]
+    for share in shares:
+        if (type(share.inner) is not kind or share._process_cpu_s is not proc_fn
+                or share._machine_busy_cpu_s is not busy_fn):
+            return sensors, inners, None, None, None
+    return sensors, inners, kind, proc_fn, busy_fn
 
 
 def _tick(clock: Callable[[], float]) -> float | Exception:
