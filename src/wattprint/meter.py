@@ -459,7 +459,12 @@ class EnergyMeter(_TrainingMixin):
         noting = self._noting
         if len(noting) == 1:
             return noting[0].notes(duration)
-        return tuple(dict.fromkeys(note for s in noting for note in s.notes(duration)))
+        found: tuple[str, ...] = ()
+        for sensor in noting:  # a few sensors, a note or none each: a loop, not a dict
+            for note in sensor.notes(duration):
+                if note not in found:
+                    found += (note,)
+        return found
 
     def _group_failed(self, window: str, group: _Group, start: list[float | None],
                       stop: list[float | None], errors: dict[int, str]) -> None:

@@ -93,11 +93,11 @@ class ProcessShare(CounterSensor):
         plan = first._plan
         if plan is None or plan[0] is not sensors:  # once per group: the meter passes the same
             plan = first._plan = _plan(sensors, shares)  # list at every edge
-        _, inners, kind, proc_fn, busy_fn = plan
+        _, inners, places, kind, proc_fn, busy_fn = plan
         clocks: dict[Callable[[], float], float | Exception] = {}
         if kind is not None:  # one read_edge call, each clock once, and nothing else unless
             # one fails (the common case: one class of counters, the default clocks)
-            broken = kind.read_edge(inners, t, inner, range(len(shares)))
+            broken = kind.read_edge(inners, t, inner, places)
             proc_s = _tick(proc_fn)  # type: ignore[arg-type]  # set with kind
             busy_s = _tick(busy_fn)  # type: ignore[arg-type]
             if (not broken and not isinstance(proc_s, Exception)
@@ -158,11 +158,13 @@ class ProcessShare(CounterSensor):
 
 
 if TYPE_CHECKING:
-    #: A group's plan: the group as the meter passes it, the wrapped counters, and, when they
-    #: are all of one class and read by the same clocks, that class and the clocks (else
-    #: None, None, None: each class of counters and each clock is sorted out at every edge).
-    _Plan = tuple[Sequence[CounterSensor], list[CounterSensor], type[CounterSensor] | None,
-                  Callable[[], float] | None, Callable[[], float] | None]
+    #: A group's plan: the group as the meter passes it, the wrapped counters and their
+    #: places, and, when they are all of one class and read by the same clocks, that class
+    #: and the clocks (else None, None, None: each class of counters and each clock is sorted
+    #: out at every edge).
+    _Plan = tuple[Sequence[CounterSensor], list[CounterSensor], range,
+                  type[CounterSensor] | None, Callable[[], float] | None,
+                  Callable[[], float] | None]
 
 
 def _plan(sensors: Sequence[CounterSensor], shares: Sequence[ProcessShare]) -> _Plan:
@@ -172,8 +174,8 @@ def _plan(sensors: Sequence[CounterSensor], shares: Sequence[ProcessShare]) -> _
     for share in shares:
         if (type(share.inner) is not kind or share._process_cpu_s is not proc_fn
                 or share._machine_busy_cpu_s is not busy_fn):
-            return sensors, inners, None, None, None
-    return sensors, inners, kind, proc_fn, busy_fn
+            return sensors, inners, range(len(inners)), None, None, None
+    return sensors, inners, range(len(inners)), kind, proc_fn, busy_fn
 
 
 def _tick(clock: Callable[[], float]) -> float | Exception:
