@@ -387,7 +387,7 @@ def test_a_version_3_store_keeps_partial_and_errors_from_extra(tmp_path: Path) -
                      " ('s', ?, 'ok', ?)", (key, extra))
     conn.commit()
     conn.close()
-    assert SCHEMA_VERSION == 8
+    assert SCHEMA_VERSION == 9
     with Store(db, read_only=True) as store:
         got = {r.cell_key: (r.partial, r.errors) for r in store.runs()}
     assert got == {"bad": (True, ("gpu:0: gone",)), "good": (False, ()), "plain": (None, None),

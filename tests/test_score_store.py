@@ -203,6 +203,7 @@ def test_an_older_store_gets_the_sums_of_the_runs_it_holds(tmp_path: Path) -> No
             conn.execute(f"DROP TRIGGER run_totals_{trigger}")
         conn.execute("DROP TABLE run_totals")
         conn.execute("DROP INDEX runs_left_out")
+        conn.execute("DROP INDEX runs_by_sweep")
         conn.execute("PRAGMA user_version = 5")
     conn.close()
     with Store(db) as store:

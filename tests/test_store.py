@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -339,8 +340,31 @@ def test_version_1_store_migrates_with_its_rows(db: Path) -> None:
     conn = raw(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "runs_by_task_hardware" in indexes
+    assert {"runs_by_task_hardware", "runs_left_out", "runs_by_sweep"} <= indexes
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_sweeps_runs_are_read_in_the_order_they_were_written(db: Path) -> None:
+    """The report's reads of a sweep (its overview, components, model rows) go through the
+    index runs_by_sweep, whose rows are in rowid order, not through UNIQUE (sweep_id,
+    cell_key), whose order jumps about the file: no sort for ORDER BY id either."""
+    with Store(db) as store:
+        store.begin_sweep("s1", project="p", config={})
+        store.begin_sweep("s2", project="p", config={})
+        for i in range(30):  # cell keys in another order than the ids
+            store.write_run(small_record(f"{(i * 7) % 30:02d}", sweep_id=f"s{1 + i % 2}",
+                                         energy_j=float(i), components={
+                                             "cpu": {"energy_j": float(i), "source": "rapl",
+                                                     "measured": True}}))
+        assert [c.runs for c in store.component_runs("s1")] == [15]
+        assert store.sweep_overview("s2").runs_ok == 15
+    conn = raw(db)
+    for query in ("SELECT energy_kwh, co2_g, water_l FROM runs WHERE sweep_id = ? AND "
+                  "status = 'ok'",
+                  "SELECT provenance, components FROM runs WHERE sweep_id = ? AND "
+                  "components IS NOT NULL ORDER BY id"):
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", ("s1",)))
+        assert "INDEX runs_by_sweep" in plan and "B-TREE" not in plan, plan
 
 
 def test_version_4_store_gains_the_site_columns(db: Path) -> None:
@@ -686,3 +710,49 @@ def test_store_refuses_use_across_fork(store: Store) -> None:
     assert proc.exitcode == 0
     store.write_run(small_record("parent-still-works"))
     assert len(store.runs()) == 1
+
+
+def _components_of_records(runs: list[RunRecord]) -> list[tuple[Any, ...]]:
+    """The sums component_runs gives, made from the records as a reader of them would: in
+    the order each first appears, runs in id order and each run's components in its order."""
+    found: dict[tuple[Any, ...], list[float]] = {}
+    for run in sorted(runs, key=lambda r: r.id or 0):
+        for name, c in (run.components or {}).items():
+            found.setdefault((run.provenance, name, c.source, c.measured), []).append(c.energy_j)
+    return [(*key, len(joules), math.fsum(joules)) for key, joules in found.items()]
+
+
+def test_components_summed_are_the_records_sums_in_their_order(db: Path) -> None:
+    """The components summed for a report (exactly rounded, ordered as the records give
+    them) are what the records give, a NaN (not strict JSON in the column) included."""
+
+    def comp(energy_j: float, source: str = "rapl", measured: bool = True) -> dict[str, Any]:
+        return {"energy_j": energy_j, "source": source, "measured": measured}
+
+    rows = [  # (provenance, components): names in different orders, one only later
+        ("measured", {"gpu:0": comp(0.1), "cpu": comp(1e16), "ram": comp(3.0, "estimate",
+                                                                        False)}),
+        ("mixed", {"cpu": comp(2.0, "estimate", False), "gpu:0": comp(0.2)}),
+        ("measured", {"cpu": comp(1.0), "gpu:0": comp(0.3)}),  # 1e16 + 1.0 + ...: exact sums
+        (None, {"cpu": comp(4.0)}),
+        ("measured", {"ram": comp(3.5, "estimate", False), "npu": comp(7)}),  # an integer
+        ("measured", {"cpu": comp(-1e16), "gpu:0": comp(float("nan"))}),
+        ("measured", {"cpu": comp(0.25), "gpu:0": comp(0.4)}),
+    ]
+    with Store(db) as store:
+        store.begin_sweep("s1", project="p", config={})
+        store.begin_sweep("s2", project="p", config={})
+        store.write_run(small_record("other", sweep_id="s2", provenance="measured",
+                                     components={"cpu": comp(99.0)}))
+        for i, (kind, components) in enumerate(rows):
+            store.write_run(small_record(f"c{i}", provenance=kind, components=components))
+        store.write_run(small_record("none"))  # no components
+        got = [(c.provenance, c.component, c.source, c.measured, c.runs, c.energy_j)
+               for c in store.component_runs("s1")]
+        want = _components_of_records(store.runs(sweep_id="s1"))
+    assert [g[:5] for g in got] == [w[:5] for w in want]
+    for g, w in zip(got, want, strict=True):
+        assert g[5] == w[5] or (math.isnan(g[5]) and math.isnan(w[5])), (g, w)
+    assert got[0][:2] == ("measured", "gpu:0") and got[1][1] == "cpu"  # the first run's order
+    assert got[1] == ("measured", "cpu", "rapl", True, 4, 1.25)  # 1e16 + 1 - 1e16 + 0.25
+    assert len(got) == 7 and math.isnan(got[0][5])
