@@ -201,13 +201,13 @@ def _rows(db: Path) -> list[str]:
 
 
 def _sweep_under_way(tmp_path: Path, project: str) -> tuple[Path, Path, subprocess.Popen[str]]:
-    """``wattprint run`` of a 20-cell sweep in a child process, once 3 cells are stored:
+    """``wattprint run`` of a 6-cell sweep in a child process, once 3 cells are stored:
     the config's path, the store's path and the child."""
     config = {
         "project": project,
-        "models": [{"name": f"m{i}", "source": "sklearn:LogisticRegression"} for i in range(4)],
+        "models": [{"name": f"m{i}", "source": "sklearn:LogisticRegression"} for i in range(2)],
         "datasets": [{"name": "digits", "limit": 200}],
-        "monitoring": {"repetitions": 5, "warmup": 0, "num_samples": 3000},
+        "monitoring": {"repetitions": 3, "warmup": 0, "num_samples": 1000},
         "output": {"export_formats": [], "db": str(tmp_path / "wattprint.db"),
                    "output_dir": str(tmp_path / "out")},
     }

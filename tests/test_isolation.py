@@ -372,9 +372,9 @@ def _gone(pid: int) -> bool:
 def test_sigterm_keeps_what_finished_then_resume(tmp_path: Path) -> None:
     config = {
         "project": "terminate",
-        "models": [{"name": f"m{i}", "source": "sklearn:LogisticRegression"} for i in range(3)],
+        "models": [{"name": f"m{i}", "source": "sklearn:LogisticRegression"} for i in range(2)],
         "datasets": [{"name": "digits", "limit": 200}],
-        "monitoring": {"repetitions": 4, "warmup": 0, "num_samples": 2000},
+        "monitoring": {"repetitions": 3, "warmup": 0, "num_samples": 1000},
         "output": {"export_formats": [], "db": str(tmp_path / "wattprint.db"),
                    "output_dir": str(tmp_path / "out")},
     }

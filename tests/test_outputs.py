@@ -449,7 +449,7 @@ def _write_lock_free(db: Path) -> bool:
 
 
 def test_resume_of_a_sweep_a_live_process_runs_is_refused(tmp_path: Path) -> None:
-    path, db = _sweep_yaml(tmp_path, "owned", models=4, repetitions=5, samples=3000)
+    path, db = _sweep_yaml(tmp_path, "owned", models=2, repetitions=2, samples=1500)
     owner = subprocess.Popen([*WATTPRINT, "run", str(path)], cwd=tmp_path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
