@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import wattprint
 
@@ -146,6 +147,25 @@ def test_a_first_window_loads_no_logging_or_pathlib() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Path) -> None:
+    """Without a powercap tree or power rails, and with a TDP given (no CPU name to match),
+    a first measurement imports neither :mod:`re` nor :mod:`csv`: the estimate's table and
+    the hardware label are looked up without compiling a pattern."""
+    code = (
+        "import sys, wattprint\n"
+        f"m = wattprint.EnergyMeter(nvml=False, amdsmi=False, powermetrics=False, "
+        f"powercap_root={str(tmp_path / 'none')!r}, hwmon_root={str(tmp_path / 'none')!r}, "
+        "cpu_tdp_w=65)\n"
+        "m.begin('w'); m.end('w')\n"
+        "from wattprint.sensors.hardware import detect_hardware\n"
+        "print(detect_hardware(m.sensors), ' '.join(n for n in ('re', 'csv') if n in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["CPU"]
 
 
 def test_names_load_on_first_use() -> None:

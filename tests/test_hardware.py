@@ -91,6 +91,38 @@ def test_whole_words_only() -> None:
     assert resolve_hardware("NVIDIA A100").name == "A100"  # not A10
 
 
+def test_skipping_phrases_whose_words_a_name_lacks_changes_no_match() -> None:
+    """A phrase is compiled only where an ASCII name holds each of its words: every name
+    made from the table (as NVML and cpuinfo print them, in other cases and spacing, as a
+    laptop part) finds what searching it with every phrase finds."""
+    import re
+
+    from wattprint.sensors import hardware
+
+    assert all(m.isascii() for p in PROFILES.values() for m in p.matches)  # the rule's ground
+    names = [f(m) for p in PROFILES.values() for m in p.matches for f in (
+        lambda m: f"NVIDIA {m}", lambda m: m.lower(), lambda m: m.upper().replace(" ", "  "),
+        lambda m: f"{m} Laptop GPU", lambda m: f"{m}X", lambda m: f"Apple {m} chip")]
+    names += ["AMD EPYC 7763 64-Core Processor", "NVIDIA H100 80GB HBM3", "Jetson-AGX",
+              "Ünknown H100", "NVIDIA K80"]  # non-ASCII: every phrase is tried
+
+    def every_phrase(text: str, kinds: tuple[str, ...]) -> Any:
+        for profile in PROFILES.values():
+            if profile.kind in kinds and any(
+                    re.search(hardware._pattern(m).pattern, text, re.IGNORECASE)
+                    for m in profile.matches):
+                return profile
+        return None
+
+    found = 0
+    for name in names:
+        for kinds in (("gpu", "soc"), ("soc",)):
+            hit = hardware._known(name, kinds)
+            assert hit is every_phrase(name, kinds), (name, kinds)
+            found += hit is not None
+    assert found >= len(names) // 2  # the names do reach the table
+
+
 def test_every_table_label_resolves_to_itself() -> None:
     for key, profile in PROFILES.items():
         assert resolve_hardware(profile.name) is profile

@@ -828,11 +828,9 @@ def _ember_world() -> GridRegion:
     with no location needs."""
     header, *lines = read_text("grid-intensity-ember.csv").splitlines()
     line = next((x for x in lines if x[:6].upper() == "WORLD,"), None)
-    if line is None:
-        return _ember()["WORLD"]  # a KeyError, as from the whole table
-    import csv
-
-    r = dict(zip(next(csv.reader([header])), next(csv.reader([line])), strict=True))
+    if line is None or '"' in line:  # none (a KeyError, as from the whole table), or quoted
+        return _ember()["WORLD"]
+    r = dict(zip(header.split(","), line.split(","), strict=True))  # no quotes: plain commas
     return GridRegion(r["code"], r["name"], int(r["year"]), float(r["gco2_per_kwh"]))
 
 

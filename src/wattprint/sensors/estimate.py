@@ -24,11 +24,8 @@ Both are counters read only at window edges: no sampling thread. A read costs on
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import os
-import re
 import sys
 import threading
 import time
@@ -40,6 +37,7 @@ from .base import EDGE, CounterSensor, MissingSensor, Sensor, Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from typing import NamedTuple
 
     from ._registry import DetectOptions
@@ -406,6 +404,8 @@ class TdpRow:
     def pattern(self) -> re.Pattern[str]:
         """The compiled, case-insensitive regex."""
         if self._compiled is None:
+            import re
+
             self._compiled = re.compile(self.regex, re.IGNORECASE)
         return self._compiled
 
@@ -475,6 +475,11 @@ def load_tdp_table(text: str | None = None) -> tuple[TdpRow, ...]:
 def _parse_table(text: str, *, compile_now: bool) -> tuple[TdpRow, ...]:
     """Rows of a ``cpu_tdp.csv`` text. ``compile_now=False`` (the shipped table) also takes each
     row's required text from its ``key`` column, when the text has one."""
+    # imported here: csv imports re, and a first measurement needs neither (_match_shipped)
+    import csv
+    import io
+    import re
+
     lines = csv.reader(io.StringIO(text))
     header = next(lines, [])
     try:
@@ -516,6 +521,8 @@ def _match_shipped(model_name: str) -> TdpRow | None:
     folded = model_name.lower()
     header, *lines = read_text("cpu_tdp.csv").splitlines()
     picked = [line for line in lines if line.rpartition(",")[2] in folded]
+    if not picked:  # no row can match: nothing to parse or compile
+        return None
     return match_tdp_row(model_name, _parse_table("\n".join([header, *picked]),
                                                   compile_now=False))
 

@@ -20,7 +20,6 @@ Only an empty name is refused.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 
 from ..errors import ConfigError
@@ -28,6 +27,7 @@ from .base import Sensor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from typing import NamedTuple
 else:
     from .._typing import NamedTuple
@@ -143,26 +143,37 @@ PROFILES: dict[str, Hardware] = {
 _NOT_DESKTOP = r"(?!\s+(?:Laptop|Mobile|Max-Q)\b)"
 
 
+@functools.cache
 def _pattern(phrase: str) -> re.Pattern[str]:
+    """A table phrase as a regex, compiled when a name could hold it (see :func:`_known`)."""
+    import re
+
     words = r"\s+".join(re.escape(w) for w in phrase.split())
     return re.compile(rf"(?<!\w){words}(?!\w){_NOT_DESKTOP}", re.IGNORECASE)
 
 
 @functools.cache
-def _patterns(kinds: tuple[str, ...]) -> tuple[tuple[Hardware, tuple[re.Pattern[str], ...]], ...]:
-    """The entries of these kinds with their compiled names, compiled on first use (a meter
-    on a CPU-only machine compiles the four Apple names, not the GPU table)."""
-    return tuple((p, tuple(_pattern(m) for m in p.matches)) for p in PROFILES.values()
-                 if p.kind in kinds)
+def _phrases(kinds: tuple[str, ...]) -> tuple[tuple[Hardware, tuple[tuple[str, ...], ...]], ...]:
+    """The entries of these kinds, each with its phrases as lower-case words."""
+    return tuple((p, tuple(tuple(m.lower().split()) for m in p.matches))
+                 for p in PROFILES.values() if p.kind in kinds)
 
 
 @functools.lru_cache(maxsize=256)  # a run's label is looked up again at every run
 def _known(text: str, kinds: tuple[str, ...]) -> Hardware | None:
     """The first entry of these kinds named in ``text``, by whole words: "L4" is in
-    "NVIDIA L4" but not in "NVIDIA L40S", "B200" not in "GB200"."""
-    for profile, patterns in _patterns(kinds):
-        if any(pattern.search(text) for pattern in patterns):
-            return profile
+    "NVIDIA L4" but not in "NVIDIA L40S", "B200" not in "GB200".
+
+    A phrase is compiled only when an ASCII ``text`` holds each of its words (a CPU's
+    description holds none of the Apple and Jetson names, and a first measurement compiles
+    no regex); any other text is searched with every phrase."""
+    folded = text.lower() if text.isascii() else None
+    for profile, phrases in _phrases(kinds):
+        for phrase, words in zip(profile.matches, phrases, strict=True):
+            if folded is not None and not all(w in folded for w in words):
+                continue
+            if _pattern(phrase).search(text):
+                return profile
     return None
 
 

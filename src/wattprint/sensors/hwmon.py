@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 from collections.abc import Sequence
 
@@ -91,6 +90,8 @@ def component_of(rail: str) -> str | None:
     name = rail.strip().upper()
     if name in INPUT_RAILS:
         return None
+    import re  # here, not at import: a first measurement on a machine without rails has none
+
     words = set(re.split(r"[^A-Z0-9]+", name))
     gpu, cpu = "GPU" in words, "CPU" in words
     if gpu and cpu:
@@ -268,6 +269,8 @@ def _on_i2c(link: str) -> bool:
 
 
 def _chip_rails(path: str, device: str, chip: str) -> list[_Rail]:
+    import re
+
     try:
         files = set(os.listdir(path))
     except OSError:
@@ -314,6 +317,8 @@ def _legacy_rails(sysfs: str) -> list[_Rail]:
                 files = set(os.listdir(folder))
             except OSError:
                 continue
+            import re  # here: only a board with these rails needs it
+
             for n in sorted(int(m.group(1)) for f in files if (m := re.match(_LEGACY_CHANNEL, f))):
                 label = _read_text(os.path.join(folder, f"rail_name_{n}")) or f"{device}_{n}"
                 if f"in_power{n}_input" in files:

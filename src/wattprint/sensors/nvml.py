@@ -35,7 +35,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import re
 import sys
 import threading
 import time
@@ -96,8 +95,6 @@ _INIT_FIX_DEFAULT = "check that `nvidia-smi` works on this machine"
 #: ``pynvml`` (tens of milliseconds of ctypes set-up) is not imported to find that out.
 DRIVER_MARKS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")
 
-_INDEX = re.compile(r"[0-9]+")
-
 
 # -- CUDA_VISIBLE_DEVICES -------------------------------------------------------------------------
 
@@ -145,7 +142,7 @@ def parse_visible_devices(value: str | None, uuids: Sequence[str]) -> VisibleDev
 
 
 def _resolve_entry(entry: str, uuids: Sequence[str]) -> tuple[int | None, str]:
-    if _INDEX.fullmatch(entry):
+    if entry.isascii() and entry.isdigit():  # digits 0-9 only
         index = int(entry)
         if index < len(uuids):
             return index, ""

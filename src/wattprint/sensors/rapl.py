@@ -48,7 +48,6 @@ A reset followed by a climb past the previous reading before the next read canno
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -59,6 +58,7 @@ from .base import CounterSensor, MissingSensor, Sensor, Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from pathlib import Path
     from typing import NamedTuple
 
@@ -131,10 +131,30 @@ _pread = os.pread
 _READS = threading.Lock()
 #: What :meth:`RaplSensor.read_edge` returns when every counter read (never appended to).
 _NO_FAULTS: list[tuple[int, Exception]] = []
-_ZONE_RE = re.compile(r"^(?P<control>[\w.-]*rapl[\w.-]*):(?P<index>\d+(?::\d+)*)$")
-_CONTROL_RE = re.compile(r"^[\w.-]*rapl[\w.-]*$")
-_MAX_POWER_RE = re.compile(r"^constraint_\d+_max_power_uw$")
-_PACKAGE_RE = re.compile(r"^package-(?P<package>\d+)(?:-die-(?P<die>\d+))?$")
+
+
+class _Pattern:
+    """A regular expression compiled at its first match: a machine without a powercap tree
+    reads none, and a first measurement there imports no :mod:`re`."""
+
+    __slots__ = ("_compiled", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._compiled: re.Pattern[str] | None = None
+
+    def match(self, name: str) -> re.Match[str] | None:
+        if self._compiled is None:
+            import re
+
+            self._compiled = re.compile(self.text)
+        return self._compiled.match(name)
+
+
+_ZONE_RE = _Pattern(r"^(?P<control>[\w.-]*rapl[\w.-]*):(?P<index>\d+(?::\d+)*)$")
+_CONTROL_RE = _Pattern(r"^[\w.-]*rapl[\w.-]*$")
+_MAX_POWER_RE = _Pattern(r"^constraint_\d+_max_power_uw$")
+_PACKAGE_RE = _Pattern(r"^package-(?P<package>\d+)(?:-die-(?P<die>\d+))?$")
 
 log = get_logger(__name__)
 
