@@ -7,6 +7,7 @@ standing in for one host (cpu, ram) and two GPUs; ``tests/dist_job.py`` is the j
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -178,11 +179,18 @@ def test_gather_outside_a_job_is_this_process_in_the_same_shape() -> None:
 # -- a real torchrun job -----------------------------------------------------------------------
 
 
+def temp_env(folder: Path) -> dict[str, str]:
+    """The environment with TMPDIR in ``folder``: torchrun leaves a torchelastic_* folder in
+    the temporary directory, which then goes with the test's own."""
+    (folder / "tmp").mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "TMPDIR": str(folder / "tmp")}
+
+
 def run_job(out: Path, *extra: str, wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     out.mkdir(parents=True, exist_ok=True)
     cmd = [*wrap, sys.executable, "-m", "torch.distributed.run", "--standalone",
            "--nproc-per-node", "2", str(JOB), str(out), *extra]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=temp_env(out))
     assert r.returncode == 0, r.stdout + r.stderr
     return r
 
@@ -242,7 +250,7 @@ def test_the_readme_example_runs_under_torchrun(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          str(script)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=temp_env(tmp_path),
     )
     assert r.returncode == 0, r.stdout + r.stderr
     (line,) = [ln for ln in r.stdout.splitlines() if " J over " in ln]  # rank 0 only
