@@ -132,40 +132,39 @@ def test_library_logs_and_does_not_print() -> None:
     assert unloaded.stderr == "" and unloaded.stdout.strip() == "False"
 
 
-def test_a_first_window_loads_no_logging_or_pathlib() -> None:
-    """What the first measurement costs at start-up: the meter, its sensors and a window
-    import neither :mod:`logging` nor :mod:`pathlib`, nor :mod:`typing` or
-    :mod:`dataclasses` (nor anything heavy)."""
+def _first_window_loads(meter_args: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh process has loaded after ``EnergyMeter(meter_args)``,
+    one window, and the hardware label of its sensors."""
     code = (
         "import sys, wattprint\n"
-        "m = wattprint.EnergyMeter(nvml=False)\n"
+        f"m = wattprint.EnergyMeter({meter_args})\n"
         "m.begin('w'); m.end('w')\n"
-        "print(' '.join(n for n in ('logging', 'pathlib', 'typing', 'dataclasses', 'inspect',"
-        " 'numpy', 'psutil') if n in sys.modules))"
+        "from wattprint.sensors.hardware import detect_hardware\n"
+        "detect_hardware(m.sensors)\n"
+        f"print(' '.join(n for n in {modules!r} if n in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == ""
+    return result.stdout.split()
+
+
+def test_a_first_window_loads_no_logging_or_pathlib() -> None:
+    """What the first measurement costs at start-up: the meter, its sensors and a window
+    import neither :mod:`logging` nor :mod:`pathlib`, nor :mod:`typing` or
+    :mod:`dataclasses` (nor anything heavy)."""
+    assert _first_window_loads("nvml=False", ("logging", "pathlib", "typing", "dataclasses",
+                                              "inspect", "numpy", "psutil")) == []
 
 
 def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Path) -> None:
     """Without a powercap tree or power rails, and with a TDP given (no CPU name to match),
     a first measurement imports neither :mod:`re` nor :mod:`csv`: the estimate's table and
     the hardware label are looked up without compiling a pattern."""
-    code = (
-        "import sys, wattprint\n"
-        f"m = wattprint.EnergyMeter(nvml=False, amdsmi=False, powermetrics=False, "
-        f"powercap_root={str(tmp_path / 'none')!r}, hwmon_root={str(tmp_path / 'none')!r}, "
-        "cpu_tdp_w=65)\n"
-        "m.begin('w'); m.end('w')\n"
-        "from wattprint.sensors.hardware import detect_hardware\n"
-        "print(detect_hardware(m.sensors), ' '.join(n for n in ('re', 'csv') if n in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.split() == ["CPU"]
+    none = str(tmp_path / "none")
+    assert _first_window_loads(
+        f"nvml=False, amdsmi=False, powermetrics=False, powercap_root={none!r}, "
+        f"hwmon_root={none!r}, cpu_tdp_w=65", ("re", "csv")) == []
 
 
 def test_names_load_on_first_use() -> None:
