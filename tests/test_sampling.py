@@ -8,6 +8,7 @@ import itertools
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -214,6 +215,67 @@ def test_the_sampler_has_its_own_module_and_the_meter_still_exports_the_integrat
     from wattprint.meter import _Integrator as FromMeter
 
     assert FromMeter is _Integrator
+
+
+def until(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition()`` holds (a sampler thread on a busy machine may be slow)."""
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, "the sampler never got there"
+        time.sleep(0.005)
+
+
+def counting_wakes(meter: EnergyMeter) -> list[int]:
+    """Count the meter's wake-ups of its sampler (``notify`` on its condition)."""
+    cond = meter._shared.cond
+    real, wakes = cond.notify, []
+
+    def notify(n: int = 1) -> None:
+        wakes.append(n)
+        real(n)
+
+    cond.notify = notify
+    return wakes
+
+
+def test_windows_opened_before_the_next_sample_do_not_wake_the_sampler() -> None:
+    # A wake-up hands the GIL to the sampler and back, in the middle of the measured code: the
+    # windows of a loop (one per batch) are opened on the sampler's schedule instead.
+    meter = EnergyMeter([FakeSensor(power_w=4.0)], sample_interval=3600.0)
+    shared = meter._shared
+    try:
+        wakes = counting_wakes(meter)
+        meter.begin("first")  # starts the thread, which takes its schedule from this window
+        until(lambda: shared.sampling)
+        meter.end("first")
+        for k in range(20):  # its next sample is half an hour away: nothing to wake
+            with meter.window(f"batch-{k}") as w:
+                pass
+            assert w.measurement is not None and not w.measurement.partial
+        assert wakes == [] and shared.sampling
+    finally:
+        meter.close()
+
+
+def test_a_window_on_a_kept_schedule_is_sampled_and_the_sampler_parks_after() -> None:
+    meter = EnergyMeter([FakeSensor(power_w=4.0)], sample_interval=0.05)
+    shared = meter._shared
+    try:
+        wakes = counting_wakes(meter)
+        with meter.window("first"):
+            until(lambda: shared.sampling)
+        with meter.window("next") as w:  # sampled every interval, woken or not
+            time.sleep(0.5)
+        assert w.measurement is not None and w.measurement.samples >= 3
+        assert w.measurement.energy_j == pytest.approx(4.0 * w.measurement.duration_s)
+        until(lambda: not shared.sampling)  # a sample came due with no window: parked
+        before = len(wakes)
+        with meter.window("after parking") as w:
+            time.sleep(0.3)
+        assert len(wakes) == before + 1  # the parked sampler was woken, and sampled
+        assert w.measurement is not None and w.measurement.samples >= 2
+    finally:
+        meter.close()
 
 
 def square_wave_energy_j(a: float, b: float, hz: float, low_w: float, high_w: float) -> float:

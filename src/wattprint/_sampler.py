@@ -122,6 +122,9 @@ class _Shared:
         self.ticks = 0
         self.stopped = False
         self.thread: threading.Thread | None = None
+        #: Whether the sampler keeps a sampling schedule (it will wake for the next sample on
+        #: its own): a window opened then needs no wake-up. Set by the sampler, lock held.
+        self.sampling = False
 
     # -- reading (call with the lock held) --------------------------------------------------
 
@@ -209,7 +212,9 @@ def _sampler(shared: _Shared) -> None:
 
     It samples power-only sensors while a window is open (woken by the first window) and parks
     on the condition otherwise: once in every interval of ``shared.interval`` seconds, at a
-    place in the interval that moves by the golden ratio. When counters can wrap it also wakes
+    place in the interval that moves by the golden ratio. When the last window has closed it
+    parks at its next sample's time, not before: a window opened until then is sampled on the
+    same schedule, and opening it wakes nothing. When counters can wrap it also wakes
     on its own every watch interval (a minute or more for real RAPL counters) and reads them if
     a window is open; windows do not wake it for that, so window edges stay cheap.
 
@@ -226,6 +231,7 @@ def _sampler(shared: _Shared) -> None:
                 shared.fail(i, RuntimeError(f"sampler thread stopped ({type(err).__name__}: "
                                             f"{err})"))
             shared.thread = None
+            shared.sampling = False
 
 
 def _loop(shared: _Shared) -> None:
@@ -247,8 +253,12 @@ def _loop(shared: _Shared) -> None:
                         slot = now
                     shared.phase = (shared.phase + _GOLDEN) % 1.0
                     next_sample = slot + shared.phase * interval
-            else:
-                slot = None
+            elif slot is not None and now >= next_sample:
+                slot = None  # no window at a sample's time: park until one opens
+            # Until then the schedule is kept, so that a window opened before the next sample
+            # (a training loop's next batch) is sampled on it without waking this thread: a
+            # wake-up hands the GIL over and back, which costs the code being measured.
+            shared.sampling = slot is not None
             if shared.watch:
                 shared.watch_counters(now)
             deadlines = list(shared.next_watch)
@@ -282,6 +292,7 @@ def _after_fork() -> None:
         shared.lock = threading.Lock()
         shared.cond = threading.Condition(shared.lock)
         shared.thread = None
+        shared.sampling = False
 
 
 def _stop(shared: _Shared) -> None:

@@ -10,7 +10,9 @@ Every sensor is turned into one cumulative energy figure per window edge:
 A window's energy is then the difference of the two edges, per sensor, summed per component.
 Windows may nest and overlap: each is just a pair of edges. One daemon thread per meter does the
 sampling and watches wrapping counters; it runs only while a window is open and the meter has a
-power-only sensor or a counter that can wrap, and is parked on a condition otherwise.
+power-only sensor or a counter that can wrap, and is parked on a condition otherwise. After the
+last window closes it keeps its schedule until its next sample is due, so that the windows of a
+loop (one per batch) do not each wake it: a wake-up hands the GIL to it and back.
 """
 
 from __future__ import annotations
@@ -374,7 +376,7 @@ class EnergyMeter(_TrainingMixin):
                 target=_sampler, args=(shared,), name="wattprint-sampler", daemon=True
             )
             shared.thread.start()
-        elif shared.powers:
+        elif shared.powers and not shared.sampling:  # else it wakes for its next sample
             shared.cond.notify()
 
     def end(self, name: str | None = None) -> Measurement:
