@@ -23,21 +23,16 @@ ROUNDS = 21
 LOOP = 6_000_000
 
 
-def cpu_loop() -> float:
+def cpu_loop(n: int = LOOP) -> float:
     t = time.perf_counter()
     acc = 0
-    for i in range(LOOP):
+    for i in range(n):
         acc = (acc + i * i) % 1_000_003
     return time.perf_counter() - t
 
 
 BATCHES = 1000
-
-
-def batch(n: int = 40_000) -> None:
-    acc = 0
-    for i in range(n):
-        acc = (acc + i * i) % 1_000_003
+BATCH = 40_000  # iterations of cpu_loop's loop: a few milliseconds
 
 
 def batch_windows() -> None:
@@ -45,15 +40,15 @@ def batch_windows() -> None:
     each window added to its batch over the bare batch before it."""
     meter = EnergyMeter([FakeSensor(power_w=30.0)])
     with meter.window():  # start the thread
-        batch()
+        cpu_loop(BATCH)
     bare, added = [], []
     clock = time.perf_counter
     for _ in range(BATCHES):
         t = clock()
-        batch()
+        cpu_loop(BATCH)
         t1 = clock()
         meter.begin("batch")
-        batch()
+        cpu_loop(BATCH)
         meter.end("batch")
         t2 = clock()
         bare.append(t1 - t)
