@@ -92,6 +92,24 @@ def test_one_query_per_row_cycles_an_array_in_order(meter: EnergyMeter) -> None:
     assert all(np.shares_memory(row, x) for row in measured)  # rows as the dataset holds them
 
 
+@pytest.mark.parametrize("rows", [25, 60])
+def test_one_query_per_row_takes_the_first_rows_of_a_longer_array(meter: EnergyMeter,
+                                                                   rows: int) -> None:
+    seen: list[Any] = []
+    x = np.arange(rows, dtype=np.float64).reshape(rows, 1)
+    labels = np.arange(rows) % 3
+
+    def predict(row: Any) -> Any:
+        seen.append(row)
+        return np.eye(3)[int(row[0]) % 3]  # right every time: the labels line up with the rows
+
+    result = wattprint.measure_energy(predict, (x, labels), "m", "classification",
+                                      num_samples=25, warmup=0, meter=meter, progress=False,
+                                      db=None, output_dir=None)
+    assert [int(row[0]) for row in seen] == list(range(25))
+    assert result["accuracy"] == 1.0
+
+
 def test_warmup_is_not_measured(meter: EnergyMeter) -> None:
     seen: list[float] = []
     x = np.zeros((5, 1))

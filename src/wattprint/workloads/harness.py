@@ -144,8 +144,9 @@ def _check_finite(outputs: list[Any], plain: bool) -> None:
     import numpy as np
 
     if outputs and plain:
-        dtypes = set(map(_DTYPE, outputs))
-        kind = next(iter(dtypes)).kind if len(dtypes) == 1 else None
+        dtypes = list(map(_DTYPE, outputs))  # counted, not put in a set: a dtype's hash is dear
+        first = dtypes[0]
+        kind = first.kind if dtypes.count(first) == len(dtypes) else None
         if kind is not None and kind not in "fc":
             return  # one type, not a float: integers, text or objects, nothing to check
         join = _concatenated if kind is None else _joined  # one float type: its bytes joined
@@ -178,7 +179,7 @@ def _all_arrays(outputs: list[Any]) -> bool:
     """Whether every output is a plain NumPy array (not a subclass that counts tokens)."""
     import numpy as np
 
-    return set(map(type, outputs)) == {np.ndarray}
+    return bool(outputs) and list(map(type, outputs)).count(np.ndarray) == len(outputs)
 
 
 def _joined(np: Any, chunk: list[Any]) -> Any:
@@ -210,7 +211,8 @@ def _chunk_finite(np: Any, flat: Any) -> bool:
     if kind not in "fc":  # a mix made integers has no float in it; text or objects may
         return kind in "iub"
     wide = np.float64 if kind == "f" and flat.dtype.itemsize < 8 else None  # no float16 overflow
-    return bool(np.isfinite(flat.sum(dtype=wide))) or bool(np.isfinite(flat).all())
+    # add.reduce is what ndarray.sum calls, through a Python function: called here directly
+    return bool(np.isfinite(np.add.reduce(flat, dtype=wide))) or bool(np.isfinite(flat).all())
 
 
 def _close_quietly(meter: EnergyMeter, name: str) -> None:
@@ -339,8 +341,8 @@ def _prepare(data: Dataset, num_samples: int, batch_size: int,
     n, x = len(data), data.x
     calls: list[Any] = []
     if per_sample and type(x) is np.ndarray:  # rows made by NumPy's own iteration: sooner
-        rows = list(x)
-        calls = (rows * -(-num_samples // n))[:num_samples]
+        rows = list(x[:num_samples])  # only the rows the run calls on
+        calls = rows if len(rows) == num_samples else (rows * -(-num_samples // n))[:num_samples]
     elif per_sample:
         calls = [x[i % n] for i in range(num_samples)]
     else:
@@ -358,10 +360,10 @@ def _prepare(data: Dataset, num_samples: int, batch_size: int,
 
 def _accuracy(data: Dataset, labels: Any, outputs: list[Any],
               per_sample: bool = False) -> dict[str, Any]:
-    from .metrics import classification_metrics, regression_metrics, transcription_metrics
-
     if labels is None or not outputs:
         return {}
+    from .metrics import classification_metrics, regression_metrics, transcription_metrics
+
     predictions = _concat(outputs, per_sample)
     if data.task == "automatic-speech-recognition" and isinstance(predictions, list):
         with suppress(ValueError):  # transcripts that do not line up: no metric
