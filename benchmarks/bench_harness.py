@@ -20,6 +20,14 @@ the harness. Beside it, in the same rounds, the same call with a power-only sens
 wake-ups takes the GIL from the loop and gives it back, which on a VM can cost a millisecond
 (``bench_sampler.py`` measures that, against its own floor).
 
+After the runs, the same 1,000 queries of the last run's model in CodeCarbon 3.3.2 and Zeus 0.16,
+in their own venv (``peers.py``; skipped with a message where it cannot be made), each against
+its own bare loop in rotated rounds: CodeCarbon as ML Energy Score's ``measure_energy`` uses it,
+an ``OfflineEmissionsTracker`` made, started and stopped around each call's loop; Zeus as its
+README shows, one ``ZeusMonitor`` reading the same fake tree, a window around each call's loop.
+Beside CodeCarbon, wattprint's ``measure_energy`` making its own meter per call, as ML Energy
+Score makes its tracker (on this machine the meter finds what ``EnergyMeter()`` finds).
+
 Each run also splits what it added in two: the time of the loop inside the meter's window
 against the bare loop (the same model calls; what differs is that the harness keeps the outputs
 and made the inputs before the loop), and the time outside the window (preparing the inputs,
@@ -30,10 +38,12 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import peers as peers_venv
 from _common import median, verdict
 from powercap import Zone, build_tree
 
@@ -47,13 +57,15 @@ RUNS = 5
 #: model is sized again and the run repeated, at most TRIES times in all.
 BAND = (80e-6, 125e-6)
 TRIES = 4
+PEER_ROUNDS = 21
 COUNTERS = "counters (RAPL, fake tree)"
 SAMPLED = "power sampled (FakeSensor)"
+Model = Callable[[np.ndarray], np.ndarray]
 
 
-def calibrated_model() -> tuple[object, float]:
-    """A matrix product sized to take at least 100 µs per call here, now: the median of five
-    timings of 50 calls."""
+def calibrated_model() -> tuple[Model, int, float]:
+    """A matrix product sized to take at least 100 µs per call here, now (the median of five
+    timings of 50 calls); its input's width; that time."""
     rng = np.random.default_rng(0)
     size = 32
     while True:
@@ -74,8 +86,50 @@ def calibrated_model() -> tuple[object, float]:
             timings.append((time.perf_counter() - t) / 50)
         per_call = median(timings)
         if per_call >= 100e-6 or size >= 1024:
-            return model, per_call
+            return model, size, per_call
         size = max(size + 1, int(size * 1.05))  # a call's time grows as size squared: +10%
+
+
+#: The same queries in CodeCarbon's tracker and Zeus's window, in the peers' venv: argv is the
+#: fake tree, the model's size and the rounds; it prints each one's median ratio to its own bare
+#: loop, round by round, as JSON.
+PEER_HARNESS = """\
+import json, statistics, sys, time
+import numpy as np
+root, size, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+w, data = rng.random((size, size)), rng.random((1000, size))
+def model(x, w=w):
+    out = x
+    for _ in range(8):
+        out = np.tanh(out @ w)
+    return out
+def queries():
+    for i in range(1000):
+        model(data[i])
+from codecarbon import OfflineEmissionsTracker
+def codecarbon():
+    tracker = OfflineEmissionsTracker(country_iso_code="DEU", save_to_file=False,
+                                      log_level="error")
+    tracker.start(); queries(); tracker.stop()
+import zeus.device.cpu.rapl as zr
+zr.RAPL_DIR = root + "/intel-rapl"
+from zeus.monitor import ZeusMonitor
+zm = ZeusMonitor(gpu_indices=[], cpu_indices=[0, 1])
+def zeus():
+    zm.begin_window("w"); queries(); zm.end_window("w")
+runs = {"bare": queries, "codecarbon": codecarbon, "zeus": zeus}
+for run in runs.values():
+    run()
+times = {name: [] for name in runs}
+names = list(runs)
+for r in range(rounds):
+    for name in names[r % 3:] + names[:r % 3]:
+        t = time.perf_counter(); runs[name](); times[name].append(time.perf_counter() - t)
+ratio = {name: statistics.median([a / b for a, b in zip(times[name], times["bare"])])
+         for name in ("codecarbon", "zeus")}
+print(json.dumps({"ratio": ratio, "bare_s": statistics.median(times["bare"])}))
+"""
 
 
 class Figures(NamedTuple):
@@ -87,7 +141,7 @@ class Figures(NamedTuple):
     outside_s: float  # harness less its window
 
 
-def compare(model: object, data: np.ndarray,
+def compare(model: Model, data: np.ndarray,
             meters: dict[str, EnergyMeter]) -> tuple[float, dict[str, Figures]]:
     """The median bare time of ROUNDS rounds, and each meter's figures, in the same rounds:
     the bare loop and a measure_energy call with each meter, in an order rotated each round."""
@@ -99,7 +153,7 @@ def compare(model: object, data: np.ndarray,
             t = time.perf_counter()
             if which == "bare":
                 for i in range(QUERIES):
-                    model(data[i])  # type: ignore[operator]
+                    model(data[i])
                 times[which].append(time.perf_counter() - t)
                 continue
             result = measure_energy(model, data, "bench", "bench", num_samples=QUERIES,
@@ -139,6 +193,28 @@ def own_cost(data: np.ndarray, meter: EnergyMeter) -> float:
     return median(harness) - median(bare)
 
 
+def meter_per_call(model: Model, data: np.ndarray) -> float:
+    """The median ratio, round by round, of measure_energy making its own meter (as ML Energy
+    Score makes a tracker per call) to the bare loop, over PEER_ROUNDS rotated rounds."""
+    def harness() -> None:
+        measure_energy(model, data, "bench", "bench", num_samples=QUERIES, warmup=0,
+                       progress=False, db=None, output_dir=None)
+
+    def bare() -> None:
+        for i in range(QUERIES):
+            model(data[i])
+
+    harness()  # warm-up: the sensors' and the site's modules loaded once, as for the peers
+    runs = [bare, harness]
+    times: dict[object, list[float]] = {run: [] for run in runs}
+    for r in range(PEER_ROUNDS):
+        for run in runs[r % 2:] + runs[:r % 2]:
+            t = time.perf_counter()
+            run()
+            times[run].append(time.perf_counter() - t)
+    return median([h / b for h, b in zip(times[harness], times[bare], strict=True)])
+
+
 def main() -> float:
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as root:
@@ -154,8 +230,7 @@ def main() -> float:
         sampled: list[float] = []
         for run in range(RUNS):
             for attempt in range(1, TRIES + 1):
-                model, per_call = calibrated_model()
-                width = model.__defaults__[0].shape[0]  # type: ignore[attr-defined]
+                model, width, per_call = calibrated_model()
                 data = rng.random((QUERIES, width))
                 bare, figures = compare(model, data, meters)
                 in_band = BAND[0] <= bare / QUERIES <= BAND[1]
@@ -177,9 +252,22 @@ def main() -> float:
         own = own_cost(data, meters[COUNTERS])
         for meter in meters.values():
             meter.close()
+        per_call_meter = meter_per_call(model, data)
+        peer = peers_venv.run_peer(PEER_HARNESS, root, str(width), str(PEER_ROUNDS),
+                                   what="CodeCarbon's tracker and Zeus's window")
     print(f"  measure_energy's own cost, on a model that does nothing: {own * 1e6:.0f} µs per "
           f"1,000 queries = {own / (per_call * QUERIES) * 100:.2f}% of this loop (what the runs "
           f"above measure, under this machine's noise)")
+    print(f"  the last run's model, {PEER_ROUNDS} rotated rounds, each against its own bare "
+          "loop:")
+    rows = [("wattprint measure_energy, a meter made per call", per_call_meter, "")]
+    if peer is not None:
+        rows += [("CodeCarbon 3.3.2, a tracker per call (ML Energy Score)",
+                  peer["ratio"]["codecarbon"], "   (its own venv)"),
+                 ("Zeus 0.16, a window per call (one monitor, same tree)", peer["ratio"]["zeus"],
+                  "   (its own venv; a window only: nothing kept, checked or recorded)")]
+    for label, ratio, why in rows:
+        print(f"    {label:<55} adds {(ratio - 1) * 100:+6.2f}%{why}")
     under = sum(a < FLOOR for a in added)
     print(f"  {SAMPLED}: adds < {FLOOR * 100:.0f}% in {sum(a < FLOOR for a in sampled)} of "
           f"{RUNS} runs (the sampler's own floor is bench_sampler.py's)")

@@ -142,6 +142,29 @@ def test_table_match_on_cpuinfo(tmp_path: Path, model: str, threads: int, tdp_w:
     assert model in choice.detail
 
 
+def test_meters_made_one_after_another_read_the_tdp_table_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """measure_energy without a meter makes one per call: the table is read for the first."""
+    reads: list[str] = []
+    shipped = estimate.read_text
+
+    def counted(name: str) -> str:
+        reads.append(name)
+        return shipped(name)
+
+    monkeypatch.setattr(estimate, "read_text", counted)
+    estimate._match_shipped.cache_clear()
+    path = x86_cpuinfo(tmp_path, "AMD EPYC 7763 64-Core Processor", threads=2)
+    choices = [choose_tdp(cpuinfo_path=path, n_cpus=2) for _ in range(3)]
+    assert reads == ["cpu_tdp.csv"]
+    assert len(set(choices)) == 1 and choices[0].tdp_w == pytest.approx(280 * 2 / 128)
+    (tmp_path / "other").mkdir()
+    other = x86_cpuinfo(tmp_path / "other", "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
+                        threads=40)
+    assert choose_tdp(cpuinfo_path=other, n_cpus=40).tdp_w == 150  # another name: looked up
+    assert reads == ["cpu_tdp.csv"] * 2
+
+
 def test_arm_linux_names_the_core_from_implementer_and_part(tmp_path: Path) -> None:
     path = arm_cpuinfo(tmp_path, "0x41", "0xd0c", n=80)
     assert read_cpuinfo(path).model_name == "ARM Neoverse-N1"

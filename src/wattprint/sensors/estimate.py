@@ -513,9 +513,11 @@ def _shipped_table() -> tuple[TdpRow, ...]:
     return _parse_table(text, compile_now=False)
 
 
+@functools.lru_cache(maxsize=8)
 def _match_shipped(model_name: str) -> TdpRow | None:
     """:func:`match_tdp_row` of the shipped table, parsing only the rows whose ``key`` (the
-    last field of a line: its text has no comma or quote) is in the name."""
+    last field of a line: its text has no comma or quote) is in the name. Kept per name: a
+    meter made per call (``measure_energy`` without one) reads and scans the table once."""
     if not model_name.isascii():
         return match_tdp_row(model_name, _shipped_table())
     folded = model_name.lower()
