@@ -1,10 +1,11 @@
 """CodeCarbon and Zeus in a venv of their own, for the benchmarks that compare with them.
 
 The benchmarks that measure something these tools also do (a first measurement, a RAPL window,
-an install) print their figures beside wattprint's. They run in a separate venv, made here on
-first use with the pinned versions below (it needs the package registry once; later runs reuse
-it): ``benchmarks/.peers-venv``, or the folder named by ``WATTPRINT_PEERS_VENV``. Where it
-cannot be made, each benchmark says so in one line and goes on without the comparison.
+an install, a loop of model calls measured as a whole) print their figures beside wattprint's.
+They run in a separate venv, made here on first use with the pinned versions below (it needs
+the package registry once; later runs reuse it): ``benchmarks/.peers-venv``, or the folder
+named by ``WATTPRINT_PEERS_VENV``. Where it cannot be made, each benchmark says so in one line
+and goes on without the comparison.
 
 ``python benchmarks/peers.py`` makes the venv and prints where it is.
 """
