@@ -152,9 +152,11 @@ def _first_window_loads(meter_args: str, modules: tuple[str, ...]) -> list[str]:
 def test_a_first_window_loads_no_logging_or_pathlib() -> None:
     """What the first measurement costs at start-up: the meter, its sensors and a window
     import neither :mod:`logging` nor :mod:`pathlib`, nor :mod:`typing` or
-    :mod:`dataclasses` (nor anything heavy)."""
+    :mod:`dataclasses` (nor anything heavy), nor :mod:`datetime` (a window's times are read
+    as dates only when asked for) or :mod:`bisect` (only a replayed trace needs it)."""
     assert _first_window_loads("nvml=False", ("logging", "pathlib", "typing", "dataclasses",
-                                              "inspect", "numpy", "psutil")) == []
+                                              "inspect", "numpy", "psutil", "datetime",
+                                              "bisect")) == []
 
 
 def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Path) -> None:

@@ -168,6 +168,19 @@ def test_varying_power_is_integrated() -> None:
     meter.close()
 
 
+def test_a_fake_sensor_replays_its_trace_between_points_and_holds_it_outside() -> None:
+    now = [0.0]
+    sensor = FakeSensor(trace=[(2.0, 30.0), (0.0, 10.0), (4.0, 30.0)], clock=lambda: now[0])
+    readings = {}
+    for t in (-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 9.0):
+        now[0] = t
+        readings[t] = sensor.power_w()
+    assert readings == {-1.0: 10.0, 0.0: 10.0, 0.5: 15.0, 1.0: 20.0, 2.0: 30.0, 3.0: 30.0,
+                        4.0: 30.0, 9.0: 30.0}
+    with pytest.raises(ConfigError, match="at least one"):
+        FakeSensor(trace=[])
+
+
 def test_sensor_failing_mid_window_marks_partial_and_keeps_the_rest() -> None:
     good = Counter("good", component="ram")
     bad = FakeSensor(power_w=50.0, component="gpu:0", name="flaky", fail_after_s=0.05)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import datetime, timezone
 
 from ._frozen import Frozen
 from .sensors.base import Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import Any
 
     from .footprint import Footprint, FootprintModel
@@ -164,11 +164,15 @@ class Measurement(Frozen):
     def start(self) -> datetime:
         """When the window opened (UTC). A field: given to ``Measurement(...)``, or made
         from the meter's clock reading on first access."""
+        from datetime import datetime, timezone  # here: a first window has no use for it
+
         return datetime.fromtimestamp(self.__dict__["_start_ts"], timezone.utc)
 
     @functools.cached_property
     def end(self) -> datetime:
         """When the window closed (UTC), as :attr:`start`."""
+        from datetime import datetime, timezone
+
         return datetime.fromtimestamp(self.__dict__["_end_ts"], timezone.utc)
 
     @functools.cached_property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +46,9 @@ class FakeSensor(PowerSensor):
                 raise ConfigError("FakeSensor trace needs at least one (seconds, watts) point")
             self._times = [t for t, _ in points]
             self._watts = [w for _, w in points]
+            from bisect import bisect_right  # here: only a trace needs it
+
+            self._bisect_right = bisect_right
         if power_w is not None and power_w < 0:
             raise ConfigError(f"FakeSensor power_w must be >= 0, not {power_w}")
         self._power_w = power_w
@@ -77,6 +79,6 @@ class FakeSensor(PowerSensor):
             return watts[0]
         if t >= times[-1]:
             return watts[-1]
-        i = bisect.bisect_right(times, t)
+        i = self._bisect_right(times, t)
         t0, t1, w0, w1 = times[i - 1], times[i], watts[i - 1], watts[i]
         return w0 + (w1 - w0) * (t - t0) / (t1 - t0)
