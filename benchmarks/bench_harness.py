@@ -1,9 +1,9 @@
 """What measure_energy adds to a 1,000-query loop over a model call of about 100 µs.
 
-Side by side, interleaved, in one run: the bare loop (``for x in samples: model(x)``) against
-the whole ``measure_energy`` call (one call per sample as ML Energy Score makes it, the meter's
-window, collecting the outputs and checking them; nothing stored or written) on the same 1,000
-queries. The meter is made once, outside: making one is a start-up cost, not a per-query one.
+Side by side, interleaved, in one run: the bare loop (``for i in range(1000): model(data[i])``)
+against the whole ``measure_energy`` call (one call per sample as ML Energy Score makes it, the
+meter's window, collecting the outputs and checking them; nothing stored or written) on the same
+1,000 queries. The meter is made once, outside: making one is a start-up cost, not a per-query one.
 The comparison runs 5 times, the model sized afresh before each run (a 2-core VM's speed can
 halve or double from one second to the next: a run at 65 µs per call would measure another
 figure than the floor's). A run whose bare loop, over its rounds, took less than 80 or more
