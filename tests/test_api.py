@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import wattprint
 
 DOCUMENTED = {
@@ -153,10 +155,12 @@ def test_a_first_window_loads_no_logging_or_pathlib() -> None:
     """What the first measurement costs at start-up: the meter, its sensors and a window
     import neither :mod:`logging` nor :mod:`pathlib`, nor :mod:`typing` or
     :mod:`dataclasses` (nor anything heavy), nor :mod:`datetime` (a window's times are read
-    as dates only when asked for) or :mod:`bisect` (only a replayed trace needs it)."""
+    as dates only when asked for), :mod:`bisect` (only a replayed trace needs it),
+    :mod:`contextlib` or :mod:`importlib.util` (the GPU backends ask the finders directly
+    whether their vendor module is installed)."""
     assert _first_window_loads("nvml=False", ("logging", "pathlib", "typing", "dataclasses",
                                               "inspect", "numpy", "psutil", "datetime",
-                                              "bisect")) == []
+                                              "bisect", "contextlib", "importlib.util")) == []
 
 
 def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Path) -> None:
@@ -167,6 +171,22 @@ def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Pa
     assert _first_window_loads(
         f"nvml=False, amdsmi=False, powermetrics=False, powercap_root={none!r}, "
         f"hwmon_root={none!r}, cpu_tdp_w=65", ("re", "csv")) == []
+
+
+def test_installed_answers_as_find_spec_without_importing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the GPU backends ask before importing a vendor module: the answer of
+    importlib.util.find_spec, got from the import system's finders directly."""
+    import importlib.util
+
+    from wattprint._lazy import installed
+
+    for name in ("json", "sqlite3", "wattprint", "no_such_module_here", "_io", "pytest"):
+        assert installed(name) is (importlib.util.find_spec(name) is not None), name
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    assert installed("colorsys") and "colorsys" not in sys.modules  # found, not imported
+    monkeypatch.setitem(sys.modules, "colorsys", None)  # made unimportable on purpose
+    assert not installed("colorsys")
 
 
 def test_names_load_on_first_use() -> None:

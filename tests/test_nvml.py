@@ -283,14 +283,13 @@ def test_counter_going_back_raises_then_stays_monotonic(clock: Clock) -> None:
 
 
 def test_module_absent_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    # nvidia-ml-py absent, also where it is installed: the finder and the import do not see it
+    # nvidia-ml-py absent, also where it is installed: the finders and the import do not see it
     import importlib
-    import importlib.util
 
-    real_find_spec, real_import = importlib.util.find_spec, importlib.import_module
+    real_installed, real_import = nvml.installed, importlib.import_module
 
-    def find_spec(name: str, package: str | None = None) -> Any:
-        return None if name == "pynvml" else real_find_spec(name, package)
+    def installed(name: str) -> bool:
+        return False if name == "pynvml" else real_installed(name)
 
     def import_module(name: str, package: str | None = None) -> Any:
         if name == "pynvml":
@@ -298,7 +297,7 @@ def test_module_absent_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
         return real_import(name, package)
 
     monkeypatch.delitem(sys.modules, "pynvml", raising=False)
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(nvml, "installed", installed)
     monkeypatch.setattr(importlib, "import_module", import_module)
     options = DetectOptions(nvml=None)
     assert not nvml.available(options)

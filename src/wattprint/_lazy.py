@@ -4,6 +4,7 @@ so that importing a package stays cheap (no torch, pandas or onnxruntime until a
 from __future__ import annotations
 
 import importlib
+import sys
 
 TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -35,3 +36,16 @@ def lazy_exports(
         return sorted(set(namespace) | listed)
 
     return __getattr__, __dir__
+
+
+def installed(name: str) -> bool:
+    """Whether the top-level module ``name`` is loaded or could be imported, without importing
+    it: :func:`importlib.util.find_spec`'s answer, asked of the import system's finders
+    directly (``importlib.util`` loads :mod:`contextlib`, which a first measurement need not)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None  # None: made unimportable on purpose
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None and find_spec(name, None) is not None:
+            return True
+    return False

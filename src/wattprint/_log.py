@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,15 +77,27 @@ def get_logger(name: str) -> Logger:
 TORCHAO_IMPORT_LOGGERS = ("torchao", "torch.utils._pytree")
 
 
-@contextlib.contextmanager
-def quiet_loggers(*names: str) -> Iterator[None]:
-    """Drop these loggers' records below ERROR inside the block (a vendor's noise at import)."""
-    loggers = [_logger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger_ in loggers:
-        logger_.setLevel(40)  # logging.ERROR
-    try:
-        yield
-    finally:
-        for logger_, level in zip(loggers, levels, strict=True):
+def quiet_loggers(*names: str) -> _QuietLoggers:
+    """Drop these loggers' records below ERROR inside the block (a vendor's noise at import):
+    ``with quiet_loggers("torchao"): ...``."""
+    return _QuietLoggers(names)
+
+
+class _QuietLoggers:
+    """The context manager :func:`quiet_loggers` returns: a class, not a generator, so that
+    this module, which a first measurement loads, does not load :mod:`contextlib`."""
+
+    __slots__ = ("_levels", "_loggers", "_names")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self._names = names
+
+    def __enter__(self) -> None:
+        self._loggers = [_logger(name) for name in self._names]
+        self._levels = [logger.level for logger in self._loggers]
+        for logger_ in self._loggers:
+            logger_.setLevel(40)  # logging.ERROR
+
+    def __exit__(self, *exc: object) -> None:
+        for logger_, level in zip(self._loggers, self._levels, strict=True):
             logger_.setLevel(level)

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, contextmanager
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
+    from types import TracebackType
     from typing import Any
 
     from .footprint import FootprintModel
@@ -62,6 +61,31 @@ def _brief(m: Measurement | None) -> dict[str, Any] | None:
     }
 
 
+class _Counted:
+    """A training window whose measurement is added to ``stats`` when its block ends without
+    an error (a class, not a generator: a first measurement loads this module, and
+    :mod:`contextlib` would cost it about a millisecond)."""
+
+    __slots__ = ("_handle", "_label", "_meter", "_stats", "_window")
+
+    def __init__(self, meter: _TrainingMixin, label: str, stats: _Stats) -> None:
+        self._meter = meter
+        self._label = label
+        self._stats = stats
+
+    def __enter__(self) -> Window:
+        self._window = self._meter._training_window(self._label)
+        self._handle = self._window.__enter__()
+        return self._handle
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._window.__exit__(exc_type, exc, tb)
+        if exc_type is None:
+            assert self._handle.measurement is not None
+            self._stats.add(self._handle.measurement)
+
+
 class _TrainingMixin:
     """Training-loop methods of :class:`~wattprint.meter.EnergyMeter`.
 
@@ -84,21 +108,13 @@ class _TrainingMixin:
     def gpu_name(self) -> str | None:
         raise NotImplementedError
 
-    @contextmanager
-    def _measure_into(self, stats: _Stats, label: str) -> Iterator[Window]:
-        w = self._training_window(label)
-        with w as handle:
-            yield handle
-        assert handle.measurement is not None
-        stats.add(handle.measurement)
-
     def epoch(self) -> AbstractContextManager[Window]:
         """Measure one training epoch: ``with meter.epoch(): ...``."""
-        return self._measure_into(self._epochs, f"epoch-{self._epochs.count + 1}")
+        return _Counted(self, f"epoch-{self._epochs.count + 1}", self._epochs)
 
     def batch(self) -> AbstractContextManager[Window]:
         """Measure one training batch: ``with meter.batch(): ...``."""
-        return self._measure_into(self._batches, f"batch-{self._batches.count + 1}")
+        return _Counted(self, f"batch-{self._batches.count + 1}", self._batches)
 
     def last_batch(self) -> dict[str, Any] | None:
         """``duration_s``, ``energy_j``, ``avg_power_w``, ``carbon_g`` (and more) of the last

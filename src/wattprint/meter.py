@@ -26,8 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 from ._log import get_logger
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
@@ -44,6 +43,7 @@ from .settings import Settings, load_settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 
     from .distributed import Rank
@@ -571,9 +571,9 @@ class EnergyMeter(_TrainingMixin):
     def idle_w(self) -> dict[str, float] | None:
         return None if self._idle_w is None else dict(self._idle_w)
 
-    @contextmanager
-    def trace(self, hz: float = 10.0) -> Iterator[list[tuple[float, str, float]]]:
-        """Power over time while the block runs, for timelines.
+    def trace(self, hz: float = 10.0) -> AbstractContextManager[list[tuple[float, str, float]]]:
+        """Power over time while the block runs, for timelines: ``with meter.trace() as
+        points: ...``.
 
         Yields a list that fills with ``(seconds since the start, component, watts)``, one
         point per component at the end of each slice: the
@@ -583,34 +583,7 @@ class EnergyMeter(_TrainingMixin):
         """
         if not hz > 0:
             raise ConfigError(f"trace needs hz > 0, not {hz}")
-        points: list[tuple[float, str, float]] = []
-        stop = threading.Event()
-        base = f"trace#{next(self._auto_names)}"
-        t0 = time.perf_counter()
-
-        def slice_(i: int) -> None:
-            m = self._end(f"{base}.{i}")
-            t = time.perf_counter() - t0
-            if m.duration_s > 0:
-                points.extend((t, c, e.energy_j / m.duration_s)
-                              for c, e in m.components.items())
-
-        def run() -> None:
-            i = 0
-            while not stop.wait(1.0 / hz):
-                self.begin(f"{base}.{i + 1}")
-                slice_(i)
-                i += 1
-            slice_(i)
-
-        self.begin(f"{base}.0")
-        thread = threading.Thread(target=run, name="wattprint-trace", daemon=True)
-        thread.start()
-        try:
-            yield points
-        finally:
-            stop.set()
-            thread.join()
+        return _Trace(self, hz)
 
     # -- training loops (the methods are in _training.py) ------------------------------
 
@@ -679,6 +652,49 @@ class EnergyMeter(_TrainingMixin):
 
     def __repr__(self) -> str:
         return f"<EnergyMeter {self._describe()}>"
+
+
+class _Trace:
+    """The context manager :meth:`EnergyMeter.trace` returns (a class, not a generator: a
+    first measurement loads this module, and :mod:`contextlib` would cost it about a
+    millisecond)."""
+
+    def __init__(self, meter: EnergyMeter, hz: float) -> None:
+        self._meter = meter
+        self._hz = hz
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> list[tuple[float, str, float]]:
+        meter, hz, stop = self._meter, self._hz, self._stop
+        points: list[tuple[float, str, float]] = []
+        base = f"trace#{next(meter._auto_names)}"
+        t0 = time.perf_counter()
+
+        def slice_(i: int) -> None:
+            m = meter._end(f"{base}.{i}")
+            t = time.perf_counter() - t0
+            if m.duration_s > 0:
+                points.extend((t, c, e.energy_j / m.duration_s)
+                              for c, e in m.components.items())
+
+        def run() -> None:
+            i = 0
+            while not stop.wait(1.0 / hz):
+                meter.begin(f"{base}.{i + 1}")
+                slice_(i)
+                i += 1
+            slice_(i)
+
+        meter.begin(f"{base}.0")
+        self._thread = threading.Thread(target=run, name="wattprint-trace", daemon=True)
+        self._thread.start()
+        return points
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 _default: EnergyMeter | None = None

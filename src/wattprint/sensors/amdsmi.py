@@ -20,7 +20,7 @@ by index. ``CUDA_VISIBLE_DEVICES``, which HIP also honours, is left to NVML.
 
 The module is a parameter (``DetectOptions.amdsmi``) so tests inject a stand-in; ``None``
 imports the installed ``amdsmi`` (only where the amdgpu driver is loaded, see
-:data:`DRIVER_MARKS`, and :func:`importlib.util.find_spec` finds it) and ``amdsmi=False``
+:data:`DRIVER_MARKS`, and the import system finds it) and ``amdsmi=False``
 turns the backend off. The sensors of one :func:`discover` share one
 ``amdsmi_init``; ``amdsmi_shut_down`` runs when the last of them is closed. Every
 ``AmdSmiException`` raised by a read becomes a :class:`~wattprint.errors.SensorError` naming the
@@ -30,13 +30,13 @@ GPU and the call, chained with ``raise ... from err``.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import threading
 import time
 from types import ModuleType
 
+from .._lazy import installed
 from .._log import get_logger
 from ..errors import CounterWrapError, SensorError
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
@@ -314,7 +314,7 @@ def available(options: DetectOptions) -> bool:
         return False
     if options.amdsmi not in (None, True) or "amdsmi" in sys.modules:
         return True
-    return importlib.util.find_spec("amdsmi") is not None
+    return installed("amdsmi")
 
 
 def discover(
@@ -330,7 +330,7 @@ def discover(
                 return [], [_missing(
                     f"no AMD GPU driver is loaded (none of {', '.join(DRIVER_MARKS)} exists)",
                     f"{INSTALL_FIX}; `amd-smi list` should then show the GPUs")]
-            if importlib.util.find_spec("amdsmi") is None:
+            if not installed("amdsmi"):
                 return [], [_missing("the amdsmi package (ROCm) is not installed", INSTALL_FIX)]
         try:
             module = importlib.import_module("amdsmi")

@@ -38,7 +38,6 @@ folder: microseconds.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -155,8 +154,10 @@ class _Files:
 
     def close(self) -> None:
         for fd in self.fds:
-            with contextlib.suppress(OSError):  # closing must not fail
+            try:  # noqa: SIM105 - contextlib.suppress would load contextlib on a first window
                 os.close(fd)
+            except OSError:  # closing must not fail
+                pass
         self.fds = []
 
 

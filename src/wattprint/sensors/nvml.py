@@ -33,7 +33,6 @@ GPU and the NVML call, chained with ``raise ... from err``.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import threading
@@ -41,6 +40,7 @@ import time
 from collections.abc import Sequence
 from types import ModuleType
 
+from .._lazy import installed
 from .._log import get_logger
 from ..errors import ConfigError, CounterWrapError, SensorError
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
@@ -412,7 +412,7 @@ def available(options: DetectOptions) -> bool:
         return False
     if options.nvml not in (None, True) or "pynvml" in sys.modules:
         return True
-    return importlib.util.find_spec("pynvml") is not None
+    return installed("pynvml")
 
 
 def discover(
@@ -427,7 +427,7 @@ def discover(
     module = options.nvml
     if module is None or module is True:
         if "pynvml" not in sys.modules:
-            if importlib.util.find_spec("pynvml") is None:
+            if not installed("pynvml"):
                 return [], [_missing("nvidia-ml-py is not installed", _INSTALL_FIX)]
             if not _driver_present():
                 return [], [_missing(
