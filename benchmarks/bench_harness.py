@@ -174,23 +174,36 @@ def compare(model: Model, data: np.ndarray,
     return median(bare), figures
 
 
+def paired(bare: Callable[[], None], harness: Callable[[], None],
+           rounds: int) -> tuple[list[float], list[float]]:
+    """The seconds of ``bare`` and of ``harness`` in each of ``rounds`` rounds, which one goes
+    first alternating from round to round."""
+    times: dict[Callable[[], None], list[float]] = {bare: [], harness: []}
+    runs = [bare, harness]
+    for r in range(rounds):
+        for run in runs[r % 2:] + runs[:r % 2]:
+            t = time.perf_counter()
+            run()
+            times[run].append(time.perf_counter() - t)
+    return times[bare], times[harness]
+
+
 def own_cost(data: np.ndarray, meter: EnergyMeter) -> float:
     """Seconds measure_energy adds to 1,000 queries of a model that returns its input: the
     harness alone (the window, the loop's bookkeeping, the outputs' checks, the record)."""
     def noop(x: np.ndarray) -> np.ndarray:
         return x
 
-    bare, harness = [], []
-    for _ in range(ROUNDS):
-        t = time.perf_counter()
+    def bare() -> None:
         for i in range(QUERIES):
             noop(data[i])
-        bare.append(time.perf_counter() - t)
-        t = time.perf_counter()
+
+    def harness() -> None:
         measure_energy(noop, data, "bench", "bench", num_samples=QUERIES, warmup=0,
                        meter=meter, progress=False, db=None, output_dir=None)
-        harness.append(time.perf_counter() - t)
-    return median(harness) - median(bare)
+
+    bare_s, harness_s = paired(bare, harness, ROUNDS)
+    return median(harness_s) - median(bare_s)
 
 
 def meter_per_call(model: Model, data: np.ndarray) -> float:
@@ -205,14 +218,8 @@ def meter_per_call(model: Model, data: np.ndarray) -> float:
             model(data[i])
 
     harness()  # warm-up: the sensors' and the site's modules loaded once, as for the peers
-    runs = [bare, harness]
-    times: dict[object, list[float]] = {run: [] for run in runs}
-    for r in range(PEER_ROUNDS):
-        for run in runs[r % 2:] + runs[:r % 2]:
-            t = time.perf_counter()
-            run()
-            times[run].append(time.perf_counter() - t)
-    return median([h / b for h, b in zip(times[harness], times[bare], strict=True)])
+    bare_s, harness_s = paired(bare, harness, PEER_ROUNDS)
+    return median([h / b for h, b in zip(harness_s, bare_s, strict=True)])
 
 
 def main() -> float:

@@ -41,7 +41,8 @@ def lazy_exports(
 def installed(name: str) -> bool:
     """Whether the top-level module ``name`` is loaded or could be imported, without importing
     it: :func:`importlib.util.find_spec`'s answer, asked of the import system's finders
-    directly (``importlib.util`` loads :mod:`contextlib`, which a first measurement need not)."""
+    directly (``importlib.util`` loads :mod:`contextlib`, which a first measurement need not).
+    The package asks this wherever it needs to know whether an optional module is there."""
     if name in sys.modules:
         return sys.modules[name] is not None  # None: made unimportable on purpose
     for finder in sys.meta_path:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
+from ._lazy import installed
 from .errors import MissingExtra
 
 
 def require_numpy(what: str) -> None:
     """Raise :class:`~wattprint.errors.MissingExtra` naming ``what`` when NumPy is not
     installed (it comes with every framework's extra, or alone with ``wattprint[numpy]``)."""
-    if importlib.util.find_spec("numpy") is None:
+    if not installed("numpy"):
         raise MissingExtra(what, "numpy")

@@ -121,12 +121,12 @@ _PROBE_SAMPLES = 2
 def missing_extra(method: str) -> MissingExtra | None:
     """The error for ``method`` where the package it needs (:data:`EXTRAS`) is not installed,
     found without importing it; None where it is, or the method needs none."""
-    import importlib.util
+    from .._lazy import installed
 
     if method not in EXTRAS:
         return None
     what, module, extra = EXTRAS[method]
-    return MissingExtra(what, extra) if importlib.util.find_spec(module) is None else None
+    return None if installed(module) else MissingExtra(what, extra)
 
 
 def quantize(
