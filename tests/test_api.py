@@ -106,10 +106,7 @@ def test_import_is_light() -> None:
         "import sys, wattprint; "
         f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == ""
+    assert _stdout(code).strip() == ""
 
 
 def test_library_logs_and_does_not_print() -> None:
@@ -134,6 +131,12 @@ def test_library_logs_and_does_not_print() -> None:
     assert unloaded.stderr == "" and unloaded.stdout.strip() == "False"
 
 
+def _stdout(code: str) -> str:
+    """What ``python -c code`` prints, in a fresh process (it must exit 0)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout
+
+
 def _first_window_loads(meter_args: str, modules: tuple[str, ...]) -> list[str]:
     """Which of ``modules`` a fresh process has loaded after ``EnergyMeter(meter_args)``,
     one window, and the hardware label of its sensors."""
@@ -145,10 +148,7 @@ def _first_window_loads(meter_args: str, modules: tuple[str, ...]) -> list[str]:
         "detect_hardware(m.sensors)\n"
         f"print(' '.join(n for n in {modules!r} if n in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    return result.stdout.split()
+    return _stdout(code).split()
 
 
 def test_a_first_window_loads_no_logging_or_pathlib() -> None:
@@ -171,6 +171,28 @@ def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Pa
     assert _first_window_loads(
         f"nvml=False, amdsmi=False, powermetrics=False, powercap_root={none!r}, "
         f"hwmon_root={none!r}, cpu_tdp_w=65", ("re", "csv")) == []
+
+
+def test_a_meter_of_estimates_starts_no_thread_and_loads_no_threading(tmp_path: Path) -> None:
+    """Counters read at the window's edges (estimates, as on a VM without RAPL) need no
+    sampler: a first measurement, the open windows and closing the meter do without
+    :mod:`threading`. A power sensor's meter, made after, still starts its sampler and
+    samples (the condition it parks on is made with the thread)."""
+    none = str(tmp_path / "none")
+    code = (
+        "import sys, time, wattprint\n"
+        f"m = wattprint.EnergyMeter(nvml=False, amdsmi=False, powermetrics=False, "
+        f"powercap_root={none!r}, hwmon_root={none!r}, cpu_tdp_w=65)\n"
+        "m.begin('w'); print(m.open_windows); m.end('w'); m.close()\n"
+        "print('threading' in sys.modules)\n"
+        "p = wattprint.EnergyMeter([wattprint.FakeSensor(power_w=10.0)], sample_hz=100)\n"
+        "with p.window('w') as w:\n"
+        "    time.sleep(0.1)\n"
+        "print(p._shared.thread is not None, w.measurement.samples > 1)\n"
+        "p.close()\n"
+        "print(p._shared.thread.is_alive())\n"
+    )
+    assert _stdout(code).split("\n")[:4] == ["('w',)", "False", "True True", "False"]
 
 
 def test_installed_answers_as_find_spec_without_importing(
@@ -197,10 +219,7 @@ def test_names_load_on_first_use() -> None:
         "assert 'wattprint.meter' in sys.modules and 'EnergyMeter' in dir(wattprint)\n"
         "try:\n    wattprint.nonsense\nexcept AttributeError as e:\n    print(e)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert "has no attribute 'nonsense'" in result.stdout
+    assert "has no attribute 'nonsense'" in _stdout(code)
 
 
 def test_workloads_exports_resolve_and_import_no_framework() -> None:
@@ -211,10 +230,7 @@ def test_workloads_exports_resolve_and_import_no_framework() -> None:
         " 'PIL', 'pandas', 'matplotlib']\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == ""
+    assert _stdout(code).strip() == ""
 
 
 def test_bench_store_and_optimize_import_no_framework() -> None:
@@ -225,10 +241,7 @@ def test_bench_store_and_optimize_import_no_framework() -> None:
         " 'transformers', 'pandas', 'matplotlib']\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == ""
+    assert _stdout(code).strip() == ""
 
 
 def test_optimize_names_are_functions_whatever_was_imported_first() -> None:

@@ -69,6 +69,34 @@ def test_the_rate_is_kept_in_a_long_window() -> None:
         meter.close()
 
 
+def test_the_sampler_parks_on_the_condition_the_edges_notify(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The condition is made lazily (a meter of counters never needs one), but before the
+    sampler's thread starts: a thread that made its own would wait on another condition than
+    the one a window's edge notifies, and miss its wake-ups."""
+    meter = EnergyMeter(sensors=[FakeSensor(power_w=10.0)], sample_hz=200)
+    assert meter._shared._cond is None
+    at_start: list[object] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        at_start.append(meter._shared._cond)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    try:
+        with meter.window("a"):
+            time.sleep(0.05)
+        assert at_start and at_start[0] is not None and at_start[0] is meter._shared.cond
+        wakes = counting_wakes(meter)
+        until(lambda: not meter._shared.sampling)  # parked until a window opens
+        with meter.window("b") as w:
+            time.sleep(0.05)
+        assert wakes and w.measurement.samples > 1
+    finally:
+        meter.close()
+
+
 def test_one_sample_per_interval_with_a_fixed_interval() -> None:
     meter = EnergyMeter([FakeSensor(power_w=1.0)], sample_interval=0.05)
     try:

@@ -13,9 +13,9 @@ never integrated, and the thread goes on. Nothing here turns an error into a num
 
 from __future__ import annotations
 
+import _thread
 import math
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -23,6 +23,10 @@ from collections.abc import Callable, Sequence
 from ._log import get_logger
 from .errors import SensorError
 from .sensors.base import CounterSensor, PowerSensor, Sensor, begin_edge, end_edge
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import threading
 
 log = get_logger("wattprint.meter")
 
@@ -80,10 +84,9 @@ class _Shared:
     def __init__(
         self, sensors: Sequence[Sensor], sample_hz: float, sample_interval: float | None
     ) -> None:
-        #: The lock the meter's edges hold (taken directly: cheaper than ``with cond``), and
-        #: the condition over it that parks the sampler.
-        self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)
+        #: The lock the meter's edges hold (taken directly: cheaper than ``with cond``).
+        self.lock = _thread.allocate_lock()
+        self._cond: threading.Condition | None = None
         self.sensors = list(sensors)
         self.size = len(self.sensors)
         #: The counters by class, read at an edge by one ``read_edge`` call per class.
@@ -125,6 +128,19 @@ class _Shared:
         #: Whether the sampler keeps a sampling schedule (it will wake for the next sample on
         #: its own): a window opened then needs no wake-up. Set by the sampler, lock held.
         self.sampling = False
+
+    @property
+    def cond(self) -> threading.Condition:
+        """The condition over :attr:`lock` that parks the sampler, made (lock held) before the
+        first thread starts: a meter whose sensors are all counters read at the edges
+        (estimates, on a VM) starts none, and its first measurement does without importing
+        :mod:`threading`."""
+        cond = self._cond
+        if cond is None:
+            import threading
+
+            cond = self._cond = threading.Condition(self.lock)
+        return cond
 
     # -- reading (call with the lock held) --------------------------------------------------
 
@@ -289,13 +305,14 @@ def _after_fork() -> None:
     along, and the lock each shares with its meter may have been held at the fork; each meter
     gets a fresh lock, and a new thread when a window needs one."""
     for shared in list(_LIVE):
-        shared.lock = threading.Lock()
-        shared.cond = threading.Condition(shared.lock)
+        shared.lock = _thread.allocate_lock()
+        shared._cond = None  # made over the new lock when a thread needs it
         shared.thread = None
         shared.sampling = False
 
 
 def _stop(shared: _Shared) -> None:
-    with shared.cond:
+    with shared.lock:  # the condition's own lock
         shared.stopped = True
-        shared.cond.notify_all()
+        if shared._cond is not None:  # no condition: no thread ever waited on it
+            shared._cond.notify_all()

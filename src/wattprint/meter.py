@@ -17,12 +17,12 @@ loop (one per batch) do not each wake it: a wake-up hands the GIL to it and back
 
 from __future__ import annotations
 
+import _thread
 import functools
 import itertools
 import math
 import os
 import sys
-import threading
 import time
 import weakref
 from collections import deque
@@ -43,6 +43,7 @@ from .settings import Settings, load_settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from contextlib import AbstractContextManager
     from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 
@@ -371,7 +372,10 @@ class EnergyMeter(_TrainingMixin):
         for _, _, integ in shared.powers:
             integ.last_t = None
         if shared.thread is None and (shared.powers or shared.watch):
+            import threading  # here, not at import: a meter of counters alone starts no thread
+
             shared.next_watch = [t0 + interval for _, _, interval in shared.watch]
+            _ = shared.cond  # made here, lock held: the thread and the edges share this one
             shared.thread = threading.Thread(
                 target=_sampler, args=(shared,), name="wattprint-sampler", daemon=True
             )
@@ -632,14 +636,14 @@ class EnergyMeter(_TrainingMixin):
 
     @property
     def open_windows(self) -> tuple[str, ...]:
-        with self._shared.cond:
+        with self._shared.lock:
             return tuple(self._shared.windows)
 
     def close(self) -> None:
         """Stop the sampler thread and release the sensors."""
         self._finalizer()
         thread = self._shared.thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and thread.ident != _thread.get_ident():
             thread.join(timeout=5)
         for s in self.sensors:
             s.close()
@@ -662,6 +666,8 @@ class _Trace:
     def __init__(self, meter: EnergyMeter, hz: float) -> None:
         self._meter = meter
         self._hz = hz
+        import threading
+
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -687,6 +693,8 @@ class _Trace:
             slice_(i)
 
         meter.begin(f"{base}.0")
+        import threading
+
         self._thread = threading.Thread(target=run, name="wattprint-trace", daemon=True)
         self._thread.start()
         return points
@@ -698,7 +706,7 @@ class _Trace:
 
 
 _default: EnergyMeter | None = None
-_default_lock = threading.Lock()
+_default_lock = _thread.allocate_lock()
 
 
 def default_meter() -> EnergyMeter:

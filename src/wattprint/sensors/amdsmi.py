@@ -29,10 +29,10 @@ GPU and the call, chained with ``raise ... from err``.
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import os
 import sys
-import threading
 import time
 from types import ModuleType
 
@@ -121,7 +121,7 @@ class _Session:
 
     def __init__(self, module: ModuleType) -> None:
         self._module = module
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._holders: set[int] = set()
         self._done = False
 
@@ -210,7 +210,7 @@ class AmdEnergyCounter(_AmdSensor, CounterSensor):
     def __init__(self, gpu: _Gpu, first: tuple[int, float]) -> None:
         self._setup(gpu)
         self._read = gpu.module.amdsmi_get_energy_count
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._last_ticks: int | None = first[0]
         self._resolution_uj = first[1]
         self._last_t = _clock()

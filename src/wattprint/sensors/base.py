@@ -26,7 +26,7 @@ import abc
 import enum
 import math
 import os
-import threading
+from _thread import _local
 from collections.abc import Iterator, Sequence
 
 from .._frozen import Frozen
@@ -223,7 +223,7 @@ class Detected(Frozen, Sequence[Sensor]):
 # -- window edges ---------------------------------------------------------------------------------
 
 
-class _Edge(threading.local):
+class _Edge(_local):
     """The machine's busy CPU seconds read at the current window edge, per ``/proc/stat``
     path: ``None`` outside an edge (every call reads)."""
 

@@ -24,10 +24,10 @@ Both are counters read only at window edges: no sampling thread. A read costs on
 
 from __future__ import annotations
 
+import _thread
 import functools
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -273,7 +273,7 @@ def process_rss_bytes(statm: str | os.PathLike[str] = PROC_SELF_STATM) -> int:
 #: (pid, descriptor) of this process's kept ``/proc/self/statm``: the file of the process that
 #: opened it, so a forked child opens its own.
 _statm: tuple[int, int] = (-1, -1)
-_statm_lock = threading.Lock()
+_statm_lock = _thread.allocate_lock()
 
 
 def _statm_fd() -> int:

@@ -38,8 +38,8 @@ folder: microseconds.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 from collections.abc import Sequence
 
 from ..errors import SensorError, SensorPermissionError
@@ -136,7 +136,7 @@ class _Files:
         except OSError as err:
             self.close()
             raise _error(rail, "opening", err) from err
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
 
     def watts(self) -> float:
         value = self.rail.scale

@@ -32,10 +32,10 @@ GPU and the NVML call, chained with ``raise ... from err``.
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import os
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from types import ModuleType
@@ -171,7 +171,7 @@ class _Session:
 
     def __init__(self, module: ModuleType) -> None:
         self._module = module
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._holders: set[int] = set()
         self._done = False
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections.abc import Sequence
 
@@ -120,6 +119,8 @@ class PowermetricsStream:
     """
 
     def __init__(self, command: Sequence[str]) -> None:
+        import threading  # here: on a machine without powermetrics, detection needs none
+
         self.command = tuple(command)
         self._cond = threading.Condition()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -224,6 +225,8 @@ class PowermetricsStream:
             return
         self._proc = proc
         self._running = True
+        import threading
+
         thread = threading.Thread(target=self._reader, args=(proc, self.generation, said),
                                   name="wattprint-powermetrics", daemon=True)
         thread.start()
@@ -238,6 +241,8 @@ class PowermetricsStream:
         proc, self._proc = self._proc, None
         self._cond.notify_all()
         if proc is not None:
+            import threading
+
             threading.Thread(target=_end, args=(proc,), daemon=True).start()
 
     def _reader(self, proc: subprocess.Popen[bytes], generation: int, said: IO[bytes]) -> None:

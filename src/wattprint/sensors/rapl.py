@@ -47,8 +47,8 @@ A reset followed by a climb past the previous reading before the next read canno
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -128,7 +128,7 @@ _pread = os.pread
 #: (last raw value, total) change together, and an edge's counters are read under one
 #: acquisition. Not re-entrant (half the cost of an RLock at every edge): a sensor that the
 #: garbage collector finalises closes its descriptor without it, as nothing else can hold it.
-_READS = threading.Lock()
+_READS = _thread.allocate_lock()
 #: What :meth:`RaplSensor.read_edge` returns when every counter read (never appended to).
 _NO_FAULTS: list[tuple[int, Exception]] = []
 
