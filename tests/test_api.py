@@ -157,10 +157,12 @@ def test_a_first_window_loads_no_logging_or_pathlib() -> None:
     :mod:`dataclasses` (nor anything heavy), nor :mod:`datetime` (a window's times are read
     as dates only when asked for), :mod:`bisect` (only a replayed trace needs it),
     :mod:`contextlib` or :mod:`importlib.util` (the GPU backends ask the finders directly
-    whether their vendor module is installed)."""
+    whether their vendor module is installed), nor :mod:`importlib` itself (the lazy names
+    resolve their modules with ``wattprint._lazy.import_module``)."""
     assert _first_window_loads("nvml=False", ("logging", "pathlib", "typing", "dataclasses",
                                               "inspect", "numpy", "psutil", "datetime",
-                                              "bisect", "contextlib", "importlib.util")) == []
+                                              "bisect", "contextlib", "importlib.util",
+                                              "importlib")) == []
 
 
 def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Path) -> None:
@@ -193,6 +195,25 @@ def test_a_meter_of_estimates_starts_no_thread_and_loads_no_threading(tmp_path: 
         "print(p._shared.thread.is_alive())\n"
     )
     assert _stdout(code).split("\n")[:4] == ["('w',)", "False", "True True", "False"]
+
+
+def test_import_module_answers_as_importlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lazy names' import: importlib.import_module's module, for names relative to a
+    package (one dot or two) and absolute ones, and its error for one that is not there."""
+    import importlib
+
+    from wattprint._lazy import import_module
+
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    assert import_module("colorsys", "wattprint").__name__ == "colorsys"  # imported for it
+    for name, package in ((".meter", "wattprint"), ("..sensors.fake", "wattprint.report"),
+                          (".", "wattprint.sensors"), ("colorsys", "wattprint")):
+        assert import_module(name, package) is importlib.import_module(name, package), name
+    with pytest.raises(ModuleNotFoundError):
+        import_module(".no_such_module", "wattprint")
+    monkeypatch.setitem(sys.modules, "colorsys", None)  # made unimportable on purpose
+    with pytest.raises(ModuleNotFoundError):
+        import_module("colorsys", "wattprint")
 
 
 def test_installed_answers_as_find_spec_without_importing(

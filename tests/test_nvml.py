@@ -284,21 +284,19 @@ def test_counter_going_back_raises_then_stays_monotonic(clock: Clock) -> None:
 
 def test_module_absent_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     # nvidia-ml-py absent, also where it is installed: the finders and the import do not see it
-    import importlib
-
-    real_installed, real_import = nvml.installed, importlib.import_module
+    real_installed, real_import = nvml.installed, nvml.import_module
 
     def installed(name: str) -> bool:
         return False if name == "pynvml" else real_installed(name)
 
-    def import_module(name: str, package: str | None = None) -> Any:
+    def import_module(name: str, package: str) -> Any:
         if name == "pynvml":
             raise ModuleNotFoundError("No module named 'pynvml'", name="pynvml")
         return real_import(name, package)
 
     monkeypatch.delitem(sys.modules, "pynvml", raising=False)
     monkeypatch.setattr(nvml, "installed", installed)
-    monkeypatch.setattr(importlib, "import_module", import_module)
+    monkeypatch.setattr(nvml, "import_module", import_module)
     options = DetectOptions(nvml=None)
     assert not nvml.available(options)
     assert nvml.available(DetectOptions(nvml=make_nvml()))

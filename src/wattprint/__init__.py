@@ -139,7 +139,7 @@ def __getattr__(name: str) -> object:
         # The public module, which is callable: wattprint.footprint(joules, country="DE")
         # calls the function, wattprint.footprint.Site is the module's. Importing it sets
         # the package's attribute to the module itself.
-        import importlib
+        from ._lazy import import_module
 
-        return importlib.import_module(".footprint", __name__)
+        return import_module(".footprint", __name__)
     return _lazy_getattr(name)

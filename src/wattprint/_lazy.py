@@ -3,12 +3,12 @@ so that importing a package stays cheap (no torch, pandas or onnxruntime until a
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 TYPE_CHECKING = False  # not from typing: importing typing costs milliseconds at start-up
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, MutableMapping
+    from types import ModuleType
     from typing import Any
 
 
@@ -28,7 +28,7 @@ def lazy_exports(
         module = table.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, package), name)
+        value = getattr(import_module(module, package), name)
         namespace[name] = value
         return value
 
@@ -36,6 +36,22 @@ def lazy_exports(
         return sorted(set(namespace) | listed)
 
     return __getattr__, __dir__
+
+
+def import_module(name: str, package: str) -> ModuleType:
+    """:func:`importlib.import_module`: the module ``name``, relative to ``package`` where it
+    starts with dots (``".meter"``, ``"..sensors.hardware"``), imported if it is not yet.
+    :mod:`importlib` itself is not loaded for it (it loads :mod:`warnings`, which a first
+    measurement need not)."""
+    level = len(name) - len(name.lstrip("."))
+    if level:
+        base = package.rsplit(".", level - 1)[0] if level > 1 else package
+        name = f"{base}.{name[level:]}" if name[level:] else base
+    module = sys.modules.get(name)
+    if module is None:
+        __import__(name)
+        module = sys.modules[name]
+    return module
 
 
 def installed(name: str) -> bool:

@@ -30,13 +30,12 @@ GPU and the call, chained with ``raise ... from err``.
 from __future__ import annotations
 
 import _thread
-import importlib
 import os
 import sys
 import time
 from types import ModuleType
 
-from .._lazy import installed
+from .._lazy import import_module, installed
 from .._log import get_logger
 from ..errors import CounterWrapError, SensorError
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
@@ -333,7 +332,7 @@ def discover(
             if not installed("amdsmi"):
                 return [], [_missing("the amdsmi package (ROCm) is not installed", INSTALL_FIX)]
         try:
-            module = importlib.import_module("amdsmi")
+            module = import_module("amdsmi", __package__)
         except (ImportError, OSError) as err:  # OSError: libamd_smi.so missing
             return [], [_missing(f"amdsmi cannot be imported: {err}", INSTALL_FIX)]
     try:

@@ -33,14 +33,13 @@ GPU and the NVML call, chained with ``raise ... from err``.
 from __future__ import annotations
 
 import _thread
-import importlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from types import ModuleType
 
-from .._lazy import installed
+from .._lazy import import_module, installed
 from .._log import get_logger
 from ..errors import ConfigError, CounterWrapError, SensorError
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
@@ -434,7 +433,7 @@ def discover(
                     f"no NVIDIA driver is loaded (none of {', '.join(DRIVER_MARKS)} exists)",
                     _INIT_FIXES[_NVML_ERROR_LIBRARY_NOT_FOUND])]
         try:
-            module = importlib.import_module("pynvml")
+            module = import_module("pynvml", __package__)
         except ImportError:
             return [], [_missing("nvidia-ml-py is not installed", _INSTALL_FIX)]
     try:
