@@ -158,11 +158,14 @@ def test_a_first_window_loads_no_logging_or_pathlib() -> None:
     as dates only when asked for), :mod:`bisect` (only a replayed trace needs it),
     :mod:`contextlib` or :mod:`importlib.util` (the GPU backends ask the finders directly
     whether their vendor module is installed), nor :mod:`importlib` itself (the lazy names
-    resolve their modules with ``wattprint._lazy.import_module``)."""
+    resolve their modules with ``wattprint._lazy.import_module``), nor :mod:`enum`,
+    :mod:`functools` or :mod:`collections` (``Source`` is an enumeration of its own; caches
+    come from ``wattprint._cache``)."""
     assert _first_window_loads("nvml=False", ("logging", "pathlib", "typing", "dataclasses",
                                               "inspect", "numpy", "psutil", "datetime",
                                               "bisect", "contextlib", "importlib.util",
-                                              "importlib")) == []
+                                              "importlib", "enum", "functools",
+                                              "collections")) == []
 
 
 def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Callable, Sequence
 
 from ._log import get_logger
 from .errors import SensorError
@@ -27,16 +26,18 @@ from .sensors.base import CounterSensor, PowerSensor, Sensor, begin_edge, end_ed
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable, Sequence
+
+    #: A sensor class's ``read_edge``: ``(sensors, t, values, indices) -> faults``.
+    EdgeRead = Callable[
+        [Sequence[CounterSensor], float, list[float | None], Sequence[int]],
+        list[tuple[int, Exception]],
+    ]
 
 log = get_logger("wattprint.meter")
 
 #: Fraction of an interval by which the sample's place moves from one interval to the next.
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
-#: A sensor class's ``read_edge``: ``(sensors, t, values, indices) -> faults``.
-EdgeRead = Callable[
-    [Sequence[CounterSensor], float, list[float | None], Sequence[int]],
-    list[tuple[int, Exception]],
-]
 
 
 class _Integrator:

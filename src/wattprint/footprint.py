@@ -43,11 +43,9 @@ For a meter that turns many windows into footprints, resolve the location once w
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 import types
-from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from ._data import read_text
@@ -56,8 +54,11 @@ from .errors import ConfigError, LocationError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from functools import cache
     from typing import Any, NamedTuple
 else:
+    from ._cache import cache
     from ._typing import NamedTuple
 
 __all__ = [
@@ -560,13 +561,13 @@ def resolve_intensity(
     )
 
 
-@functools.cache
+@cache
 def list_zones() -> tuple[Zone, ...]:
     """Every Electricity Maps zone in the shipped data, by zone id."""
     return tuple(sorted(_zones().values(), key=lambda z: z.zone))
 
 
-@functools.cache
+@cache
 def list_countries() -> tuple[Country, ...]:
     """Every country with grid data, by alpha-2 code, with the figure that would be used."""
     out = []
@@ -577,7 +578,7 @@ def list_countries() -> tuple[Country, ...]:
     return tuple(out)
 
 
-@functools.cache
+@cache
 def list_regions() -> tuple[GridRegion, ...]:
     """Ember's regional aggregates (World, EU, ...), usable as ``country=``."""
     a3 = _alpha3_index()
@@ -586,7 +587,7 @@ def list_regions() -> tuple[GridRegion, ...]:
     )
 
 
-@functools.cache
+@cache
 def list_cloud_regions() -> tuple[CloudRegion, ...]:
     """Every cloud region in the shipped table, by provider and region."""
     rows = _read_csv("cloud_regions.csv")
@@ -780,7 +781,7 @@ def _tier(name: str | None) -> Tier | None:
 # Data: read lazily from the package, once.
 
 
-@functools.cache
+@cache
 def _read_csv(name: str) -> tuple[dict[str, str], ...]:
 
     text = read_text(name)
@@ -794,7 +795,7 @@ def _float_or_none(text: str) -> float | None:
     return float(text) if text.strip() else None
 
 
-@functools.cache
+@cache
 def _zones() -> dict[str, Zone]:
     """Electricity Maps zones keyed by upper-case id."""
     out = {}
@@ -811,7 +812,7 @@ def _zones() -> dict[str, Zone]:
     return out
 
 
-@functools.cache
+@cache
 def _ember() -> dict[str, GridRegion]:
     """Ember rows (countries by alpha-3 and regional aggregates) keyed by upper-case code."""
     return {
@@ -822,7 +823,7 @@ def _ember() -> dict[str, GridRegion]:
     }
 
 
-@functools.cache
+@cache
 def _ember_world() -> GridRegion:
     """The Ember row of the world, read without parsing the other rows: it is all that a meter
     with no location needs."""
@@ -834,13 +835,13 @@ def _ember_world() -> GridRegion:
     return GridRegion(r["code"], r["name"], int(r["year"]), float(r["gco2_per_kwh"]))
 
 
-@functools.cache
+@cache
 def _country_codes() -> dict[str, tuple[str, str]]:
     """alpha-2 -> (alpha-3, name)."""
     return {r["alpha2"]: (r["alpha3"], r["name"]) for r in _read_csv("country_codes.csv")}
 
 
-@functools.cache
+@cache
 def _alpha3_index() -> dict[str, str]:
     """alpha-3 -> alpha-2."""
     return {a3: a2 for a2, (a3, _) in _country_codes().items()}

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
-
 from ._frozen import Frozen
 from .sensors.base import Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
+    from functools import cached_property
     from typing import Any
 
     from .footprint import Footprint, FootprintModel
+else:
+    from ._cache import cached_property
 
 __all__ = ["ComponentEnergy", "Measurement"]
 
@@ -153,14 +154,14 @@ class Measurement(Frozen):
         fields["notes"] = notes
         return made
 
-    @functools.cached_property
+    @cached_property
     def components(self) -> Mapping[str, ComponentEnergy]:
         """Each component's energy and provenance, by component name. A field: given to
         ``Measurement(...)``, or made from the meter's figures on first access."""
         of = ComponentEnergy._of
         return {part[0]: of(*part[1:]) for part in self.__dict__["_parts"]}
 
-    @functools.cached_property
+    @cached_property
     def start(self) -> datetime:
         """When the window opened (UTC). A field: given to ``Measurement(...)``, or made
         from the meter's clock reading on first access."""
@@ -168,14 +169,14 @@ class Measurement(Frozen):
 
         return datetime.fromtimestamp(self.__dict__["_start_ts"], timezone.utc)
 
-    @functools.cached_property
+    @cached_property
     def end(self) -> datetime:
         """When the window closed (UTC), as :attr:`start`."""
         from datetime import datetime, timezone
 
         return datetime.fromtimestamp(self.__dict__["_end_ts"], timezone.utc)
 
-    @functools.cached_property
+    @cached_property
     def footprint(self) -> Footprint:
         """kWh, CO2 and water of ``energy_j``, with the intensity used and its source."""
         return self.site.of(self.energy_j)

@@ -18,15 +18,12 @@ loop (one per batch) do not each wake it: a wake-up hands the GIL to it and back
 from __future__ import annotations
 
 import _thread
-import functools
 import itertools
 import math
 import os
 import sys
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable, Sequence
 
 from ._log import get_logger
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
@@ -44,6 +41,8 @@ from .settings import Settings, load_settings
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
+    from collections import deque
+    from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
     from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 
@@ -52,6 +51,8 @@ if TYPE_CHECKING:
     P = ParamSpec("P")
     R = TypeVar("R")
 else:
+    from _collections import deque  # collections' own: that package loads more
+
     from ._typing import NamedTuple, overload
 
 __all__ = ["EnergyMeter", "Window", "default_meter", "measure"]
@@ -524,6 +525,8 @@ class EnergyMeter(_TrainingMixin):
         """
 
         def decorate(func: Callable[P, R]) -> Callable[P, R]:
+            import functools  # here: a first measurement need not load it
+
             label = name or getattr(func, "__qualname__", "call")
 
             @functools.wraps(func)
@@ -735,6 +738,8 @@ class _Measure:
         self._open.pop().__exit__(*exc)
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        import functools  # here: a first measurement need not load it
+
         label = self.name or getattr(fn, "__qualname__", "call")
         count = itertools.count(1)
 

@@ -29,22 +29,23 @@ wattprint is not parsed at all.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import sys
-from collections.abc import Mapping
 from types import MappingProxyType
 
 from .errors import ConfigError, LocationError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from functools import lru_cache
     from pathlib import Path
     from typing import Any, NamedTuple
 
     from .footprint import Site
 else:
+    from ._cache import lru_cache
     from ._typing import NamedTuple
 
 # pathlib and difflib load only when needed: a first measurement imports none of them.
@@ -307,7 +308,7 @@ def _file_layer(path: str, kind: str, folder: str) -> _Layer:
     return layer
 
 
-@functools.lru_cache(maxsize=16)
+@lru_cache(maxsize=16)
 def _read_table(path: str, kind: str, data: bytes) -> tuple[tuple[str, Any], ...] | None:
     """The settings table in ``data``, the text of the file at ``path`` (the text keys the
     cache: a changed file is parsed again); None when a pyproject.toml has no

@@ -8,7 +8,6 @@ sees the components that earlier ones already cover, so estimation only fills th
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from types import ModuleType
 
 from ..errors import ConfigError, SensorUnavailable
@@ -16,6 +15,7 @@ from .base import Detected, MissingSensor, Sensor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import NamedTuple, Protocol
 
     class Backend(Protocol):

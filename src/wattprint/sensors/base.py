@@ -23,18 +23,18 @@ Contract for backends:
 from __future__ import annotations
 
 import abc
-import enum
 import math
 import os
+from _collections_abc import Sequence  # collections.abc's own: that package loads more
 from _thread import _local
-from collections.abc import Iterator, Sequence
 
 from .._frozen import Frozen
 from ..errors import SensorError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NamedTuple, overload
+    from collections.abc import Iterator, Mapping
+    from typing import Any, ClassVar, NamedTuple, overload
 else:
     from .._typing import NamedTuple, overload
 
@@ -48,19 +48,90 @@ __all__ = [
 ]
 
 
-class Source(str, enum.Enum):
-    """Where an energy figure comes from. Compares equal to its string value."""
+class _SourceType(type):
+    """The class of :class:`Source`, which is the set of its members, as an enum's class is:
+    ``Source("rapl")`` is ``Source.RAPL``, ``Source["RAPL"]`` too, and iterating gives every
+    member in order. (:mod:`enum`, with the :mod:`functools` and :mod:`collections` it
+    loads, was a quarter of a first measurement's instructions over a bare interpreter, for
+    seven names: see :mod:`wattprint._cache`.)"""
 
-    RAPL = "rapl"
-    NVML = "nvml"
-    AMDSMI = "amdsmi"
-    POWERMETRICS = "powermetrics"
-    HWMON = "hwmon"
-    ESTIMATE = "estimate"
-    FAKE = "fake"
+    _by_name: dict[str, Source]
+    _by_value: dict[str, Source]
+
+    def __call__(cls, value: object) -> Source:
+        """The member whose value is ``value`` (a member gives itself)."""
+        member = cls._by_value.get(value) if isinstance(value, str) else None
+        if member is None:
+            raise ValueError(f"{value!r} is not a valid {cls.__name__}")
+        return member
+
+    def __getitem__(cls, name: str) -> Source:
+        return cls._by_name[name]
+
+    def __iter__(cls) -> Iterator[Source]:
+        return iter(tuple(cls._by_name.values()))
+
+    def __len__(cls) -> int:
+        return len(cls._by_name)
+
+    def __contains__(cls, value: object) -> bool:
+        """Whether ``value`` is a member or a member's value (Python 3.12's enum answer)."""
+        return isinstance(value, str) and value in cls._by_value
+
+    @property
+    def __members__(cls) -> Mapping[str, Source]:
+        from types import MappingProxyType
+
+        return MappingProxyType(cls._by_name)
+
+
+class Source(str, metaclass=_SourceType):
+    """Where an energy figure comes from. Compares equal to its string value.
+
+    An enumeration (``Source.RAPL``, ``.name``, ``.value``, ``Source("rapl")``, ``list(Source)``)
+    of strings: each member is the ``str`` of its value, so it hashes, sorts, formats and
+    writes to JSON as that string does."""
+
+    __slots__ = ()
+
+    RAPL: ClassVar[Source]
+    NVML: ClassVar[Source]
+    AMDSMI: ClassVar[Source]
+    POWERMETRICS: ClassVar[Source]
+    HWMON: ClassVar[Source]
+    ESTIMATE: ClassVar[Source]
+    FAKE: ClassVar[Source]
+
+    @property
+    def name(self) -> str:
+        """The member's name: ``"RAPL"``."""
+        return _SOURCE_NAMES[self]
+
+    @property
+    def value(self) -> str:
+        """The member's value, a plain ``str``: ``"rapl"``."""
+        return str.__str__(self)
 
     def __str__(self) -> str:
-        return self.value
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"<Source.{self.name}: {self.value!r}>"
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[type[Source], tuple[str]]:
+        return Source, (self.value,)  # pickles and copies give back the member itself
+
+
+_SOURCE_NAMES: dict[str, str] = {}
+Source._by_name, Source._by_value = {}, {}
+for _name, _value in (("RAPL", "rapl"), ("NVML", "nvml"), ("AMDSMI", "amdsmi"),
+                      ("POWERMETRICS", "powermetrics"), ("HWMON", "hwmon"),
+                      ("ESTIMATE", "estimate"), ("FAKE", "fake")):
+    _member = str.__new__(Source, _value)
+    setattr(Source, _name, _member)
+    Source._by_name[_name] = Source._by_value[_value] = _member
+    _SOURCE_NAMES[_value] = _name
+del _name, _value, _member
 
 
 class Sensor(abc.ABC):

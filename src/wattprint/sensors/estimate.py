@@ -25,11 +25,9 @@ Both are counters read only at window edges: no sampling thread. A read costs on
 from __future__ import annotations
 
 import _thread
-import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
 
 from .._data import read_text
 from ..errors import ConfigError, SensorError
@@ -38,10 +36,13 @@ from .base import EDGE, CounterSensor, MissingSensor, Sensor, Source
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
+    from collections.abc import Callable, Sequence
+    from functools import cache, lru_cache
     from typing import NamedTuple
 
     from ._registry import DetectOptions
 else:
+    from .._cache import cache, lru_cache
     from .._typing import NamedTuple
 
 __all__ = [
@@ -210,12 +211,12 @@ def _busy_from(head: bytes, proc_stat: str | os.PathLike[str]) -> float:
     return busy / _clock_ticks_per_s()
 
 
-@functools.cache
+@cache
 def _clock_ticks_per_s() -> int:
     return os.sysconf("SC_CLK_TCK")
 
 
-@functools.cache
+@cache
 def utilisation_resolution_s() -> float:
     """The step, in seconds, in which CPU times (the machine's and a process's) advance.
 
@@ -293,7 +294,7 @@ def _statm_fd() -> int:
         return fd
 
 
-@functools.cache
+@cache
 def _page_size() -> int:
     return os.sysconf("SC_PAGE_SIZE")
 
@@ -507,13 +508,13 @@ def _parse_table(text: str, *, compile_now: bool) -> tuple[TdpRow, ...]:
     return tuple(rows)
 
 
-@functools.cache
+@cache
 def _shipped_table() -> tuple[TdpRow, ...]:
     text = read_text("cpu_tdp.csv")
     return _parse_table(text, compile_now=False)
 
 
-@functools.lru_cache(maxsize=8)
+@lru_cache(maxsize=8)
 def _match_shipped(model_name: str) -> TdpRow | None:
     """:func:`match_tdp_row` of the shipped table, parsing only the rows whose ``key`` (the
     last field of a line: its text has no comma or quote) is in the name. Kept per name: a
@@ -763,6 +764,19 @@ class RamEstimate(CounterSensor):
 # -- backend -------------------------------------------------------------------------------------
 
 
+class _BusyCpu:
+    """``machine_busy_cpu_s(proc_stat)`` as a call without arguments (what
+    :func:`functools.partial` makes; :mod:`functools` is not loaded for it)."""
+
+    __slots__ = ("proc_stat",)
+
+    def __init__(self, proc_stat: str | os.PathLike[str]) -> None:
+        self.proc_stat = proc_stat
+
+    def __call__(self) -> float:
+        return machine_busy_cpu_s(self.proc_stat)
+
+
 def cpu_estimate(
     cpu_tdp_w: float | None = None,
     *,
@@ -775,7 +789,7 @@ def cpu_estimate(
     n = n_cpus if n_cpus is not None else (os.cpu_count() or 1)
     tdp = choose_tdp(cpu_tdp_w, cpuinfo_path=cpuinfo_path, n_cpus=n)
     return CpuEstimate(
-        tdp, n_cpus=n, busy_cpu_s=functools.partial(machine_busy_cpu_s, proc_stat), clock=clock
+        tdp, n_cpus=n, busy_cpu_s=_BusyCpu(proc_stat), clock=clock
     )
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
 
 from ..errors import ConfigError, SensorError
 from .base import PowerSensor, Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 _ids = itertools.count()
 

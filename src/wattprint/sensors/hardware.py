@@ -19,17 +19,17 @@ Only an empty name is refused.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
-
 from ..errors import ConfigError
 from .base import Sensor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
+    from collections.abc import Sequence
+    from functools import cache, lru_cache
     from typing import NamedTuple
 else:
+    from .._cache import cache, lru_cache
     from .._typing import NamedTuple
 
 __all__ = [
@@ -143,7 +143,7 @@ PROFILES: dict[str, Hardware] = {
 _NOT_DESKTOP = r"(?!\s+(?:Laptop|Mobile|Max-Q)\b)"
 
 
-@functools.cache
+@cache
 def _pattern(phrase: str) -> re.Pattern[str]:
     """A table phrase as a regex, compiled when a name could hold it (see :func:`_known`)."""
     import re
@@ -152,14 +152,14 @@ def _pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){words}(?!\w){_NOT_DESKTOP}", re.IGNORECASE)
 
 
-@functools.cache
+@cache
 def _phrases(kinds: tuple[str, ...]) -> tuple[tuple[Hardware, tuple[tuple[str, ...], ...]], ...]:
     """The entries of these kinds, each with its phrases as lower-case words."""
     return tuple((p, tuple(tuple(m.lower().split()) for m in p.matches))
                  for p in PROFILES.values() if p.kind in kinds)
 
 
-@functools.lru_cache(maxsize=256)  # a run's label is looked up again at every run
+@lru_cache(maxsize=256)  # a run's label is looked up again at every run
 def _known(text: str, kinds: tuple[str, ...]) -> Hardware | None:
     """The first entry of these kinds named in ``text``, by whole words: "L4" is in
     "NVIDIA L4" but not in "NVIDIA L40S", "B200" not in "GB200".

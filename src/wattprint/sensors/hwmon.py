@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import _thread
 import os
-from collections.abc import Sequence
 
 from ..errors import SensorError, SensorPermissionError
 from .base import MissingSensor, PowerSensor, Sensor, Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ._registry import DetectOptions
 
 __all__ = [

@@ -36,7 +36,6 @@ import _thread
 import os
 import sys
 import time
-from collections.abc import Sequence
 from types import ModuleType
 
 from .._lazy import import_module, installed
@@ -47,6 +46,7 @@ from .sync import cuda_synchronize  # re-exported: it lived here first
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, NamedTuple
 
     from ._registry import DetectOptions

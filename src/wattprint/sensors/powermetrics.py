@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
 
 from .._log import get_logger
 from ..errors import SensorError
@@ -37,6 +36,7 @@ from .base import MissingSensor, PowerSensor, Sensor, Source
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Sequence
     from typing import IO, Any
 
     from ._registry import DetectOptions

@@ -50,7 +50,6 @@ from __future__ import annotations
 import _thread
 import os
 import time
-from collections.abc import Iterable, Sequence
 
 from .._log import get_logger
 from ..errors import CounterWrapError, SensorError, SensorPermissionError
@@ -59,6 +58,7 @@ from .base import CounterSensor, MissingSensor, Sensor, Source
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
     from typing import NamedTuple
 
