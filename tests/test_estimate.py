@@ -165,6 +165,29 @@ def test_meters_made_one_after_another_read_the_tdp_table_once(
     assert reads == ["cpu_tdp.csv"] * 2
 
 
+def test_this_machines_cpuinfo_is_read_once_and_a_given_file_every_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Meters made one after another (measure_energy without a meter) parse this machine's
+    /proc/cpuinfo once; a file given by path is read at each call, as it is now."""
+    reads: list[str] = []
+    real = estimate._read_cpuinfo
+
+    def counted(path: str | os.PathLike[str]) -> estimate.CpuInfo:
+        reads.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(estimate, "_read_cpuinfo", counted)
+    monkeypatch.setattr(estimate, "_MACHINE", [])
+    first = [read_cpuinfo() for _ in range(3)]
+    choose_tdp(n_cpus=2)
+    assert reads == [estimate.PROC_CPUINFO] and first.count(first[0]) == 3
+    path = x86_cpuinfo(tmp_path, "AMD EPYC 7763 64-Core Processor", threads=2)
+    assert read_cpuinfo(path).model_name == "AMD EPYC 7763 64-Core Processor"
+    path.write_text(path.read_text().replace("AMD EPYC 7763", "AMD EPYC 9654"))
+    assert read_cpuinfo(path).model_name == "AMD EPYC 9654 64-Core Processor"
+    assert reads == [estimate.PROC_CPUINFO] + [os.fspath(path)] * 2
+
+
 def test_arm_linux_names_the_core_from_implementer_and_part(tmp_path: Path) -> None:
     path = arm_cpuinfo(tmp_path, "0x41", "0xd0c", n=80)
     assert read_cpuinfo(path).model_name == "ARM Neoverse-N1"
