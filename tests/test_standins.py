@@ -109,3 +109,7 @@ def test_source_is_an_enumeration_of_strings_as_the_enum_was() -> None:
             Source(wrong)
     with pytest.raises(KeyError):
         Source["rapl"]  # by name, as the enum's
+    for made in (Source, Before):
+        with pytest.raises(AttributeError, match="cannot reassign member"):
+            made.RAPL = "x"  # type: ignore[misc]
+    assert Source.RAPL == "rapl"

@@ -84,6 +84,11 @@ class _SourceType(type):
 
         return MappingProxyType(cls._by_name)
 
+    def __setattr__(cls, name: str, value: object) -> None:
+        if name in cls.__dict__.get("_by_name", ()):
+            raise AttributeError(f"cannot reassign member {name!r}")  # as an enum's
+        super().__setattr__(name, value)
+
 
 class Source(str, metaclass=_SourceType):
     """Where an energy figure comes from. Compares equal to its string value.
@@ -128,7 +133,7 @@ for _name, _value in (("RAPL", "rapl"), ("NVML", "nvml"), ("AMDSMI", "amdsmi"),
                       ("POWERMETRICS", "powermetrics"), ("HWMON", "hwmon"),
                       ("ESTIMATE", "estimate"), ("FAKE", "fake")):
     _member = str.__new__(Source, _value)
-    setattr(Source, _name, _member)
+    type.__setattr__(Source, _name, _member)
     Source._by_name[_name] = Source._by_value[_value] = _member
     _SOURCE_NAMES[_value] = _name
 del _name, _value, _member
