@@ -802,9 +802,9 @@ def cpu_estimate(
     """The CPU estimate for this machine, with its TDP chosen by :func:`choose_tdp`."""
     n = n_cpus if n_cpus is not None else (os.cpu_count() or 1)
     tdp = choose_tdp(cpu_tdp_w, cpuinfo_path=cpuinfo_path, n_cpus=n)
-    return CpuEstimate(
-        tdp, n_cpus=n, busy_cpu_s=_BusyCpu(proc_stat), clock=clock
-    )
+    # this machine's /proc/stat: the function itself, no call in between at each window edge
+    busy = machine_busy_cpu_s if proc_stat == PROC_STAT else _BusyCpu(proc_stat)
+    return CpuEstimate(tdp, n_cpus=n, busy_cpu_s=busy, clock=clock)
 
 
 def ram_estimate(mode: str = "machine") -> RamEstimate:
