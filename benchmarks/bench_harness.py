@@ -32,6 +32,10 @@ Each run also splits what it added in two: the time of the loop inside the meter
 against the bare loop (the same model calls; what differs is that the harness keeps the outputs
 and made the inputs before the loop), and the time outside the window (preparing the inputs,
 checking the outputs, making the record), which is what the harness itself does.
+
+After the runs, measure_energy's own cost on a model that returns its input (the last run's
+inputs), without labels and with them: the labelled call also scores the outputs (accuracy
+and macro F1, as many classes as the input has columns).
 """
 
 from __future__ import annotations
@@ -188,9 +192,11 @@ def paired(bare: Callable[[], None], harness: Callable[[], None],
     return times[bare], times[harness]
 
 
-def own_cost(data: np.ndarray, meter: EnergyMeter) -> float:
+def own_cost(data: np.ndarray, meter: EnergyMeter, labels: np.ndarray | None = None) -> float:
     """Seconds measure_energy adds to 1,000 queries of a model that returns its input: the
-    harness alone (the window, the loop's bookkeeping, the outputs' checks, the record)."""
+    harness alone (the window, the loop's bookkeeping, the outputs' checks, the record).
+    With ``labels`` also the accuracy and macro F1 of the outputs, scores of as many classes
+    as the input has columns."""
     def noop(x: np.ndarray) -> np.ndarray:
         return x
 
@@ -198,8 +204,10 @@ def own_cost(data: np.ndarray, meter: EnergyMeter) -> float:
         for i in range(QUERIES):
             noop(data[i])
 
+    dataset = data if labels is None else (data, labels)
+
     def harness() -> None:
-        measure_energy(noop, data, "bench", "bench", num_samples=QUERIES, warmup=0,
+        measure_energy(noop, dataset, "bench", "bench", num_samples=QUERIES, warmup=0,
                        meter=meter, progress=False, db=None, output_dir=None)
 
     bare_s, harness_s = paired(bare, harness, ROUNDS)
@@ -257,6 +265,8 @@ def main() -> float:
                       f"{(f.in_window - 1) * 100:+.2f}%, outside it {f.outside_s * 1e6:.0f} µs "
                       f"= {f.outside_s / bare * 100:.2f}%)")
         own = own_cost(data, meters[COUNTERS])
+        labels = rng.integers(0, width, QUERIES)
+        own_labelled = own_cost(data, meters[COUNTERS], labels)
         for meter in meters.values():
             meter.close()
         per_call_meter = meter_per_call(model, data)
@@ -265,6 +275,8 @@ def main() -> float:
     print(f"  measure_energy's own cost, on a model that does nothing: {own * 1e6:.0f} µs per "
           f"1,000 queries = {own / (per_call * QUERIES) * 100:.2f}% of this loop (what the runs "
           f"above measure, under this machine's noise)")
+    print(f"  the same with labels, accuracy and macro F1 over {width} classes: "
+          f"{own_labelled * 1e6:.0f} µs = {own_labelled / (per_call * QUERIES) * 100:.2f}%")
     print(f"  the last run's model, {PEER_ROUNDS} rotated rounds, each against its own bare "
           "loop:")
     rows = [("wattprint measure_energy, a meter made per call", per_call_meter, "")]

@@ -206,12 +206,21 @@ def _per_sample_outputs(values: list[Any]) -> Any:
     return lambda row: values[int(row[0])]
 
 
+def _rows(count: int, labelled: bool) -> Any:
+    """Row i is [i] (see :func:`_per_sample_outputs`); ``labelled``: with class labels, so
+    that the outputs are also stacked for the accuracy and checked in that stack."""
+    x = np.arange(count, dtype=np.float64).reshape(count, 1)
+    return (x, np.arange(count) % 3) if labelled else x
+
+
+@pytest.mark.parametrize("labelled", [False, True], ids=["unlabelled", "labelled"])
 @pytest.mark.parametrize("where", [0, 63, 64, 700, 999])
-def test_one_nan_among_a_thousand_outputs_is_found_wherever_it_is(where: int) -> None:
+def test_one_nan_among_a_thousand_outputs_is_found_wherever_it_is(where: int,
+                                                                  labelled: bool) -> None:
     outputs = [np.full(50, 0.5) for _ in range(1000)]
     outputs[where][7] = np.nan
     outputs[(where + 1) % 1000][3] = -np.inf
-    x = np.arange(1000, dtype=np.float64).reshape(1000, 1)
+    x = _rows(1000, labelled)
     with pytest.raises(ModelError, match=r"1 NaN and 1 infinite of 50000 values"):
         measure_energy(_per_sample_outputs(outputs), x, "m", "t", num_samples=1000, warmup=0,
                        progress=False, db=None, output_dir=None,
@@ -230,8 +239,10 @@ def test_one_nan_among_a_thousand_outputs_is_found_wherever_it_is(where: int) ->
     [np.array([-1e300, 2.5], dtype=">f8") for _ in range(200)],  # big-endian
 ], ids=["float64-sum-overflows", "float16", "float32", "int", "text-and-floats", "objects",
         "float32-and-float64", "transposed", "big-endian"])
-def test_finite_outputs_pass_the_check_whatever_their_sum(outputs: list[Any]) -> None:
-    x = np.arange(200, dtype=np.float64).reshape(200, 1)
+@pytest.mark.parametrize("labelled", [False, True], ids=["unlabelled", "labelled"])
+def test_finite_outputs_pass_the_check_whatever_their_sum(outputs: list[Any],
+                                                          labelled: bool) -> None:
+    x = _rows(200, labelled)
     result = measure_energy(_per_sample_outputs(outputs), x, "m", "t", num_samples=200,
                             warmup=0, progress=False, db=None, output_dir=None,
                             meter=EnergyMeter(sensors=[FakeSensor(power_w=5.0)]))
@@ -248,8 +259,10 @@ def test_finite_outputs_pass_the_check_whatever_their_sum(outputs: list[Any]) ->
     [np.array([1.0, 2.0 if i != 64 else np.nan], dtype=">f8") for i in range(200)],
 ], ids=["complex", "text-and-floats", "float16", "float32-and-float64", "transposed",
         "big-endian"])
-def test_outputs_that_are_not_finite_are_refused_whatever_their_kind(bad: list[Any]) -> None:
-    x = np.arange(200, dtype=np.float64).reshape(200, 1)
+@pytest.mark.parametrize("labelled", [False, True], ids=["unlabelled", "labelled"])
+def test_outputs_that_are_not_finite_are_refused_whatever_their_kind(bad: list[Any],
+                                                                    labelled: bool) -> None:
+    x = _rows(200, labelled)
     with pytest.raises(ModelError, match="model output is not finite"):
         measure_energy(_per_sample_outputs(bad), x, "m", "t", num_samples=200, warmup=0,
                        progress=False, db=None, output_dir=None,

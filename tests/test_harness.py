@@ -222,6 +222,101 @@ def test_metrics_agree_with_scikit_learn() -> None:
     assert reg["mae"] == pytest.approx(mean_absolute_error(t, p))
 
 
+def _f1_macro_by_definition(y: Any, p: Any) -> float:
+    """Macro F1 as its definition reads: for each class in the labels or the predictions,
+    2 tp / (2 tp + fp + fn), 0 where a class has none of them; then the mean."""
+    f1s = []
+    for c in np.union1d(y, p):
+        tp = float(np.sum((p == c) & (y == c)))
+        fp = float(np.sum((p == c) & (y != c)))
+        fn = float(np.sum((p != c) & (y == c)))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+@pytest.mark.parametrize(("y", "p"), [
+    (np.array(["cat", "dog", "cat", "emu"]), np.array(["cat", "cat", "dog", "yak"])),
+    (np.array([-1, 0, 1, 1, 2]), np.array([0, 0, 1, -1, 5])),  # a negative class
+    (np.array([3, 900_000, 5]), np.array([5, 900_000, 7])),  # class numbers far apart
+    (np.array([True, False, True]), np.array([True, True, False])),
+    (np.array([3, 5, 5], dtype=np.uint8), np.array([5, 5, 7], dtype=np.uint8)),
+    (np.array([0.5, np.nan, 1.5, np.nan]), np.array([0.5, np.nan, np.nan, 2.5])),  # NaN: no hit
+    (np.array([2, 2]), np.array([2, 2])),
+    (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)),
+], ids=["text", "negative", "far-apart", "bool", "uint8", "nan", "one-class", "empty"])
+def test_f1_macro_is_its_definition_for_any_labels(y: Any, p: Any) -> None:
+    assert classification_metrics(y, p)["f1_macro"] == _f1_macro_by_definition(y, p)
+
+
+def test_f1_macro_over_a_thousand_classes_agrees_with_scikit_learn() -> None:
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 1000, 3000)
+    scores = rng.random((3000, 1000))
+    scores[np.arange(0, 3000, 2), y[::2]] = 2.0  # half of them right
+    got = classification_metrics(y, scores)
+    assert got["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == y))
+    assert got["f1_macro"] == pytest.approx(f1_score(y, scores.argmax(1), average="macro"))
+    assert got["f1_macro"] == _f1_macro_by_definition(y, scores.argmax(1))
+
+
+_ROWS = np.random.default_rng(3).random((9, 4))
+
+
+@pytest.mark.parametrize(("outputs", "per_sample", "joined"), [
+    ([_ROWS[i] for i in range(9)], True, True),
+    ([_ROWS[i:i + 1] for i in range(9)], True, True),  # a batch of one per call
+    ([np.array(i % 4) for i in range(9)], True, True),  # one class number per call
+    ([_ROWS[i:i + 4] for i in range(0, 9, 4)], False, True),  # batches, a short last one
+    ([_ROWS.ravel()[i:i + 4] for i in range(0, 9, 4)], False, True),
+    ([np.array(float(i)) for i in range(9)], False, True),  # one prediction per call
+    ([_ROWS[i] > 0.5 for i in range(9)], True, True),
+    ([_ROWS[i] + 1j for i in range(9)], True, True),
+    ([np.zeros((0, 4)), np.zeros((0, 4))], False, True),
+    ([np.array(1.0), _ROWS[0]], False, False),  # one prediction, then a batch
+    ([_ROWS[0], _ROWS[1].astype(np.float32)], True, False),  # two types
+    ([_ROWS[0], _ROWS[1, :3]], True, False),  # ragged
+    ([np.asfortranarray(_ROWS[:4, :2]), np.asfortranarray(_ROWS[4:8, :2])], False, False),
+    ([_ROWS[i, ::2] for i in range(9)], True, False),  # not contiguous
+    ([_ROWS[i].astype(">f8") for i in range(9)], True, False),  # big-endian
+    ([np.array(["a", "b"]), np.array(["c", "d"])], False, False),
+], ids=["rows", "batch-of-one", "class-numbers", "batches", "batches-1d", "scalars", "bool",
+        "complex", "empty-batches", "scalar-and-batch", "two-types", "ragged", "fortran",
+        "strided", "big-endian", "text"])
+def test_joined_outputs_are_what_stacking_them_makes(outputs: list[Any], per_sample: bool,
+                                                     joined: bool) -> None:
+    from wattprint.workloads.harness import _concat, _joined_predictions
+
+    got = _joined_predictions(outputs, per_sample)
+    assert (got is not None) is joined  # where not, stacking them decides
+    if got is not None:
+        want = _concat(outputs, per_sample)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
+        assert got.flags.writeable  # NumPy copies a read-only array before its argmax
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_accuracy_of_many_classes_is_what_scikit_learn_says(meter: EnergyMeter,
+                                                           batch_size: int) -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(4)
+    x, y = rng.random((203, 6)), rng.integers(0, 40, 203)
+    w = rng.random((6, 40))
+
+    def predict(batch: Any) -> Any:
+        return batch @ w
+
+    result = wattprint.measure_energy(predict, (x, y), "m", "t", num_samples=203,
+                                      batch_size=batch_size, warmup=0, meter=meter,
+                                      progress=False, db=None, output_dir=None)
+    predicted = (x @ w).argmax(1)
+    assert result["accuracy"] == pytest.approx(accuracy_score(y, predicted))
+    assert result["f1_macro"] == pytest.approx(f1_score(y, predicted, average="macro"))
+
+
 class EpochCounter(CounterSensor):
     """A counter the test advances itself: each epoch costs exactly what the test says,
     however the machine's load stretches its time."""

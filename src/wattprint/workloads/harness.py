@@ -127,9 +127,10 @@ def _concat(outputs: list[Any], per_sample: bool = False) -> Any:
 FINITE_CHUNK = 64
 
 
-def _check_finite(outputs: list[Any], plain: bool) -> None:
+def _check_finite(outputs: list[Any], plain: bool, values: Any = None) -> None:
     """Raise :class:`ModelError` if any numeric output is NaN or infinite (``plain``: the
-    outputs are all plain NumPy arrays, see :func:`_all_arrays`).
+    outputs are all plain NumPy arrays, see :func:`_all_arrays`; ``values``: every output's
+    values already in one array, as :func:`_joined_predictions` makes them, checked at once).
 
     A model whose outputs are not numbers has no accuracy to report (NaN predictions score as
     chance or garbage) and its energy is not that of a working model. Text and other
@@ -139,11 +140,18 @@ def _check_finite(outputs: list[Any], plain: bool) -> None:
     time by their sum, which is finite exactly when every value is, unless finite values
     overflow it: then the chunk's values are tested one by one. Arrays of one float type are
     joined as bytes for the sum; arrays of several types are concatenated. Anything else, and
-    any chunk found not finite, goes through the exact count the message gives.
+    any chunk found not finite, goes through the exact count the message gives. With labels
+    the outputs are stacked for the accuracy anyway: ``values`` is that stack, summed at once.
     """
     import numpy as np
 
-    if outputs and plain:
+    if values is not None:
+        if values.dtype.kind not in "fc":
+            return  # one type, not a float: nothing to check
+        with np.errstate(over="ignore", invalid="ignore"):
+            if _chunk_finite(np, values.reshape(-1)):
+                return
+    elif outputs and plain:
         dtypes = list(map(_DTYPE, outputs))  # counted, not put in a set: a dtype's hash is dear
         first = dtypes[0]
         kind = first.kind if dtypes.count(first) == len(dtypes) else None
@@ -173,6 +181,46 @@ def _check_finite(outputs: list[Any], plain: bool) -> None:
 
 
 _DTYPE = attrgetter("dtype")
+_SHAPE = attrgetter("shape")
+
+
+def _joined_predictions(outputs: list[Any], per_sample: bool) -> Any:
+    """What :func:`_concat` makes of ``outputs``, sooner, where they are plain NumPy arrays
+    (see :func:`_all_arrays`) of one number type in this machine's byte order, C-contiguous,
+    of one shape (one sample's predictions each) or of one shape after the first axis
+    (batches): their bytes joined once, reshaped. None where they are not: :func:`_concat`
+    decides then. The bytes are joined in a ``bytearray``, not ``bytes``: NumPy copies an array
+    it cannot write before an ``argmax``.
+
+    The same array serves :func:`_check_finite` (``values``) and the accuracy: one copy of
+    the outputs instead of two, and no Python call per output."""
+    import numpy as np
+
+    first = outputs[0]
+    dtype, shape = first.dtype, first.shape
+    count = len(outputs)
+    if (dtype.kind not in "biufc" or not dtype.isnative
+            or list(map(_DTYPE, outputs)).count(dtype) != count):
+        return None
+    shapes = list(map(_SHAPE, outputs))
+    if per_sample or not shape:
+        if shapes.count(shape) != count:
+            return None
+        rows: tuple[int, ...] = (count, *shape)
+    else:  # batches: concatenated along their first axis, which may differ (a short last one)
+        rest = shape[1:]
+        if [s[1:] for s in shapes if s].count(rest) != count:
+            return None
+        rows = (-1, *rest)
+    try:
+        stacked: Any = np.frombuffer(bytearray().join(outputs), dtype).reshape(rows)
+    except TypeError:  # an array that is not C-contiguous has no bytes to join
+        return None
+    except ValueError:  # batches of no values: no first axis to count
+        return None
+    if per_sample and stacked.ndim >= 2 and stacked.shape[1] == 1:  # a batch of one per call
+        stacked = stacked.reshape(stacked.shape[0], *stacked.shape[2:])
+    return stacked
 
 
 def _all_arrays(outputs: list[Any]) -> bool:
@@ -306,9 +354,12 @@ def measure_inference(
                 raise
             m = meter.end(name)
         plain = _all_arrays(outputs)
-        _check_finite(outputs, plain)
+        # with labels, the outputs are stacked for the accuracy: checked in that one copy
+        stacked = _joined_predictions(outputs, per_sample) if plain and labels is not None \
+            else None
+        _check_finite(outputs, plain, stacked)
         metrics = _generation_metrics(m, outputs, num_samples, plain)
-        metrics.update(_accuracy(data, labels, outputs, per_sample))
+        metrics.update(_accuracy(data, labels, outputs, per_sample, stacked))
         if "tokens_generated" in metrics and (generator := _generator(inference_fn)) is not None:
             metrics.update(generator.generation_profile(calls, meter))
             perplexity = generator.perplexity(data.x)
@@ -359,12 +410,14 @@ def _prepare(data: Dataset, num_samples: int, batch_size: int,
 
 
 def _accuracy(data: Dataset, labels: Any, outputs: list[Any],
-              per_sample: bool = False) -> dict[str, Any]:
+              per_sample: bool = False, stacked: Any = None) -> dict[str, Any]:
+    """The metrics of ``outputs`` against ``labels`` (``stacked``: the predictions already
+    made of them, see :func:`_joined_predictions`)."""
     if labels is None or not outputs:
         return {}
     from .metrics import classification_metrics, regression_metrics, transcription_metrics
 
-    predictions = _concat(outputs, per_sample)
+    predictions = _concat(outputs, per_sample) if stacked is None else stacked
     if data.task == "automatic-speech-recognition" and isinstance(predictions, list):
         with suppress(ValueError):  # transcripts that do not line up: no metric
             return transcription_metrics(labels, predictions)
@@ -376,8 +429,8 @@ def _accuracy(data: Dataset, labels: Any, outputs: list[Any],
             return regression_metrics(labels, predictions)
         if "classification" in data.task:
             return classification_metrics(labels, predictions)
-    except ValueError:  # predictions that do not line up with the labels: no metric
-        return {}
+    except (TypeError, ValueError):  # predictions that do not line up with the labels, or
+        return {}  # that cannot be compared (objects, None among them): no metric
     return {}
 
 
