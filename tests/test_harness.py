@@ -355,3 +355,86 @@ def test_training_per_epoch_sums_to_total_and_prediction_holds() -> None:
     assert epochs[-1]["prediction"]["total_energy_j"] == pytest.approx(actual)
     assert epochs[-1]["prediction"]["total_energy_j_pm"] == 0.0
     assert [e["loss"] for e in epochs] == pytest.approx([1 / (i + 1) for i in range(6)])
+
+
+_TEXTS = ["good", "bad", "great", "awful", "fine", "dire"]
+_SENTIMENT = ["pos", "neg", "pos", "neg", "pos", "neg"]
+
+
+def _says(text: str) -> str:
+    """A sentiment model that is right on all but "fine"."""
+    return "pos" if text in ("good", "great") else "neg"
+
+
+@pytest.mark.parametrize(("batch_size", "as_objects"), [(1, False), (4, False), (4, True)])
+def test_class_names_are_scored_against_the_labels_names(meter: EnergyMeter, batch_size: int,
+                                                         as_objects: bool) -> None:
+    from sklearn.metrics import f1_score
+
+    def predict(batch: Any) -> Any:
+        if batch_size == 1:
+            return _says(batch)
+        said = [_says(t) for t in batch]
+        return np.array(said, dtype=object) if as_objects else said
+
+    result = wattprint.measure_energy(predict, (_TEXTS, _SENTIMENT), "m", "sentiment",
+                                      num_samples=6, batch_size=batch_size, warmup=0,
+                                      meter=meter, progress=False, db=None, output_dir=None)
+    said = [_says(t) for t in _TEXTS]
+    assert result["accuracy"] == pytest.approx(5 / 6)
+    assert result["f1_macro"] == pytest.approx(f1_score(_SENTIMENT, said, average="macro"))
+    assert not any(note.startswith("no accuracy") for note in result["notes"])
+
+
+def test_class_numbers_returned_as_a_list_per_batch_are_scored(meter: EnergyMeter) -> None:
+    x, y = np.arange(6.0).reshape(6, 1), np.array([0, 1, 0, 1, 0, 0])
+    result = wattprint.measure_energy(lambda b: [int(v[0]) % 2 for v in b], (x, y), "m", "t",
+                                      num_samples=6, batch_size=4, warmup=0, meter=meter,
+                                      progress=False, db=None, output_dir=None)
+    assert result["accuracy"] == pytest.approx(5 / 6)
+
+
+@pytest.mark.parametrize(("predict", "data", "why"), [
+    (lambda b: np.zeros(5), (np.zeros((6, 2)), np.arange(6) % 2),
+     "no accuracy: 10 predictions for 6 labels"),
+    (lambda b: np.zeros((len(b), 2 + len(b) % 4)), (np.zeros((6, 2)), np.arange(6) % 2),
+     "no accuracy: the outputs could not be put together as predictions"),
+    (lambda b: ["pos"] * len(b), (np.zeros((6, 2)), np.arange(6) - 1),
+     "no accuracy: the outputs are texts and the labels have no class names"),
+    (lambda b: ["pos"] * len(b), (np.zeros((6, 2)), np.linspace(0, 1, 6)),
+     "no rmse or mae: the outputs are texts, the targets numbers"),
+    (lambda b: np.array([[None, 1.0]] * len(b), dtype=object),
+     (np.zeros((6, 2)), np.arange(6) % 2),
+     "no accuracy: the outputs cannot be compared with the labels"),
+    (lambda b: ["pos", 1, 0, 1][:len(b)], (np.zeros((6, 2)), np.arange(6) % 2),
+     "no accuracy: the outputs mix texts and other values"),
+], ids=["too-many", "ragged", "texts-unnamed-labels", "texts-for-targets", "objects", "mixed"])
+def test_labels_that_cannot_score_the_outputs_say_why_down_to_the_store(
+        meter: EnergyMeter, tmp_path: Path, predict: Any, data: Any, why: str) -> None:
+    from wattprint.store import Store
+
+    db = tmp_path / "runs.db"
+    result = wattprint.measure_energy(predict, data, "m", "t", num_samples=6, batch_size=4,
+                                      warmup=0, meter=meter, progress=False, db=db,
+                                      output_dir=tmp_path / "results")
+    assert "accuracy" not in result and "rmse" not in result
+    assert any(note.startswith(why) for note in result["notes"]), result["notes"]
+    with Store(db) as store:
+        (run,) = store.runs()
+    assert run.measurement_notes == tuple(result["notes"])
+    written = json.loads(Path(result["output_file"]).read_text())
+    assert written["notes"] == result["notes"]
+
+
+def test_transcripts_returned_one_per_sample_are_scored(meter: EnergyMeter) -> None:
+    from wattprint.workloads.datasets import as_dataset
+    from wattprint.workloads.metrics import word_error_rate
+
+    heard = ["the cat sat", "a dog", "hello there"]
+    said = ["the cat sat", "a dog barked", "hello"]
+    data = as_dataset((np.arange(3.0).reshape(3, 1), said), task="automatic-speech-recognition")
+    result = wattprint.measure_energy(lambda clip: heard[int(clip[0])], data, "m", "asr",
+                                      num_samples=3, warmup=0, meter=meter, progress=False,
+                                      db=None, output_dir=None)
+    assert result["wer"] == pytest.approx(word_error_rate(said, heard))
+    assert result["wer"] > 0

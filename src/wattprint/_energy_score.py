@@ -94,7 +94,8 @@ def measure_energy(
     ``f1_macro`` (classification) or ``rmse`` and ``mae`` (regression); for text generation
     ``tokens_generated`` and ``tokens_per_second``. ``partial`` says that a sensor failed
     inside the window (its component is missing from the energy), ``errors`` what failed and
-    ``notes`` what else a reader should know. ``db``, ``sweep_id`` and ``cell_key`` say where
+    ``notes`` what else a reader should know (among it why labels given could not score the
+    outputs, where they could not). ``db``, ``sweep_id`` and ``cell_key`` say where
     the run is stored. Numeric outputs that are NaN or infinite raise
     :class:`~wattprint.errors.ModelError` ("model output is not finite"), and nothing is
     stored or written.

@@ -297,9 +297,10 @@ def measure_inference(
     ``"auto"`` (the first GPU the meter reads, else ``"CPU"``) or any device name (see
     :func:`~wattprint.sensors.hardware.resolve_hardware`: ``"NVIDIA H200"`` is ``"H200"``).
     Accuracy (``metrics``) is computed when the dataset has labels and the function returns
-    predictions; numeric outputs that are NaN or infinite raise
-    :class:`~wattprint.errors.ModelError` ("model output is not finite"). The batch size is in
-    ``extra``. Progress: see ``progress`` of :func:`wattprint.measure_energy`.
+    predictions (scores, class numbers or class names); where labels were given but could not
+    score the outputs, ``measurement_notes`` says why. Numeric outputs that are NaN or infinite
+    raise :class:`~wattprint.errors.ModelError` ("model output is not finite"). The batch size
+    is in ``extra``. Progress: see ``progress`` of :func:`wattprint.measure_energy`.
 
     Generation: when the outputs count their tokens (see :func:`_tokens`), ``metrics`` has
     ``tokens_generated``, ``tokens_per_second``, ``joules_per_token`` and
@@ -359,7 +360,8 @@ def measure_inference(
             else None
         _check_finite(outputs, plain, stacked)
         metrics = _generation_metrics(m, outputs, num_samples, plain)
-        metrics.update(_accuracy(data, labels, outputs, per_sample, stacked))
+        scored, unscored = _accuracy(data, labels, outputs, per_sample, stacked)
+        metrics.update(scored)
         if "tokens_generated" in metrics and (generator := _generator(inference_fn)) is not None:
             metrics.update(generator.generation_profile(calls, meter))
             perplexity = generator.perplexity(data.x)
@@ -374,6 +376,7 @@ def measure_inference(
             samples_per_second=num_samples / m.duration_s if m.duration_s > 0 else 0.0,
             kwh_per_1000_queries=m.footprint.kwh * 1000.0 / num_samples, metrics=metrics,
             extra={"batch_size": size},
+            measurement_notes=(*m.notes, *(() if unscored is None else (unscored,))),
         )
     finally:
         if own_meter:
@@ -409,29 +412,59 @@ def _prepare(data: Dataset, num_samples: int, batch_size: int,
     return calls, labels
 
 
-def _accuracy(data: Dataset, labels: Any, outputs: list[Any],
-              per_sample: bool = False, stacked: Any = None) -> dict[str, Any]:
+def _accuracy(data: Dataset, labels: Any, outputs: list[Any], per_sample: bool = False,
+              stacked: Any = None) -> tuple[dict[str, Any], str | None]:
     """The metrics of ``outputs`` against ``labels`` (``stacked``: the predictions already
-    made of them, see :func:`_joined_predictions`)."""
+    made of them, see :func:`_joined_predictions`), and, where labels were given for a task
+    that is scored but they could not score the outputs, why: a note for the run's reader.
+
+    Outputs that are texts are predictions too: class names, scored against the names of
+    the dataset's classes, or transcripts, one per sample."""
     if labels is None or not outputs:
-        return {}
+        return {}, None
+    import numpy as np
+
     from .metrics import classification_metrics, regression_metrics, transcription_metrics
 
     predictions = _concat(outputs, per_sample) if stacked is None else stacked
-    if data.task == "automatic-speech-recognition" and isinstance(predictions, list):
-        with suppress(ValueError):  # transcripts that do not line up: no metric
-            return transcription_metrics(labels, predictions)
-        return {}
-    if predictions is None or isinstance(predictions, list):
-        return {}
+    if isinstance(predictions, np.ndarray) and (
+            predictions.dtype.kind in "US" or (predictions.dtype.kind == "O" and all(
+                isinstance(v, str) for v in predictions.flat))):
+        predictions = predictions.reshape(-1).tolist()  # texts, one per sample
+    if data.task == "automatic-speech-recognition":
+        if not isinstance(predictions, list):
+            return {}, "no word error rate: the outputs are not transcripts, one text per sample"
+        try:
+            return transcription_metrics(labels, predictions), None
+        except ValueError as err:  # transcripts that do not line up
+            return {}, f"no word error rate: {err}"
+    score: Callable[[Any, Any], dict[str, float]]
+    if data.task == "regression":
+        what, score = "rmse or mae", regression_metrics
+    elif "classification" in data.task:
+        what, score = "accuracy", classification_metrics
+    else:
+        return {}, None
+    if predictions is None:
+        return {}, (f"no {what}: the outputs could not be put together as predictions (they "
+                    "differ in shape or kind)")
+    if isinstance(predictions, list):
+        if predictions and all(isinstance(p, str) for p in predictions):
+            if score is regression_metrics:
+                return {}, f"no {what}: the outputs are texts, the targets numbers"
+            if data.classes is None:
+                return {}, (f"no {what}: the outputs are texts and the labels have no class "
+                            "names to match them with (they are numbers, some negative)")
+            labels = np.asarray(data.classes)[labels]  # class names against class names
+        elif any(isinstance(p, str) for p in predictions):
+            return {}, f"no {what}: the outputs mix texts and other values"
+        predictions = np.asarray(predictions)
     try:
-        if data.task == "regression":
-            return regression_metrics(labels, predictions)
-        if "classification" in data.task:
-            return classification_metrics(labels, predictions)
-    except (TypeError, ValueError):  # predictions that do not line up with the labels, or
-        return {}  # that cannot be compared (objects, None among them): no metric
-    return {}
+        return score(labels, predictions), None
+    except ValueError as err:  # predictions that do not line up with the labels
+        return {}, f"no {what}: {err}"
+    except TypeError as err:  # objects, None among them
+        return {}, f"no {what}: the outputs cannot be compared with the labels ({err})"
 
 
 def measure_training(
