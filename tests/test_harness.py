@@ -240,10 +240,11 @@ def _f1_macro_by_definition(y: Any, p: Any) -> float:
     (np.array([3, 900_000, 5]), np.array([5, 900_000, 7])),  # class numbers far apart
     (np.array([True, False, True]), np.array([True, True, False])),
     (np.array([3, 5, 5], dtype=np.uint8), np.array([5, 5, 7], dtype=np.uint8)),
+    (np.array([3, 5, 5], dtype=np.uint64), np.array([5, 5, 7], dtype=np.uint64)),
     (np.array([0.5, np.nan, 1.5, np.nan]), np.array([0.5, np.nan, np.nan, 2.5])),  # NaN: no hit
     (np.array([2, 2]), np.array([2, 2])),
     (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)),
-], ids=["text", "negative", "far-apart", "bool", "uint8", "nan", "one-class", "empty"])
+], ids=["text", "negative", "far-apart", "bool", "uint8", "uint64", "nan", "one-class", "empty"])
 def test_f1_macro_is_its_definition_for_any_labels(y: Any, p: Any) -> None:
     assert classification_metrics(y, p)["f1_macro"] == _f1_macro_by_definition(y, p)
 

@@ -41,7 +41,9 @@ def classification_metrics(labels: Any, predictions: Any) -> dict[str, float]:
     # the class's labels and predictions together.
     values = np.concatenate((y, p))
     if values.dtype.kind in "iu" and values.min() >= 0 and values.max() < 2 * len(values) + 1024:
-        y_index, p_index, size = y, p, int(values.max()) + 1  # class indices: their own index
+        # class numbers: their own index (as intp, which bincount takes from any integer type)
+        y_index, p_index = y.astype(np.intp, copy=False), p.astype(np.intp, copy=False)
+        size = int(values.max()) + 1
     else:
         classes, index = np.unique(values, return_inverse=True)
         y_index, p_index, size = index[:len(y)], index[len(y):], len(classes)
