@@ -112,15 +112,20 @@ def _concat(outputs: list[Any], per_sample: bool = False) -> Any:
     try:
         arrays = [_array(o) for o in outputs]
         if per_sample:
-            stacked = np.stack(arrays)
-            if stacked.ndim >= 2 and stacked.shape[1] == 1:  # a batch of one per call
-                stacked = stacked.reshape(stacked.shape[0], *stacked.shape[2:])
-            return stacked
+            return _one_per_sample(np.stack(arrays))
         if all(a.ndim == 0 for a in arrays):  # one prediction per call
             return np.stack(arrays)
         return np.concatenate([np.atleast_1d(a) for a in arrays])
     except (TypeError, ValueError, RuntimeError):
         return None
+
+
+def _one_per_sample(stacked: Any) -> Any:
+    """Per-sample outputs stacked along a new first axis, less the axis of a batch of one
+    where each call returned one (``(n, 1, k)`` is ``(n, k)``)."""
+    if stacked.ndim >= 2 and stacked.shape[1] == 1:
+        return stacked.reshape(stacked.shape[0], *stacked.shape[2:])
+    return stacked
 
 
 #: Outputs the finiteness check copies and sums at a time: the copy stays in the CPU's cache.
@@ -218,9 +223,7 @@ def _joined_predictions(outputs: list[Any], per_sample: bool) -> Any:
         return None
     except ValueError:  # batches of no values: no first axis to count
         return None
-    if per_sample and stacked.ndim >= 2 and stacked.shape[1] == 1:  # a batch of one per call
-        stacked = stacked.reshape(stacked.shape[0], *stacked.shape[2:])
-    return stacked
+    return _one_per_sample(stacked) if per_sample else stacked
 
 
 def _all_arrays(outputs: list[Any]) -> bool:
