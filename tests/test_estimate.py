@@ -177,7 +177,7 @@ def test_this_machines_cpuinfo_is_read_once_and_a_given_file_every_time(
         return real(path)
 
     monkeypatch.setattr(estimate, "_read_cpuinfo", counted)
-    monkeypatch.setattr(estimate, "_MACHINE", [])
+    estimate._this_machine.cache_clear()
     first = [read_cpuinfo() for _ in range(3)]
     choose_tdp(n_cpus=2)
     assert reads == [estimate.PROC_CPUINFO] and first.count(first[0]) == 3

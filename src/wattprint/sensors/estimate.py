@@ -323,12 +323,6 @@ class CpuInfo(NamedTuple):
     sockets: int = 1
 
 
-#: This machine's :class:`CpuInfo`, once read: the model and its packages do not change while
-#: the process runs, and ``measure_energy`` without a meter makes a meter per call (parsing
-#: the file took a fifth of making one; on macOS, its stand-in runs ``sysctl``).
-_MACHINE: list[CpuInfo] = []
-
-
 def read_cpuinfo(cpuinfo_path: str | os.PathLike[str] = PROC_CPUINFO) -> CpuInfo:
     """The CPU model name and number of physical packages.
 
@@ -337,11 +331,15 @@ def read_cpuinfo(cpuinfo_path: str | os.PathLike[str] = PROC_CPUINFO) -> CpuInfo
     ``Apple M2 Pro``), else :func:`platform.processor`. Sockets count the distinct ``physical id``
     values (1 when there are none). This machine's (the default path) is read once per process.
     """
-    if cpuinfo_path != PROC_CPUINFO:
-        return _read_cpuinfo(cpuinfo_path)
-    if not _MACHINE:
-        _MACHINE.append(_read_cpuinfo(PROC_CPUINFO))
-    return _MACHINE[0]
+    return _this_machine() if cpuinfo_path == PROC_CPUINFO else _read_cpuinfo(cpuinfo_path)
+
+
+@cache
+def _this_machine() -> CpuInfo:
+    """This machine's :class:`CpuInfo`, read once: the model and its packages do not change
+    while the process runs, and ``measure_energy`` without a meter makes a meter per call
+    (parsing the file took a fifth of making one; on macOS, its stand-in runs ``sysctl``)."""
+    return _read_cpuinfo(PROC_CPUINFO)
 
 
 def _read_cpuinfo(cpuinfo_path: str | os.PathLike[str]) -> CpuInfo:
