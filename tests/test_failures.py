@@ -145,6 +145,27 @@ def test_the_report_marks_the_partial_run(partial_sweep: tuple[Path, dict[str, A
     assert "1 partial" in html.split('<section id="totals">')[1].split("</section>")[0]
 
 
+def test_the_report_shows_the_notes_of_a_run_beside_its_status(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    notes = ["window shorter than <0.1 s>", "no accuracy: 10 predictions for 6 labels"]
+    with Store(db) as store:
+        store.begin_sweep("s", project="p", config={})
+        store.write_run(_run("plain", 1.0, sweep_id="s"))
+        store.write_run(_run("noted", 0.5, sweep_id="s", measurement_notes=notes))
+        store.write_run(_run("broken", 0.7, sweep_id="s", partial=True, errors=["gpu:0: gone"],
+                             measurement_notes=notes[:1]))
+    html = write_report(db, sweep_id="s", out=tmp_path / "r.html").read_text()
+    runs = html.split('<section id="runs">')[1].split("</section>")[0]
+    rows = {row.split("<td>")[1].split("</td>")[0]: row for row in runs.split("<tr>")[2:]}
+    assert set(rows) == {"plain", "noted", "broken"}
+    assert 'class="hint"' not in rows["plain"]
+    assert ('<span class="hint" title="window shorter than &lt;0.1 s&gt;; no accuracy: 10 '
+            'predictions for 6 labels">2 notes</span>') in rows["noted"]
+    assert 'class="flag flag-partial" title="gpu:0: gone"' in rows["broken"]
+    assert '<span class="hint" title="window shorter than &lt;0.1 s&gt;">note</span>' in \
+        rows["broken"]
+
+
 # -- a model whose output is NaN -----------------------------------------------------------------
 
 

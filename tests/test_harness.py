@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -410,8 +412,9 @@ def test_class_numbers_returned_as_a_list_per_batch_are_scored(meter: EnergyMete
     (lambda b: ["pos", 1, 0, 1][:len(b)], (np.zeros((6, 2)), np.arange(6) % 2),
      "no accuracy: the outputs mix texts and other values"),
 ], ids=["too-many", "ragged", "texts-unnamed-labels", "texts-for-targets", "objects", "mixed"])
-def test_labels_that_cannot_score_the_outputs_say_why_down_to_the_store(
+def test_labels_that_cannot_score_the_outputs_say_why_down_to_the_report(
         meter: EnergyMeter, tmp_path: Path, predict: Any, data: Any, why: str) -> None:
+    from wattprint.report import write_report
     from wattprint.store import Store
 
     db = tmp_path / "runs.db"
@@ -425,6 +428,10 @@ def test_labels_that_cannot_score_the_outputs_say_why_down_to_the_store(
     assert run.measurement_notes == tuple(result["notes"])
     written = json.loads(Path(result["output_file"]).read_text())
     assert written["notes"] == result["notes"]
+    html = write_report(db, out=tmp_path / "report.html").read_text()
+    runs = html.split('<section id="runs">')[1].split("</section>")[0]
+    (title,) = re.findall(r'<span class="hint" title="([^"]*)">note</span>', runs)
+    assert title == escape("; ".join(result["notes"]), quote=True)
 
 
 def test_transcripts_returned_one_per_sample_are_scored(meter: EnergyMeter) -> None:

@@ -8,7 +8,7 @@ from html import escape
 from ..score import star_glyphs
 from ._format import PROVENANCE_WORDS
 
-__all__ = ["Markup", "Num", "badge", "esc", "figure", "flag", "note", "stars", "table"]
+__all__ = ["Markup", "Num", "badge", "esc", "figure", "flag", "hint", "note", "stars", "table"]
 
 
 class Markup(str):
@@ -65,6 +65,11 @@ def flag(word: str, why: str) -> Markup:
     """A red badge that marks a run or model ("partial", "not rated"); hovering shows why."""
     return Markup(f'<span class="flag flag-{esc(word.replace(" ", "-"))}" title="{esc(why)}">'
                   f"{esc(word)}</span>")
+
+
+def hint(word: str, why: str) -> Markup:
+    """A grey badge for what a reader should know about a run ("note"); hovering shows it."""
+    return Markup(f'<span class="hint" title="{esc(why)}">{esc(word)}</span>')
 
 
 def note(text: str, *, kind: str = "") -> Markup:

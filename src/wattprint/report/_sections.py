@@ -32,7 +32,7 @@ from ._format import (
     percent,
     water_text,
 )
-from ._markup import Markup, Num, badge, esc, figure, flag, note, stars, table
+from ._markup import Markup, Num, badge, esc, figure, flag, hint, note, stars, table
 
 __all__ = [
     "RUNS_LISTED",
@@ -624,6 +624,10 @@ def _run_row(r: Run, lookup: Mapping[tuple[object, ...], int]) -> tuple[object, 
     if r.ok and r.partial:
         status = Markup(f"{status} " + flag(
             "partial", "; ".join(r.errors or ()) or "a sensor failed"))
+    notes = r.measurement_notes or ()
+    if notes:  # what the measurement says about itself: a short window, labels that scored nothing
+        status = Markup(f"{status} " + hint(
+            "note" if len(notes) == 1 else f"{len(notes)} notes", "; ".join(notes)))
     return (
         _label(r), r.dataset, f"{r.task}/{r.hardware}", r.phase,
         Num(number(r.repetition, "d")),
@@ -674,7 +678,9 @@ def runs_table(runs: Sequence[Run], scores: Scores, digest: Digest | None = None
         return _section("runs", "Runs",
                         _p("One row per stored cell. Stars are those of the run's model in "
                            "its task and hardware group; a partial run (a sensor failed "
-                           "inside its window: hover for what) is not rated."), body)
+                           "inside its window: hover for what) is not rated. A note says what "
+                           "else the measurement found (hover for it): a window too short "
+                           "for a sensor, labels that could not score the outputs."), body)
     total = sum(m.runs for m in digest.models)
     # the failed and partial runs are counted by the store (the runs given may be the first of
     # them only); the others listed are the successful runs that are not rated
@@ -686,7 +692,9 @@ def runs_table(runs: Sequence[Run], scores: Scores, digest: Digest | None = None
         "runs", "Runs",
         _p(f"This sweep has {total:,} runs, too many to list one by one: listed here are "
            "the runs that failed, are partial (a sensor failed inside the window: hover for "
-           "what) or are not rated, then one row per model and phase."),
+           "what) or are not rated, then one row per model and phase. A note says what else "
+           "a run's measurement found (hover for it); the notes of every run are in the full "
+           "data."),
         f'<p class="more-runs" data-more="{more}">{esc(f"{more:,}")} more runs are in the '
         f"full data: <code>{esc(export)}</code></p>",
         f"<h3>Runs that failed, are partial or are not rated ({notable:,})</h3>",

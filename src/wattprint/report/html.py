@@ -8,8 +8,9 @@ Sections: totals; location and the carbon intensity, PUE and WUE assumed; star r
 and hardware; energy per 1000 queries; energy against accuracy with the Pareto front;
 optimization savings, with the spread of each variant's and its parent's repetitions
 (min – max, 95 % interval); the power timeline of the inference run with the most samples;
-every run; the provenance of every figure, per run and per component; the failed cells and
-their errors.
+every run, partial ones flagged with the sensor's error and notes (a window too short for a
+sensor, labels that could not score the outputs) beside the status, shown on hover; the
+provenance of every figure, per run and per component; the failed cells and their errors.
 
 :func:`write_report` rates from the store's sums and finds the timeline run in one query. A
 sweep of more than ``RUNS_LISTED`` (1,000) runs is read from a few columns, not decoded run by
@@ -83,6 +84,8 @@ td pre { margin: 0; white-space: pre-wrap; max-width: 640px; font-size: 12px; }
 .status-failed { color: #b3261e; font-weight: 600; }
 .flag { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px;
         white-space: nowrap; background: #fbe0de; color: #b3261e; border: 1px solid #eeaaa5; }
+.hint { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px;
+        white-space: nowrap; background: #eee; color: #444; border: 1px solid #ccc; }
 tr.unrated td { background: #fdf3f2; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 4px 0; }
 dl.kv dt { color: var(--muted); }
