@@ -71,7 +71,7 @@ def partial_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     meter = EnergyMeter(sensors=[FakeSensor(power_w=5.0, name="cpu"), gpu])
     recipe = {"source": "sklearn:LogisticRegression", "task": "classification"}
     config = _config(tmp_path, [{"name": "a", **recipe}, {"name": "b", **recipe}],
-                     num_samples=20_000)
+                     num_samples=2_000)
     report = wattprint.Benchmark(config).run(meter=meter, progress=False)
     return tmp_path / "w.db", report
 
