@@ -35,7 +35,9 @@ checking the outputs, making the record), which is what the harness itself does.
 
 After the runs, measure_energy's own cost on a model that returns its input (the last run's
 inputs), without labels and with them: the labelled call also scores the outputs (accuracy
-and macro F1, as many classes as the input has columns).
+and macro F1, as many classes as the input has columns). Beside it, as a what-if, the same
+without the check that every output is finite, which measure_energy always makes: the
+difference is what that check costs here.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from _common import median, verdict
 from powercap import Zone, build_tree
 
 from wattprint import EnergyMeter, FakeSensor, measure_energy
+from wattprint.workloads import harness as harness_module
 
 FLOOR = 0.02
 QUERIES = 1000
@@ -192,11 +195,13 @@ def paired(bare: Callable[[], None], harness: Callable[[], None],
     return times[bare], times[harness]
 
 
-def own_cost(data: np.ndarray, meter: EnergyMeter, labels: np.ndarray | None = None) -> float:
+def own_cost(data: np.ndarray, meter: EnergyMeter, labels: np.ndarray | None = None, *,
+             check: bool = True) -> float:
     """Seconds measure_energy adds to 1,000 queries of a model that returns its input: the
     harness alone (the window, the loop's bookkeeping, the outputs' checks, the record).
     With ``labels`` also the accuracy and macro F1 of the outputs, scores of as many classes
-    as the input has columns."""
+    as the input has columns. ``check=False``: the same without the check that every output
+    is finite (a what-if: measure_energy always checks), to show what that check costs."""
     def noop(x: np.ndarray) -> np.ndarray:
         return x
 
@@ -210,7 +215,13 @@ def own_cost(data: np.ndarray, meter: EnergyMeter, labels: np.ndarray | None = N
         measure_energy(noop, dataset, "bench", "bench", num_samples=QUERIES, warmup=0,
                        meter=meter, progress=False, db=None, output_dir=None)
 
-    bare_s, harness_s = paired(bare, harness, ROUNDS)
+    checked = harness_module._check_finite
+    if not check:
+        harness_module._check_finite = lambda *args: None
+    try:
+        bare_s, harness_s = paired(bare, harness, ROUNDS)
+    finally:
+        harness_module._check_finite = checked
     return median(harness_s) - median(bare_s)
 
 
@@ -265,6 +276,7 @@ def main() -> float:
                       f"{(f.in_window - 1) * 100:+.2f}%, outside it {f.outside_s * 1e6:.0f} µs "
                       f"= {f.outside_s / bare * 100:.2f}%)")
         own = own_cost(data, meters[COUNTERS])
+        unchecked = own_cost(data, meters[COUNTERS], check=False)
         labels = rng.integers(0, width, QUERIES)
         own_labelled = own_cost(data, meters[COUNTERS], labels)
         for meter in meters.values():
@@ -275,6 +287,10 @@ def main() -> float:
     print(f"  measure_energy's own cost, on a model that does nothing: {own * 1e6:.0f} µs per "
           f"1,000 queries = {own / (per_call * QUERIES) * 100:.2f}% of this loop (what the runs "
           f"above measure, under this machine's noise)")
+    print(f"  the same without the check that every output is finite (what-if: measure_energy "
+          f"always checks): {unchecked * 1e6:.0f} µs = "
+          f"{unchecked / (per_call * QUERIES) * 100:.2f}%; the check: "
+          f"{(own - unchecked) * 1e6:.0f} µs")
     print(f"  the same with labels, accuracy and macro F1 over {width} classes: "
           f"{own_labelled * 1e6:.0f} µs = {own_labelled / (per_call * QUERIES) * 100:.2f}%")
     print(f"  the last run's model, {PEER_ROUNDS} rotated rounds, each against its own bare "
