@@ -18,7 +18,15 @@ from amdsmi_standin import (
 
 from wattprint import EnergyMeter
 from wattprint.errors import ConfigError, CounterWrapError, SensorError
-from wattprint.sensors import CounterSensor, MissingSensor, PowerSensor, Sensor, Source, amdsmi
+from wattprint.sensors import (
+    CounterSensor,
+    MissingSensor,
+    PowerSensor,
+    Sensor,
+    Source,
+    _amdsmi_gpus,
+    amdsmi,
+)
 from wattprint.sensors import detect as detect_sensors
 from wattprint.sensors._registry import DetectOptions
 from wattprint.sensors.hardware import detect_hardware
@@ -44,7 +52,7 @@ def _no_visible_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(amdsmi, "_clock", clock)
+    monkeypatch.setattr(_amdsmi_gpus, "_clock", clock)
     return clock
 
 

@@ -168,6 +168,30 @@ def test_a_first_window_loads_no_logging_or_pathlib() -> None:
                                               "collections")) == []
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the driver marks are Linux's")
+def test_a_first_window_without_gpu_drivers_loads_no_gpu_sensor_module(tmp_path: Path) -> None:
+    """Where no NVIDIA or AMD driver is loaded and the machine is not a Mac, the GPU backends
+    say why they are missing without defining their sensor classes (no module that holds
+    ``GpuEnergyCounter``, ``AmdEnergyCounter`` or the ``powermetrics`` stream is loaded) or
+    importing the vendor's module: a first measurement loads only what its window reads."""
+    absent = str(tmp_path / "no-driver")
+    code = (
+        "import sys\n"
+        "from wattprint.sensors import amdsmi, nvml\n"
+        f"nvml.DRIVER_MARKS = amdsmi.DRIVER_MARKS = ({absent!r},)\n"
+        "import wattprint\n"
+        "m = wattprint.EnergyMeter()\n"
+        "m.begin('w'); m.end('w')\n"
+        "print(' '.join(sorted({s.backend for s in m.missing})))\n"
+        "classes = ('GpuEnergyCounter', 'AmdEnergyCounter', 'PowermetricsStream')\n"
+        "print(' '.join(n for n, mod in list(sys.modules.items()) if n in ('pynvml', 'amdsmi')"
+        " or n.startswith('wattprint') and any(c in vars(mod) for c in classes)))\n"
+    )
+    missing, loaded = _stdout(code).split("\n")[:2]
+    assert {"amdsmi", "nvml", "powermetrics"} <= set(missing.split())  # each said why
+    assert loaded == ""
+
+
 def test_a_first_window_compiles_no_regex_where_no_device_needs_one(tmp_path: Path) -> None:
     """Without a powercap tree or power rails, and with a TDP given (no CPU name to match),
     a first measurement imports neither :mod:`re` nor :mod:`csv`: the estimate's table and

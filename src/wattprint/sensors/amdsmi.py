@@ -25,27 +25,30 @@ turns the backend off. The sensors of one :func:`discover` share one
 ``amdsmi_init``; ``amdsmi_shut_down`` runs when the last of them is closed. Every
 ``AmdSmiException`` raised by a read becomes a :class:`~wattprint.errors.SensorError` naming the
 GPU and the call, chained with ``raise ... from err``.
+
+This module is the backend: what detection asks on every machine, and why AMD SMI is missing
+where it is. The sensor classes and the GPUs' enumeration are in :mod:`._amdsmi_gpus`,
+imported once AMD SMI has started (the classes are also reached here, by name): a machine
+without the amdgpu driver never loads them.
 """
 
 from __future__ import annotations
 
-import _thread
 import os
 import sys
-import time
-from types import ModuleType
 
 from .._lazy import import_module, installed
 from .._log import get_logger
-from ..errors import CounterWrapError, SensorError
-from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
+from .base import MissingSensor
 from .nvml import parse_visible_devices
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._amdsmi_gpus import AmdEnergyCounter, AmdPowerSensor
     from ._registry import DetectOptions
+    from .base import Sensor
 
 __all__ = [
     "ASSUMED_MAX_POWER_W",
@@ -77,10 +80,7 @@ ASSUMED_MAX_POWER_W = 1500.0
 #: :data:`ASSUMED_MAX_POWER_W` x the time since the previous read (+ :data:`READ_SLACK_S`).
 POWER_MARGIN = 2.0
 READ_SLACK_S = 0.05
-#: The accumulator's width: 64 bits in the driver's metrics table; older firmware keeps 32.
-_WIDTHS = (32, 64)
 
-_clock = time.perf_counter
 #: On Linux, paths of which one exists wherever the amdgpu driver is loaded (its module, and
 #: the compute device ROCm uses). With none of them AMD SMI cannot see a GPU, and ``amdsmi``
 #: is not looked for (a path search) nor imported (it loads ``libamd_smi.so``).
@@ -110,198 +110,6 @@ def visible_indices(
                        f"after it are ignored: {second.stop_reason}")
         indices = tuple(indices[i] for i in second.indices)
     return indices, stopped
-
-
-# -- the shared session ---------------------------------------------------------------------------
-
-
-class _Session:
-    """One ``amdsmi_init``, shared by the sensors of one :func:`discover`."""
-
-    def __init__(self, module: ModuleType) -> None:
-        self._module = module
-        self._lock = _thread.allocate_lock()
-        self._holders: set[int] = set()
-        self._done = False
-
-    def hold(self, holder: object) -> None:
-        with self._lock:
-            self._holders.add(id(holder))
-
-    def release(self, holder: object) -> None:
-        with self._lock:
-            self._holders.discard(id(holder))
-            if self._holders or self._done:
-                return
-            self._done = True
-        try:
-            self._module.amdsmi_shut_down()
-        except self._module.AmdSmiException as err:  # closing must not fail; nothing is lost
-            log.debug("amdsmi_shut_down failed: %s", err)
-
-
-class _Gpu:
-    """One GPU as AMD SMI sees it, and where it sits among the visible ones."""
-
-    __slots__ = ("handle", "index", "module", "name", "ordinal", "session", "uuid")
-
-    def __init__(self, module: ModuleType, session: _Session, handle: Any, index: int,
-                 ordinal: int, name: str, uuid: str) -> None:
-        self.module, self.session, self.handle = module, session, handle
-        self.index, self.ordinal, self.name, self.uuid = index, ordinal, name, uuid
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} (AMD SMI index {self.index}, {self.uuid or 'no UUID'})"
-
-
-class _AmdSensor:
-    """What the AMD GPU sensors share: naming, error translation, close."""
-
-    name: str
-    _gpu: _Gpu
-    _closed: bool
-
-    def _setup(self, gpu: _Gpu) -> None:
-        self._gpu = gpu
-        self._handle = gpu.handle
-        self._error: type[BaseException] = gpu.module.AmdSmiException
-        self._closed = False
-        self.name = f"amdsmi:gpu{gpu.ordinal}"
-        gpu.session.hold(self)
-
-    def _failed(self, call: str, err: BaseException) -> SensorError:
-        return SensorError(f"{self.name}: {call} failed on {self._gpu.label}: {err}")
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SensorError(f"{self.name}: read after close()")
-
-    def close(self) -> None:
-        """Let go of AMD SMI; the last sensor of a :func:`discover` to close shuts it down."""
-        if not self._closed:
-            self._closed = True
-            self._gpu.session.release(self)
-
-
-def _accumulator(reading: dict[str, Any]) -> tuple[int, float]:
-    """``(ticks, microjoules per tick)`` from an ``amdsmi_get_energy_count`` result."""
-    ticks = reading.get("energy_accumulator", reading.get("power"))
-    resolution = reading.get("counter_resolution")
-    if not isinstance(ticks, int) or isinstance(ticks, bool) or ticks < 0:
-        raise ValueError(f"no energy accumulator in {reading!r}")
-    if not isinstance(resolution, (int, float)) or not resolution > 0:
-        raise ValueError(f"no counter resolution in {reading!r}")
-    return ticks, float(resolution)
-
-
-class AmdEnergyCounter(_AmdSensor, CounterSensor):
-    """A GPU's energy accumulator (``amdsmi_get_energy_count``), in joules since detection.
-
-    The accumulator counts ticks of ``counter_resolution`` µJ. When it goes back, it wrapped at
-    2^32 (from below 2^32) or 2^64 ticks, if the energy that implies fits in
-    :data:`POWER_MARGIN` x :data:`ASSUMED_MAX_POWER_W` x the time since the last read; else it
-    was reset (driver reload, GPU reset) and the read raises
-    :class:`~wattprint.errors.CounterWrapError`, the next read continuing from the new value.
-    The meter reads it every :meth:`watch_interval_s` so that no 32-bit wrap goes unseen.
-    """
-
-    def __init__(self, gpu: _Gpu, first: tuple[int, float]) -> None:
-        self._setup(gpu)
-        self._read = gpu.module.amdsmi_get_energy_count
-        self._lock = _thread.allocate_lock()
-        self._last_ticks: int | None = first[0]
-        self._resolution_uj = first[1]
-        self._last_t = _clock()
-        self._total_uj = 0.0
-        self.component = f"gpu:{gpu.ordinal}"
-        self.source = Source.AMDSMI
-        self.measured = True
-        self.description = (
-            f"{gpu.label}: energy accumulator amdsmi_get_energy_count "
-            f"({first[1]:g} µJ per tick)"
-        )
-
-    def energy_j(self) -> float:
-        self._check_open()
-        with self._lock:
-            try:
-                ticks, resolution = _accumulator(self._read(self._handle))
-            except self._error as err:
-                self._last_ticks = None
-                raise self._failed("amdsmi_get_energy_count", err) from err
-            except ValueError as err:
-                self._last_ticks = None
-                raise SensorError(f"{self.name}: {err}") from err
-            now = _clock()
-            last, self._last_ticks = self._last_ticks, ticks
-            elapsed, self._last_t = now - self._last_t, now
-            self._resolution_uj = resolution
-            if last is None:  # a fresh baseline after a failure
-                return self._total_uj / 1e6
-            if ticks >= last:
-                self._total_uj += (ticks - last) * resolution
-                return self._total_uj / 1e6
-            self._total_uj += self._wrapped(last, ticks, elapsed) * resolution
-            return self._total_uj / 1e6
-
-    def _wrapped(self, last: int, now: int, elapsed_s: float) -> int:
-        limit_uj = POWER_MARGIN * ASSUMED_MAX_POWER_W * 1e6 * (elapsed_s + READ_SLACK_S)
-        for bits in _WIDTHS:
-            if last < 1 << bits:
-                ticks = now - last + (1 << bits)
-                if ticks * self._resolution_uj <= limit_uj:
-                    return ticks
-                break
-        raise CounterWrapError(
-            f"{self.name}: the energy accumulator of {self._gpu.label} went back from {last} to "
-            f"{now} ticks, further than a wrap allows in {elapsed_s:.3f} s (driver reloaded or "
-            "GPU reset?); the energy across it is lost"
-        )
-
-    def watch_interval_s(self) -> float:
-        """A quarter of the shortest time a 32-bit accumulator can take to wrap."""
-        wrap_s = (1 << 32) * self._resolution_uj / 1e6 / ASSUMED_MAX_POWER_W
-        return max(wrap_s / 4.0, 0.05)
-
-
-class AmdPowerSensor(_AmdSensor, PowerSensor):
-    """A GPU's socket power (``amdsmi_get_power_info``, W), for GPUs without an accumulator."""
-
-    def __init__(self, gpu: _Gpu, key: str, why_not_counter: str) -> None:
-        self._setup(gpu)
-        self._read = gpu.module.amdsmi_get_power_info
-        self._key = key
-        self.component = f"gpu:{gpu.ordinal}"
-        self.source = Source.AMDSMI
-        self.measured = True
-        self.description = (
-            f"{gpu.label}: power amdsmi_get_power_info {key}, sampled "
-            f"(no energy accumulator: {why_not_counter})"
-        )
-
-    def power_w(self) -> float:
-        self._check_open()
-        try:
-            info = self._read(self._handle)
-        except self._error as err:
-            raise self._failed("amdsmi_get_power_info", err) from err
-        value = info.get(self._key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SensorError(f"{self.name}: amdsmi_get_power_info gave {self._key}={value!r} "
-                              f"on {self._gpu.label}")
-        return float(value)
-
-
-_POWER_KEYS = ("socket_power", "current_socket_power", "average_socket_power")
-
-
-def _power_key(info: dict[str, Any]) -> str | None:
-    for key in _POWER_KEYS:
-        value = info.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return key
-    return None
 
 
 # -- the backend ----------------------------------------------------------------------------------
@@ -339,56 +147,9 @@ def discover(
         module.amdsmi_init()
     except module.AmdSmiException as err:
         return [], [_missing(f"AMD SMI could not start: {err}", INIT_FIX)]
-    session = _Session(module)
-    token = object()
-    session.hold(token)
-    try:
-        return _discover_gpus(module, session, covered)
-    finally:
-        session.release(token)
+    from ._amdsmi_gpus import open_gpus
 
-
-def _discover_gpus(
-    module: ModuleType, session: _Session, covered: set[str]
-) -> tuple[list[Sensor], list[MissingSensor]]:
-    try:
-        handles = list(module.amdsmi_get_processor_handles())
-    except module.AmdSmiException as err:
-        return [], [_missing(f"amdsmi_get_processor_handles failed: {err}", INIT_FIX)]
-    if not handles:
-        return [], [_missing("AMD SMI sees no GPU on this machine")]
-    names: list[str] = []
-    uuids: list[str] = []
-    for handle in handles:
-        names.append(_market_name(module, handle))
-        try:
-            uuids.append(str(module.amdsmi_get_gpu_device_uuid(handle)))
-        except module.AmdSmiException:
-            uuids.append("")
-    rocr = os.environ.get("ROCR_VISIBLE_DEVICES")
-    hip = os.environ.get("HIP_VISIBLE_DEVICES")
-    indices, stopped = visible_indices(uuids, rocr, hip)
-    missing: list[MissingSensor] = []
-    if stopped is not None:
-        missing.append(_missing(stopped, "list GPUs by index or UUID (amd-smi list shows both)"))
-    if not indices:
-        return [], [*missing, _missing(
-            f"ROCR_VISIBLE_DEVICES={rocr!r}, HIP_VISIBLE_DEVICES={hip!r} hide all "
-            f"{len(handles)} GPUs", "unset them or list the GPUs to measure")]
-    sensors: list[Sensor] = []
-    for ordinal, index in enumerate(indices):
-        component = f"gpu:{ordinal}"
-        if component in covered:
-            missing.append(_missing(f"{component} ({names[index]}) is already read by an "
-                                    "earlier backend"))
-            continue
-        gpu = _Gpu(module, session, handles[index], index, ordinal, names[index], uuids[index])
-        found = _best_sensor(gpu)
-        if isinstance(found, MissingSensor):
-            missing.append(found)
-        else:
-            sensors.append(found)
-    return sensors, missing
+    return open_gpus(module, covered)
 
 
 def _driver_present() -> bool:
@@ -397,31 +158,19 @@ def _driver_present() -> bool:
     return not sys.platform.startswith("linux") or any(map(os.path.exists, DRIVER_MARKS))
 
 
-def _market_name(module: ModuleType, handle: Any) -> str:
-    try:
-        name = module.amdsmi_get_gpu_asic_info(handle).get("market_name")
-    except module.AmdSmiException:
-        name = None
-    return str(name).strip() if name and name != "N/A" else "AMD GPU"
-
-
-def _best_sensor(gpu: _Gpu) -> Sensor | MissingSensor:
-    """The accumulator if it works, else the socket power, else why not."""
-    module, handle = gpu.module, gpu.handle
-    try:
-        return AmdEnergyCounter(gpu, _accumulator(module.amdsmi_get_energy_count(handle)))
-    except (module.AmdSmiException, ValueError) as err:
-        no_counter = str(err)
-    try:
-        key = _power_key(module.amdsmi_get_power_info(handle))
-        no_power = "no socket power in amdsmi_get_power_info (N/A)"
-    except module.AmdSmiException as err:
-        key, no_power = None, str(err)
-    if key is not None:
-        return AmdPowerSensor(gpu, key, no_counter)
-    return _missing(f"gpu:{gpu.ordinal} {gpu.label}: no energy accumulator: {no_counter}; "
-                    f"no power reading: {no_power}")
-
-
 def _missing(reason: str, fix: str | None = None) -> MissingSensor:
     return MissingSensor(backend=NAME, reason=reason, fix=fix)
+
+
+#: The sensor classes, defined in :mod:`._amdsmi_gpus` and reached here by name.
+_SENSOR_CLASSES = ("AmdEnergyCounter", "AmdPowerSensor")
+
+
+def __getattr__(name: str) -> Any:
+    """:class:`AmdEnergyCounter` and :class:`AmdPowerSensor`, from :mod:`._amdsmi_gpus`,
+    imported at the first use of one of them."""
+    if name in _SENSOR_CLASSES:
+        from . import _amdsmi_gpus
+
+        return getattr(_amdsmi_gpus, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
