@@ -13,6 +13,7 @@ import time
 from types import ModuleType
 
 from ..errors import CounterWrapError, SensorError
+from ._gpu_library import GpuSensor, LibrarySession
 from .amdsmi import (
     ASSUMED_MAX_POWER_W,
     INIT_FIX,
@@ -36,32 +37,7 @@ _WIDTHS = (32, 64)
 _clock = time.perf_counter
 
 
-# -- the shared session ---------------------------------------------------------------------------
-
-
-class _Session:
-    """One ``amdsmi_init``, shared by the sensors of one :func:`discover`."""
-
-    def __init__(self, module: ModuleType) -> None:
-        self._module = module
-        self._lock = _thread.allocate_lock()
-        self._holders: set[int] = set()
-        self._done = False
-
-    def hold(self, holder: object) -> None:
-        with self._lock:
-            self._holders.add(id(holder))
-
-    def release(self, holder: object) -> None:
-        with self._lock:
-            self._holders.discard(id(holder))
-            if self._holders or self._done:
-                return
-            self._done = True
-        try:
-            self._module.amdsmi_shut_down()
-        except self._module.AmdSmiException as err:  # closing must not fail; nothing is lost
-            log.debug("amdsmi_shut_down failed: %s", err)
+# -- a GPU and its sensors ------------------------------------------------------------------------
 
 
 class _Gpu:
@@ -69,7 +45,7 @@ class _Gpu:
 
     __slots__ = ("handle", "index", "module", "name", "ordinal", "session", "uuid")
 
-    def __init__(self, module: ModuleType, session: _Session, handle: Any, index: int,
+    def __init__(self, module: ModuleType, session: LibrarySession, handle: Any, index: int,
                  ordinal: int, name: str, uuid: str) -> None:
         self.module, self.session, self.handle = module, session, handle
         self.index, self.ordinal, self.name, self.uuid = index, ordinal, name, uuid
@@ -79,33 +55,11 @@ class _Gpu:
         return f"{self.name} (AMD SMI index {self.index}, {self.uuid or 'no UUID'})"
 
 
-class _AmdSensor:
-    """What the AMD GPU sensors share: naming, error translation, close."""
+class _AmdSensor(GpuSensor):
+    """What the AMD SMI sensors share (see :class:`~._gpu_library.GpuSensor`)."""
 
-    name: str
-    _gpu: _Gpu
-    _closed: bool
-
-    def _setup(self, gpu: _Gpu) -> None:
-        self._gpu = gpu
-        self._handle = gpu.handle
-        self._error: type[BaseException] = gpu.module.AmdSmiException
-        self._closed = False
-        self.name = f"amdsmi:gpu{gpu.ordinal}"
-        gpu.session.hold(self)
-
-    def _failed(self, call: str, err: BaseException) -> SensorError:
-        return SensorError(f"{self.name}: {call} failed on {self._gpu.label}: {err}")
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SensorError(f"{self.name}: read after close()")
-
-    def close(self) -> None:
-        """Let go of AMD SMI; the last sensor of a :func:`discover` to close shuts it down."""
-        if not self._closed:
-            self._closed = True
-            self._gpu.session.release(self)
+    def _setup_amdsmi(self, gpu: _Gpu) -> None:
+        self._setup(gpu, "amdsmi", gpu.module.AmdSmiException)
 
 
 def _accumulator(reading: dict[str, Any]) -> tuple[int, float]:
@@ -131,7 +85,7 @@ class AmdEnergyCounter(_AmdSensor, CounterSensor):
     """
 
     def __init__(self, gpu: _Gpu, first: tuple[int, float]) -> None:
-        self._setup(gpu)
+        self._setup_amdsmi(gpu)
         self._read = gpu.module.amdsmi_get_energy_count
         self._lock = _thread.allocate_lock()
         self._last_ticks: int | None = first[0]
@@ -193,7 +147,7 @@ class AmdPowerSensor(_AmdSensor, PowerSensor):
     """A GPU's socket power (``amdsmi_get_power_info``, W), for GPUs without an accumulator."""
 
     def __init__(self, gpu: _Gpu, key: str, why_not_counter: str) -> None:
-        self._setup(gpu)
+        self._setup_amdsmi(gpu)
         self._read = gpu.module.amdsmi_get_power_info
         self._key = key
         self.component = f"gpu:{gpu.ordinal}"
@@ -236,7 +190,8 @@ def open_gpus(module: ModuleType,
     """The sensors of :func:`.amdsmi.discover` once ``module.amdsmi_init()`` has succeeded:
     one per visible GPU whose ``gpu:N`` is not in ``covered``, sharing one session, which is
     shut down at once when there are none."""
-    session = _Session(module)
+    session = LibrarySession(module.amdsmi_shut_down, module.AmdSmiException,
+                             "amdsmi_shut_down", log)
     token = object()
     session.hold(token)
     try:
@@ -246,7 +201,7 @@ def open_gpus(module: ModuleType,
 
 
 def _discover_gpus(
-    module: ModuleType, session: _Session, covered: set[str]
+    module: ModuleType, session: LibrarySession, covered: set[str]
 ) -> tuple[list[Sensor], list[MissingSensor]]:
     try:
         handles = list(module.amdsmi_get_processor_handles())

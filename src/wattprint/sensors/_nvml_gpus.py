@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-import _thread
 import os
 import time
 from types import ModuleType
 
-from ..errors import CounterWrapError, SensorError
+from ..errors import CounterWrapError
+from ._gpu_library import GpuSensor, LibrarySession
 from .base import CounterSensor, MissingSensor, PowerSensor, Sensor, Source
 from .nvml import (
     _INIT_FIX_DEFAULT,
@@ -42,42 +42,11 @@ __all__ = ["GpuEnergyCounter", "GpuEstimate", "GpuPowerSensor", "open_gpus"]
 _EDGE_TOLERANCE_S = 1e-3
 
 
-# -- the shared NVML session ----------------------------------------------------------------------
-
-
-class _Session:
-    """One ``nvmlInit``, shared by the sensors of one :func:`discover`.
-
-    ``nvmlShutdown`` runs once, when the last holder lets go.
-    """
-
-    def __init__(self, module: ModuleType) -> None:
-        self._module = module
-        self._lock = _thread.allocate_lock()
-        self._holders: set[int] = set()
-        self._done = False
-
-    def hold(self, holder: object) -> None:
-        with self._lock:
-            self._holders.add(id(holder))
-
-    def release(self, holder: object) -> None:
-        with self._lock:
-            self._holders.discard(id(holder))
-            if self._holders or self._done:
-                return
-            self._done = True
-        try:
-            self._module.nvmlShutdown()
-        except self._module.NVMLError as err:  # closing must not fail; nothing is lost
-            log.debug("nvmlShutdown failed: %s", err)
-
-
 class _Gpu(NamedTuple):
     """One GPU as NVML sees it, and where it sits among the visible ones."""
 
     module: ModuleType
-    session: _Session
+    session: LibrarySession
     handle: Any
     nvml_index: int
     ordinal: int
@@ -89,33 +58,11 @@ class _Gpu(NamedTuple):
         return f"{self.name} (NVML index {self.nvml_index}, {self.uuid})"
 
 
-class _NvmlSensor:
-    """What the GPU sensors share: naming, error translation, close."""
+class _NvmlSensor(GpuSensor):
+    """What the NVML sensors share (see :class:`~._gpu_library.GpuSensor`)."""
 
-    name: str
-    _gpu: _Gpu
-    _closed: bool
-
-    def _setup(self, gpu: _Gpu) -> None:
-        self._gpu = gpu
-        self._handle = gpu.handle
-        self._nvml_error: type[BaseException] = gpu.module.NVMLError
-        self._closed = False
-        self.name = f"nvml:gpu{gpu.ordinal}"
-        gpu.session.hold(self)
-
-    def _failed(self, call: str, err: BaseException) -> SensorError:
-        return SensorError(f"{self.name}: {call} failed on {self._gpu.label}: {err}")
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SensorError(f"{self.name}: read after close()")
-
-    def close(self) -> None:
-        """Let go of NVML; the last sensor of a :func:`discover` to close shuts it down."""
-        if not self._closed:
-            self._closed = True
-            self._gpu.session.release(self)
+    def _setup_nvml(self, gpu: _Gpu) -> None:
+        self._setup(gpu, "nvml", gpu.module.NVMLError)
 
 
 class GpuEnergyCounter(_NvmlSensor, CounterSensor):
@@ -132,7 +79,7 @@ class GpuEnergyCounter(_NvmlSensor, CounterSensor):
     """
 
     def __init__(self, gpu: _Gpu, first_mj: int) -> None:
-        self._setup(gpu)
+        self._setup_nvml(gpu)
         self._read = gpu.module.nvmlDeviceGetTotalEnergyConsumption
         self._last_mj = first_mj
         self._offset_mj = 0
@@ -154,7 +101,7 @@ class GpuEnergyCounter(_NvmlSensor, CounterSensor):
         self._check_open()
         try:
             mj = int(self._read(self._handle))
-        except self._nvml_error as err:
+        except self._error as err:
             self._read_t = self._same_since_t = None
             raise self._failed("nvmlDeviceGetTotalEnergyConsumption", err) from err
         if mj != self._last_mj or self._same_since_t is None:
@@ -195,7 +142,7 @@ class GpuPowerSensor(_NvmlSensor, PowerSensor):
     """A GPU's power reading (``nvmlDeviceGetPowerUsage``, mW), for GPUs without a counter."""
 
     def __init__(self, gpu: _Gpu, why_not_counter: str) -> None:
-        self._setup(gpu)
+        self._setup_nvml(gpu)
         self._read = gpu.module.nvmlDeviceGetPowerUsage
         self.component = f"gpu:{gpu.ordinal}"
         self.source = Source.NVML
@@ -209,7 +156,7 @@ class GpuPowerSensor(_NvmlSensor, PowerSensor):
         self._check_open()
         try:
             mw = self._read(self._handle)
-        except self._nvml_error as err:
+        except self._error as err:
             raise self._failed("nvmlDeviceGetPowerUsage", err) from err
         return float(mw) / 1000.0
 
@@ -225,7 +172,7 @@ class GpuEstimate(_NvmlSensor, PowerSensor):
     """
 
     def __init__(self, gpu: _Gpu, tdp_w: float, tdp_from: str, why_not_measured: str) -> None:
-        self._setup(gpu)
+        self._setup_nvml(gpu)
         self._read = gpu.module.nvmlDeviceGetUtilizationRates
         self.tdp_w = tdp_w
         self.component = f"gpu:{gpu.ordinal}"
@@ -241,7 +188,7 @@ class GpuEstimate(_NvmlSensor, PowerSensor):
         self._check_open()
         try:
             percent = self._read(self._handle).gpu
-        except self._nvml_error as err:
+        except self._error as err:
             raise self._failed("nvmlDeviceGetUtilizationRates", err) from err
         share = GPU_IDLE_FRACTION + (1.0 - GPU_IDLE_FRACTION) * float(percent) / 100.0
         return self.tdp_w * share
@@ -260,7 +207,8 @@ def open_gpus(
     """The sensors of :func:`.nvml.discover` once ``module.nvmlInit()`` has succeeded: one per
     visible GPU whose ``gpu:N`` is not in ``covered``, sharing one session, which is shut down
     at once when there are none."""
-    session = _Session(module)
+    session = LibrarySession(module.nvmlShutdown, module.NVMLError, "nvmlShutdown",
+                             log)
     token = object()
     session.hold(token)  # until the sensors hold it; released at once if there are none
     try:
@@ -270,7 +218,7 @@ def open_gpus(
 
 
 def _discover_gpus(
-    module: ModuleType, session: _Session, options: DetectOptions, covered: set[str]
+    module: ModuleType, session: LibrarySession, options: DetectOptions, covered: set[str]
 ) -> tuple[list[Sensor], list[MissingSensor]]:
     try:
         count = int(module.nvmlDeviceGetCount())
