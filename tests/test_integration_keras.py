@@ -146,6 +146,23 @@ def test_the_run_is_stored_as_a_training_run(tmp_path: Path) -> None:
     assert [e["epoch"] for e in record.extra["epochs"]] == [2, 3]
 
 
+def test_a_store_that_fails_after_training_keeps_the_record_and_says_so(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "w.db")
+    callback = EnergyCallback(meter=meter(), db=store, model_name="tiny")
+    recorder = Recorder()
+    recorder.on_epoch_start.append(lambda epoch: store.close())  # the store goes mid-fit
+    with pytest.raises(StoreError) as info:
+        fit(callback, recorder)
+    message = str(info.value)
+    assert "training run of 'tiny' was measured but not stored" in message
+    assert "is closed" in message and "EnergyCallback.record" in message
+    record, run = callback.record, callback.run
+    assert record is not None and run is not None and record.id is None
+    assert (record.phase, record.model_name, record.framework) == ("training", "tiny", "keras")
+    assert record.energy_j == pytest.approx(run.energy_j) and len(record.extra["epochs"]) == 2
+
+
 def test_a_failing_sensor_leaves_the_stored_run_partial(tmp_path: Path) -> None:
     clock = {"s": 0.0}
     ram = FakeSensor(20.0, component="ram", fail_after_s=5.0, clock=lambda: clock["s"])

@@ -44,6 +44,7 @@ from ..meter import EnergyMeter, Window
 from ..record import RunRecord
 from ..sensors.hardware import detect_hardware
 from ..store import Store
+from ._training_run import epoch_entry, provenance_text, store_training_run
 
 __all__ = ["LOG_KEYS", "EnergyCallback"]
 
@@ -64,19 +65,6 @@ def _figures(m: Measurement) -> dict[str, float]:
     fp = m.footprint
     return dict(zip(LOG_KEYS, (m.energy_j, fp.kwh, fp.co2_g, fp.water_l, m.duration_s,
                                float(m.partial)), strict=True))
-
-
-def _epoch_entry(number: int, m: Measurement) -> dict[str, Any]:
-    fp = m.footprint
-    return {"epoch": number, "duration_s": m.duration_s, "energy_j": m.energy_j,
-            "co2_g": fp.co2_g, "water_l": fp.water_l, "measured": m.measured,
-            "partial": m.partial, "errors": list(m.errors)}
-
-
-def _provenance(m: Measurement) -> str:
-    """``"cpu (rapl), gpu:0 (nvml)"``: each component and where its figure came from."""
-    return ", ".join(f"{c} ({e.source.value}{'' if e.measured else ', estimated'})"
-                     for c, e in m.components.items()) or "no component"
 
 
 def _close(opened: _Open) -> Measurement:
@@ -164,7 +152,7 @@ class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
             return
         log.info("keras fit: %.6g J, %.6g g CO2, %.6g L water over %.3f s (%s)%s",
                  run.energy_j, run.footprint.co2_g, run.footprint.water_l, run.duration_s,
-                 _provenance(run), f"; partial: {'; '.join(run.errors)}" if run.partial else "")
+                 provenance_text(run), f"; partial: {'; '.join(run.errors)}" if run.partial else "")
         try:
             self._write(run, logs or {})
         finally:
@@ -210,9 +198,9 @@ class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
         name = self.model_name or str(getattr(model, "name", None) or "model")
         metrics = {str(k): float(v) for k, v in logs.items()
                    if k not in LOG_KEYS and isinstance(v, (int, float))}
-        epochs = [_epoch_entry(n + 1, m)
+        epochs = [epoch_entry(n + 1, m)
                   for n, m in zip(self._numbers, self.epochs, strict=True)]
-        record = RunRecord.from_measurement(
+        self.record = RunRecord.from_measurement(  # kept here if storing fails
             run, model_name=name, phase="training", framework="keras",
             hardware=detect_hardware(self.meter.sensors),
             num_parameters=int(model.count_params()) if model is not None else None,
@@ -220,10 +208,7 @@ class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
             extra={"integration": "keras",
                    "epochs": epochs},
         )
-        store = self._store
-        sweep_id = store.claim_sweep(SWEEP_BASE, project=SWEEP_BASE, config={
-            "keras": {"model": name, "epochs": len(self.epochs)}})
-        record = record.replace(sweep_id=sweep_id, cell_key=f"{name}/training/0", repetition=0)
-        run_id = store.write_run(record)
-        store.end_sweep(sweep_id, "finished")
-        self.record = record.replace(id=run_id)
+        self.record = store_training_run(
+            self._store, self.record, base=SWEEP_BASE,
+            config={"keras": {"model": name, "epochs": len(self.epochs)}},
+            cell_key=lambda repetition: f"{name}/training/{repetition}")

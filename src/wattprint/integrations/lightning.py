@@ -49,6 +49,7 @@ from ..meter import EnergyMeter, Window
 from ..record import RunRecord
 from ..sensors.hardware import detect_hardware
 from ..store import Store
+from ._training_run import epoch_entry, provenance_text, store_training_run
 
 __all__ = ["EnergyCallback"]
 
@@ -65,19 +66,6 @@ def _figures(m: Measurement) -> dict[str, float]:
     fp = m.footprint
     return {"energy_j": m.energy_j, "energy_kwh": fp.kwh, "co2_g": fp.co2_g,
             "water_l": fp.water_l, "duration_s": m.duration_s, "partial": float(m.partial)}
-
-
-def _epoch_entry(number: int, m: Measurement) -> dict[str, Any]:
-    fp = m.footprint
-    return {"epoch": number, "duration_s": m.duration_s, "energy_j": m.energy_j,
-            "co2_g": fp.co2_g, "water_l": fp.water_l, "measured": m.measured,
-            "partial": m.partial, "errors": list(m.errors)}
-
-
-def _provenance(m: Measurement) -> str:
-    """``"cpu (rapl), gpu:0 (nvml)"``: each component and where its figure came from."""
-    return ", ".join(f"{c} ({e.source.value}{'' if e.measured else ', estimated'})"
-                     for c, e in m.components.items()) or "no component"
 
 
 def _scalar(value: Any) -> float | None:
@@ -158,7 +146,7 @@ class EnergyCallback(Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
         log.info("training run: %.6g J, %.6g g CO2, %.6g L water over %.3f s (%s)%s",
                  run.energy_j, run.footprint.co2_g, run.footprint.water_l, run.duration_s,
-                 _provenance(run), f"; partial: {'; '.join(run.errors)}" if run.partial else "")
+                 provenance_text(run), f"; partial: {'; '.join(run.errors)}" if run.partial else "")
         self._write(trainer, pl_module, run, error=None)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule,
@@ -219,9 +207,9 @@ class EnergyCallback(Callback):
         metrics = {key: value for key, value in (
             (str(k), _scalar(v)) for k, v in trainer.callback_metrics.items())
             if value is not None and not key.startswith(self.prefix)}
-        epochs = [_epoch_entry(n + 1, m)
+        epochs = [epoch_entry(n + 1, m)
                   for n, m in zip(self._numbers, self.epochs, strict=True)]
-        record = RunRecord.from_measurement(
+        self.record = RunRecord.from_measurement(  # kept here if storing fails
             run, model_name=name, phase="training", framework="torch",
             hardware=detect_hardware(self.meter.sensors),
             num_parameters=sum(int(p.numel()) for p in pl_module.parameters()),
@@ -230,10 +218,7 @@ class EnergyCallback(Callback):
             extra={"integration": "lightning", "global_step": trainer.global_step,
                    "epochs": epochs},
         )
-        store = self._store
-        sweep_id = store.claim_sweep(SWEEP_BASE, project=SWEEP_BASE, config={
-            "lightning": {"model": name, "max_epochs": trainer.max_epochs}})
-        record = record.replace(sweep_id=sweep_id, cell_key=f"{name}/training/0", repetition=0)
-        run_id = store.write_run(record)
-        store.end_sweep(sweep_id, "finished" if error is None else "failed")
-        self.record = record.replace(id=run_id)
+        self.record = store_training_run(
+            self._store, self.record, base=SWEEP_BASE,
+            config={"lightning": {"model": name, "max_epochs": trainer.max_epochs}},
+            cell_key=lambda repetition: f"{name}/training/{repetition}", failed=error is not None)

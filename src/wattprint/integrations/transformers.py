@@ -56,13 +56,14 @@ from typing import TYPE_CHECKING, Any
 from transformers.trainer_callback import TrainerCallback, TrainerControl, TrainerState
 
 from .._log import get_logger
-from ..errors import ConfigError, StoreError, WattprintError
+from ..errors import ConfigError, WattprintError
 from ..footprint import Site, _site
 from ..measurement import Measurement
 from ..meter import EnergyMeter, Window
 from ..record import RunRecord
 from ..sensors.hardware import detect_hardware, resolve_hardware
 from ..store import Store
+from ._training_run import epoch_entry, store_training_run
 
 if TYPE_CHECKING:
     from transformers import Trainer, TrainingArguments
@@ -81,13 +82,6 @@ def _figures(prefix: str, m: Measurement) -> dict[str, float]:
     fp = m.footprint
     return {f"{prefix}energy_j": m.energy_j, f"{prefix}co2_g": fp.co2_g,
             f"{prefix}water_l": fp.water_l}
-
-
-def _epoch_entry(number: int, m: Measurement) -> dict[str, Any]:
-    fp = m.footprint
-    return {"epoch": number, "duration_s": m.duration_s, "energy_j": m.energy_j,
-            "co2_g": fp.co2_g, "water_l": fp.water_l, "measured": m.measured,
-            "partial": m.partial, "errors": list(m.errors)}
 
 
 def _numbers(logs: dict[str, Any], keep: Any) -> dict[str, float]:
@@ -404,28 +398,15 @@ class EnergyCallback(TrainerCallback):
             metrics=metrics, **_model_fields(model),
             extra={"integration": "hf-trainer", "global_step": state.global_step,
                    "world_size": args.world_size, "logs": len(self.steps),
-                   "epochs": [_epoch_entry(i, m) for i, m in enumerate(self.epochs, 1)]},
+                   "epochs": [epoch_entry(i, m) for i, m in enumerate(self.epochs, 1)]},
         )
 
     def _write(self, failed: bool = False) -> None:
         assert self._store is not None and self.record is not None
-        store, record = self._store, self.record
+        record = self.record
         name = record.model_name or "transformers model"
-        config = {"hf-trainer": {"model": name, "task": self.task, "dataset": self.dataset}}
-        try:
-            if self.sweep_id is None:
-                sweep_id = store.claim_sweep(SWEEP_BASE, project=SWEEP_BASE, config=config)
-            else:
-                store.begin_sweep(self.sweep_id, project=SWEEP_BASE, config=config)
-                sweep_id = self.sweep_id
-            repetition = sum(r.model_name == name and r.dataset == record.dataset
-                             for r in store.runs(sweep_id=sweep_id, phase="training"))
-            record = record.replace(
-                sweep_id=sweep_id, repetition=repetition,
-                cell_key=f"{name}/{record.dataset or '-'}/training/{repetition}")
-            run_id = store.write_run(record)
-            store.end_sweep(sweep_id, "failed" if failed else "finished")
-        except StoreError as err:
-            raise StoreError(f"the training run of {name!r} was measured but not stored: "
-                             f"{err}; its record is EnergyCallback.record") from err
-        self.record = record.replace(id=run_id)
+        self.record = store_training_run(
+            self._store, record, base=SWEEP_BASE,
+            config={"hf-trainer": {"model": name, "task": self.task, "dataset": self.dataset}},
+            cell_key=lambda repetition: f"{name}/{record.dataset or '-'}/training/{repetition}",
+            sweep_id=self.sweep_id, failed=failed)
