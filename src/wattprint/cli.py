@@ -110,12 +110,26 @@ DB_HELP = "Results database (default: WATTPRINT_DB, the settings files, else wat
 PowercapRoot = Annotated[
     Path | None, typer.Option("--powercap-root", hidden=True, help="Powercap sysfs root.")
 ]
+# The site and sensor options of the commands that measure (measure, monitor), declared once.
+Country = Annotated[str | None, typer.Option(help="ISO country code, e.g. DE or DEU.")]
+Zone = Annotated[str | None, typer.Option(help="Electricity Maps zone.")]
+CloudRegion = Annotated[str | None, typer.Option(help="e.g. aws:eu-west-1.")]
+Intensity = Annotated[float | None, typer.Option(help="Grid carbon intensity, gCO2/kWh.")]
+Pue = Annotated[float | None, typer.Option(help="Power usage effectiveness.")]
+Wue = Annotated[float | None, typer.Option(help="Water usage effectiveness, L/kWh.")]
+Tier = Annotated[str | None, typer.Option(help="datacenter, desktop or edge.")]
+WaterIntensity = Annotated[float | None, typer.Option(
+    help="Grid water consumption, L/kWh off site (default: the U.S. average).")]
+CpuTdp = Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")]
+SampleHz = Annotated[float | None, typer.Option(
+    help="Power samples per second of power-only sensors (default: WATTPRINT_SAMPLE_HZ, "
+         "the settings files, else 20).")]
 
 
 @app.command()
 def sensors(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    cpu_tdp: Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")] = None,
+    cpu_tdp: CpuTdp = None,
     powercap_root: PowercapRoot = None,
 ) -> None:
     """List the energy sensors of this machine, how to enable missing ones, and the settings
@@ -251,24 +265,19 @@ def measure(
     command: Annotated[list[str], typer.Argument(metavar="-- CMD [ARGS]...", help="The program.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write JSON here.")] = None,
-    country: Annotated[str | None, typer.Option(help="ISO country code, e.g. DE or DEU.")] = None,
-    zone: Annotated[str | None, typer.Option(help="Electricity Maps zone.")] = None,
-    cloud_region: Annotated[str | None, typer.Option(help="e.g. aws:eu-west-1.")] = None,
-    intensity: Annotated[
-        float | None, typer.Option(help="Grid carbon intensity, gCO2/kWh.")
-    ] = None,
-    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness.")] = None,
-    wue: Annotated[float | None, typer.Option(help="Water usage effectiveness, L/kWh.")] = None,
-    tier: Annotated[str | None, typer.Option(help="datacenter, desktop or edge.")] = None,
-    water_intensity: Annotated[float | None, typer.Option(
-        help="Grid water consumption, L/kWh off site (default: the U.S. average).")] = None,
-    cpu_tdp: Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")] = None,
+    country: Country = None,
+    zone: Zone = None,
+    cloud_region: CloudRegion = None,
+    intensity: Intensity = None,
+    pue: Pue = None,
+    wue: Wue = None,
+    tier: Tier = None,
+    water_intensity: WaterIntensity = None,
+    cpu_tdp: CpuTdp = None,
     idle: Annotated[
         float, typer.Option(help="Seconds of idle calibration before the run (0: none).")
     ] = 0.0,
-    sample_hz: Annotated[float | None, typer.Option(
-        help="Power samples per second of power-only sensors (default: WATTPRINT_SAMPLE_HZ, "
-             "the settings files, else 20).")] = None,
+    sample_hz: SampleHz = None,
     kill_after: Annotated[float, typer.Option(
         "--kill-after", min=0.0, metavar="SECONDS",
         help="Seconds the program has to end after a SIGTERM sent to wattprint (passed on to "
@@ -737,21 +746,16 @@ def monitor(
         metavar="SECONDS",
         help="Seconds between pushes (default 10). Serving only, the shortest window: a scrape "
              "sooner than this after the last one gets the same figures (default 1).")] = None,
-    country: Annotated[str | None, typer.Option(help="ISO country code, e.g. DE or DEU.")] = None,
-    zone: Annotated[str | None, typer.Option(help="Electricity Maps zone.")] = None,
-    cloud_region: Annotated[str | None, typer.Option(help="e.g. aws:eu-west-1.")] = None,
-    intensity: Annotated[
-        float | None, typer.Option(help="Grid carbon intensity, gCO2/kWh.")
-    ] = None,
-    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness.")] = None,
-    wue: Annotated[float | None, typer.Option(help="Water usage effectiveness, L/kWh.")] = None,
-    tier: Annotated[str | None, typer.Option(help="datacenter, desktop or edge.")] = None,
-    water_intensity: Annotated[float | None, typer.Option(
-        help="Grid water consumption, L/kWh off site (default: the U.S. average).")] = None,
-    cpu_tdp: Annotated[float | None, typer.Option(help="CPU TDP in watts, for estimates.")] = None,
-    sample_hz: Annotated[float | None, typer.Option(
-        help="Power samples per second of power-only sensors (default: WATTPRINT_SAMPLE_HZ, "
-             "the settings files, else 20).")] = None,
+    country: Country = None,
+    zone: Zone = None,
+    cloud_region: CloudRegion = None,
+    intensity: Intensity = None,
+    pue: Pue = None,
+    wue: Wue = None,
+    tier: Tier = None,
+    water_intensity: WaterIntensity = None,
+    cpu_tdp: CpuTdp = None,
+    sample_hz: SampleHz = None,
     powercap_root: PowercapRoot = None,
 ) -> None:
     """Serve this machine's energy, power and CO2 as Prometheus metrics on /metrics, or push
