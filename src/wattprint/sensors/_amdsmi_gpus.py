@@ -192,12 +192,7 @@ def open_gpus(module: ModuleType,
     shut down at once when there are none."""
     session = LibrarySession(module.amdsmi_shut_down, module.AmdSmiException,
                              "amdsmi_shut_down", log)
-    token = object()
-    session.hold(token)
-    try:
-        return _discover_gpus(module, session, covered)
-    finally:
-        session.release(token)
+    return session.discover(lambda held: _discover_gpus(module, held, covered))
 
 
 def _discover_gpus(

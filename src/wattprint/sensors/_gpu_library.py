@@ -13,7 +13,9 @@ from ..errors import SensorError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, Protocol
+    from typing import Any, Protocol, TypeVar
+
+    T = TypeVar("T")
 
     from .._log import Logger
 
@@ -47,6 +49,16 @@ class LibrarySession:
         self._lock = _thread.allocate_lock()
         self._holders: set[int] = set()
         self._done = False
+
+    def discover(self, find: Callable[[LibrarySession], T]) -> T:
+        """``find(self)``, the session held meanwhile: the sensors ``find`` makes hold it in
+        turn, and if it makes none the library is shut down when it returns (or raises)."""
+        token = object()
+        self.hold(token)
+        try:
+            return find(self)
+        finally:
+            self.release(token)
 
     def hold(self, holder: object) -> None:
         with self._lock:

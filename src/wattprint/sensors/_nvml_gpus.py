@@ -207,14 +207,8 @@ def open_gpus(
     """The sensors of :func:`.nvml.discover` once ``module.nvmlInit()`` has succeeded: one per
     visible GPU whose ``gpu:N`` is not in ``covered``, sharing one session, which is shut down
     at once when there are none."""
-    session = LibrarySession(module.nvmlShutdown, module.NVMLError, "nvmlShutdown",
-                             log)
-    token = object()
-    session.hold(token)  # until the sensors hold it; released at once if there are none
-    try:
-        return _discover_gpus(module, session, options, covered)
-    finally:
-        session.release(token)
+    session = LibrarySession(module.nvmlShutdown, module.NVMLError, "nvmlShutdown", log)
+    return session.discover(lambda held: _discover_gpus(module, held, options, covered))
 
 
 def _discover_gpus(
