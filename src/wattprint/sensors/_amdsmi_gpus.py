@@ -92,7 +92,6 @@ class AmdEnergyCounter(_AmdSensor, CounterSensor):
         self._resolution_uj = first[1]
         self._last_t = _clock()
         self._total_uj = 0.0
-        self.component = f"gpu:{gpu.ordinal}"
         self.source = Source.AMDSMI
         self.measured = True
         self.description = (
@@ -150,7 +149,6 @@ class AmdPowerSensor(_AmdSensor, PowerSensor):
         self._setup_amdsmi(gpu)
         self._read = gpu.module.amdsmi_get_power_info
         self._key = key
-        self.component = f"gpu:{gpu.ordinal}"
         self.source = Source.AMDSMI
         self.measured = True
         self.description = (

@@ -77,11 +77,13 @@ class LibrarySession:
 
 
 class GpuSensor:
-    """What a GPU's sensors share: the name ``<backend>:gpu<N>``, the library's errors made
+    """What a GPU's sensors share: the name ``<backend>:gpu<N>`` and the component ``gpu:N``
+    (``N`` its place among the GPUs this process sees), the library's errors made
     :class:`~wattprint.errors.SensorError` naming the GPU and the call, and a close that lets
     go of the session (the last sensor of a detection to close shuts the library down)."""
 
     name: str
+    component: str
     _gpu: Gpu
     _closed: bool
 
@@ -91,6 +93,7 @@ class GpuSensor:
         self._error = error
         self._closed = False
         self.name = f"{backend}:gpu{gpu.ordinal}"
+        self.component = f"gpu:{gpu.ordinal}"
         gpu.session.hold(self)
 
     def _failed(self, call: str, err: BaseException) -> SensorError:

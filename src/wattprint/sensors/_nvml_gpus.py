@@ -86,7 +86,6 @@ class GpuEnergyCounter(_NvmlSensor, CounterSensor):
         #: When the last read was taken, and when the value it returned was first read.
         self._read_t: float | None = None
         self._same_since_t: float | None = None
-        self.component = f"gpu:{gpu.ordinal}"
         self.source = Source.NVML
         self.measured = True
         self.description = (
@@ -144,7 +143,6 @@ class GpuPowerSensor(_NvmlSensor, PowerSensor):
     def __init__(self, gpu: _Gpu, why_not_counter: str) -> None:
         self._setup_nvml(gpu)
         self._read = gpu.module.nvmlDeviceGetPowerUsage
-        self.component = f"gpu:{gpu.ordinal}"
         self.source = Source.NVML
         self.measured = True
         self.description = (
@@ -175,7 +173,6 @@ class GpuEstimate(_NvmlSensor, PowerSensor):
         self._setup_nvml(gpu)
         self._read = gpu.module.nvmlDeviceGetUtilizationRates
         self.tdp_w = tdp_w
-        self.component = f"gpu:{gpu.ordinal}"
         self.source = Source.ESTIMATE
         self.measured = False
         self.description = (
