@@ -273,6 +273,12 @@ def test_the_preprocess_option_is_checked_and_completes_the_processor(
 @pytest.mark.parametrize(("kind", "size", "resample"), [
     ("DeiT", {"height": 20, "width": 20}, 3),  # DeiT's: resize 20x20, bicubic, crop 16x16
     ("CLIP", {"shortest_edge": 20}, 2),  # the shorter edge to 20, bilinear, crop 16x16
+    # processors with steps of their own: the shorter edge to 256/224 of 18 (LeViT), to
+    # 18 / crop_pct 0.9 (PoolFormer); divided by image_std twice (EfficientNet); BGR (MobileViT)
+    ("Levit", {"shortest_edge": 18}, 3),
+    ("PoolFormer", {"shortest_edge": 18}, 3),
+    ("EfficientNet", {"height": 20, "width": 20}, 3),
+    ("MobileViT", {"shortest_edge": 20}, 2),
 ])
 def test_a_processor_that_crops_the_centre_gives_its_pixel_values(
     kind: str, size: dict[str, int], resample: int, vit: Path, tmp_path: Path,
@@ -307,6 +313,29 @@ def test_a_processor_that_crops_the_centre_gives_its_pixel_values(
     assert other.preprocess is not None
     assert (other.preprocess.crop, other.preprocess.resample) == (
         (16, 16), model.preprocess.resample)
+    assert other.preprocess.channel_order == model.preprocess.channel_order
+
+
+def test_a_mobilevit_processor_reverses_the_channels_unless_the_option_says_rgb(
+    vit: Path, tmp_path: Path,
+) -> None:
+    folder = tmp_path / "bgr"
+    shutil.copytree(vit, folder)
+    processor = transformers.MobileViTImageProcessorPil(
+        size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    processor.save_pretrained(folder)
+    picture = tmp_path / "one.png"
+    pixels = np.random.default_rng(5).integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(picture)
+    model = wattprint.load_model(folder)
+    assert model.preprocess is not None and model.preprocess.channel_order == "BGR"
+    bgr = pixels[..., ::-1].transpose(2, 0, 1)[np.newaxis] / np.float32(255)
+    np.testing.assert_allclose(model.read_images([picture]), bgr, atol=1e-6)
+    rgb = wattprint.load_model(folder, preprocess={"channel_order": "rgb"})
+    assert rgb.preprocess is not None and rgb.preprocess.channel_order == "RGB"
+    np.testing.assert_allclose(rgb.read_images([picture]), bgr[:, ::-1], atol=1e-6)
+    with pytest.raises(ConfigError, match="channel_order must be one of RGB, BGR"):
+        wattprint.load_model(folder, preprocess={"channel_order": "GBR"})
 
 
 def test_image_classifier_variants_keep_the_processor(

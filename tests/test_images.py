@@ -296,7 +296,7 @@ def test_a_hugging_face_image_processor_gives_an_nchw_spec() -> None:
 
 def _hf_processor(kind: str, **settings: Any) -> Any:
     """A Hugging Face image processor of ``kind`` (``"DeiT"``, ``"CLIP"``, ``"ConvNext"``,
-    ``"ViT"``): its Pillow backend, the one wattprint's steps follow."""
+    ``"ViT"``, ...): its Pillow backend, the one wattprint's steps follow."""
     transformers = pytest.importorskip("transformers")
     cls = (getattr(transformers, f"{kind}ImageProcessorPil", None)
            or getattr(transformers, f"{kind}ImageProcessor"))
@@ -315,6 +315,27 @@ def _hf_processor(kind: str, **settings: Any) -> Any:
      {"shortest_edge": 18, "crop": (16, 16), "resample": "bicubic"}),
     ("ViT", {"size": {"height": 16, "width": 16}, "resample": 3},
      {"size": (16, 16), "crop": None, "resample": "bicubic"}),
+    # steps of their own: LeViT's shorter edge at 256/224 of shortest_edge (int(17.14))
+    ("Levit", {"size": {"shortest_edge": 15}, "crop_size": {"height": 16, "width": 16}},
+     {"shortest_edge": 17, "crop": (16, 16), "resample": "bicubic"}),
+    # PoolFormer's size / crop_pct: a shortest edge, a square (a shorter edge), else both
+    ("PoolFormer", {"size": {"shortest_edge": 16}, "crop_size": {"height": 16, "width": 16}},
+     {"shortest_edge": 17, "crop": (16, 16), "resample": "bicubic"}),
+    ("PoolFormer", {"size": {"height": 16, "width": 16}, "crop_pct": 0.875,
+                    "crop_size": {"height": 16, "width": 16}},
+     {"shortest_edge": 18, "crop": (16, 16), "resample": "bicubic"}),
+    ("PoolFormer", {"size": {"height": 18, "width": 16},
+                    "crop_size": {"height": 16, "width": 16}},
+     {"size": (20, 17), "crop": (16, 16), "resample": "bicubic"}),
+    # EfficientNet's std twice (include_top), and its rescale_offset without it
+    ("EfficientNet", {"size": {"height": 16, "width": 16}, "image_std": [0.2, 0.4, 0.5]},
+     {"size": (16, 16), "crop": None, "resample": "bicubic"}),
+    ("EfficientNet", {"size": {"height": 16, "width": 16}, "rescale_offset": True,
+                      "include_top": False},
+     {"size": (16, 16), "crop": None, "resample": "bicubic"}),
+    # MobileViT's BGR
+    ("MobileViT", {"size": {"shortest_edge": 16}, "crop_size": {"height": 16, "width": 16}},
+     {"shortest_edge": 16, "crop": (16, 16), "resample": "bicubic"}),
 ])
 def test_a_hugging_face_processor_that_resizes_and_crops_gives_its_pixel_values(
         kind: str, settings: dict[str, Any], spec: dict[str, Any], pictures: dict[str, Path],
@@ -347,6 +368,30 @@ def test_a_hugging_face_processor_that_resizes_and_crops_gives_its_pixel_values(
     np.testing.assert_allclose(read_images(files, resolved), want, atol=1e-5)
     tall = np.asarray(images[-2])[np.newaxis]  # decoded pixels, as an image folder's Dataset
     np.testing.assert_allclose(pixels_to_batch(tall, resolved), want[-2:-1], atol=1e-5)
+
+
+def test_a_channel_order_is_checked_and_travels_with_the_spec() -> None:
+    from wattprint.workloads.images import resolve
+
+    spec = ImageSpec.from_option({"channel_order": "bgr", "mean": [10.0, 20.0, 30.0]})
+    assert spec.channel_order == "BGR"
+    assert spec.as_dict()["channel_order"] == "BGR"
+    assert ImageSpec.from_option(spec.as_dict()) == spec
+    full = resolve(spec, (3, 1, 2), "float32", where="m")
+    assert full.channel_order == "BGR"
+    pixels = np.array([[[[1, 2, 3], [4, 5, 6]]]], dtype=np.uint8)  # one 1x2 RGB image
+    got = full.apply(pixels)  # reversed, then the mean of each of the model's channels
+    np.testing.assert_allclose(got[0, :, 0, 0], [3 / 255 - 10, 2 / 255 - 20, 1 / 255 - 30],
+                               rtol=1e-6)
+    assert ImageSpec.from_option({}).channel_order == "RGB"
+    with pytest.raises(ConfigError, match="channel_order must be one of RGB, BGR, not 'GBR'"):
+        ImageSpec.from_option({"channel_order": "gbr"})
+    with pytest.raises(ConfigError, match="channel_order BGR needs 3 channels, not 1"):
+        ImageSpec(channel_order="BGR", channels=1)
+    with pytest.raises(ConfigError, match="channel_order BGR needs 3 channels, not 1"):
+        resolve(ImageSpec(channel_order="BGR"), (1, 8, 8), "float32", where="m")
+    with pytest.raises(ConfigError, match="channel_order BGR needs 3 channels, not 4"):
+        ImageSpec(channel_order="BGR").apply(np.zeros((1, 2, 2, 4), dtype=np.uint8))
 
 
 def test_a_crop_is_checked_and_travels_with_the_spec() -> None:

@@ -49,16 +49,18 @@ from numpy.typing import NDArray
 from ..errors import ConfigError, DatasetError, MissingExtra
 from .datasets import IMAGE_SUFFIXES
 
-__all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "RESAMPLE_FILTERS", "ImageSpec", "from_hf_processor",
-           "image_files", "is_image_source", "layout_of", "named_files", "pixels_to_batch",
-           "read_images", "resolve"]
+__all__ = ["CHANNEL_ORDERS", "IMAGE_SUFFIXES", "LAYOUTS", "RESAMPLE_FILTERS", "ImageSpec",
+           "from_hf_processor", "image_files", "is_image_source", "layout_of", "named_files",
+           "pixels_to_batch", "read_images", "resolve"]
 
 #: ``"NCHW"``: channels first (PyTorch); ``"NHWC"``: channels last (Keras, TensorFlow).
 LAYOUTS = ("NCHW", "NHWC")
 #: Channel count -> the Pillow mode an image is converted to.
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _FIELDS = ("size", "shortest_edge", "crop", "resample", "layout", "channels", "mode", "scale",
-           "mean", "std")
+           "mean", "std", "channel_order")
+#: The orders of a 3-channel image's channels: as decoded, or reversed (Caffe's, OpenCV's).
+CHANNEL_ORDERS = ("RGB", "BGR")
 #: Pillow's resampling filters by name, in PIL's (and Hugging Face's ``resample``) numbering.
 RESAMPLE_FILTERS = ("nearest", "lanczos", "bilinear", "bicubic", "box", "hamming")
 
@@ -73,9 +75,11 @@ class ImageSpec:
     do); ``crop`` is the ``(height, width)`` cut from the centre after resizing (zeros pad an
     image smaller than it), and then the size the model takes; ``resample`` names Pillow's
     filter (one of :data:`RESAMPLE_FILTERS`); ``layout`` is ``"NCHW"`` or ``"NHWC"``;
-    ``channels`` 1 (grayscale), 3 (RGB) or 4 (RGBA); each pixel becomes
-    ``(value * scale - mean[c]) / std[c]`` for channel ``c`` (``mean`` and ``std`` hold one
-    value, or one per channel).
+    ``channels`` 1 (grayscale), 3 (RGB) or 4 (RGBA); ``channel_order`` ``"BGR"`` reverses a
+    3-channel image's channels first (as MobileViT's image processor and Keras's ``caffe``
+    preprocessing do); then each pixel becomes ``(value * scale - mean[c]) / std[c]`` for
+    channel ``c``, in the model's order (``mean`` and ``std`` hold one value, or one per
+    channel).
     """
 
     size: tuple[int, int] | None = None
@@ -87,6 +91,7 @@ class ImageSpec:
     crop: tuple[int, int] | None = None
     shortest_edge: int | None = None
     resample: str = "bilinear"
+    channel_order: str = "RGB"
 
     def __post_init__(self) -> None:
         for name in ("size", "crop"):
@@ -111,6 +116,12 @@ class ImageSpec:
         if self.channels is not None and self.channels not in _MODES:
             raise ConfigError(f"preprocess channels must be 1 (grayscale), 3 (RGB) or 4 "
                               f"(RGBA), not {self.channels!r}")
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ConfigError(f"preprocess channel_order must be one of "
+                              f"{', '.join(CHANNEL_ORDERS)}, not {self.channel_order!r}")
+        if self.channel_order != "RGB" and self.channels not in (None, 3):
+            raise ConfigError(f"preprocess channel_order {self.channel_order} needs 3 "
+                              f"channels, not {self.channels}")
         if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
             raise ConfigError(f"preprocess scale must be a positive number, not {self.scale!r}")
         for name in ("mean", "std"):
@@ -162,6 +173,7 @@ class ImageSpec:
             scale=None if value.get("scale") is None else _scale(value["scale"]),
             mean=_floats(value.get("mean", (0.0,)), "mean"),
             std=_floats(value.get("std", (1.0,)), "std"),
+            channel_order=str(value.get("channel_order", "RGB")).upper(),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -171,7 +183,7 @@ class ImageSpec:
                 "crop": None if self.crop is None else list(self.crop),
                 "resample": self.resample, "layout": self.layout,
                 "channels": self.channels, "scale": self.scale, "mean": list(self.mean),
-                "std": list(self.std)}
+                "std": list(self.std), "channel_order": self.channel_order}
 
     @property
     def output_size(self) -> tuple[int, int] | None:
@@ -182,6 +194,11 @@ class ImageSpec:
     def apply(self, pixels: NDArray[Any]) -> NDArray[np.float32]:
         """``(N, H, W, C)`` pixels (as decoded) -> the float32 batch, in this spec's layout."""
         x: NDArray[np.float32] = np.asarray(pixels, dtype=np.float32)
+        if self.channel_order == "BGR":
+            if x.shape[-1] != 3:
+                raise ConfigError(f"preprocess channel_order BGR needs 3 channels, not "
+                                  f"{x.shape[-1]}")
+            x = np.ascontiguousarray(x[..., ::-1])
         if self.scale is not None and self.scale != 1.0:
             x = np.multiply(x, np.float32(self.scale), dtype=np.float32)
         if any(self.mean):
@@ -268,7 +285,8 @@ def resolve(given: ImageSpec | None, sample: Sequence[int | None] | None,
         scale = 1.0 if integer else 1.0 / 255.0
     return ImageSpec(size=size, layout=layout, channels=channels, scale=scale,
                      mean=given.mean, std=given.std, crop=given.crop,
-                     shortest_edge=given.shortest_edge, resample=given.resample)
+                     shortest_edge=given.shortest_edge, resample=given.resample,
+                     channel_order=given.channel_order)
 
 
 def is_image_source(batch: Any) -> bool:
@@ -424,12 +442,24 @@ def from_hf_processor(config: Mapping[str, Any]) -> ImageSpec:
     cut to ``crop_size`` (``do_center_crop``: DeiT, CLIP), rescaled by ``rescale_factor`` and
     normalised by ``image_mean`` / ``image_std`` when ``do_normalize``.
 
-    A ConvNeXt processor (``crop_pct``, a ``shortest_edge`` below 384) resizes the shorter
-    edge to ``shortest_edge / crop_pct`` and crops ``shortest_edge`` square, as its own
-    ``resize`` does; at 384 or more it warps to the square. A ``longest_edge`` or
-    ``max_height``/``max_width`` bound, and other processors' uses of ``crop_pct``, are not
-    read. torchvision's backend of a processor (``use_fast``) resizes with antialiasing of
-    its own, which may differ from Pillow's by a grey level or so.
+    The image classifiers whose processors add steps of their own (``image_processor_type``)
+    are read as those steps go:
+
+    - ConvNeXt (``crop_pct``, a ``shortest_edge`` below 384) resizes the shorter edge to
+      ``shortest_edge / crop_pct`` and crops ``shortest_edge`` square; at 384 or more it
+      warps to the square.
+    - PoolFormer (``crop_pct``) resizes to ``size / crop_pct``: the shorter edge where
+      ``size`` is a ``shortest_edge`` or a square, else both sides.
+    - LeViT resizes the shorter edge to ``256 / 224`` of ``shortest_edge``.
+    - EfficientNet subtracts 1 after rescaling (``rescale_offset``) and, with ``include_top``,
+      divides by ``image_std`` once more after normalising.
+    - MobileViT reverses the channels to BGR (``do_flip_channel_order``) and does not
+      normalise.
+
+    A ``longest_edge`` or ``max_height``/``max_width`` bound (detection and document
+    processors) and other processors' uses of ``crop_pct`` are not read. torchvision's
+    backend of a processor (``use_fast``) resizes with antialiasing of its own, which may
+    differ from Pillow's by a grey level or so.
     """
     size_field = config.get("size")
     size: tuple[int, int] | None = None
@@ -442,14 +472,24 @@ def from_hf_processor(config: Mapping[str, Any]) -> ImageSpec:
             edge = int(size_field["shortest_edge"])
     elif isinstance(size_field, int):
         size = (size_field, size_field)
+    kind = str(config.get("image_processor_type", ""))
     pct = config.get("crop_pct")
-    if (edge is not None and isinstance(pct, int | float) and pct > 0
-            and str(config.get("image_processor_type", "")).startswith("ConvNext")):
+    pct = pct if isinstance(pct, int | float) and pct > 0 else None
+    if edge is not None and pct is not None and kind.startswith("ConvNext"):
         if edge < 384:
             edge, crop = int(edge / pct), (edge, edge)
         else:
             size = (edge, edge)
             edge = None
+    elif pct is not None and kind.startswith("PoolFormer"):
+        if edge is not None:
+            edge = int(edge / pct)
+        elif size is not None and size[0] == size[1]:  # a square is a shorter edge for it
+            edge, size = int(size[0] / pct), None
+        elif size is not None:
+            size = (int(size[0] / pct), int(size[1] / pct))
+    elif edge is not None and kind.startswith("Levit"):
+        edge = int((256 / 224) * edge)
     if config.get("do_resize") is False:
         size = None
         edge = None
@@ -465,13 +505,34 @@ def from_hf_processor(config: Mapping[str, Any]) -> ImageSpec:
     if resample not in filters:
         raise ConfigError(f"image processor resample {resample!r} is none of Pillow's filters "
                           f"({', '.join(f'{k} {n}' for k, n in filters.items())})")
-    scale = float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale",
-                                                                       True) else 1.0
-    normalize = config.get("do_normalize", True)
+    rescale = config.get("do_rescale", True)
+    scale = float(config.get("rescale_factor", 1 / 255)) if rescale else 1.0
+    # MobileViT's processor has no normalising step: its image_mean and image_std go unused
+    normalize = config.get("do_normalize", True) and not kind.startswith("MobileViT")
     mean = _floats(config.get("image_mean", (0.0,)), "image_mean") if normalize else (0.0,)
     std = _floats(config.get("image_std", (1.0,)), "image_std") if normalize else (1.0,)
+    if kind.startswith("EfficientNet"):  # x * scale - 1, normalised, then / std once more
+        if rescale and config.get("rescale_offset"):
+            mean = tuple(m + 1.0 for m in mean)
+        if config.get("include_top", True):
+            std = _times(std, _floats(config.get("image_std", (1.0,)), "image_std"))
+    flip = config.get("do_flip_channel_order")
+    flip = kind.startswith("MobileViT") if flip is None else flip
     return ImageSpec(size=size, layout="NCHW", channels=3, scale=scale, mean=mean, std=std,
-                     crop=crop, shortest_edge=edge, resample=filters[resample])
+                     crop=crop, shortest_edge=edge, resample=filters[resample],
+                     channel_order="BGR" if flip else "RGB")
+
+
+def _times(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
+    """``a`` times ``b``, channel by channel (one value stands for every channel)."""
+    if len(a) == 1:
+        a = a * len(b)
+    if len(b) == 1:
+        b = b * len(a)
+    if len(a) != len(b):
+        raise ConfigError(f"image processor image_std has {len(b)} values for {len(a)} "
+                          "channel(s)")
+    return tuple(x * y for x, y in zip(a, b, strict=True))
 
 
 def _images_in(folder: Path) -> list[Path]:

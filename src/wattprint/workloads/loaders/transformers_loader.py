@@ -47,10 +47,11 @@ class of its task; the tokenizer saved beside it turns text into ids:
     image processor saved beside the model (``preprocessor_config.json``, by
     :func:`wattprint.workloads.images.from_hf_processor`: its size, ``resample`` filter,
     centre crop (``do_center_crop``, ``crop_size``), ``rescale_factor``, ``image_mean`` and
-    ``image_std``), completed or checked by the ``preprocess`` option; without that file,
-    from the model's input (NCHW, the config's ``image_size``) and the option, as for other
-    image models. Image files are resized and cropped with Pillow, as the processor's Pillow
-    backend does them.
+    ``image_std``, and the steps of ConvNeXt's, PoolFormer's, LeViT's, EfficientNet's and
+    MobileViT's own processors), completed or checked by the ``preprocess`` option; without
+    that file, from the model's input (NCHW, the config's ``image_size``) and the option, as
+    for other image models. Image files are resized and cropped with Pillow, as the
+    processor's Pillow backend does them.
 ``None``
     The task the config's ``architectures`` name (``...ForSequenceClassification``,
     ``...ForCausalLM``, ``...LMHeadModel``, ``...ForImageClassification``;
@@ -886,7 +887,7 @@ def _completed(base: ImageSpec, given: ImageSpec, option: Any) -> ImageSpec:
     from ..images import ImageSpec
 
     named = (set(map(str, option)) if isinstance(option, Mapping)
-             else {"mean", "std", "resample"})
+             else {"mean", "std", "resample", "channel_order"})
     size, edge = base.size, base.shortest_edge  # a given size or shortest edge replaces both
     if given.size is not None or given.shortest_edge is not None:
         size, edge = given.size, given.shortest_edge
@@ -900,6 +901,7 @@ def _completed(base: ImageSpec, given: ImageSpec, option: Any) -> ImageSpec:
         scale=given.scale if given.scale is not None else base.scale,
         mean=given.mean if "mean" in named else base.mean,
         std=given.std if "std" in named else base.std,
+        channel_order=given.channel_order if "channel_order" in named else base.channel_order,
     )
 
 
