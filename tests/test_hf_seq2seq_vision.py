@@ -392,3 +392,58 @@ def test_a_sweep_of_an_image_classifier_over_an_image_folder(
         assert run.ok, (run.variant, run.error)
         assert run.num_samples == 6 and run.metrics is not None
         assert 0.0 <= run.metrics["accuracy"] <= 1.0
+
+
+def test_a_processor_step_wattprint_does_not_take_refuses_images_through_every_layer(
+    vit: Path, tmp_path: Path,
+) -> None:
+    """Perceiver's processor crops a share of each image before it resizes: the model loads
+    and takes the pixel_values that processor makes, but image files, decoded pixels and a
+    sweep over an image folder are refused with the reason (the cell fails, stored so, and
+    the star table has nothing to rate), never made into other pixels than the model's."""
+    folder = tmp_path / "perceiver"
+    shutil.copytree(vit, folder)
+    processor = transformers.PerceiverImageProcessorPil(
+        size={"height": 16, "width": 16}, crop_size={"height": 20, "width": 20})
+    processor.save_pretrained(folder)
+    root = tmp_path / "pictures"
+    rng = np.random.default_rng(4)
+    for label in ("cats", "dogs"):
+        (root / label).mkdir(parents=True)
+        for k in range(2):
+            pixels = rng.integers(0, 256, size=(24, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels, "RGB").save(root / label / f"{k}.png")
+    files = sorted(root.glob("*/*.png"))
+    model = wattprint.load_model(folder)
+    reason = (r"image processor \(PerceiverImageProcessor\) crops a share of each image "
+              r"before resizing it, a step wattprint does not take: give the model the "
+              r"pixel_values its processor makes")
+    with pytest.raises(ConfigError, match=reason):
+        model.predict(files)
+    with pytest.raises(ConfigError, match=reason):
+        model.predict(np.zeros((1, 16, 16, 3), dtype=np.uint8))
+    with pytest.raises(ConfigError, match=reason):  # an option does not make the step taken
+        wattprint.load_model(folder, preprocess={"mean": [0.0]}).predict(files)
+    pictures = [Image.open(f).convert("RGB") for f in files]
+    pixels = processor(pictures, return_tensors="np")["pixel_values"]
+    with torch.no_grad():
+        expected = model.module(pixel_values=torch.as_tensor(pixels)).logits.numpy()
+    np.testing.assert_allclose(model.predict(pixels), expected, atol=1e-5)
+
+    config = {
+        "project": "vision",
+        "models": [{"name": "perceiver", "path": str(folder)}],
+        "datasets": [{"name": str(root), "split": "all"}],
+        "monitoring": {"warmup": 0},
+        "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
+                   "output_dir": str(tmp_path / "out")},
+    }
+    with EnergyMeter([FakeSensor(power_w=POWER_W)]) as meter:
+        wattprint.Benchmark(config).run(meter=meter, progress=False)
+    with wattprint.Store(tmp_path / "w.db", read_only=True) as store:
+        runs = [r for r in store.runs() if r.model_name == "perceiver"]
+    assert runs and all(r.status == "failed" for r in runs), [(r.status, r.error) for r in runs]
+    assert all("a step wattprint does not take" in (r.error or "") for r in runs)
+    with pytest.raises(ConfigError, match="no successful inference runs of task "
+                                          "'image-classification'"):
+        wattprint.calculate_scores("image-classification", "CPU", db=tmp_path / "w.db")

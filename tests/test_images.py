@@ -394,6 +394,48 @@ def test_a_channel_order_is_checked_and_travels_with_the_spec() -> None:
         ImageSpec(channel_order="BGR").apply(np.zeros((1, 2, 2, 4), dtype=np.uint8))
 
 
+@pytest.mark.parametrize(("config", "step"), [
+    ({"image_processor_type": "DetrImageProcessor",
+      "size": {"shortest_edge": 16, "longest_edge": 20}}, "bounds the resized image by "
+                                                          "longest_edge"),
+    ({"size": {"max_height": 16, "max_width": 16}},
+     "bounds the resized image by max_height and max_width"),
+    ({"image_processor_type": "TimmWrapperImageProcessor",
+      "pretrained_cfg": {"input_size": [3, 16, 16], "crop_pct": 0.9}}, "takes timm's"),
+])
+def test_a_processor_step_an_image_spec_cannot_say_refuses_images(
+        config: dict[str, Any], step: str, pictures: dict[str, Path]) -> None:
+    from wattprint.workloads.images import read_images, resolve
+
+    spec = from_hf_processor(config)
+    assert spec.unfollowed is not None and step in spec.unfollowed
+    assert (spec.size, spec.crop, spec.shortest_edge) == (None, None, None)
+    full = resolve(spec, (3, 16, 16), "float32", where="m")  # the model still loads
+    assert full.unfollowed == spec.unfollowed and full.size == (16, 16)
+    with pytest.raises(ConfigError, match=f"{step}.*a step wattprint does not take: give "
+                                          r"the model the pixel_values its processor makes"):
+        read_images([pictures["a"]], full)
+    with pytest.raises(ConfigError, match="a step wattprint does not take"):
+        full.apply(np.zeros((1, 16, 16, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(("kind", "settings", "step"), [
+    ("TextNet", {"size": {"shortest_edge": 16}}, "rounds the size up to a multiple of "
+                                                 "size_divisor 32"),
+    ("Perceiver", {"size": {"height": 16, "width": 16}},
+     "crops a share of each image before resizing it"),
+])
+def test_hugging_face_processors_with_steps_of_their_own_are_refused_for_images(
+        kind: str, settings: dict[str, Any], step: str, tmp_path: Path) -> None:
+    import json
+
+    _hf_processor(kind, **settings).save_pretrained(tmp_path)
+    spec = from_hf_processor(json.loads((tmp_path / "preprocessor_config.json").read_text()))
+    assert spec.unfollowed is not None and step in spec.unfollowed
+    assert f"({kind}ImageProcessor)" in spec.unfollowed
+    assert from_hf_processor(_hf_processor("ViT").to_dict()).unfollowed is None
+
+
 def test_a_crop_is_checked_and_travels_with_the_spec() -> None:
     from wattprint.workloads.images import resolve
 

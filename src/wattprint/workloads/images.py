@@ -79,7 +79,10 @@ class ImageSpec:
     3-channel image's channels first (as MobileViT's image processor and Keras's ``caffe``
     preprocessing do); then each pixel becomes ``(value * scale - mean[c]) / std[c]`` for
     channel ``c``, in the model's order (``mean`` and ``std`` hold one value, or one per
-    channel).
+    channel). ``unfollowed`` (not an option: :func:`from_hf_processor` sets it) names a step of
+    the model's own image processor that these fields cannot take; :meth:`apply` then raises
+    a :class:`~wattprint.errors.ConfigError` saying so, rather than make other pixels than the
+    model was trained on.
     """
 
     size: tuple[int, int] | None = None
@@ -92,6 +95,7 @@ class ImageSpec:
     shortest_edge: int | None = None
     resample: str = "bilinear"
     channel_order: str = "RGB"
+    unfollowed: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("size", "crop"):
@@ -193,6 +197,8 @@ class ImageSpec:
 
     def apply(self, pixels: NDArray[Any]) -> NDArray[np.float32]:
         """``(N, H, W, C)`` pixels (as decoded) -> the float32 batch, in this spec's layout."""
+        if self.unfollowed is not None:
+            raise ConfigError(self.unfollowed)
         x: NDArray[np.float32] = np.asarray(pixels, dtype=np.float32)
         if self.channel_order == "BGR":
             if x.shape[-1] != 3:
@@ -286,7 +292,7 @@ def resolve(given: ImageSpec | None, sample: Sequence[int | None] | None,
     return ImageSpec(size=size, layout=layout, channels=channels, scale=scale,
                      mean=given.mean, std=given.std, crop=given.crop,
                      shortest_edge=given.shortest_edge, resample=given.resample,
-                     channel_order=given.channel_order)
+                     channel_order=given.channel_order, unfollowed=given.unfollowed)
 
 
 def is_image_source(batch: Any) -> bool:
@@ -456,8 +462,12 @@ def from_hf_processor(config: Mapping[str, Any]) -> ImageSpec:
     - MobileViT reverses the channels to BGR (``do_flip_channel_order``) and does not
       normalise.
 
-    A ``longest_edge`` or ``max_height``/``max_width`` bound (detection and document
-    processors) and other processors' uses of ``crop_pct`` are not read. torchvision's
+    Steps these fields cannot take make a spec whose ``unfollowed`` says which, so that images
+    are refused rather than made into other pixels than the model's: a ``longest_edge`` or
+    ``max_height``/``max_width`` bound (detection and document processors), a size rounded up
+    to a ``size_divisor`` (TextNet), a crop before the resize (Perceiver), and timm's own
+    transforms (``TimmWrapperImageProcessor``); such a model takes the ``pixel_values`` its
+    processor made. Other processors' uses of ``crop_pct`` are not read. torchvision's
     backend of a processor (``use_fast``) resizes with antialiasing of its own, which may
     differ from Pillow's by a grey level or so.
     """
@@ -518,9 +528,34 @@ def from_hf_processor(config: Mapping[str, Any]) -> ImageSpec:
             std = _times(std, _floats(config.get("image_std", (1.0,)), "image_std"))
     flip = config.get("do_flip_channel_order")
     flip = kind.startswith("MobileViT") if flip is None else flip
+    step = _unfollowed_step(config, kind, size_field)
+    if step is not None:  # no size or crop that would mean another thing: the model's size
+        return ImageSpec(layout="NCHW", channels=3, scale=scale, mean=mean, std=std,
+                         unfollowed=f"the model's image processor ({kind or 'no type named'}) "
+                         f"{step}, a step wattprint does not take: give the model the "
+                         "pixel_values its processor makes, floats (n, 3, H, W), rather than "
+                         "images")
     return ImageSpec(size=size, layout="NCHW", channels=3, scale=scale, mean=mean, std=std,
                      crop=crop, shortest_edge=edge, resample=filters[resample],
                      channel_order="BGR" if flip else "RGB")
+
+
+def _unfollowed_step(config: Mapping[str, Any], kind: str, size: Any) -> str | None:
+    """What an image processor does to an image that an :class:`ImageSpec` cannot say, or
+    None."""
+    resizes = config.get("do_resize", True)
+    if isinstance(size, Mapping) and resizes:
+        bounds = sorted(k for k in ("longest_edge", "max_height", "max_width")
+                        if size.get(k) is not None)
+        if bounds:
+            return f"bounds the resized image by {' and '.join(bounds)}"
+    if resizes and config.get("size_divisor") is not None:
+        return f"rounds the size up to a multiple of size_divisor {config['size_divisor']}"
+    if kind.startswith("Perceiver") and config.get("do_center_crop"):
+        return "crops a share of each image before resizing it"
+    if kind.startswith("TimmWrapper") or "pretrained_cfg" in config:
+        return "takes timm's transforms (pretrained_cfg)"
+    return None
 
 
 def _times(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:

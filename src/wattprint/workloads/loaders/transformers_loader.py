@@ -902,6 +902,7 @@ def _completed(base: ImageSpec, given: ImageSpec, option: Any) -> ImageSpec:
         mean=given.mean if "mean" in named else base.mean,
         std=given.std if "std" in named else base.std,
         channel_order=given.channel_order if "channel_order" in named else base.channel_order,
+        unfollowed=base.unfollowed,
     )
 
 
