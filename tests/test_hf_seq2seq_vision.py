@@ -363,6 +363,23 @@ def test_image_classifier_variants_keep_the_processor(
                                atol=1e-6)
 
 
+def _swept(model: dict[str, Any], root: Path, tmp_path: Path) -> list[Any]:
+    """The inference runs a sweep of ``model`` over the image folder ``root`` stored in
+    ``tmp_path / "w.db"``."""
+    config = {
+        "project": "vision",
+        "models": [model],
+        "datasets": [{"name": str(root), "split": "all"}],
+        "monitoring": {"warmup": 0},
+        "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
+                   "output_dir": str(tmp_path / "out")},
+    }
+    with EnergyMeter([FakeSensor(power_w=POWER_W)]) as meter:
+        wattprint.Benchmark(config).run(meter=meter, progress=False)
+    with wattprint.Store(tmp_path / "w.db", read_only=True) as store:
+        return [r for r in store.runs() if r.phase == "inference"]
+
+
 def test_a_sweep_of_an_image_classifier_over_an_image_folder(
     vit: Path, tmp_path: Path,
 ) -> None:
@@ -373,19 +390,8 @@ def test_a_sweep_of_an_image_classifier_over_an_image_folder(
         for k in range(2):
             pixels = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
             Image.fromarray(pixels, "RGB").save(root / label / f"{k}.png")
-    config = {
-        "project": "vision",
-        "models": [{"name": "vit", "path": str(vit),
-                    "quantization": {"enabled": True, "method": "dynamic"}}],
-        "datasets": [{"name": str(root), "split": "all"}],
-        "monitoring": {"warmup": 0},
-        "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
-                   "output_dir": str(tmp_path / "out")},
-    }
-    with EnergyMeter([FakeSensor(power_w=POWER_W)]) as meter:
-        wattprint.Benchmark(config).run(meter=meter, progress=False)
-    with wattprint.Store(tmp_path / "w.db", read_only=True) as store:
-        runs = [r for r in store.runs() if r.phase == "inference"]
+    runs = _swept({"name": "vit", "path": str(vit),
+                   "quantization": {"enabled": True, "method": "dynamic"}}, root, tmp_path)
     assert {r.variant for r in runs} == {"fp32", "int8-dynamic"}, [
         (r.variant, r.status, r.error) for r in runs]
     for run in runs:
@@ -430,18 +436,7 @@ def test_a_processor_step_wattprint_does_not_take_refuses_images_through_every_l
         expected = model.module(pixel_values=torch.as_tensor(pixels)).logits.numpy()
     np.testing.assert_allclose(model.predict(pixels), expected, atol=1e-5)
 
-    config = {
-        "project": "vision",
-        "models": [{"name": "perceiver", "path": str(folder)}],
-        "datasets": [{"name": str(root), "split": "all"}],
-        "monitoring": {"warmup": 0},
-        "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
-                   "output_dir": str(tmp_path / "out")},
-    }
-    with EnergyMeter([FakeSensor(power_w=POWER_W)]) as meter:
-        wattprint.Benchmark(config).run(meter=meter, progress=False)
-    with wattprint.Store(tmp_path / "w.db", read_only=True) as store:
-        runs = [r for r in store.runs() if r.model_name == "perceiver"]
+    runs = _swept({"name": "perceiver", "path": str(folder)}, root, tmp_path)
     assert runs and all(r.status == "failed" for r in runs), [(r.status, r.error) for r in runs]
     assert all("a step wattprint does not take" in (r.error or "") for r in runs)
     with pytest.raises(ConfigError, match="no successful inference runs of task "
