@@ -9,6 +9,7 @@ downloaded, and the network is refused. Expected outputs come from transformers 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -424,6 +425,7 @@ def test_a_processor_step_wattprint_does_not_take_refuses_images_through_every_l
     reason = (r"image processor \(PerceiverImageProcessor\) crops a share of each image "
               r"before resizing it, a step wattprint does not take: give the model the "
               r"pixel_values its processor makes")
+    assert re.search(reason, model.describe()["preprocess"]["unfollowed"])
     with pytest.raises(ConfigError, match=reason):
         model.predict(files)
     with pytest.raises(ConfigError, match=reason):

@@ -412,6 +412,11 @@ def test_a_processor_step_an_image_spec_cannot_say_refuses_images(
     assert (spec.size, spec.crop, spec.shortest_edge) == (None, None, None)
     full = resolve(spec, (3, 16, 16), "float32", where="m")  # the model still loads
     assert full.unfollowed == spec.unfollowed and full.size == (16, 16)
+    assert full.as_dict()["unfollowed"] == spec.unfollowed  # describe() says it
+    assert "unfollowed" not in from_hf_processor({"size": 16}).as_dict()
+    with pytest.raises(ConfigError, match="preprocess cannot give unfollowed: it is what the "
+                                          "model's own image processor does"):
+        ImageSpec.from_option(full.as_dict())  # a config cannot take or lift the step
     with pytest.raises(ConfigError, match=f"{step}.*a step wattprint does not take: give "
                                           r"the model the pixel_values its processor makes"):
         read_images([pictures["a"]], full)

@@ -148,7 +148,11 @@ class ImageSpec:
         if not isinstance(value, Mapping):
             raise ConfigError(f"preprocess must be a mapping of {', '.join(_FIELDS)}, "
                               f"not {value!r}")
-        unknown = sorted(map(str, set(value) - set(_FIELDS)))
+        if value.get("unfollowed") is not None:
+            raise ConfigError(f"preprocess cannot give unfollowed: it is what the model's own "
+                              f"image processor does that wattprint does not take "
+                              f"({value['unfollowed']}); give the model its pixel_values")
+        unknown = sorted(map(str, set(value) - {*_FIELDS, "unfollowed"}))
         if unknown:
             raise ConfigError(f"unknown preprocess field(s): {', '.join(unknown)}; "
                               f"known: {', '.join(_FIELDS)}")
@@ -181,13 +185,17 @@ class ImageSpec:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {"size": None if self.size is None else list(self.size),
-                "shortest_edge": self.shortest_edge,
-                "crop": None if self.crop is None else list(self.crop),
-                "resample": self.resample, "layout": self.layout,
-                "channels": self.channels, "scale": self.scale, "mean": list(self.mean),
-                "std": list(self.std), "channel_order": self.channel_order}
+        """JSON-ready fields; ``unfollowed`` among them only where it is set (a model's
+        ``describe()`` then says why it refuses images)."""
+        fields = {"size": None if self.size is None else list(self.size),
+                  "shortest_edge": self.shortest_edge,
+                  "crop": None if self.crop is None else list(self.crop),
+                  "resample": self.resample, "layout": self.layout,
+                  "channels": self.channels, "scale": self.scale, "mean": list(self.mean),
+                  "std": list(self.std), "channel_order": self.channel_order}
+        if self.unfollowed is not None:
+            fields["unfollowed"] = self.unfollowed
+        return fields
 
     @property
     def output_size(self) -> tuple[int, int] | None:
