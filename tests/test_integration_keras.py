@@ -201,6 +201,69 @@ def test_a_fit_that_raised_is_not_stored_and_its_windows_end() -> None:
     assert energy.open_windows == () and len(callback.epochs) == 2
 
 
+class OutOfMemory(keras.callbacks.Callback):  # type: ignore[misc]
+    """Raises in the second epoch's second batch, as a fit that runs out of memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if (self.epoch, batch) == (1, 1):
+            raise RuntimeError("out of memory")
+
+
+def test_a_fit_that_raises_in_the_with_block_is_stored_failed_with_its_error(
+        tmp_path: Path) -> None:
+    """Keras calls no hook when a fit raises: around the fit, the callback ends its windows
+    as the error leaves the block, stores the run failed with what was measured until then
+    (the first epoch whole, the second cut short), and the error goes on."""
+    energy = meter()
+    x = np.zeros((16 * BATCHES, 4), dtype="float32")
+    callback = EnergyCallback(meter=energy, db=tmp_path / "w.db", model_name="tiny")
+    with pytest.raises(RuntimeError, match="out of memory"), callback:
+        model().fit(x, x.sum(axis=1), batch_size=16, epochs=3, verbose=0,
+                    callbacks=[callback, OutOfMemory()])
+    assert energy.open_windows == ()
+    run = callback.run
+    assert run is not None and len(callback.epochs) == 2
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        [record] = store.runs()
+        [sweep] = store.sweeps()
+    assert record == callback.record
+    assert (record.status, record.error) == ("failed", "RuntimeError: out of memory")
+    assert (record.phase, record.model_name, record.framework) == ("training", "tiny", "keras")
+    assert record.energy_j == pytest.approx(POWER_W * run.duration_s, rel=1e-6)
+    assert record.provenance == "fake" and not record.partial
+    assert [e["epoch"] for e in record.extra["epochs"]] == [1, 2]
+    assert (sweep["status"], sweep["num_failed"]) == ("failed", 1)
+    # the callback fits again, in a block of its own: a second run beside the failed one
+    with callback:
+        fit(callback)
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        assert [r.status for r in store.runs()] == ["failed", "ok"]
+
+
+def test_an_error_caught_inside_the_block_leaves_the_fit_out(
+        caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """Where the fit's error was caught inside the block, when the fit stopped is not known:
+    the block's end ends its windows, and it is not stored."""
+    energy = meter()
+    x = np.zeros((16 * BATCHES, 4), dtype="float32")
+    with EnergyCallback(meter=energy, db=tmp_path / "w.db") as callback:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            model().fit(x, x.sum(axis=1), batch_size=16, epochs=3, verbose=0,
+                        callbacks=[callback, OutOfMemory()])
+        assert len(energy.open_windows) == 2
+    assert energy.open_windows == () and callback.record is None
+    assert "the block ended: its measurement is left out and not stored" in caplog.text
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        assert store.runs() == []
+
+
 def test_a_db_that_cannot_be_a_store_fails_before_training(tmp_path: Path) -> None:
     energy, recorder = meter(), Recorder()
     with pytest.raises(StoreError, match="is a folder"):

@@ -20,8 +20,12 @@ each batch), in the logs that Keras's History keeps.
   ``training``) in a sweep of its own, ``keras``, ``keras-2`` ...: the figures with their
   provenance, the epochs in ``extra["epochs"]`` (numbered from 1, as Keras prints them),
   the last epoch's metrics in ``metrics``. A failing sensor leaves the run partial, with
-  the error. Keras has no hook for a ``fit`` that raises: such a run is not stored, and its
-  windows stay open until the callback's next ``fit`` begins, which ends them (left out,
+  the error. Keras has no hook for a ``fit`` that raises: used as a context manager around
+  the ``fit`` (``with EnergyCallback(db=...) as energy: model.fit(..., callbacks=[energy])``)
+  the callback ends the fit's windows as the error leaves the block and stores the run as
+  ``failed``, with the error; the error goes on. Without the block, or where the error was
+  caught inside it, when the fit stopped is not known: its windows stay open until the
+  callback's next ``fit`` begins or the block ends, which end them (left out, not stored,
   with a warning).
 
 The measurements stay on the callback: :attr:`EnergyCallback.epochs` and
@@ -39,6 +43,7 @@ from typing import Any
 import keras
 
 from .._log import get_logger
+from ..errors import WattprintError
 from ..measurement import Measurement
 from ..meter import EnergyMeter, Window
 from ..record import RunRecord
@@ -107,14 +112,35 @@ class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._numbers: list[int] = []  # Keras's number of each of ``epochs``
         self._batch: _Open | None = None
 
+    # -- around a fit: a fit that raises --------------------------------------------------------
+
+    def __enter__(self) -> EnergyCallback:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: Any) -> None:
+        """A fit still open when the block ends raised: stored ``failed`` with ``error``, the
+        error leaving the block now; or, with none leaving it (caught inside), left out."""
+        if self._run_name is None:
+            return
+        if error is None:
+            self._drop_unended("the block ended")
+            return
+        try:
+            run = self._end_windows()
+            if run is not None:
+                text = f"{type(error).__name__}: {error}".rstrip(": ")
+                self._write(run, {}, error=text)
+        except WattprintError as err:  # the fit's own error is the one to raise
+            log.error("the failed fit was measured but not stored: %s", err)
+        finally:
+            self._release()
+
     # -- Keras's hooks ------------------------------------------------------------------------
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self._run_name is not None:  # the last fit raised: its windows are still open
-            self._end_windows()
-            log.warning("the previous fit ended without on_train_end (it raised): its "
-                        "measurement is left out and not stored")
-            self._release()
+            self._drop_unended("the next fit began")
         if self.db is not None:  # first: a db that cannot be a store fails before all else
             self._store = self.db if isinstance(self.db, Store) else Store(self.db)
         if self.meter is None:  # the whole machine, as one process of the job or not
@@ -181,6 +207,15 @@ class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.run = self.meter.end(name)
         return self.run
 
+    def _drop_unended(self, when: str) -> None:
+        """End the windows of a fit that raised outside a ``with`` block (or inside one that
+        caught the error): when it stopped is not known, so it is not stored."""
+        self._end_windows()
+        log.warning("the previous fit ended without on_train_end (it raised) and %s: its "
+                    "measurement is left out and not stored (use the callback as a context "
+                    "manager around the fit to store a fit that raises as failed)", when)
+        self._release()
+
     def _release(self) -> None:
         """Close what ``on_train_begin`` opened: the store of a path, a meter of its own."""
         if self._store is not None and self._store is not self.db:
@@ -190,7 +225,8 @@ class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self.meter.close()
             self.meter, self._own_meter = None, False
 
-    def _write(self, run: Measurement, logs: dict[str, Any]) -> None:
+    def _write(self, run: Measurement, logs: dict[str, Any], error: str | None = None) -> None:
+        """Store ``run`` (``error``: the fit raised it; the run is then ``failed``)."""
         if self._store is None:
             return
         assert self.meter is not None
@@ -204,6 +240,7 @@ class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
             run, model_name=name, phase="training", framework="keras",
             hardware=detect_hardware(self.meter.sensors),
             num_parameters=int(model.count_params()) if model is not None else None,
+            status="ok" if error is None else "failed", error=error,
             metrics=metrics or None,
             extra={"integration": "keras",
                    "epochs": epochs},
@@ -211,4 +248,4 @@ class EnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.record = store_training_run(
             self._store, self.record, base=SWEEP_BASE,
             config={"keras": {"model": name, "epochs": len(self.epochs)}},
-            cell_key=lambda repetition: f"{name}/training/{repetition}")
+            cell_key=lambda repetition: f"{name}/training/{repetition}", failed=error is not None)
