@@ -205,6 +205,70 @@ def test_a_sweep_on_ray_stores_what_the_local_executor_does(tmp_path: Path,
     assert {row[2] for row in stored["ray"][1]} == {"ok"}
 
 
+#: A sweep on Ray of a model whose format this process registered (greenAI's habit: a class
+#: that opens the file), after a loader Ray cannot send is refused; prints what was stored.
+FORMATS_SCRIPT = """\
+import json, threading
+import numpy as np
+import wattprint
+from wattprint.errors import ConfigError
+
+
+class CentroidModel:
+    def __init__(self, data_path):
+        self.centroids = np.load(data_path)
+
+    def get_number_of_parameters(self):
+        return self.centroids.size
+
+    def run(self, input_data):
+        x = np.asarray(input_data, dtype=float).reshape(len(input_data), -1)
+        return ((x[:, None, :] - self.centroids) ** 2).sum(axis=-1).argmin(axis=1)
+
+
+with open("centroids.greenai", "wb") as f:
+    np.save(f, np.random.default_rng(0).random((10, 64)))
+config = {"project": "formats-on-ray",
+          "models": [{"name": "centroids", "path": "centroids.greenai",
+                      "task": "classification"}],
+          "datasets": [{"name": "digits", "split": "test", "limit": 50}],
+          "monitoring": {"repetitions": 1, "warmup": 0},
+          "execution": {"backend": "ray"},
+          "output": {"export_formats": [], "db": "wattprint.db", "output_dir": "out"}}
+lock = threading.Lock()
+wattprint.register_format(".greenai", lambda path, **options: lock)
+try:
+    wattprint.Benchmark(config).run()
+except ConfigError as err:
+    print("refused:", err)
+wattprint.register_format(".greenai", CentroidModel)
+result = wattprint.Benchmark(config).execute()
+print(json.dumps([[r.status, r.error, r.num_parameters] for r in result.runs]))
+"""
+
+
+@pytest.mark.slow
+@needs_ray
+def test_formats_registered_in_the_driver_load_in_ray_workers(tmp_path: Path,
+                                                              ray_tmp: str) -> None:
+    """A format registered with register_format before a sweep on Ray goes with each task;
+    a loader that cannot be sent is refused, naming its suffix, before Ray starts or
+    anything is stored."""
+    script = tmp_path / "sweep_script.py"
+    script.write_text(FORMATS_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=_env(ray_tmp))
+    assert proc.returncode == 0, proc.stderr
+    refused, stored = proc.stdout.strip().splitlines()
+    assert refused.startswith("refused: the loader registered for '.greenai' (<function")
+    assert "cannot be sent to Ray's workers: TypeError: cannot pickle '_thread.lock'" in refused
+    runs = json.loads(stored)
+    assert runs and all(run == ["ok", None, 640] for run in runs), runs
+    with sqlite3.connect(tmp_path / "wattprint.db") as conn:
+        sweeps = conn.execute("SELECT count(*) FROM sweeps").fetchone()[0]
+    assert sweeps == 1  # the refused sweep stored nothing
+
+
 def _free_ports(n: int) -> list[int]:
     sockets = [socket.socket() for _ in range(n)]
     with contextlib.ExitStack() as stack:

@@ -46,8 +46,11 @@ Offline: no dashboard, no usage statistics (``RAY_USAGE_STATS_ENABLED=0`` for th
 this module starts; give ``--disable-usage-stats`` to ``ray start``), workers' output stays in
 Ray's log folder. Model files and datasets are read, and variants written, at the same paths on
 every node: a cluster of several nodes needs the sweep's files and output folder on a shared
-file system. Formats registered with :func:`wattprint.register_format` in this process are not
-registered in Ray's workers.
+file system. Formats registered with :func:`wattprint.register_format` in this process go with
+each task and are registered in its worker: their loaders must be what Ray can send (a class
+or function, pickled by Ray's cloudpickle, or ``"package.module:Name"`` importable on every
+node); one it cannot is a :class:`~wattprint.errors.ConfigError` naming its suffix, before
+Ray starts or the sweep is stored.
 """
 
 from __future__ import annotations
@@ -125,19 +128,24 @@ class RayCluster:
     """A connection to a Ray cluster that runs a sweep's cells (:meth:`run`) and is closed
     after (:meth:`close`): a Ray instance this process started stops with it."""
 
-    def __init__(self, ray: ModuleType, execution: ExecutionConfig, owned: bool) -> None:
+    def __init__(self, ray: ModuleType, execution: ExecutionConfig, owned: bool,
+                 formats: dict[str, Any] | None = None) -> None:
         self._ray = ray
         self._execution = execution
         self._owned = owned
+        #: The formats registered in this process, which each task registers in its worker.
+        self._formats = formats or {}
 
     @classmethod
     def connect(cls, execution: ExecutionConfig) -> RayCluster:
         """Join the cluster at ``execution.address``; with none, the Ray instance this process
         already joined, else a new one on this machine offering :data:`NODE_RESOURCE` once.
         A cluster that offers no :data:`NODE_RESOURCE`, or fewer GPUs than a task asks for,
-        is a :class:`~wattprint.errors.ConfigError` (its tasks would wait forever)."""
+        is a :class:`~wattprint.errors.ConfigError` (its tasks would wait forever), and so is,
+        before Ray starts, a format registered here whose loader cannot be sent to a task."""
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ray = import_ray()
+        formats = _sendable_formats(ray)
         owned = False
         if not ray.is_initialized():
             options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
@@ -154,7 +162,7 @@ class RayCluster:
                         "an address with RAY_AUTH_MODE=token set)")
                 raise ConfigError(f"execution.address: cannot join the Ray cluster at "
                                   f"{execution.address!r}: {err}{hint}") from err
-        cluster = cls(ray, execution, owned)
+        cluster = cls(ray, execution, owned, formats)
         try:
             cluster._check()
         except BaseException:
@@ -197,7 +205,7 @@ class RayCluster:
             if todo:
                 stream = remote.remote(ctx.config, todo, ctx.sweep_id, str(workdir),
                                        set(ctx.finished), dict(ctx.stopped),
-                                       ctx.run_generated_code)
+                                       ctx.run_generated_code, self._formats)
                 running[stream] = _Task(unit, stream)
 
         running: dict[Any, _Task] = {}
@@ -268,6 +276,23 @@ class RayCluster:
             log.debug("cancelling a Ray task: %s", err)
 
 
+def _sendable_formats(ray: ModuleType) -> dict[str, Any]:
+    """The formats registered in this process, for the tasks; a
+    :class:`~wattprint.errors.ConfigError` where one's loader cannot be sent to a worker."""
+    from ..workloads.registry import registered_formats
+
+    formats = registered_formats()
+    for suffix, loader in formats.items():
+        try:
+            ray.cloudpickle.dumps(loader)
+        except Exception as err:  # cloudpickle raises what the object's reduction raises
+            raise ConfigError(
+                f"the loader registered for {suffix!r} ({loader!r}) cannot be sent to Ray's "
+                f"workers: {type(err).__name__}: {err}; register a class or function that "
+                f"can be pickled, or name one as 'package.module:Name'") from err
+    return formats
+
+
 def _reason(err: BaseException) -> str:
     """In words for a stored error: why a Ray task ended without finishing."""
     first = (str(err).strip().splitlines() or [""])[0]
@@ -300,15 +325,19 @@ def _task_of(group: _Group) -> str:
 # -- in the Ray worker -------------------------------------------------------------------------
 
 def _unit_task(config: BenchConfig, groups: list[_Group], sweep_id: str, workdir: str,
-               finished: set[str], stopped: dict[str, str],
-               run_generated_code: bool) -> Iterator[tuple[Any, ...]]:
+               finished: set[str], stopped: dict[str, str], run_generated_code: bool,
+               formats: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     """The Ray task: run the groups' pending cells with this node's sensors, yielding
     ``("start", cell)`` and ``("run", cell, record, samples)`` as the local worker sends
     them, then ``("done",)``, or ``("crash", text)`` when something outside a cell failed.
+    ``formats``: those the driver registered, registered here first.
 
     The cells run on a thread of their own, which hands each message to this generator: the
     runner calls back as each cell ends, and a generator cannot yield from a callback."""
     from ..meter import EnergyMeter
+    from ..workloads.registry import adopt_formats
+
+    adopt_formats(formats)
 
     meter = EnergyMeter(sample_hz=config.monitoring.frequency_hz, site=config.to_site())
     messages: queue.Queue[tuple[Any, ...]] = queue.Queue()

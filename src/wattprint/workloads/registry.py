@@ -42,6 +42,9 @@ _SUFFIXES: dict[str, Loader | str] = {
     ".safetensors": "wattprint.workloads.loaders.torch_loader:load",
 }
 
+#: The built-in table, to tell what :func:`register_format` added or replaced.
+_BUILT_IN = dict(_SUFFIXES)
+
 #: Folder shapes, tried in order: a file that marks the shape, and the loader.
 _FOLDERS: list[tuple[str, Loader | str]] = [
     ("saved_model.pb", "wattprint.workloads.loaders.tensorflow_loader:load"),
@@ -86,6 +89,19 @@ def register_format(suffix: str, loader: Loader | type[Any] | str) -> None:
         raise ConfigError(f"the loader for {suffix!r} must be callable (a function or a "
                           f"class) or named 'package.module:Name', not {loader!r}")
     _SUFFIXES[suffix.lower()] = entry
+
+
+def registered_formats() -> dict[str, Loader | str]:
+    """The suffixes :func:`register_format` added or replaced in this process, with their
+    loaders: what a process that did not inherit this one's memory (a Ray worker) is given
+    to :func:`adopt_formats`."""
+    return {suffix: entry for suffix, entry in _SUFFIXES.items()
+            if _BUILT_IN.get(suffix) is not entry}
+
+
+def adopt_formats(formats: dict[str, Loader | str]) -> None:
+    """Register ``formats`` (:func:`registered_formats` of another process) in this one."""
+    _SUFFIXES.update(formats)
 
 
 def _is_import_path(text: str) -> bool:
