@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -28,6 +29,28 @@ def test_version() -> None:
     r = run("--version")
     assert r.returncode == 0
     assert r.stdout.strip() == f"wattprint {wattprint.__version__}"
+
+
+@pytest.mark.parametrize("command", ["sensors", "measure", "score", "monitor", "merge"])
+def test_help_shows_each_paragraph_whole_and_its_brackets(command: str) -> None:
+    """Each paragraph of a command's help is wrapped by the terminal, not where the source
+    broke its lines, and ``[tool.wattprint]`` is text, not rich markup."""
+    from wattprint.cli import app
+
+    [info] = [i for i in app.registered_commands
+              if (i.name or getattr(i.callback, "__name__", "")) == command]
+    doc = (info.callback.__doc__ or "").split("\n\n")
+    wide = run(command, "--help", env={**os.environ, "COLUMNS": "1000"})
+    assert wide.returncode == 0, wide.stderr
+    shown = [line.strip() for line in wide.stdout.splitlines()]
+    for paragraph in doc:
+        assert " ".join(paragraph.split()) in shown, (paragraph, wide.stdout)
+    narrow = run(command, "--help", env={**os.environ, "COLUMNS": "80"})
+    text = narrow.stdout[:narrow.stdout.index("╭")]  # the prose, before the option panels
+    lines = [line.strip() for line in text.strip().splitlines()[1:]]  # after "Usage:"
+    for line, after in itertools.pairwise(lines):
+        if line and after:  # within a paragraph: broken only where the next word did not fit
+            assert len(line) + 1 + len(after.split()[0]) > 76, (line, narrow.stdout)
 
 
 def test_sensors_on_a_two_socket_tree(tmp_path: Path) -> None:

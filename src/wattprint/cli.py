@@ -963,6 +963,22 @@ def demo(
               f"{escape(str(result.labels[0].parent)) if result.labels else '-'}")
 
 
+def _plain_help() -> None:
+    """Each command's help as the terminal should show it: each paragraph one line, for the
+    terminal to wrap (Typer keeps a docstring's line breaks, which at any width but the
+    source's leave a short line at each), and brackets shown, not read as rich markup
+    (``[tool.wattprint]`` would vanish)."""
+    for info in app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback is not None else None)
+        if doc:
+            paragraphs = [" ".join(line.strip() for line in p.splitlines())
+                          for p in doc.strip().split("\n\n")]
+            info.help = _markup_escape("\n\n".join(p for p in paragraphs if p))
+
+
+_plain_help()
+
+
 def main() -> None:
     """Entry point of the ``wattprint`` script."""
     if hasattr(signal, "SIGXFSZ"):
