@@ -220,6 +220,44 @@ def test_a_partial_run_is_stored_but_neither_graded_nor_used_to_grade(tmp_path: 
     assert all(r.provenance == "fake" and r.phase is None for r in runs)
 
 
+def _program_run(joules: float, n: int) -> Any:
+    """The measurement of the ``n``-th run of a program that used ``joules``."""
+    from datetime import datetime, timedelta, timezone
+
+    from wattprint.footprint import Site
+    from wattprint.measurement import ComponentEnergy, Measurement
+    from wattprint.sensors.base import Source
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=n)
+    return Measurement("program", t0, t0 + timedelta(seconds=1), 1.0, joules,
+                       {"cpu": ComponentEnergy(joules, Source.FAKE, False, sensors=("fake",))},
+                       Site(country="FR").resolve())
+
+
+def test_a_grade_says_how_much_the_earlier_runs_vary(tmp_path: Path) -> None:
+    """A grade beyond D is only a change when the run lies outside the spread of the earlier
+    runs: the line and the JSON say which, and that one earlier run shows no spread yet."""
+    from wattprint._grade import grade_run
+
+    with wattprint.Store(tmp_path / "runs.db") as store:
+        grades = [grade_run(store, ["prog"], _program_run(joules, n), 0, cwd=str(tmp_path))
+                  for n, joules in enumerate([10.0, 12.0, 11.0, 15.0, 10.5])]
+    first, one, same, more, lower = grades
+    assert first.letter is None and first.spread is None
+    assert (one.letter, one.spread, one.within_spread) == ("F", None, None)
+    assert one.message.endswith("; one earlier run: how much its runs vary is not known yet")
+    assert (same.letter, same.within_spread) == ("D", True)  # 11 J against 10 and 12
+    assert same.spread == pytest.approx((10 / 11, 12 / 11))
+    assert same.message.endswith("; the earlier runs spread 0.91x-1.09x: this run is within "
+                                 "it, no change beyond their own variation")
+    assert (more.letter, more.within_spread) == ("G", False)  # 15 J: beyond 0.91x-1.09x
+    assert more.message.endswith("; the earlier runs spread 0.91x-1.09x")
+    assert (lower.letter, lower.within_spread) == ("C", True)  # 0.91x, within 0.87x-1.30x
+    assert lower.spread == pytest.approx((10 / 11.5, 15 / 11.5))
+    assert lower.to_dict()["spread"] == pytest.approx([10 / 11.5, 15 / 11.5])
+    assert lower.to_dict()["within_spread"] is True
+
+
 def _measure(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*WATTPRINT, "measure", *args], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)

@@ -15,7 +15,11 @@ against a measurement)::
     ratio   <= 0.80  0.90  0.97  1.03  1.10  1.25  above
     grade      A     B     C     D     E     F     G
 
-The ratio is graded to two decimals, as it is printed; D is "the same, within 3 %". A run
+The ratio is graded to two decimals, as it is printed; D is "the same, within 3 %". Beside
+the grade stands how much the earlier runs themselves vary (their lowest and highest energy
+over their median), and whether this run lies within that: a grade outside D that lies within
+it is no change beyond the runs' own noise (an estimate on a busy machine varies by tens of
+per cent). With one earlier run the spread is not known yet, and the line says so. A run
 whose measurement is partial, or whose program exited with a non-zero code (stored with status
 ``failed``), is stored but neither graded nor used to grade later runs.
 """
@@ -69,6 +73,8 @@ class CommandGrade:
 
     ``ratio`` is ``energy_j / median_j``; ``earlier_runs`` counts the comparable earlier runs
     the median is of, ``stored_runs`` every earlier run of the command in the store.
+    ``spread`` is the lowest and highest of those runs' energies over their median (None with
+    fewer than two), ``within_spread`` whether ``ratio`` lies in it.
     ``message`` is the line ``measure --grade`` prints. ``sweep_id`` and ``run_id`` say where
     the run was stored.
     """
@@ -83,11 +89,15 @@ class CommandGrade:
     message: str
     sweep_id: str
     run_id: int
+    spread: tuple[float, float] | None = None
+    within_spread: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"letter": self.letter, "ratio": self.ratio, "energy_j": self.energy_j,
                 "median_j": self.median_j, "earlier_runs": self.earlier_runs,
                 "stored_runs": self.stored_runs, "provenance": self.provenance,
+                "spread": None if self.spread is None else list(self.spread),
+                "within_spread": self.within_spread,
                 "message": self.message, "sweep_id": self.sweep_id, "run_id": self.run_id}
 
 
@@ -96,22 +106,27 @@ def _comparable(run: RunRecord, provenance: str | None) -> bool:
             and run.energy_j is not None and run.energy_j > 0)
 
 
+_Graded = tuple[str | None, float | None, float | None, tuple[float, float] | None,
+                bool | None, str]
+
+
 def _message(record: RunRecord, exit_code: int, earlier: list[RunRecord],
-             comparable: list[float]) -> tuple[str | None, float | None, float | None, str]:
-    """``(letter, ratio, median_j, message)`` of ``record`` against the ``earlier`` runs."""
+             comparable: list[float]) -> _Graded:
+    """``(letter, ratio, median_j, spread, within_spread, message)`` of ``record`` against
+    the ``earlier`` runs (see :class:`CommandGrade`)."""
     if record.partial:
         errors = "; ".join(record.errors or ()) or "a sensor failed"
-        return None, None, None, (f"not graded: the measurement is partial ({errors}); it is "
-                                  "stored, and left out of later grades")
+        return _ungraded(f"not graded: the measurement is partial ({errors}); it is stored, "
+                         "and left out of later grades")
     if exit_code != 0:
-        return None, None, None, (f"not graded: the program exited with code {exit_code}; the "
-                                  "run is stored as failed, and left out of later grades")
+        return _ungraded(f"not graded: the program exited with code {exit_code}; the run is "
+                         "stored as failed, and left out of later grades")
     if not earlier:
-        return None, None, None, ("no grade yet: this is the first stored run of this "
-                                  "command; run it again to grade")
+        return _ungraded("no grade yet: this is the first stored run of this command; run it "
+                         "again to grade")
     if not comparable:
         n = len(earlier)
-        return None, None, None, (
+        return _ungraded(
             f"no grade yet: none of the {n} earlier run{'s' if n != 1 else ''} of this "
             f"command can be compared (complete, exit code 0, energy from "
             f"{record.provenance}); run it again to grade")
@@ -120,10 +135,31 @@ def _message(record: RunRecord, exit_code: int, earlier: list[RunRecord],
     ratio = energy_j / median_j
     letter = grade_letter(ratio)
     n = len(comparable)
-    return letter, ratio, median_j, (
+    spread = _spread(comparable, median_j)
+    within = None
+    if spread is None:
+        noise = "one earlier run: how much its runs vary is not known yet"
+    else:  # to two decimals, as the ratio is graded and printed
+        low, high = spread
+        within = round(low, 2) <= round(ratio, 2) <= round(high, 2)
+        noise = f"the earlier runs spread {low:.2f}x-{high:.2f}x"
+        if within:
+            noise += ": this run is within it, no change beyond their own variation"
+    return letter, ratio, median_j, spread, within, (
         f"grade {letter}: {ratio:.2f}x the median of {n} earlier run{'s' if n != 1 else ''} of "
         f"this command ({energy_j:.4g} J against {median_j:.4g} J; energy: "
-        f"{record.provenance})")
+        f"{record.provenance}); {noise}")
+
+
+def _ungraded(message: str) -> _Graded:
+    return None, None, None, None, None, message
+
+
+def _spread(energies: list[float], median_j: float) -> tuple[float, float] | None:
+    """The lowest and highest of ``energies`` over their median; None for fewer than two."""
+    if len(energies) < 2:
+        return None
+    return min(energies) / median_j, max(energies) / median_j
 
 
 def grade_run(store: Store, command: Sequence[str], measurement: Measurement, exit_code: int,
@@ -152,10 +188,12 @@ def grade_run(store: Store, command: Sequence[str], measurement: Measurement, ex
     )
     comparable = [float(r.energy_j or 0.0) for r in earlier
                   if _comparable(r, record.provenance)]
-    letter, ratio, median_j, message = _message(record, exit_code, earlier, comparable)
+    letter, ratio, median_j, spread, within, message = _message(record, exit_code, earlier,
+                                                                comparable)
     run_id = store.write_run(record)
     store.end_sweep(sweep_id, "finished")
     return CommandGrade(letter=letter, ratio=ratio, energy_j=record.energy_j or 0.0,
                         median_j=median_j, earlier_runs=len(comparable),
                         stored_runs=len(earlier), provenance=record.provenance,
-                        message=message, sweep_id=sweep_id, run_id=run_id)
+                        message=message, sweep_id=sweep_id, run_id=run_id, spread=spread,
+                        within_spread=within)
