@@ -90,7 +90,11 @@ class CommandGrade:
     sweep_id: str
     run_id: int
     spread: tuple[float, float] | None = None
-    within_spread: bool | None = None
+
+    @property
+    def within_spread(self) -> bool | None:
+        """Whether ``ratio`` lies within ``spread`` (None without both)."""
+        return _within(self.spread, self.ratio)
 
     def to_dict(self) -> dict[str, Any]:
         return {"letter": self.letter, "ratio": self.ratio, "energy_j": self.energy_j,
@@ -106,14 +110,13 @@ def _comparable(run: RunRecord, provenance: str | None) -> bool:
             and run.energy_j is not None and run.energy_j > 0)
 
 
-_Graded = tuple[str | None, float | None, float | None, tuple[float, float] | None,
-                bool | None, str]
+_Graded = tuple[str | None, float | None, float | None, tuple[float, float] | None, str]
 
 
 def _message(record: RunRecord, exit_code: int, earlier: list[RunRecord],
              comparable: list[float]) -> _Graded:
-    """``(letter, ratio, median_j, spread, within_spread, message)`` of ``record`` against
-    the ``earlier`` runs (see :class:`CommandGrade`)."""
+    """``(letter, ratio, median_j, spread, message)`` of ``record`` against the ``earlier``
+    runs (see :class:`CommandGrade`)."""
     if record.partial:
         errors = "; ".join(record.errors or ()) or "a sensor failed"
         return _ungraded(f"not graded: the measurement is partial ({errors}); it is stored, "
@@ -136,23 +139,20 @@ def _message(record: RunRecord, exit_code: int, earlier: list[RunRecord],
     letter = grade_letter(ratio)
     n = len(comparable)
     spread = _spread(comparable, median_j)
-    within = None
     if spread is None:
         noise = "one earlier run: how much its runs vary is not known yet"
-    else:  # to two decimals, as the ratio is graded and printed
-        low, high = spread
-        within = round(low, 2) <= round(ratio, 2) <= round(high, 2)
-        noise = f"the earlier runs spread {low:.2f}x-{high:.2f}x"
-        if within:
+    else:
+        noise = f"the earlier runs spread {spread[0]:.2f}x-{spread[1]:.2f}x"
+        if _within(spread, ratio):
             noise += ": this run is within it, no change beyond their own variation"
-    return letter, ratio, median_j, spread, within, (
+    return letter, ratio, median_j, spread, (
         f"grade {letter}: {ratio:.2f}x the median of {n} earlier run{'s' if n != 1 else ''} of "
         f"this command ({energy_j:.4g} J against {median_j:.4g} J; energy: "
         f"{record.provenance}); {noise}")
 
 
 def _ungraded(message: str) -> _Graded:
-    return None, None, None, None, None, message
+    return None, None, None, None, message
 
 
 def _spread(energies: list[float], median_j: float) -> tuple[float, float] | None:
@@ -160,6 +160,13 @@ def _spread(energies: list[float], median_j: float) -> tuple[float, float] | Non
     if len(energies) < 2:
         return None
     return min(energies) / median_j, max(energies) / median_j
+
+
+def _within(spread: tuple[float, float] | None, ratio: float | None) -> bool | None:
+    """Whether ``ratio`` lies within ``spread``, to two decimals as both are printed."""
+    if spread is None or ratio is None:
+        return None
+    return round(spread[0], 2) <= round(ratio, 2) <= round(spread[1], 2)
 
 
 def grade_run(store: Store, command: Sequence[str], measurement: Measurement, exit_code: int,
@@ -188,12 +195,10 @@ def grade_run(store: Store, command: Sequence[str], measurement: Measurement, ex
     )
     comparable = [float(r.energy_j or 0.0) for r in earlier
                   if _comparable(r, record.provenance)]
-    letter, ratio, median_j, spread, within, message = _message(record, exit_code, earlier,
-                                                                comparable)
+    letter, ratio, median_j, spread, message = _message(record, exit_code, earlier, comparable)
     run_id = store.write_run(record)
     store.end_sweep(sweep_id, "finished")
     return CommandGrade(letter=letter, ratio=ratio, energy_j=record.energy_j or 0.0,
                         median_j=median_j, earlier_runs=len(comparable),
                         stored_runs=len(earlier), provenance=record.provenance,
-                        message=message, sweep_id=sweep_id, run_id=run_id, spread=spread,
-                        within_spread=within)
+                        message=message, sweep_id=sweep_id, run_id=run_id, spread=spread)
