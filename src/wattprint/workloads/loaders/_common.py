@@ -15,10 +15,13 @@ from ..registry import supported_formats
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def model_error(where: Path | str, reason: str, *, as_what: str | None = None) -> ModelError:
-    """``"WHERE: [cannot be loaded as AS_WHAT: ]REASON. Supported: ..."``."""
+def model_error(where: Path | str, reason: str, *, as_what: str | None = None,
+                formats: bool = True) -> ModelError:
+    """``"WHERE: [cannot be loaded as AS_WHAT: ]REASON. Supported: ..."``; without the
+    formats supported (``formats=False``) where they are not what went wrong (a download)."""
     lead = f"{where}: " if as_what is None else f"{where}: cannot be loaded as {as_what}: "
-    return ModelError(f"{lead}{reason.rstrip('. ')}. Supported: {supported_formats()}")
+    tail = f" Supported: {supported_formats()}" if formats else ""
+    return ModelError(f"{lead}{reason.rstrip('. ')}.{tail}")
 
 
 def model_file_size(path: Path) -> int:

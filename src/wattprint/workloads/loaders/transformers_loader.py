@@ -186,8 +186,9 @@ def _import_transformers() -> Any:
     return transformers
 
 
-def _error(where: Path | str, reason: str) -> ModelError:
-    return model_error(where, reason, as_what="a Hugging Face transformers model")
+def _error(where: Path | str, reason: str, *, formats: bool = True) -> ModelError:
+    return model_error(where, reason, as_what="a Hugging Face transformers model",
+                       formats=formats)
 
 
 def _reason(err: BaseException) -> str:
@@ -273,8 +274,8 @@ def _download(model_id: str, *, trust: bool, **hub: Any) -> Path:
         files = HfApi().list_repo_files(model_id, revision=hub.get("revision"))
         folder = snapshot_download(model_id, allow_patterns=_wanted(files, trust=trust), **hub)
     except (OSError, ValueError) as err:
-        raise _error(model_id, f"download from the Hugging Face hub failed: {_reason(err)}"
-                     ) from err
+        raise _error(model_id, f"download from the Hugging Face hub failed: {_reason(err)}",
+                     formats=False) from err
     return Path(folder)
 
 
