@@ -273,7 +273,8 @@ def _download(model_id: str, *, trust: bool, **hub: Any) -> Path:
     try:
         files = HfApi().list_repo_files(model_id, revision=hub.get("revision"))
         folder = snapshot_download(model_id, allow_patterns=_wanted(files, trust=trust), **hub)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # the boundary: the hub client raises its own errors, OSErrors and
+        # its HTTP library's (a refused connection is httpx's ConnectError), with no base in common
         raise _error(model_id, f"download from the Hugging Face hub failed: {_reason(err)}",
                      formats=False) from err
     return Path(folder)
