@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from offline import no_network  # noqa: F401  (autouse: no test here reaches a network)
+from offline import no_network, with_nonsense_hub  # noqa: F401  (no_network: autouse)
 
 from wattprint.errors import DatasetError, MissingExtra
 from wattprint.workloads.hf_datasets import (
@@ -208,6 +208,24 @@ def test_dataset_not_in_the_cache_is_refused(hf_home: Path) -> None:
     assert str(hf_home / "hub") in message and str(hf_home / "datasets") in message
     assert "allow_network: true" in message
     assert "\n" not in message
+
+
+def test_a_hub_endpoint_that_answers_nonsense_is_a_dataset_error_saying_so(
+        tmp_path: Path) -> None:
+    """A download (allow_network) from a hub endpoint that answers what the hub's API does
+    not fails with the reason as one DatasetError, not the hub client's raw error. In a child
+    process, the hub client reading its endpoint from the environment."""
+    code = ("from wattprint.errors import DatasetError\n"
+            "from wattprint.workloads.hf_datasets import load_hf_dataset\n"
+            "try:\n"
+            "    load_hf_dataset('org/some-dataset', allow_network=True)\n"
+            "except DatasetError as err:\n"
+            "    print(err)\n")
+    proc = with_nonsense_hub(code, tmp_path / "hf")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Hugging Face dataset 'org/some-dataset', split 'test': "
+                                  "download failed: "), proc.stdout + proc.stderr
+    assert proc.stdout.count("\n") == 1
 
 
 def test_config_not_downloaded_is_refused(wikitext: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from offline import no_network  # noqa: F401  (autouse: no test here reaches a network)
+from offline import no_network, with_nonsense_hub  # noqa: F401  (no_network: autouse)
 
 import wattprint
 from wattprint import EnergyMeter, FakeSensor
@@ -244,45 +244,15 @@ def test_hub_id_without_allow_network_is_refused_offline(no_network: list[Any]) 
 def test_a_hub_endpoint_that_answers_nonsense_is_a_model_error_saying_so(
         tmp_path: Path) -> None:
     """A download from a hub endpoint that answers what the hub's API does not (a mirror or
-    proxy misconfigured: JSON of another shape) fails with the reason as a ModelError: the
-    hub client's own error, which is no OSError, does not escape raw. The endpoint is a socket
-    on this machine; the load runs in a child process, the hub client reading its endpoint
-    from the environment."""
-    import os
-    import socket
-    import subprocess
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    body = b"[1]"
-
-    def answer() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:  # closed: the test is over
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                             % (len(body), body))
-
-    threading.Thread(target=answer, daemon=True).start()
-    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{server.getsockname()[1]}",
-           "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
+    proxy misconfigured) fails with the reason as a ModelError: the hub client's own error,
+    which is no OSError, does not escape raw. The load runs in a child process, the hub client
+    reading its endpoint from the environment."""
     code = ("import wattprint\n"
             "try:\n"
             "    wattprint.load_model('someone/some-model', allow_network=True)\n"
             "except wattprint.ModelError as err:\n"
             "    print(err)\n")
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=300, env=env)
-    finally:
-        server.close()
+    proc = with_nonsense_hub(code, tmp_path / "hf")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("someone/some-model: cannot be loaded as a Hugging Face "
                                   "transformers model: download from the Hugging Face hub "

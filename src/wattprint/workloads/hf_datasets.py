@@ -145,7 +145,7 @@ def load_hf_dataset(
             elif snapshot is not None:
                 data = _load_snapshot(lib, snapshot, config, split, label, prepared_root)
             else:
-                data = lib.load_dataset(name, config, split=split, cache_dir=str(prepared_root))
+                data = _download(lib, name, config, split, prepared_root, label)
             return _to_dataset(label, iter(data), data.features, text_field, label_field,
                                limit, task)
     except DatasetError:
@@ -153,6 +153,18 @@ def load_hf_dataset(
     except (OSError, ValueError, KeyError, lib.exceptions.DatasetsError) as err:
         raise DatasetError(f"Hugging Face dataset {label!r}, split {split!r}: "
                            f"{_reason(err)}") from err
+
+
+def _download(lib: Any, name: str, config: str | None, split: str, root: Path,
+              label: str) -> Any:
+    """The dataset's split, downloaded by the ``datasets`` library into ``root``. Any failure
+    of the download is a :class:`~wattprint.errors.DatasetError` with the reason."""
+    try:
+        return lib.load_dataset(name, config, split=split, cache_dir=str(root))
+    except Exception as err:  # the boundary: the hub client raises its own errors, OSErrors
+        # and its HTTP library's (a refused connection is httpx's ConnectError), no base shared
+        raise DatasetError(f"Hugging Face dataset {label!r}, split {split!r}: download "
+                           f"failed: {_reason(err)}") from err
 
 
 # -- the caches ----------------------------------------------------------------------------------
