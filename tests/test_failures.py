@@ -27,6 +27,7 @@ from wattprint.report import write_label, write_report
 from wattprint.score import calculate_scores, print_scores, savings, star_ratings
 from wattprint.store import MIGRATIONS, SCHEMA_VERSION, Store
 from wattprint.workloads import registry
+from wattprint.workloads.harness import FINITE_CHUNK_BYTES
 from wattprint.workloads.model import Model
 
 
@@ -234,10 +235,16 @@ def _rows(count: int, labelled: bool) -> Any:
     return (x, np.arange(count) % 3) if labelled else x
 
 
+#: Outputs of 50 float64 values the finiteness check sums at a time: a NaN is looked for on
+#: either side of the first chunk's end.
+PER_CHUNK = FINITE_CHUNK_BYTES // 400
+
+
 @pytest.mark.parametrize("labelled", [False, True], ids=["unlabelled", "labelled"])
-@pytest.mark.parametrize("where", [0, 63, 64, 700, 999])
+@pytest.mark.parametrize("where", [0, PER_CHUNK - 1, PER_CHUNK, 999])
 def test_one_nan_among_a_thousand_outputs_is_found_wherever_it_is(where: int,
                                                                   labelled: bool) -> None:
+    assert 0 < PER_CHUNK < 999  # the outputs fill more than one chunk
     outputs = [np.full(50, 0.5) for _ in range(1000)]
     outputs[where][7] = np.nan
     outputs[(where + 1) % 1000][3] = -np.inf
@@ -258,8 +265,9 @@ def test_one_nan_among_a_thousand_outputs_is_found_wherever_it_is(where: int,
     [np.ones((4, 3), dtype=np.float32) if i % 3 else np.ones(2) for i in range(200)],
     [np.ones((3, 4)).T for _ in range(200)],  # not contiguous
     [np.array([-1e300, 2.5], dtype=">f8") for _ in range(200)],  # big-endian
+    [np.ones(0) if i == 0 else np.ones(1000) for i in range(200)],  # the first one empty
 ], ids=["float64-sum-overflows", "float16", "float32", "int", "text-and-floats", "objects",
-        "float32-and-float64", "transposed", "big-endian"])
+        "float32-and-float64", "transposed", "big-endian", "first-empty"])
 @pytest.mark.parametrize("labelled", [False, True], ids=["unlabelled", "labelled"])
 def test_finite_outputs_pass_the_check_whatever_their_sum(outputs: list[Any],
                                                           labelled: bool) -> None:
@@ -278,8 +286,9 @@ def test_finite_outputs_pass_the_check_whatever_their_sum(outputs: list[Any],
     [np.ones(3, dtype=np.float32) if i != 5 else np.array([np.inf]) for i in range(200)],
     [np.ones((3, 4)).T if i != 130 else np.full((3, 4), np.nan).T for i in range(200)],
     [np.array([1.0, 2.0 if i != 64 else np.nan], dtype=">f8") for i in range(200)],
+    [np.ones(1) if i == 0 else np.full(1000, np.inf if i == 190 else 1.0) for i in range(200)],
 ], ids=["complex", "text-and-floats", "float16", "float32-and-float64", "transposed",
-        "big-endian"])
+        "big-endian", "first-small"])
 @pytest.mark.parametrize("labelled", [False, True], ids=["unlabelled", "labelled"])
 def test_outputs_that_are_not_finite_are_refused_whatever_their_kind(bad: list[Any],
                                                                     labelled: bool) -> None:

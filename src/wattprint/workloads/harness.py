@@ -128,8 +128,10 @@ def _one_per_sample(stacked: Any) -> Any:
     return stacked
 
 
-#: Outputs the finiteness check copies and sums at a time: the copy stays in the CPU's cache.
-FINITE_CHUNK = 64
+#: Bytes of outputs the finiteness check copies and sums at a time (as many outputs as the
+#: first one's size makes that, at least one): the copy stays in the CPU's cache, and small
+#: outputs are not joined a few kilobytes at a time, a Python call each.
+FINITE_CHUNK_BYTES = 1 << 18
 
 
 def _check_finite(outputs: list[Any], plain: bool, values: Any = None) -> None:
@@ -141,12 +143,13 @@ def _check_finite(outputs: list[Any], plain: bool, values: Any = None) -> None:
     chance or garbage) and its energy is not that of a working model. Text and other
     non-numeric outputs are not checked. Runs once, after the measured loop.
 
-    Outputs that are all NumPy arrays (the common case) are checked :data:`FINITE_CHUNK` at a
-    time by their sum, which is finite exactly when every value is, unless finite values
-    overflow it: then the chunk's values are tested one by one. Arrays of one float type are
-    joined as bytes for the sum; arrays of several types are concatenated. Anything else, and
-    any chunk found not finite, goes through the exact count the message gives. With labels
-    the outputs are stacked for the accuracy anyway: ``values`` is that stack, summed at once.
+    Outputs that are all NumPy arrays (the common case) are checked about
+    :data:`FINITE_CHUNK_BYTES` at a time by their sum, which is finite exactly when every
+    value is, unless finite values overflow it: then the chunk's values are tested one by one.
+    Arrays of one float type are joined as bytes for the sum; arrays of several types are
+    concatenated. Anything else, and any chunk found not finite, goes through the exact count
+    the message gives. With labels the outputs are stacked for the accuracy anyway:
+    ``values`` is that stack, summed at once.
     """
     import numpy as np
 
@@ -163,9 +166,12 @@ def _check_finite(outputs: list[Any], plain: bool, values: Any = None) -> None:
         if kind is not None and kind not in "fc":
             return  # one type, not a float: integers, text or objects, nothing to check
         join = _concatenated if kind is None else _joined  # one float type: its bytes joined
+        # sized by the first output: where it is much smaller than the rest, a chunk may hold
+        # them all, one copy of the outputs, as the labelled path's stack always is
+        per = max(1, FINITE_CHUNK_BYTES // max(1, outputs[0].nbytes))
         with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is looked into
-            if all(_chunk_finite(np, join(np, outputs[at:at + FINITE_CHUNK]))
-                   for at in range(0, len(outputs), FINITE_CHUNK)):
+            if all(_chunk_finite(np, join(np, outputs[at:at + per]))
+                   for at in range(0, len(outputs), per)):
                 return
     nan = inf = total = 0
     for out in outputs:
