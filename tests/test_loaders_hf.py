@@ -275,6 +275,54 @@ def test_hub_id_in_the_local_cache_loads_offline(
                                rtol=1e-5, atol=1e-6)
 
 
+def test_a_hub_model_allowed_the_network_loads_from_the_cache_when_the_hub_is_not_reached(
+    classifier: tuple[Any, Path], tokenizer: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    model, folder = classifier
+    repo = tmp_path / "hub" / "models--wattprint-tests--tiny-bert"
+    shutil.copytree(folder, repo / "snapshots" / REVISION)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(REVISION)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import
+    caplog.set_level("WARNING", logger="wattprint")
+    loaded = wattprint.load_model("wattprint-tests/tiny-bert", allow_network=True,
+                                  cache_dir=str(tmp_path / "hub"))
+    assert loaded.path == repo / "snapshots" / REVISION
+    np.testing.assert_allclose(loaded.predict(TEXTS), _logits(model, tokenizer, TEXTS),
+                               rtol=1e-5, atol=1e-6)
+    (note,) = loaded.describe()["notes"]
+    assert note.startswith(f"wattprint-tests/tiny-bert: the copy in the local Hugging Face "
+                           f"cache ({REVISION}), the hub not reached: "), note
+    assert "offline mode is enabled" in note
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("wattprint")] == [note]
+    # Not in the cache: the hub's reason, as before, and nothing loaded.
+    with pytest.raises(ModelError, match=r"download from the Hugging Face hub failed: .*offline"):
+        wattprint.load_model("wattprint-tests/other", allow_network=True,
+                             cache_dir=str(tmp_path / "hub"))
+
+
+def test_a_hub_answer_is_not_taken_for_the_hub_not_reached() -> None:
+    """Only a hub not reached lets the cache stand in: not its answer (no such model, not
+    allowed), whatever the error was raised from."""
+    import httpx2
+    from huggingface_hub import errors
+
+    from wattprint.workloads.loaders.transformers_loader import _unreachable
+
+    refused = httpx2.ConnectError("[Errno 111] Connection refused")
+    wrapped = RuntimeError("while listing the files")
+    wrapped.__cause__ = refused
+    assert _unreachable(refused) and _unreachable(wrapped)
+    assert _unreachable(errors.OfflineModeIsEnabled("offline")) and _unreachable(TimeoutError())
+    answer = httpx2.Response(404, request=httpx2.Request("GET", "https://hub.invalid/api"))
+    assert not _unreachable(errors.RepositoryNotFoundError("404 no such model",
+                                                           response=answer))
+    assert not _unreachable(ValueError("[1] is not a dict"))
+
+
 def test_code_in_the_folder_needs_trust(tmp_path: Path) -> None:
     folder = tmp_path / "custom"
     folder.mkdir()

@@ -273,6 +273,32 @@ def test_ml_ecolyzer_template_config_as_written(tmp_path: Path) -> None:
     assert "gpt2" in html and "int8-dynamic" in html
 
 
+def test_a_sweep_allowed_the_network_uses_the_cache_when_the_hub_cannot_be_reached(
+        tmp_path: Path) -> None:
+    """One config for a machine online and one offline (``HF_HUB_OFFLINE``): with
+    ``allow_network: true`` and the hub not reached, the cached model loads, as transformers
+    loads it, and each inference run says so, its variants' too."""
+    hub = tmp_path / "hub"
+    _hub_cache_with_gpt2_and_wikitext(hub)
+    (tmp_path / "sweep.yaml").write_text(
+        "project: p\nallow_network: true\n"
+        "models: [{name: gpt2, task: text, quantization: {enabled: true}}]\n"
+        "datasets: [{name: wikitext, task: text, limit: 2}]\n"
+        "monitoring: {repetitions: 1, warmup: 0}\noutput: {export_formats: []}\n")
+    proc = _wattprint(["run", "sweep.yaml"], tmp_path, hub)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with wattprint.Store(tmp_path / "wattprint.db", read_only=True) as store:
+        runs = store.runs()
+    inference = {r.variant: r for r in runs if r.phase == "inference"}
+    assert set(inference) == {"fp32", "int8-dynamic"}, [(r.variant, r.error) for r in runs]
+    for run in inference.values():
+        assert run.ok and run.metrics is not None and run.metrics["tokens_generated"] > 0
+        (note,) = [n for n in run.measurement_notes or () if "hub" in n]
+        assert note.startswith(f"gpt2: the copy in the local Hugging Face cache ({HUB_REVISION}), "
+                               "the hub not reached: "), note
+        assert "offline mode is enabled" in note
+
+
 def test_ml_ecolyzer_template_without_the_cache_names_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "sweep.yaml").write_text(ECOLYZER_TEMPLATE)
     hub = tmp_path / "empty-hub"

@@ -879,6 +879,8 @@ def _optimize(ctx: _Context, cell: Cell, spec: ModelConfig, parent: Model, train
                                "sparsity": result.sparsity, "path": str(result.path)}}
     record = RunRecord.from_measurement(result.measurement, **fields)
     _write(ctx, cell, record)
+    if parent.notes and not result.model.notes:  # made of the parent: what it noted holds
+        result.model.notes = parent.notes
     return result.model
 
 
@@ -897,7 +899,11 @@ def _infer(ctx: _Context, cell: Cell, spec: ModelConfig, model: Model, evaluate:
                                    hardware=ctx.hardware, num_samples=num,
                                    batch_size=mon.batch_size, warmup=mon.warmup,
                                    meter=ctx.meter, progress=False, score=score)
-    # The harness made the run's record; the cell adds its name and the model's sizes.
+    # The harness made the run's record; the cell adds its name, the model's sizes and what
+    # its loading noted (a hub model's cached copy, the hub not reached).
+    if model.notes:
+        record = record.replace(measurement_notes=(*(record.measurement_notes or ()),
+                                                   *model.notes))
     _write(ctx, cell, record.replace(**_cell_fields(ctx, cell, task), **_model_fields(model)),
            timeline)
 

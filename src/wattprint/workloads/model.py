@@ -57,6 +57,10 @@ class Model(abc.ABC):
     #: How image files become this model's input: the ``preprocess`` option resolved against
     #: the model's input metadata; ``None`` until it is given or first needed.
     preprocess: ImageSpec | None = None
+    #: What a reader of this model's runs should know about how it was loaded (a hub model's
+    #: cached copy, loaded because the hub could not be reached); a sweep's inference runs of
+    #: it carry these in their ``measurement_notes``.
+    notes: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def predict(self, batch: Any) -> Any:
@@ -121,8 +125,8 @@ class Model(abc.ABC):
         return resolve(given, self.image_sample_shape(), dtype, where=where)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-ready metadata."""
-        return {
+        """JSON-ready metadata (``notes`` only where there are some)."""
+        described: dict[str, Any] = {
             "framework": self.framework,
             "task": self.task,
             "path": None if self.path is None else str(self.path),
@@ -133,6 +137,9 @@ class Model(abc.ABC):
             "trainable": self.trainable,
             "preprocess": None if self.preprocess is None else self.preprocess.as_dict(),
         }
+        if self.notes:
+            described["notes"] = list(self.notes)
+        return described
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""

@@ -70,7 +70,10 @@ Weights load from ``model.safetensors`` where the folder has it (transformers pr
 A path that does not exist is taken for a hub id (``"org/name"``) by :func:`load_hub`. The
 local Hugging Face cache is read without any network access; a model not in it is downloaded
 only with ``allow_network=True`` (safetensors weights where the repository has them, else
-``.bin``; code files only with ``trust=True``).
+``.bin``; code files only with ``trust=True``). With ``allow_network=True`` the hub is asked
+for the model's files each time; where it cannot be reached (``HF_HUB_OFFLINE``, no route, a
+time-out) and the model is in the cache, the cached copy loads, with a warning, as
+transformers does.
 
 Options: ``device`` (``"cpu"``, default, or ``"cuda"``, ...), ``max_new_tokens`` (default
 20), ``max_length`` (tokens a text is cut to; default what the model takes, less
@@ -83,6 +86,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -92,7 +96,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..._log import TORCHAO_IMPORT_LOGGERS, quiet_loggers
+from ..._log import TORCHAO_IMPORT_LOGGERS, get_logger, quiet_loggers
 from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError, WindowError
 from ..datasets import as_dataset
 from ..model import InputSpec, Model, dir_size_bytes
@@ -106,6 +110,8 @@ if TYPE_CHECKING:
     from ...measurement import Measurement
     from ...meter import EnergyMeter
     from ..images import ImageSpec
+
+log = get_logger(__name__)
 
 __all__ = ["HUB_OPTIONS", "LOAD_OPTIONS", "PROFILE_CALLS", "TASKS", "GeneratedIds",
            "Transcripts", "TransformersModel", "hub_model_cached", "load", "load_hub"]
@@ -228,8 +234,9 @@ def load_hub(model_id: str, *, task: str | None = None, trust: bool = False,
     rest = {key: value for key, value in options.items() if key not in _HUB_OPTIONS}
     if not _HUB_ID.fullmatch(model_id):
         raise ModelError(f"{model_id}: no such file or folder. Supported: {supported_formats()}")
+    note = None
     if allow_network:
-        folder = _download(model_id, trust=trust, **hub)
+        folder, note = _download(model_id, trust=trust, **hub)
     else:
         cached = _cached(model_id, **hub)
         if cached is None:
@@ -240,7 +247,10 @@ def load_hub(model_id: str, *, task: str | None = None, trust: bool = False,
                 f"'hf' extra installed. Supported: {supported_formats()}")
         folder = cached
     with quiet_loggers(*TORCHAO_IMPORT_LOGGERS):
-        return _load_folder(folder, task=task, trust=trust, options=rest, name=model_id)
+        model = _load_folder(folder, task=task, trust=trust, options=rest, name=model_id)
+    if note is not None:
+        model.notes = (*model.notes, note)
+    return model
 
 
 def hub_model_cached(model_id: str, cache_dir: str | None = None) -> Path | None:
@@ -265,8 +275,10 @@ def _cached(model_id: str, **hub: Any) -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
-def _download(model_id: str, *, trust: bool, **hub: Any) -> Path:
-    """Download the files the model needs into the hub cache; return its folder there."""
+def _download(model_id: str, *, trust: bool, **hub: Any) -> tuple[Path, str | None]:
+    """Download the files the model needs into the hub cache; return its folder there, and
+    None. Where the hub cannot be reached (see :func:`_unreachable`), the model's folder in
+    the cache, if it is there, and a note saying so (also logged as a warning)."""
     _import_transformers()
     from huggingface_hub import HfApi, snapshot_download
 
@@ -275,9 +287,41 @@ def _download(model_id: str, *, trust: bool, **hub: Any) -> Path:
         folder = snapshot_download(model_id, allow_patterns=_wanted(files, trust=trust), **hub)
     except Exception as err:  # the boundary: the hub client raises its own errors, OSErrors and
         # its HTTP library's (a refused connection is httpx's ConnectError), with no base in common
+        cached = _cached(model_id, **hub) if _unreachable(err) else None
+        if cached is not None:
+            note = (f"{model_id}: the copy in the local Hugging Face cache ({cached.name}), "
+                    f"the hub not reached: {_reason(err)}")
+            log.warning("%s", note)
+            return cached, note
         raise _error(model_id, f"download from the Hugging Face hub failed: {_reason(err)}",
                      formats=False) from err
-    return Path(folder)
+    return Path(folder), None
+
+
+#: The errors, by module and name, of the HTTP libraries hub clients use that say the hub
+#: was not reached (no answer, as against an answer that refuses). Looked up in the modules
+#: already loaded: an error of a library not loaded was not raised.
+_TRANSPORT_ERRORS = (("httpx2", "TransportError"), ("httpx", "TransportError"),
+                     ("requests", "ConnectionError"), ("requests", "Timeout"))
+
+
+def _unreachable(err: BaseException) -> bool:
+    """Whether ``err``, or an error it was raised from, says the hub could not be reached: its
+    client's offline mode (a :class:`ConnectionError`), a refused or failed connection, a
+    time-out. An answer of the hub (no such model, not allowed) is not that."""
+    kinds: list[type] = [ConnectionError, TimeoutError]
+    for module, name in _TRANSPORT_ERRORS:
+        kind = getattr(sys.modules.get(module), name, None)
+        if isinstance(kind, type):
+            kinds.append(kind)
+    seen: BaseException | None = err
+    for _ in range(8):  # the hub client wraps errors; a few links down is far enough
+        if seen is None:
+            return False
+        if isinstance(seen, tuple(kinds)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _wanted(files: list[str], *, trust: bool) -> list[str]:
