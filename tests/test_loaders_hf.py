@@ -260,17 +260,24 @@ def test_a_hub_endpoint_that_answers_nonsense_is_a_model_error_saying_so(
     assert "Supported:" not in proc.stdout
 
 
+def _in_hub_cache(folder: Path, hub: Path, model_id: str) -> Path:
+    """Copy the model ``folder`` into the hub cache ``hub`` as ``model_id``'s main revision,
+    in the cache's layout; its snapshot folder there."""
+    repo = hub / f"models--{model_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / REVISION)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(REVISION)
+    return repo / "snapshots" / REVISION
+
+
 def test_hub_id_in_the_local_cache_loads_offline(
     classifier: tuple[Any, Path], tokenizer: Any, tmp_path: Path
 ) -> None:
     model, folder = classifier
-    repo = tmp_path / "hub" / "models--wattprint-tests--tiny-bert"
-    shutil.copytree(folder, repo / "snapshots" / REVISION)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(REVISION)
+    snapshot = _in_hub_cache(folder, tmp_path / "hub", "wattprint-tests/tiny-bert")
     loaded = wattprint.load_model("wattprint-tests/tiny-bert", cache_dir=str(tmp_path / "hub"))
     assert loaded.num_parameters == model.num_parameters()
-    assert loaded.path == repo / "snapshots" / REVISION
+    assert loaded.path == snapshot
     np.testing.assert_allclose(loaded.predict(TEXTS), _logits(model, tokenizer, TEXTS),
                                rtol=1e-5, atol=1e-6)
 
@@ -280,17 +287,14 @@ def test_a_hub_model_allowed_the_network_loads_from_the_cache_when_the_hub_is_no
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     model, folder = classifier
-    repo = tmp_path / "hub" / "models--wattprint-tests--tiny-bert"
-    shutil.copytree(folder, repo / "snapshots" / REVISION)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(REVISION)
+    snapshot = _in_hub_cache(folder, tmp_path / "hub", "wattprint-tests/tiny-bert")
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import
     caplog.set_level("WARNING", logger="wattprint")
     loaded = wattprint.load_model("wattprint-tests/tiny-bert", allow_network=True,
                                   cache_dir=str(tmp_path / "hub"))
-    assert loaded.path == repo / "snapshots" / REVISION
+    assert loaded.path == snapshot
     np.testing.assert_allclose(loaded.predict(TEXTS), _logits(model, tokenizer, TEXTS),
                                rtol=1e-5, atol=1e-6)
     (note,) = loaded.describe()["notes"]
