@@ -255,6 +255,8 @@ def _render(result: dict[str, Any]) -> None:
         err.print(line, markup=False)
     if m["partial"]:
         err.print("[bold yellow]partial measurement:[/] " + escape("; ".join(m["errors"])))
+    for note in m["notes"]:  # what the measurement says about itself (a counter that stood still)
+        err.print("[dim]note:[/] " + escape(note))
 
 
 @app.command(
