@@ -256,7 +256,7 @@ def _render(result: dict[str, Any]) -> None:
     if m["partial"]:
         err.print("[bold yellow]partial measurement:[/] " + escape("; ".join(m["errors"])))
     for note in m["notes"]:  # what the measurement says about itself (a counter that stood still)
-        err.print("[dim]note:[/] " + escape(note))
+        err.print(f"note: {printable(note)}", markup=False)
 
 
 @app.command(
