@@ -124,6 +124,21 @@ def test_measure_prints_what_the_measurement_notes(tmp_path: Path) -> None:
         assert f"note: {note}" in r.stderr, r.stderr
 
 
+def test_measure_says_why_the_cpu_was_estimated(tmp_path: Path) -> None:
+    absent = tmp_path / "absent"
+    r = run("measure", "--powercap-root", str(absent), "--", sys.executable, "-c", "pass",
+            env={**os.environ, "COLUMNS": "1000"})
+    assert r.returncode == 0, r.stderr
+    assert (f"note: cpu and ram estimated, rapl: no powercap tree at {absent} (wattprint "
+            "sensors: how to enable it)") in r.stderr.splitlines(), r.stderr
+    build_tree(tmp_path / "tree", [Zone("intel-rapl:0", "package-0", energy_uj=1000),
+                                   Zone("intel-rapl:0:0", "dram", energy_uj=100)])
+    r = run("measure", "--powercap-root", str(tmp_path / "tree"), "--", sys.executable, "-c",
+            "pass")
+    assert r.returncode == 0, r.stderr
+    assert "rapl" in r.stderr and "estimated," not in r.stderr  # read: nothing to say
+
+
 def test_measure_json_on_stdout() -> None:
     r = run("measure", "--json", "--intensity", "100", "--", sys.executable, "-c", "pass")
     assert r.returncode == 0, r.stderr
@@ -136,9 +151,10 @@ def test_interrupt_goes_to_the_child_and_the_measurement_is_still_printed(
 ) -> None:
     out = tmp_path / "m.json"
     ready = tmp_path / "ready"
-    child = (
-        f"import pathlib, time; pathlib.Path({str(ready)!r}).touch()\n"
-        "try:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
+    child = (  # ready inside the try: a SIGINT sent once it exists is always caught
+        "import pathlib, time\n"
+        f"try:\n    pathlib.Path({str(ready)!r}).touch(); time.sleep(30)\n"
+        "except KeyboardInterrupt:\n"
         "    print('child interrupted', flush=True); raise SystemExit(42)\n"
     )
     proc = subprocess.Popen(
@@ -224,9 +240,10 @@ def test_ctrl_c_in_a_terminal_reaches_the_child_once(tmp_path: Path) -> None:
     out = tmp_path / "m.json"
     ready = tmp_path / "ready"
     child = (
-        f"import pathlib, signal, time; pathlib.Path({str(ready)!r}).touch()\n"
+        "import pathlib, signal, time\n"
         "hits = []\n"
         "signal.signal(signal.SIGINT, lambda *a: hits.append(1))\n"
+        f"pathlib.Path({str(ready)!r}).touch()  # ready once a SIGINT is counted\n"
         "deadline = time.monotonic() + 120\n"
         "while time.monotonic() < deadline and not hits:\n    time.sleep(0.01)\n"
         "time.sleep(0.3)  # a second, forwarded SIGINT would arrive in this time\n"

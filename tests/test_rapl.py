@@ -727,3 +727,25 @@ def test_opening_a_denied_counter_raises_a_permission_error(shared_dir: Path) ->
     got = unprivileged(open_it)
     assert got["is_permission_error"] and got["cause"] == "PermissionError"
     assert "chmod" in got["fix"]
+
+
+def test_measure_says_why_the_cpu_was_estimated_when_its_counter_is_root_only(
+        shared_dir: Path) -> None:
+    """What a user who cannot read the root-only counters finds (discovered as that user)
+    makes ``wattprint measure``'s line beside its estimates: the counters are there, and
+    why they were not read. (The command itself cannot run as that user here: its
+    interpreter may be unreadable to nobody; test_cli runs it on a machine without RAPL.)"""
+    from wattprint.cli import _why_estimated
+
+    dirs = build_tree(shared_dir, two_sockets())
+    open_to_all(shared_dir)
+    for zone in dirs.values():
+        deny(zone / "energy_uj")
+    _, missing = discover_as_user(shared_dir)
+    estimated = {"measured": False}
+    result = {"measurement": {"components": {"cpu": estimated, "ram": estimated}}}
+    line = _why_estimated(result, [MissingSensor(**m) for m in missing])
+    assert line == (f"cpu and ram estimated, rapl: permission denied opening "
+                    f"{shared_dir}/intel-rapl:0/energy_uj (and 1 more); rapl: permission denied "
+                    f"opening {shared_dir}/intel-rapl:0:1/energy_uj (and 1 more) (wattprint "
+                    "sensors: how to enable it)")

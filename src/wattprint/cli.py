@@ -21,6 +21,7 @@ from .errors import WattprintError
 
 if TYPE_CHECKING:
     from .measurement import Measurement
+    from .sensors.base import MissingSensor
     from .settings import Settings
     from .store import Store
     from .study import Benchmark, BenchmarkResult
@@ -224,8 +225,28 @@ def locations(
     out.print(table)
 
 
-def _render(result: dict[str, Any]) -> None:
-    """The human report of ``measure``, on stderr so the program's stdout stays clean."""
+#: The backends that would measure the CPU and memory, by platform: where one found nothing,
+#: ``measure`` says why beside its estimates.
+_CPU_BACKENDS = {"darwin": ("powermetrics",)}
+_CPU_BACKENDS_ELSEWHERE = ("rapl",)
+
+
+def _why_estimated(result: dict[str, Any], missing: Sequence[MissingSensor]) -> str | None:
+    """Why the CPU or memory of ``measure``'s result was estimated, not measured: the reason
+    its counter's backend gave (no powercap tree, a root-only counter), or None."""
+    estimated = [name for name, c in result["measurement"]["components"].items()
+                 if not c["measured"] and name in ("cpu", "ram")]
+    backends = _CPU_BACKENDS.get(sys.platform, _CPU_BACKENDS_ELSEWHERE)
+    reasons = [f"{m.backend}: {m.reason}" for m in missing if m.backend in backends]
+    if not estimated or not reasons:
+        return None
+    return (f"{' and '.join(estimated)} estimated, {'; '.join(dict.fromkeys(reasons))} "
+            "(wattprint sensors: how to enable it)")
+
+
+def _render(result: dict[str, Any], missing: Sequence[MissingSensor] = ()) -> None:
+    """The human report of ``measure``, on stderr so the program's stdout stays clean; why
+    the CPU and memory were estimated, where the meter's ``missing`` backends say."""
     m = result["measurement"]
     fp = m["footprint"]
     table = Table(title=_cell(f"wattprint: {result['command_line']}"), title_justify="left")
@@ -257,6 +278,9 @@ def _render(result: dict[str, Any]) -> None:
         err.print("[bold yellow]partial measurement:[/] " + escape("; ".join(m["errors"])))
     for note in m["notes"]:  # what the measurement says about itself (a counter that stood still)
         err.print(f"note: {printable(note)}", markup=False)
+    why = _why_estimated(result, missing)
+    if why is not None:
+        err.print(f"note: {printable(why)}", markup=False)
 
 
 @app.command(
@@ -403,7 +427,7 @@ def measure(
     if as_json:
         print(text)
     else:
-        _render(result)
+        _render(result, meter.missing)
     if graded is not None:
         err.print(graded, markup=False, soft_wrap=True)
     raise typer.Exit(code)
