@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -108,6 +109,35 @@ def test_a_partial_run_is_not_rated(partial_sweep: tuple[Path, dict[str, Any]]) 
     assert (unrated.model, unrated.runs) == ("b", 1)
     assert unrated.reason.startswith("partial, gpu:0")
     assert unrated.cell_keys == (_inference(partial_sweep[1], "b")["cell_key"],)
+
+
+def test_the_sweep_summary_of_wattprint_run_marks_partial_runs(tmp_path: Path) -> None:
+    """``wattprint run`` with a GPU (the NVML stand-in) lost after its eighth reading: the
+    inference runs measured after that are partial, and the summary on the terminal says so
+    beside the model's energy, with what failed, as the HTML report does."""
+    (tmp_path / "sweep.yaml").write_text(
+        "project: p\nmodels: [{name: lr, source: 'sklearn:LogisticRegression'}]\n"
+        "datasets: [{name: iris}]\nmonitoring: {repetitions: 3, warmup: 0}\n"
+        "output: {export_formats: []}\n")
+    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from nvml_standin import StandinGPU, make_nvml; "
+            "sys.modules['pynvml'] = make_nvml([StandinGPU(fail_after_reads=8)]); "
+            "from wattprint.cli import main; sys.argv[0] = 'wattprint'; main()")
+    proc = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), "run",
+                           "sweep.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "1000"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with sqlite3.connect(tmp_path / "wattprint.db") as conn:
+        partial = [errors for (errors,) in conn.execute(
+            "SELECT errors FROM runs WHERE phase = 'inference' AND partial = 1")]
+    conn.close()
+    assert partial  # how many depends on when the sampler's readings came: one at least
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("│ lr ")]
+    assert "partial (1)" in row, proc.stdout
+    (note,) = [line for line in proc.stdout.splitlines() if line.startswith("(1) ")]
+    assert note == (f"(1) lr fp32 iris: {len(partial)} of 3 runs partial, their energy without "
+                    f"what failed: {json.loads(partial[0])[0]}"), proc.stdout
+    assert "GPU is lost" in note
 
 
 def test_the_score_table_lists_the_partial_run_as_not_rated(

@@ -485,29 +485,36 @@ def _render_summary(result: BenchmarkResult) -> None:
     for column in ("energy/1k q", "quality", "params", "size"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("source")
-    errors: list[str] = []
+    footnotes: list[tuple[str, str]] = []  # (colour, text): a failed cell, partial runs
     for row in rows:
         head = [escape(str(row.model)), escape(str(row.variant))]
         if several:
             head.append(escape(str(row.dataset)))
+        where = f"{row.model} {row.variant} {row.dataset}"
         if row.errors and not row.repetitions:
-            errors.append(f"{row.model} {row.variant} {row.dataset}: {row.errors[0]}")
-            table.add_row(*head, f"[red]failed ({len(errors)})[/]", "", "", "", "")
+            footnotes.append(("red", f"{where}: {row.errors[0]}"))
+            table.add_row(*head, f"[red]failed ({len(footnotes)})[/]", "", "", "", "")
             continue
         kwh = row.kwh_per_1000_queries
+        energy = "-" if kwh is None else _energy(kwh)
+        if row.partial_runs:  # their energy misses what failed: the mean is not the model's
+            why = "; ".join(dict.fromkeys(row.partial_errors)) or "a sensor failed"
+            footnotes.append(("yellow", f"{where}: {row.partial_runs} of {row.repetitions} "
+                                        f"runs partial, their energy without what failed: {why}"))
+            energy += f" [yellow]partial ({len(footnotes)})[/]"
         quality = (str(row.quality) if row.quality is not None
                    else "-" if row.rmse is None else f"RMSE {row.rmse:.3g}")
         table.add_row(
             *head,
-            "-" if kwh is None else _energy(kwh),
+            energy,
             quality,
             "-" if row.num_parameters is None else f"{row.num_parameters:,}",
             "-" if row.size_bytes is None else _bytes(row.size_bytes),
             escape(str(row.provenance)),
         )
     out.print(table)
-    for i, text in enumerate(errors, 1):
-        out.print(f"[red]({i})[/] {escape(text)}", soft_wrap=True)
+    for i, (colour, text) in enumerate(footnotes, 1):
+        out.print(f"[{colour}]({i})[/] {escape(text)}", soft_wrap=True)
     out.print(
         f"total {_energy(summary.total_energy_kwh)}, "
         f"{summary.total_co2_g:.3g} g CO2, "
