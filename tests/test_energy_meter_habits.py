@@ -19,6 +19,8 @@ SUMMARY_KEYS = {"batch_summary", "carbon_intensity_g_per_kwh", "device", "epoch_
                 "gpu_name", "num_batches", "num_epochs"}
 PART_KEYS = {"count", "mean_carbon_g", "mean_duration_s", "mean_energy_j", "total_carbon_g",
              "total_duration_s", "total_energy_j"}
+#: What wattprint adds to each part: how many of its windows are partial.
+OUR_PART_KEYS = {"partial_count"}
 
 
 @pytest.fixture
@@ -69,8 +71,9 @@ def test_energy_meter_batch_and_epoch_loop_as_documented(meters: list[EnergyMete
     assert s["carbon_intensity_g_per_kwh"] == 450.0 == meter.footprint_model.intensity_g_per_kwh
     assert s["num_batches"] == 6 and s["num_epochs"] == 2
     bs, es = s["batch_summary"], s["epoch_summary"]
-    assert set(bs) == set(es) == PART_KEYS
+    assert set(bs) == set(es) == PART_KEYS | OUR_PART_KEYS
     assert bs["count"] == 6 and es["count"] == 2
+    assert bs["partial_count"] == es["partial_count"] == 0
     assert bs["total_energy_j"] == pytest.approx(sum(b["energy_j"] for b in batches))
     assert bs["total_duration_s"] == pytest.approx(sum(b["duration_s"] for b in batches))
     assert bs["total_carbon_g"] == pytest.approx(sum(b["carbon_g"] for b in batches))
@@ -80,6 +83,31 @@ def test_energy_meter_batch_and_epoch_loop_as_documented(meters: list[EnergyMete
     assert es["total_energy_j"] > bs["total_energy_j"]  # epochs contain their batches
     # The parts, as Energy-Meter's batch_summary() and epoch_summary() give them.
     assert meter.batch_summary() == bs and meter.epoch_summary() == es
+
+
+def test_energy_meter_summary_counts_the_windows_a_sensor_failed_in(
+        meters: list[EnergyMeter]) -> None:
+    """A GPU sensor that fails from the second batch on: that batch and those after it miss
+    its energy, and the summary says how many, beside totals that are not the whole."""
+    started = time.perf_counter()
+    gpu = FakeSensor(power_w=200.0, component="gpu:0", name="gpu:0", fail_after_s=10.0,
+                     clock=lambda: time.perf_counter() - started)
+    meter = EnergyMeter([FakeSensor(power_w=80.0), gpu])
+    meters.append(meter)
+    partial = []
+    with meter.epoch():
+        for batch in range(4):
+            if batch == 1:
+                started -= 10.0  # the GPU's clock jumps past its failure
+            with meter.batch():
+                time.sleep(0.01)
+            last = meter.last_batch()
+            assert last is not None
+            partial.append(last["partial"])
+    assert partial == [False, True, True, True]
+    s = meter.summary()
+    assert s["batch_summary"]["partial_count"] == 3 and s["batch_summary"]["count"] == 4
+    assert s["epoch_summary"]["partial_count"] == 1 and s["epoch_summary"]["count"] == 1
 
 
 def test_energy_meter_names_the_gpu_it_reads(meters: list[EnergyMeter]) -> None:

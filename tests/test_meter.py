@@ -303,8 +303,9 @@ def test_training_helpers() -> None:
     for part in (bs, es):
         assert set(part) == {
             "count", "mean_duration_s", "mean_energy_j", "mean_carbon_g",
-            "total_duration_s", "total_energy_j", "total_carbon_g",
+            "total_duration_s", "total_energy_j", "total_carbon_g", "partial_count",
         }
+        assert part["partial_count"] == 0
         assert part["mean_energy_j"] == pytest.approx(part["total_energy_j"] / part["count"])
     # Epochs contain their batches.
     assert es["total_energy_j"] > bs["total_energy_j"]

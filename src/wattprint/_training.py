@@ -17,10 +17,11 @@ if TYPE_CHECKING:
 class _Stats:
     """Running totals of batches or epochs (no per-item list: loops can be long)."""
 
-    __slots__ = ("carbon_g", "count", "duration_s", "energy_j", "last")
+    __slots__ = ("carbon_g", "count", "duration_s", "energy_j", "last", "partial")
 
     def __init__(self) -> None:
         self.count = 0
+        self.partial = 0
         self.duration_s = 0.0
         self.energy_j = 0.0
         self.carbon_g = 0.0
@@ -28,6 +29,7 @@ class _Stats:
 
     def add(self, m: Measurement) -> None:
         self.count += 1
+        self.partial += m.partial
         self.duration_s += m.duration_s
         self.energy_j += m.energy_j
         self.carbon_g += m.footprint.co2_g
@@ -43,6 +45,8 @@ class _Stats:
             "total_duration_s": self.duration_s,
             "total_energy_j": self.energy_j,
             "total_carbon_g": self.carbon_g,
+            # windows in which a sensor failed: the totals miss what it would have read
+            "partial_count": self.partial,
         }
 
 
@@ -128,12 +132,13 @@ class _TrainingMixin:
 
     def batch_summary(self) -> dict[str, float | int]:
         """Count, means and totals of the batches measured so far: ``summary()["batch_summary"]``
-        (Energy-Meter's ``batch_summary()``)."""
+        (Energy-Meter's ``batch_summary()``); ``partial_count``: how many of them are partial
+        (a sensor failed inside: the totals miss what it would have read)."""
         return self._batches.summary()
 
     def epoch_summary(self) -> dict[str, float | int]:
         """Count, means and totals of the epochs measured so far: ``summary()["epoch_summary"]``
-        (Energy-Meter's ``epoch_summary()``)."""
+        (Energy-Meter's ``epoch_summary()``), with ``partial_count`` as in :meth:`batch_summary`."""
         return self._epochs.summary()
 
     def summary(self) -> dict[str, Any]:
