@@ -190,6 +190,33 @@ def test_a_training_step_that_raises_leaves_the_shared_meter_usable(
     assert result["num_epochs"] == 2 and result["total_energy_j"] > 0
 
 
+def test_training_whose_sensor_failed_is_partial_in_its_totals(meter: EnergyMeter) -> None:
+    """A GPU sensor lost in the second epoch: that epoch and the next are partial, and so are
+    the totals, which miss its energy; a training with every sensor whole is not."""
+    started = time.perf_counter()
+    gpu = FakeSensor(power_w=200.0, component="gpu:0", name="gpu:0", fail_after_s=10.0,
+                     clock=lambda: time.perf_counter() - started)
+    losing = EnergyMeter([FakeSensor(power_w=80.0), gpu])
+    epochs = 0
+
+    def epoch(data: Any) -> float:
+        nonlocal started, epochs
+        epochs += 1
+        if epochs == 2:
+            started -= 10.0  # the GPU's clock jumps past its failure
+        time.sleep(0.01)
+        return 0.5
+
+    try:
+        result = wattprint.measure_training(epoch, np.zeros((4, 1)), 3, meter=losing)
+    finally:
+        losing.close()
+    assert [e["partial"] for e in result["epochs"]] == [False, True, True]
+    assert result["partial"] is True
+    whole = wattprint.measure_training(epoch, np.zeros((4, 1)), 2, meter=meter)
+    assert whole["partial"] is False and not any(e["partial"] for e in whole["epochs"])
+
+
 def test_text_generation_counts_tokens(meter: EnergyMeter) -> None:
     prompts = ["hello", "energy", "carbon"]
 

@@ -494,7 +494,8 @@ def measure_training(
     function ``train_epoch(data) -> loss``. From epoch ``predict_after`` on, each epoch's record
     carries a prediction of the whole run's energy and CO2, linear in epochs, with a 95 %
     prediction interval from the epoch-to-epoch spread (Student's t); ``on_epoch`` gets each
-    record as it is made. Returns per-epoch records and totals.
+    record as it is made. Returns per-epoch records and totals; ``partial`` is true when a
+    sensor failed in any epoch (that epoch's record is ``partial``: the totals miss it).
     """
     if epochs < 1:
         raise ConfigError(f"epochs must be >= 1, not {epochs}")
@@ -552,6 +553,8 @@ def measure_training(
         "duration_s": sum(r["duration_s"] for r in records),
         "carbon_intensity_source": fp.intensity_source,
         "measured": all(r["measured"] for r in records),
+        # a sensor failed in some epoch: the totals (and predictions) miss what it would read
+        "partial": any(r["partial"] for r in records),
     }
 
 
