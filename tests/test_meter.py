@@ -128,6 +128,29 @@ def test_decorator_evaluate_and_history() -> None:
     assert len(meter.history) == 2
 
 
+def test_evaluate_warns_when_its_joules_miss_a_failed_sensor() -> None:
+    """greenAI's and Energy-Meter's ``evaluate`` returns bare numbers: where a sensor failed in
+    the window, a warning says the joules miss it, and the result is still returned."""
+    import warnings
+
+    from wattprint.errors import PartialMeasurementWarning
+
+    meter = meter_with(FakeSensor(power_w=10.0),
+                       FakeSensor(power_w=50.0, component="gpu:0", name="gpu:0",
+                                  fail_after_s=0.0))
+    with pytest.warns(PartialMeasurementWarning, match=r"the joules miss what failed: gpu:0") \
+            as caught:
+        seconds, joules, result = meter.evaluate(sorted, [3, 1, 2])
+    assert result == [1, 2, 3]
+    assert caught[0].filename == __file__  # pointed at the caller's line
+    m = meter.last_measurement
+    assert m is not None and m.partial and joules == m.energy_j
+    assert joules == pytest.approx(10.0 * seconds)  # the CPU's alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a whole window warns nothing
+        meter_with(FakeSensor(power_w=10.0)).evaluate(sorted, [2, 1])
+
+
 def test_module_level_measure_as_decorator_and_context_manager() -> None:
     meter = meter_with(FakeSensor(power_w=4.0))
 

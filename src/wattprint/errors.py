@@ -17,6 +17,9 @@ backend boundary into this small tree, always chained with ``raise ... from err`
     ├── StoreError                  the results store cannot be opened, read or written
     ├── OutputError                 an output file cannot be written (also an OSError)
     └── MissingExtra                a framework is not installed (also an ImportError)
+
+and one warning, :class:`PartialMeasurementWarning`: a figure returned as a bare number comes
+from a partial measurement.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = [
     "MissingExtra",
     "ModelError",
     "OutputError",
+    "PartialMeasurementWarning",
     "SensorError",
     "SensorPermissionError",
     "SensorUnavailable",
@@ -125,3 +129,10 @@ class MissingExtra(WattprintError, ImportError):
     def __init__(self, what: str, extra: str) -> None:
         super().__init__(f"{what} needs the '{extra}' extra: pip install 'wattprint[{extra}]'")
         self.extra = extra
+
+
+class PartialMeasurementWarning(UserWarning):
+    """A figure returned as a bare number (the joules of ``meter.evaluate``) comes from a
+    partial measurement: a sensor failed inside its window, and the number misses what it
+    would have read. The measurement, with its errors, is ``meter.last_measurement``. To make
+    it an error: ``warnings.simplefilter("error", PartialMeasurementWarning)``."""

@@ -29,7 +29,7 @@ from ._log import get_logger
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
 from ._sampler import _Open, _sampler, _Shared, _stop, track_for_fork
 from ._training import _Stats, _TrainingMixin
-from .errors import ConfigError, SensorError, WindowError
+from .errors import ConfigError, PartialMeasurementWarning, SensorError, WindowError
 from .footprint import FootprintModel, Site, _site
 from .measurement import Measurement, _Part
 from .sensors import detect
@@ -545,11 +545,22 @@ class EnergyMeter(_TrainingMixin):
     def evaluate(
         self, fn: Callable[..., R], *args: Any, **kwargs: Any
     ) -> tuple[float, float, R]:
-        """Call ``fn(*args, **kwargs)`` in a window; return ``(seconds, joules, result)``."""
+        """Call ``fn(*args, **kwargs)`` in a window; return ``(seconds, joules, result)``.
+
+        The joules are a bare number: where a sensor failed inside the window, they miss what
+        it would have read, and a :class:`~wattprint.errors.PartialMeasurementWarning` says
+        so (the measurement, with its errors, is :attr:`last_measurement`)."""
         with self.window(getattr(fn, "__qualname__", None)) as w:
             result = fn(*args, **kwargs)
-        assert w.measurement is not None
-        return w.measurement.duration_s, w.measurement.energy_j, result
+        m = w.measurement
+        assert m is not None
+        if m.partial:
+            import warnings
+
+            warnings.warn(f"meter.evaluate({m.name}): partial measurement, the joules miss what "
+                          f"failed: {'; '.join(m.errors)}", PartialMeasurementWarning,
+                          stacklevel=2)
+        return m.duration_s, m.energy_j, result
 
     @property
     def last_measurement(self) -> Measurement | None:
