@@ -99,3 +99,27 @@ def test_torch_runs_record_the_threads_torch_was_given(tmp_path: Path) -> None:
         runs = store.runs(phase="inference")
     threads = {str(r.model_name): (r.host or {}).get("torch_threads") for r in runs}
     assert threads == {"mlp": allotted_cores(), "lr": None}
+
+
+def test_a_torch_recipe_is_measured_as_the_torchscript_its_variants_are(tmp_path: Path) -> None:
+    """The base of a torch recipe runs as the TorchScript the sweep saved it as, as each of its
+    variants does (saved as TorchScript, loaded back): a variant's saving is then its own,
+    not TorchScript's over eager torch. The model that shares the training does too."""
+    report = run(config(tmp_path, [
+        {"name": "cnn", "source": "torch:SmallCNN", "epochs": 1,
+         "quantization": {"enabled": True, "method": "dynamic"},
+         "pruning": {"enabled": True, "amount": 0.5}},
+        {"name": "cnn-again", "source": "torch:SmallCNN", "epochs": 1},
+    ]))
+    assert [r["error"] for r in report["runs"] if r["status"] != "ok"] == []
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        runs = store.runs(phase="inference")
+    modes = {(str(r.model_name), str(r.variant)): (r.extra or {}).get("torchscript")
+             for r in runs}
+    assert modes == {("cnn", "fp32"): True, ("cnn", "int8-dynamic"): True,
+                     ("cnn", "pruned-l1_unstructured-0.5"): True, ("cnn-again", "fp32"): True}
+    acc = accuracy(tmp_path / "w.db")
+    assert acc["cnn-again", "fp32"] == acc["cnn", "fp32"]  # the same weights, as saved
+    sizes = {(str(r.model_name), str(r.variant)): r.size_bytes for r in runs}
+    saved = next((tmp_path / "results").glob("*/cnn/digits/fp32.pt"))
+    assert sizes["cnn", "fp32"] == sizes["cnn-again", "fp32"] == saved.stat().st_size

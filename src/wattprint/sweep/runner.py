@@ -523,6 +523,8 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
                     raise ConfigError(f"variant {cell.variant!r} was not made")
                 if isinstance(model, BaseException):
                     raise _Upstream(cell.variant, model)
+                if cell.variant == BASE and spec.source is not None:
+                    model = _as_saved(model, models)
                 _infer(ctx, cell, spec, model, evaluate, task, dspec)
         except KeyboardInterrupt:
             raise
@@ -531,6 +533,41 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
                 models[cell.variant] = err
             if not done:
                 _fail(ctx, cell, task, _error_text(err))
+
+
+#: Where :func:`_run_group` keeps a torch recipe's base as it is measured (its TorchScript).
+_SAVED_BASE = f"{BASE}:torchscript"
+
+
+def _as_saved(model: Model, models: dict[str, Model | BaseException]) -> Model:
+    """A recipe's base model as its inference is measured: a torch recipe's TorchScript, the
+    file the sweep saved it as (``fp32.pt``, see :func:`_save_trained`), loaded back once, as
+    each of its variants is saved as TorchScript and loaded back; any other recipe as it is.
+    Measured eager, the base would also pay torch's Python dispatch, which its variants do not,
+    and a variant's saving would be partly TorchScript's.
+
+    The eager model stays the parent its variants are made from (they need its module)."""
+    from ..workloads.loaders.torch_loader import TorchModel
+
+    path = model.path
+    if (not isinstance(model, TorchModel) or path is None or path.name != f"{BASE}.pt"
+            or not path.is_file()):
+        return model
+    import torch
+
+    if isinstance(model.module, torch.jit.ScriptModule):
+        return model
+    saved = models.get(_SAVED_BASE)
+    if isinstance(saved, TorchModel):
+        return saved
+    from ..optimize import _torch
+
+    saved = _torch.reload(path, model, device=str(model.device),
+                          input_dtype=_torch.dtype_name(model.input_dtype))
+    saved.size_bytes = model.size_bytes
+    saved.notes = model.notes
+    models[_SAVED_BASE] = saved
+    return saved
 
 
 def _needed_later(cell: Cell, cells: list[Cell], settled: set[str]) -> bool:
@@ -900,10 +937,14 @@ def _infer(ctx: _Context, cell: Cell, spec: ModelConfig, model: Model, evaluate:
                                    batch_size=mon.batch_size, warmup=mon.warmup,
                                    meter=ctx.meter, progress=False, score=score)
     # The harness made the run's record; the cell adds its name, the model's sizes and what
-    # its loading noted (a hub model's cached copy, the hub not reached).
+    # its loading noted (a hub model's cached copy, the hub not reached), and for torch
+    # whether TorchScript ran (the variants' and recipes' form) or eager torch.
     if model.notes:
         record = record.replace(measurement_notes=(*(record.measurement_notes or ()),
                                                    *model.notes))
+    if model.framework == "torch" and "torch" in sys.modules:
+        scripted = isinstance(getattr(model, "module", None), sys.modules["torch"].jit.ScriptModule)
+        record = record.replace(extra={**(record.extra or {}), "torchscript": scripted})
     _write(ctx, cell, record.replace(**_cell_fields(ctx, cell, task), **_model_fields(model)),
            timeline)
 
