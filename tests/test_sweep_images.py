@@ -126,6 +126,21 @@ def sweep(files: dict[str, Path],
     return {(r["model_name"], r["variant"], r["phase"]): r for r in report["runs"]}
 
 
+def test_a_torch_model_runs_as_torchscript(files: dict[str, Path],
+                                           sweep: dict[tuple[str, str, str], Any]) -> None:
+    """An eager model loaded from a state_dict (and its model_class) runs as TorchScript, as a
+    recipe does and as torch variants do: a variant's saving is the optimization's, not
+    TorchScript's over eager torch. Its ONNX variants (the int8 one is ONNX Runtime's, the
+    model being exported) say nothing of it."""
+    for key in [("torch", "fp32", "inference"), ("recipe", "fp32", "inference")]:
+        assert sweep[key]["status"] == "ok", sweep[key]["error"]
+        assert sweep[key]["extra"]["torchscript"] is True, key
+    for key in [("torch", "onnx", "inference"), ("torch", "int8-dynamic", "inference")]:
+        assert sweep[key]["framework"] == "onnx" and "torchscript" not in sweep[key]["extra"]
+    # The state_dict model keeps its own file's size, not the size of the sweep's script.
+    assert sweep[("torch", "fp32", "inference")]["size_bytes"] == files["cnn"].stat().st_size
+
+
 def test_loaded_models_take_the_folder_as_predict_takes_its_files(
         files: dict[str, Path], sweep: dict[tuple[str, str, str], Any]) -> None:
     # the NHWC model labelled the folder itself: right only with its scaling and normalisation

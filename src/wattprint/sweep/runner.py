@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .._log import get_logger
-from ..errors import ConfigError, WattprintError
+from ..errors import ConfigError, ModelError, WattprintError
 from ..record import RunRecord
 from ..sensors.hardware import detect_hardware, resolve_hardware
 from ..workloads.datasets import Dataset, load_dataset
@@ -523,8 +523,8 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
                     raise ConfigError(f"variant {cell.variant!r} was not made")
                 if isinstance(model, BaseException):
                     raise _Upstream(cell.variant, model)
-                if cell.variant == BASE and spec.source is not None:
-                    model = _as_saved(model, models)
+                if cell.variant == BASE:
+                    model = _as_saved(ctx, model, models, out_dir, evaluate)
                 _infer(ctx, cell, spec, model, evaluate, task, dspec)
         except KeyboardInterrupt:
             raise
@@ -535,37 +535,50 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
                 _fail(ctx, cell, task, _error_text(err))
 
 
-#: Where :func:`_run_group` keeps a torch recipe's base as it is measured (its TorchScript).
+#: Where :func:`_run_group` keeps a torch model's base as it is measured (its TorchScript).
 _SAVED_BASE = f"{BASE}:torchscript"
 
 
-def _as_saved(model: Model, models: dict[str, Model | BaseException]) -> Model:
-    """A recipe's base model as its inference is measured: a torch recipe's TorchScript, the
-    file the sweep saved it as (``fp32.pt``, see :func:`_save_trained`), loaded back once, as
-    each of its variants is saved as TorchScript and loaded back; any other recipe as it is.
-    Measured eager, the base would also pay torch's Python dispatch, which its variants do not,
-    and a variant's saving would be partly TorchScript's.
+def _as_saved(ctx: _Context, model: Model, models: dict[str, Model | BaseException],
+              out_dir: Path, evaluate: Dataset) -> Model:
+    """A torch model's base as its inference is measured: as TorchScript, the form each of
+    its variants is saved in and loaded back from, so that a variant's saving is the
+    optimization's own, not partly TorchScript's over eager torch (its Python dispatch).
 
-    The eager model stays the parent its variants are made from (they need its module)."""
+    A recipe's TorchScript is the file the sweep saved it as (``fp32.pt``, see
+    :func:`_save_trained`); an eager model loaded from a file (a state_dict and its
+    ``model_class``) is scripted into the sweep's folder (traced on the first sample where
+    scripting fails); TorchScript and other frameworks run as they are. A module that can be
+    neither scripted nor traced runs eager: its runs say so (``extra.torchscript``), and its
+    variants, which need TorchScript, fail saying why. Made once; the eager model stays the
+    parent its variants are made from (they need its module)."""
     from ..workloads.loaders.torch_loader import TorchModel
 
-    path = model.path
-    if (not isinstance(model, TorchModel) or path is None or path.name != f"{BASE}.pt"
-            or not path.is_file()):
+    if not isinstance(model, TorchModel):
         return model
     import torch
 
     if isinstance(model.module, torch.jit.ScriptModule):
         return model
-    saved = models.get(_SAVED_BASE)
-    if isinstance(saved, TorchModel):
-        return saved
+    made = models.get(_SAVED_BASE)
+    if isinstance(made, TorchModel):
+        return made
     from ..optimize import _torch
 
+    path = model.path
+    if (path is None or path.name != f"{BASE}.pt" or not path.is_file()
+            or not path.is_relative_to(ctx.workdir)):  # not the sweep's own TorchScript
+        path = out_dir / f"{BASE}.pt"
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _torch.save_torchscript(model.module, path,
+                                    _torch.batch(model, np.asarray(evaluate.x[:1])))
+        except (ModelError, ValueError, TypeError):  # neither scripted nor traced: eager
+            models[_SAVED_BASE] = model
+            return model
     saved = _torch.reload(path, model, device=str(model.device),
                           input_dtype=_torch.dtype_name(model.input_dtype))
-    saved.size_bytes = model.size_bytes
-    saved.notes = model.notes
+    saved.path, saved.size_bytes, saved.notes = model.path, model.size_bytes, model.notes
     models[_SAVED_BASE] = saved
     return saved
 
