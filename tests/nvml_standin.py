@@ -24,10 +24,14 @@ and power agree. Tests may set ``gpu.energy_mj`` and ``gpu.power_mw`` at any tim
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 NVML_SUCCESS = 0
@@ -278,3 +282,17 @@ def make_nvml(
     )
     module.__dict__.update(namespace)
     return module
+
+
+def cli_with_gpus(gpus: str, *args: str, cwd: str | os.PathLike[str] | None = None,
+                  ) -> subprocess.CompletedProcess[str]:
+    """``wattprint *args`` run as a user runs it, in a child Python whose ``pynvml`` is this
+    stand-in with the GPUs ``gpus`` (the source of a list, e.g. ``"[StandinGPU(power_mw=0)]"``),
+    on a wide terminal."""
+    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from nvml_standin import StandinGPU, make_nvml; "
+            f"sys.modules['pynvml'] = make_nvml({gpus}); "
+            "from wattprint.cli import main; sys.argv[0] = 'wattprint'; main()")
+    return subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "1000"})

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from nvml_standin import cli_with_gpus
 from powercap import Zone, build_tree
 
 WATTPRINT = [sys.executable, "-m", "wattprint"]
@@ -108,15 +109,8 @@ def test_measure_prints_what_the_measurement_notes(tmp_path: Path) -> None:
     """A GPU whose energy counter stands still (the NVML stand-in, drawing 0 W): its energy is
     unknown, not zero, and the report on the terminal says so, as the JSON does."""
     out = tmp_path / "m.json"
-    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-            "from nvml_standin import StandinGPU, make_nvml; "
-            "sys.modules['pynvml'] = make_nvml([StandinGPU(power_mw=0)]); "
-            "from wattprint.cli import main; sys.argv[0] = 'wattprint'; main()")
-    r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), "measure",
-                        "--out", str(out), "--", sys.executable, "-c",
-                        "import time; time.sleep(0.3)"],
-                       capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "COLUMNS": "1000"})
+    r = cli_with_gpus("[StandinGPU(power_mw=0)]", "measure", "--out", str(out), "--",
+                      sys.executable, "-c", "import time; time.sleep(0.3)")
     assert r.returncode == 0, r.stderr
     notes = json.loads(out.read_text())["measurement"]["notes"]
     assert any("did not move during the window" in note for note in notes), notes

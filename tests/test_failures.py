@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from nvml_standin import cli_with_gpus
 from rich.console import Console
 
 import wattprint
@@ -119,13 +119,8 @@ def test_the_sweep_summary_of_wattprint_run_marks_partial_runs(tmp_path: Path) -
         "project: p\nmodels: [{name: lr, source: 'sklearn:LogisticRegression'}]\n"
         "datasets: [{name: iris}]\nmonitoring: {repetitions: 3, warmup: 0}\n"
         "output: {export_formats: []}\n")
-    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-            "from nvml_standin import StandinGPU, make_nvml; "
-            "sys.modules['pynvml'] = make_nvml([StandinGPU(fail_after_reads=8)]); "
-            "from wattprint.cli import main; sys.argv[0] = 'wattprint'; main()")
-    proc = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), "run",
-                           "sweep.yaml"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "COLUMNS": "1000"})
+    proc = cli_with_gpus("[StandinGPU(fail_after_reads=8)]", "run", "sweep.yaml",
+                         cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with sqlite3.connect(tmp_path / "wattprint.db") as conn:
         partial = [errors for (errors,) in conn.execute(

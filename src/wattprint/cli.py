@@ -225,19 +225,13 @@ def locations(
     out.print(table)
 
 
-#: The backends that would measure the CPU and memory, by platform: where one found nothing,
-#: ``measure`` says why beside its estimates.
-_CPU_BACKENDS = {"darwin": ("powermetrics",)}
-_CPU_BACKENDS_ELSEWHERE = ("rapl",)
-
-
 def _why_estimated(result: dict[str, Any], missing: Sequence[MissingSensor]) -> str | None:
     """Why the CPU or memory of ``measure``'s result was estimated, not measured: the reason
     its counter's backend gave (no powercap tree, a root-only counter), or None."""
     estimated = [name for name, c in result["measurement"]["components"].items()
                  if not c["measured"] and name in ("cpu", "ram")]
-    backends = _CPU_BACKENDS.get(sys.platform, _CPU_BACKENDS_ELSEWHERE)
-    reasons = [f"{m.backend}: {m.reason}" for m in missing if m.backend in backends]
+    backend = "powermetrics" if sys.platform == "darwin" else "rapl"  # what would read them
+    reasons = [f"{m.backend}: {m.reason}" for m in missing if m.backend == backend]
     if not estimated or not reasons:
         return None
     return (f"{' and '.join(estimated)} estimated, {'; '.join(dict.fromkeys(reasons))} "
