@@ -59,17 +59,22 @@ def _config(tmp_path: Path, models: list[dict[str, Any]], **monitoring: Any) -> 
 @pytest.fixture(scope="module")
 def partial_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """Two identical recipes, ``a`` then ``b``, measured by a CPU and a GPU fake sensor. The GPU
-    sensor's clock starts when ``b`` has been trained and saved: it fails 0.5 s later, inside
-    ``b``'s inference window, so ``b`` misses the GPU's energy and looks the more efficient."""
+    sensor's clock starts at its first reading after ``b`` was trained and saved, which is at
+    the start of ``b``'s inference window: it fails 0.1 s later, inside that window (0.4 s
+    long on a fast machine), so ``b`` misses the GPU's energy and looks the more efficient."""
     tmp_path = tmp_path_factory.mktemp("partial")
     out = tmp_path / "out"
+    began: list[float] = []
 
-    def since_b_was_saved() -> float:
-        saved = next(out.glob("*/b/digits/fp32.skops"), None)
-        return 0.0 if saved is None else time.time() - saved.stat().st_mtime
+    def since_b_began_inference() -> float:
+        if next(out.glob("*/b/digits/fp32.skops"), None) is None:
+            return 0.0
+        if not began:
+            began.append(time.monotonic())
+        return time.monotonic() - began[0]
 
-    gpu = FakeSensor(power_w=50.0, component="gpu:0", name="gpu:0", fail_after_s=0.5,
-                     clock=since_b_was_saved)
+    gpu = FakeSensor(power_w=50.0, component="gpu:0", name="gpu:0", fail_after_s=0.1,
+                     clock=since_b_began_inference)
     meter = EnergyMeter(sensors=[FakeSensor(power_w=5.0, name="cpu"), gpu])
     recipe = {"source": "sklearn:LogisticRegression", "task": "classification"}
     config = _config(tmp_path, [{"name": "a", **recipe}, {"name": "b", **recipe}],
