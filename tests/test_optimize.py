@@ -378,6 +378,37 @@ def test_onnx_fp16_is_smaller_and_close(
     _assert_fake_measurement(result.measurement)
 
 
+#: In a fresh process: an ONNX model made fp16, then int8 (dynamic and static), as a sweep's
+#: worker makes the variants of one model; prints each variant's name.
+FP16_THEN_INT8 = """\
+import sys
+from pathlib import Path
+import numpy as np
+import torch
+from wattprint.optimize import export_onnx, quantize
+from wattprint.workloads.loaders.torch_loader import from_module
+
+out = Path(sys.argv[1])
+net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+rows = np.random.default_rng(0).random((40, 64), dtype=np.float32)
+onnx_model = export_onnx(from_module(net), out / "fp32.onnx", sample=rows).model
+for method in ("fp16", "dynamic", "static"):
+    print(quantize(onnx_model, method, calibration=rows, out_dir=out).name)
+"""
+
+
+def test_onnx_int8_after_fp16_in_one_process(tmp_path: Path) -> None:
+    """fp16 loads onnxruntime's transformers tools, whose folder must stay on sys.path: the
+    int8 quantizers import from it by bare names when first called ("No module named
+    'fusion_utils'" failed the int8 variants of a model made fp16 first)."""
+    script = tmp_path / "fp16_then_int8.py"
+    script.write_text(FP16_THEN_INT8)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["fp16", "int8-dynamic", "int8-static"], done.stdout
+
+
 def test_onnx_static_needs_calibration_and_a_file(
     onnx_fp32: OnnxModel, tmp_path: Path,
 ) -> None:

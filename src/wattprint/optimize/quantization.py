@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -378,8 +377,12 @@ def _onnx_int8(method: str, source: Path, path: Path,
 
 def _fp16_converter() -> Any:
     """onnxruntime's float16 converter (``onnxruntime.transformers``), as a function of a
-    ModelProto that returns the converted, topologically sorted ModelProto."""
-    saved_path = list(sys.path)
+    ModelProto that returns the converted, topologically sorted ModelProto.
+
+    Importing ``onnxruntime.transformers`` appends its folder to ``sys.path``, and its modules
+    import one another by their bare names from there, some only when called (``fusion_utils``
+    when the int8 quantizer first needs ``onnx_utils``): the folder stays, last on the path, or
+    a later int8 quantization in this process fails with "No module named 'fusion_utils'"."""
     try:
         from onnxruntime.transformers.float16 import convert_float_to_float16
         from onnxruntime.transformers.onnx_model import OnnxModel as OrtOnnxModel
@@ -387,8 +390,6 @@ def _fp16_converter() -> Any:
         raise ConfigError("ONNX fp16 needs onnxruntime's float16 converter "
                           "(onnxruntime.transformers.float16), which this onnxruntime lacks: "
                           f"{err}") from err
-    finally:
-        sys.path[:] = saved_path  # onnxruntime.transformers appends its folder to sys.path
 
     def convert(proto: onnx.ModelProto) -> onnx.ModelProto:
         converted: onnx.ModelProto = convert_float_to_float16(proto, keep_io_types=True)
