@@ -27,6 +27,7 @@ from wattprint.optimize import (  # noqa: E402
     OptimizationResult,
     effective_parameters,
     export_onnx,
+    export_torchscript,
     prune,
     quantize,
 )
@@ -341,6 +342,78 @@ def test_export_onnx_matches_torch_with_a_dynamic_batch(
     assert result.num_parameters == trained.num_parameters
     assert result.effective_parameters == effective_parameters(trained)
     _assert_fake_measurement(result.measurement)
+
+
+# -- TorchScript: the form torch variants are measured in ---------------------------------------
+
+def test_export_torchscript_is_the_same_model_as_its_variants_run(
+    trained: TorchModel, digits: tuple[Dataset, Dataset], meter: EnergyMeter, tmp_path: Path,
+) -> None:
+    """The parent as TorchScript, loaded back as a pruned or quantized variant is: measured
+    beside them, what differs is the optimization, not eager torch's dispatch."""
+    test = digits[1]
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "base.pt").write_bytes(b"an older file, replaced whole")
+    result = export_torchscript(trained, tmp_path / "study" / "base.pt", meter=meter)
+    assert (result.name, result.kind, result.method) == ("torchscript", "export", "script")
+    _assert_saved(result, ".pt")
+    assert [p.name for p in (tmp_path / "study").iterdir()] == ["base.pt"]  # no temporary left
+    assert isinstance(result.model.module, torch.jit.ScriptModule)
+    assert not isinstance(trained.module, torch.jit.ScriptModule)  # the model given is as it was
+    np.testing.assert_allclose(result.model.predict(test.x), trained.predict(test.x),
+                               rtol=1e-5, atol=1e-6)
+    assert result.num_parameters == trained.num_parameters
+    assert result.effective_parameters == effective_parameters(trained)
+    _assert_fake_measurement(result.measurement)
+    pruned = prune(trained, "l1_unstructured", 0.3, out_dir=tmp_path / "study", meter=meter)
+    assert type(pruned.model.module) is type(result.model.module)  # the same form
+
+
+class _VarArgs(nn.Module):
+    """A module torch.jit.script refuses (a forward of ``*inputs``), which traces."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, *inputs: Any) -> Any:
+        return self.linear(inputs[0])
+
+
+def test_export_torchscript_traces_what_cannot_be_scripted_on_the_sample_given(
+    digits: tuple[Dataset, Dataset], meter: EnergyMeter, tmp_path: Path,
+) -> None:
+    test = digits[1]
+    torch.manual_seed(0)
+    model = from_module(_VarArgs(), task="classification")
+    with pytest.raises(wattprint.ModelError, match=r"the model cannot be saved as TorchScript: "
+                       r"torch.jit.script failed .*give sample="):
+        export_torchscript(model, tmp_path / "varargs.pt", meter=meter)
+    assert not (tmp_path / "varargs.pt").exists()
+    result = export_torchscript(model, tmp_path / "varargs.pt", sample=test, meter=meter)
+    assert result.method == "trace"
+    np.testing.assert_allclose(result.model.predict(test.x), model.predict(test.x),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_export_torchscript_refuses_other_models_and_paths(
+    mlp: TorchModel, digits: tuple[Dataset, Dataset], tmp_path: Path,
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from wattprint.workloads.loaders.sklearn_loader import from_estimator
+
+    train = digits[0]
+    sk = from_estimator(LogisticRegression(max_iter=200).fit(train.x, train.y))
+    with pytest.raises(ConfigError, match=r"TorchScript export takes torch models \(a "
+                                          r"TorchModel\), not sklearn"):
+        export_torchscript(sk, tmp_path / "m.pt")
+    with pytest.raises(ConfigError, match=r"must end in .pt or .pth .*not 'm.onnx'"):
+        export_torchscript(mlp, tmp_path / "m.onnx")
+    (tmp_path / "taken.pt").mkdir()
+    with pytest.raises(ConfigError, match=r"is a folder; give the TorchScript file's path"):
+        export_torchscript(mlp, tmp_path / "taken.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.pt"]
 
 
 @pytest.mark.parametrize("method", ["dynamic", "static"])

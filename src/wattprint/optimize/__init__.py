@@ -5,6 +5,8 @@
 * :func:`prune`: L1 unstructured and L2 structured pruning of the Linear/Conv weights of torch
   and transformers models;
 * :func:`export_onnx`: a torch model to ONNX;
+* :func:`export_torchscript`: a torch model to TorchScript, the form its torch variants are
+  measured in (measure the parent in it too);
 * :func:`effective_parameters`: the non-zero parameters of a torch, ONNX or transformers model.
 
 Each step saves the variant to disk and returns an :class:`OptimizationResult` with its size on
@@ -23,7 +25,7 @@ require_numpy("optimizing models")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .export import export_onnx
+    from .export import export_onnx, export_torchscript
     from .params import effective_parameters
     from .pruning import prune
     from .quantization import quantize
@@ -33,11 +35,13 @@ _LAZY = {
     "OptimizationResult": ".result",
     "effective_parameters": ".params",
     "export_onnx": ".export",
+    "export_torchscript": ".export",
     "prune": ".pruning",
     "quantize": ".quantization",
 }
 
-__all__ = ["OptimizationResult", "effective_parameters", "export_onnx", "prune", "quantize"]
+__all__ = ["OptimizationResult", "effective_parameters", "export_onnx", "export_torchscript",
+           "prune", "quantize"]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._files import write_bytes
 from ..errors import ConfigError, MissingExtra, ModelError
 from ..workloads.loaders import torch_loader
 from ..workloads.loaders.torch_loader import TorchModel
@@ -141,30 +142,42 @@ def probe_rows(model: TorchModel, samples: Any, what: str, limit: int) -> NDArra
     return np.zeros((limit, *model.input_shape), dtype=np.float32)
 
 
-def save_torchscript(module: torch.nn.Module, path: Path, sample: torch.Tensor | None) -> None:
-    """Script the module (trace it on ``sample`` where scripting fails) and save it to ``path``."""
+#: What :func:`save_torchscript` says to give where scripting failed and there is no sample.
+SAMPLE_HINT = "give samples (calibration=) or load the model with input_shape="
+
+
+def save_torchscript(module: torch.nn.Module, path: Path, sample: torch.Tensor | None, *,
+                     what: str = "the variant", hint: str = SAMPLE_HINT) -> str:
+    """Script the module (trace it on ``sample`` where scripting fails) and save it to
+    ``path``; return how it was made, ``"script"`` or ``"trace"``. A :class:`ModelError` where
+    neither works names ``what`` could not be saved, and ``hint`` where there was no sample."""
     import torch
 
     # ValueError: an annotation TorchScript cannot resolve (``from __future__ import
-    # annotations`` on a class's buffers); tracing does without annotations.
+    # annotations`` on a class's buffers); SyntaxError: a class whose source lines are not
+    # where its code says (code run by exec() under a file's name); tracing needs neither.
     script_errors = (torch.jit.frontend.FrontendError, RuntimeError, OSError, TypeError,
-                     ValueError)
+                     ValueError, SyntaxError)
     with silenced(JIT_DEPRECATED, QTENSOR_DEPRECATED):
+        how = "script"
         try:
             scripted: Any = torch.jit.script(module)
         except script_errors as err:
             if sample is None:
                 raise ModelError(
-                    f"the variant cannot be saved as TorchScript: torch.jit.script failed "
-                    f"({first_line(err)}), and tracing needs a sample: give samples "
-                    "(calibration=) or load the model with input_shape=") from err
+                    f"{what} cannot be saved as TorchScript: torch.jit.script failed "
+                    f"({first_line(err)}), and tracing needs a sample: {hint}") from err
             try:
                 scripted = torch.jit.trace(module, sample)  # type: ignore[no-untyped-call]
             except (RuntimeError, TypeError, ValueError) as trace_err:
-                raise ModelError(f"the variant cannot be saved as TorchScript: neither "
+                raise ModelError(f"{what} cannot be saved as TorchScript: neither "
                                  f"scripted ({first_line(err)}) nor traced "
                                  f"({first_line(trace_err)})") from trace_err
-        torch.jit.save(scripted, str(path))
+            how = "trace"
+        buffer = io.BytesIO()  # written whole or not at all, as every file wattprint writes
+        torch.jit.save(scripted, buffer)
+    write_bytes(path, buffer.getvalue())
+    return how
 
 
 def reload(path: Path, like: TorchModel, *, device: str, input_dtype: str) -> TorchModel:

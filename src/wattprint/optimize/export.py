@@ -1,4 +1,5 @@
-"""Export: a torch model in, the same model as ONNX out, with the energy of exporting it.
+"""Export: a torch model in, the same model as ONNX or TorchScript out, with the energy of
+exporting it.
 
 The export uses torch's TorchScript-based exporter, ``torch.onnx.export(..., dynamo=False)``:
 it runs offline with torch alone. (The newer ``torch.export``-based exporter, torch's default
@@ -8,6 +9,8 @@ on ``sample``, so data-dependent control flow is fixed to the path the sample ta
 
 **What is measured**: one window around the export, which writes the file; loading the ONNX
 model back (on onnxruntime's CPU provider) and counting its parameters are not measured.
+:func:`export_torchscript` the same: scripting (or tracing) and saving are measured, loading
+back is not.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ if TYPE_CHECKING:
 
     from ..workloads.loaders.torch_loader import TorchModel
 
-__all__ = ["EXPORTER", "NAME", "export_onnx"]
+__all__ = ["EXPORTER", "NAME", "TORCHSCRIPT", "export_onnx", "export_torchscript"]
 
-#: The variant name of an export.
+#: The variant name of an ONNX export.
 NAME = "onnx"
+#: The variant name of a TorchScript export.
+TORCHSCRIPT = "torchscript"
 #: The exporter used, as reported in :attr:`OptimizationResult.method`.
 EXPORTER = "torchscript"
 INPUT_NAME = "input"
@@ -84,6 +89,57 @@ def export_onnx(
         amount=None, sparsity=None, path=target, size_bytes=exported.size_bytes,
         num_parameters=exported.num_parameters,
         effective_parameters=effective_parameters(exported), measurement=measurement)
+
+
+def export_torchscript(
+    model: Model,
+    path: str | os.PathLike[str],
+    *,
+    sample: Any = None,
+    meter: EnergyMeter | None = None,
+) -> OptimizationResult:
+    """Save a torch model as TorchScript to ``path`` (``.pt`` or ``.pth``) and load it back:
+    the form each torch variant of :func:`~wattprint.optimize.quantize` and
+    :func:`~wattprint.optimize.prune` is saved in and measured in.
+
+    Measure a parent in this form beside its variants, as a sweep does. Measured eager, it
+    also pays torch's Python dispatch on every call, which the variants do not, and a
+    variant's saving would be partly TorchScript's. The module is scripted, or traced where
+    scripting fails, on ``sample`` (a :class:`~wattprint.workloads.datasets.Dataset`,
+    ``(x, y)`` or an array of inputs; without it, zeros of the model's ``input_shape``). The
+    result's ``method`` says which: ``"script"`` or ``"trace"``. A model that is TorchScript
+    already is saved as it is. The file is written whole or not at all. ``meter`` measures the
+    step (a new ``EnergyMeter()`` when None). The result's ``name`` is ``"torchscript"``.
+    """
+    from ..workloads.loaders.torch_loader import TorchModel
+
+    if not isinstance(model, TorchModel):
+        framework = getattr(model, "framework", type(model).__name__)
+        raise ConfigError(f"TorchScript export takes torch models (a TorchModel), not "
+                          f"{framework}")
+    target = Path(path)
+    if target.suffix.lower() not in (".pt", ".pth"):
+        raise ConfigError(f"the TorchScript file must end in .pt or .pth (as load_model "
+                          f"knows it), not {target.name!r}")
+    if target.is_dir():
+        raise ConfigError(f"{str(target)!r} is a folder; give the TorchScript file's path")
+    rows = _torch.probe_rows(model, sample, "TorchScript export", _torch.TRACE_SAMPLES)
+    inputs = None if rows is None else _torch.batch(model, rows)
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    def work() -> str:
+        return _torch.save_torchscript(
+            model.module, target, inputs, what="the model",
+            hint="give sample= (inputs to trace it on) or load the model with input_shape=")
+
+    how, measurement = measured(meter, f"export:{TORCHSCRIPT}:{target.name}", work)
+    saved = _torch.reload(target, model, device=str(model.device),
+                          input_dtype=_torch.dtype_name(model.input_dtype))
+    num, nonzero = _torch.count_parameters(saved.module)
+    return OptimizationResult(
+        model=saved, name=TORCHSCRIPT, kind="export", method=how, target_dtype=None,
+        amount=None, sparsity=None, path=target, size_bytes=saved.size_bytes,
+        num_parameters=num, effective_parameters=nonzero, measurement=measurement)
 
 
 def _export(model: TorchModel, inputs: torch.Tensor, target: Path) -> None:
