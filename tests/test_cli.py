@@ -118,6 +118,44 @@ def test_measure_prints_what_the_measurement_notes(tmp_path: Path) -> None:
         assert f"note: {note}" in r.stderr, r.stderr
 
 
+def test_the_librarys_warnings_reach_the_terminal_once(tmp_path: Path) -> None:
+    """A warning nothing else reports (two models of GPU, numbered by CUDA otherwise than by
+    NVML) is shown, a line, no traceback; one the report already says (why the CPU is an
+    estimate, under the table) is not shown a second time."""
+    r = cli_with_gpus('[StandinGPU(), StandinGPU(name="NVIDIA A100-SXM4-40GB", '
+                      'uuid="GPU-00000000-0000-4000-8000-000000000001")]',
+                      "measure", "--powercap-root", str(tmp_path / "absent"), "--",
+                      sys.executable, "-c", "pass", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: GPUs of different models (NVIDIA A100-SXM4-40GB, NVIDIA H100 80GB HBM3) and "
+        "CUDA_DEVICE_ORDER is not PCI_BUS_ID: CUDA numbers them fastest first, so gpu:N may "
+        "not be cuda:N; set CUDA_DEVICE_ORDER=PCI_BUS_ID"], r.stderr
+    assert "note: cpu and ram estimated, rapl: no powercap tree at" in r.stderr
+    assert "estimating" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_says_when_cells_run_without_their_time_limit(tmp_path: Path) -> None:
+    """Where CUDA was initialised before the sweep (here said so by the runner's probe: this
+    machine has no GPU), cells run in the sweep's own process, where a time limit cannot stop
+    them: the user is told."""
+    (tmp_path / "sweep.yaml").write_text(
+        "project: p\nmodels: [{name: lr, source: 'sklearn:LogisticRegression'}]\n"
+        "datasets: [{name: iris}]\nmonitoring: {repetitions: 1, warmup: 0}\n"
+        "output: {export_formats: []}\n")
+    code = ("import sys; from wattprint.sweep import runner; "
+            "runner._cuda_initialised = lambda: True; "
+            "from wattprint.cli import main; sys.argv = ['wattprint', 'run', 'sweep.yaml']; "
+            "main()")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300, env={**os.environ, "COLUMNS": "1000"})
+    assert r.returncode == 0, r.stderr
+    assert ("warning: this process has initialised CUDA, which a forked worker cannot use: "
+            "cells run in this process, without monitoring.cell_timeout_s"
+            ) in r.stderr.splitlines(), r.stderr
+
+
 def test_measure_says_why_the_cpu_was_estimated(tmp_path: Path) -> None:
     absent = tmp_path / "absent"
     r = run("measure", "--powercap-root", str(absent), "--", sys.executable, "-c", "pass",

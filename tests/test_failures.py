@@ -138,6 +138,7 @@ def test_the_sweep_summary_of_wattprint_run_marks_partial_runs(tmp_path: Path) -
     assert note == (f"(1) lr fp32 iris: {len(partial)} of 3 runs partial, their energy without "
                     f"what failed: {json.loads(partial[0])[0]}"), proc.stdout
     assert "GPU is lost" in note
+    assert "warning:" not in proc.stderr  # the summary says it: not once more per failure
 
 
 def test_the_score_table_lists_the_partial_run_as_not_rated(

@@ -11,6 +11,12 @@ if TYPE_CHECKING:
 
 _PACKAGE = "wattprint"
 
+#: ``extra=`` of a warning whose news every result it concerns carries already: an estimate's
+#: provenance and reason, a sensor's failure (the run is partial, with its error), a run not
+#: rated (the star table lists it). The ``wattprint`` command, which shows those results, does
+#: not show the record too; an application's own handlers get it as any other.
+IN_RESULTS = {"in_results": True}
+
 
 def _logger(name: str) -> logging.Logger:
     """The standard library's logger of that name; the package logger gets its NullHandler

@@ -19,7 +19,7 @@ import os
 import time
 import weakref
 
-from ._log import get_logger
+from ._log import IN_RESULTS, get_logger
 from .errors import SensorError
 from .sensors.base import CounterSensor, PowerSensor, Sensor, begin_edge, end_edge
 
@@ -149,7 +149,8 @@ class _Shared:
         """Record a sensor fault in every open window; the sensor starts afresh after."""
         msg = _fault_message(self.sensors[i].name, err)
         if any(i not in w.errors for w in self.windows.values()):  # once per window, not per tick
-            log.warning("sensor failed: %s", msg, exc_info=not isinstance(err, SensorError))
+            log.warning("sensor failed: %s", msg, exc_info=not isinstance(err, SensorError),
+                        extra=IN_RESULTS)
         for w in self.windows.values():
             w.errors.setdefault(i, msg)
         if i in self.integrators:
@@ -242,7 +243,7 @@ def _sampler(shared: _Shared) -> None:
     try:
         _loop(shared)
     except BaseException as err:
-        log.error("the sampler thread stopped", exc_info=True)
+        log.error("the sampler thread stopped", exc_info=True, extra=IN_RESULTS)
         with shared.cond:
             for i, _, _ in shared.powers:
                 shared.fail(i, RuntimeError(f"sampler thread stopped ({type(err).__name__}: "

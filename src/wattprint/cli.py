@@ -1006,12 +1006,37 @@ def _plain_help() -> None:
 _plain_help()
 
 
+def _show_warnings() -> None:
+    """Show wattprint's warnings on stderr, a line each (``warning: ...``; an exception's
+    type and message at its end, no traceback), except those logged with
+    :data:`wattprint._log.IN_RESULTS`, whose news the command's own output carries (an
+    estimate and why, a sensor's failure, a run not rated). The library itself only logs."""
+    import logging
+
+    class Shown(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "in_results", False):
+                return
+            try:
+                text = record.getMessage()
+            except (TypeError, ValueError):  # a message and its arguments that do not fit
+                self.handleError(record)
+                return
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                text += f" ({type(error).__name__}: {error})"
+            err.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
+
+    logging.getLogger("wattprint").addHandler(Shown(logging.WARNING))
+
+
 def main() -> None:
     """Entry point of the ``wattprint`` script."""
     if hasattr(signal, "SIGXFSZ"):
         # A file-size limit (ulimit -f) then fails the write with EFBIG, which is reported as
         # one line, instead of killing the process with a half-written file behind it.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _show_warnings()
     try:
         app()
     except WattprintError as e:

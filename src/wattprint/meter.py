@@ -25,7 +25,7 @@ import sys
 import time
 import weakref
 
-from ._log import get_logger
+from ._log import IN_RESULTS, get_logger
 from ._sampler import _Integrator as _Integrator  # re-exported: tests integrate with it
 from ._sampler import _Open, _sampler, _Shared, _stop, track_for_fork
 from ._training import _Stats, _TrainingMixin
@@ -316,7 +316,7 @@ class EnergyMeter(_TrainingMixin):
         if estimated and self.missing:
             why = "; ".join(f"{m.backend}: {m.reason}" for m in self.missing)
             log.warning("estimating %s: no readable hardware counter (%s)",
-                        ", ".join(estimated), why)
+                        ", ".join(estimated), why, extra=IN_RESULTS)
         if sync_cuda is None:
             sync_cuda = any(s.source in (Source.NVML, Source.AMDSMI, Source.HWMON)
                             for s in chosen)
@@ -485,7 +485,8 @@ class EnergyMeter(_TrainingMixin):
                 errors[i] = f"{self.sensors[i].name}: counter went backwards by {a - b:.6g} J"
             elif not b - a < math.inf:  # readings are finite; their difference may not be
                 errors[i] = f"{self.sensors[i].name}: energy is not finite ({b - a})"
-        log.warning("window %r: %s left out, its sensor failed", window, group.component)
+        log.warning("window %r: %s left out, its sensor failed", window, group.component,
+                    extra=IN_RESULTS)
 
     def gather(self, measurement: Measurement | None = None, *, dst: int = 0
                ) -> Measurement | None:

@@ -98,7 +98,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._log import get_logger
+from ._log import IN_RESULTS, get_logger
 from ._score_text import (
     MAX_STARS,
     NOT_SIGNIFICANT_MARK,
@@ -482,7 +482,7 @@ def _left_out(first: RunRecord | JudgedRuns, parent: str | None, runs: int,
     name, variant = str(first.model_name), str(first.variant)
     reason = "; ".join(dict.fromkeys(why))
     _log.warning("model %s:%s on %s: %d run(s) not rated: %s", name, variant,
-                 first.dataset, runs, reason)
+                 first.dataset, runs, reason, extra=IN_RESULTS)
     return Unrated(
         model=name if parent is None else f"{name}:{variant}", model_name=name,
         variant=variant, parent=parent, dataset=str(first.dataset),

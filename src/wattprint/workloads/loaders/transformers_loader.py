@@ -96,7 +96,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..._log import TORCHAO_IMPORT_LOGGERS, get_logger, quiet_loggers
+from ..._log import IN_RESULTS, TORCHAO_IMPORT_LOGGERS, get_logger, quiet_loggers
 from ...errors import ConfigError, MissingExtra, ModelError, UntrustedModelError, WindowError
 from ..datasets import as_dataset
 from ..model import InputSpec, Model, dir_size_bytes
@@ -291,7 +291,7 @@ def _download(model_id: str, *, trust: bool, **hub: Any) -> tuple[Path, str | No
         if cached is not None:
             note = (f"{model_id}: the copy in the local Hugging Face cache ({cached.name}), "
                     f"the hub not reached: {_reason(err)}")
-            log.warning("%s", note)
+            log.warning("%s", note, extra=IN_RESULTS)  # each run's notes carry it
             return cached, note
         raise _error(model_id, f"download from the Hugging Face hub failed: {_reason(err)}",
                      formats=False) from err
