@@ -31,7 +31,10 @@ Score makes its tracker (on this machine the meter finds what ``EnergyMeter()`` 
 Each run also splits what it added in two: the time of the loop inside the meter's window
 against the bare loop (the same model calls; what differs is that the harness keeps the outputs
 and made the inputs before the loop), and the time outside the window (preparing the inputs,
-checking the outputs, making the record), which is what the harness itself does.
+checking the outputs, making the record), which is what the harness itself does. Beside them,
+the minor page faults a measure_energy call took (median): the memory of the outputs it keeps
+is the process's from run to run, so after the first run there are next to none; before it
+was, a run of 3 KB outputs took 430-820, about 2 µs each on a VM, most inside the window.
 
 After the runs, measure_energy's own cost on a model that returns its input (the last run's
 inputs), without labels and with them: the labelled call also scores the outputs (accuracy
@@ -42,6 +45,7 @@ difference is what that check costs here.
 
 from __future__ import annotations
 
+import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -146,6 +150,7 @@ class Figures(NamedTuple):
     ratio: float  # harness / bare, per round
     in_window: float  # the window / bare, per round
     outside_s: float  # harness less its window
+    faults: float  # minor page faults the process took in a measure_energy call
 
 
 def compare(model: Model, data: np.ndarray,
@@ -155,6 +160,7 @@ def compare(model: Model, data: np.ndarray,
     names = ["bare", *meters]
     times: dict[str, list[float]] = {name: [] for name in names}
     windows: dict[str, list[float]] = {name: [] for name in meters}
+    faults: dict[str, list[float]] = {name: [] for name in meters}
     for r in range(ROUNDS):
         for which in names[r % len(names):] + names[:r % len(names)]:
             t = time.perf_counter()
@@ -163,10 +169,12 @@ def compare(model: Model, data: np.ndarray,
                     model(data[i])
                 times[which].append(time.perf_counter() - t)
                 continue
+            faulted = minor_faults()
             result = measure_energy(model, data, "bench", "bench", num_samples=QUERIES,
                                     warmup=0, meter=meters[which], progress=False, db=None,
                                     output_dir=None)
             times[which].append(time.perf_counter() - t)
+            faults[which].append(minor_faults() - faulted)
             windows[which].append(result["duration_seconds"])
     bare = times["bare"]
     figures = {
@@ -175,10 +183,16 @@ def compare(model: Model, data: np.ndarray,
             median([h / b for h, b in zip(times[name], bare, strict=True)]),
             median([w / b for w, b in zip(windows[name], bare, strict=True)]),
             median([h - w for h, w in zip(times[name], windows[name], strict=True)]),
+            median(faults[name]),
         )
         for name in meters
     }
     return median(bare), figures
+
+
+def minor_faults() -> int:
+    """The minor page faults this process has taken (a page of memory given it anew)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def paired(bare: Callable[[], None], harness: Callable[[], None],
@@ -274,7 +288,7 @@ def main() -> float:
                 print(f"    {name:<30} {f.harness_s * 1e3:7.2f} ms: harness / bare = "
                       f"{f.ratio:.4f} (adds {(f.ratio - 1) * 100:+.2f}%: the loop in the window "
                       f"{(f.in_window - 1) * 100:+.2f}%, outside it {f.outside_s * 1e6:.0f} µs "
-                      f"= {f.outside_s / bare * 100:.2f}%)")
+                      f"= {f.outside_s / bare * 100:.2f}%; {f.faults:.0f} page faults a call)")
         own = own_cost(data, meters[COUNTERS])
         unchecked = own_cost(data, meters[COUNTERS], check=False)
         labels = rng.integers(0, width, QUERIES)
