@@ -30,9 +30,12 @@ from ._common import (
     shaped,
     silenced,
 )
+from .result import OptimizationResult
 
 if TYPE_CHECKING:
     import torch
+
+    from ..measurement import Measurement
 
 #: How many samples a trace (the fall back when a module cannot be scripted) runs on.
 TRACE_SAMPLES = 2
@@ -194,6 +197,23 @@ def reload(path: Path, like: TorchModel, *, device: str, input_dtype: str) -> To
     # quantized layers (an int8 Linear holds no Parameter); count them here.
     variant.num_parameters = total
     return variant
+
+
+def saved_result(path: Path, like: TorchModel, measurement: Measurement, *, name: str, kind: str,
+                 method: str, target_dtype: str | None = None, amount: float | None = None,
+                 sparsity: float | None = None, device: str | None = None,
+                 input_dtype: str | None = None) -> OptimizationResult:
+    """The step's result: the variant :func:`save_torchscript` saved at ``path``, loaded back
+    (see :func:`reload`; ``like``'s device and input dtype unless given), its parameters
+    counted (all, and the non-zero ones)."""
+    saved = reload(path, like, device=str(like.device) if device is None else device,
+                   input_dtype=dtype_name(like.input_dtype) if input_dtype is None
+                   else input_dtype)
+    num, nonzero = count_parameters(saved.module)
+    return OptimizationResult(
+        model=saved, name=name, kind=kind, method=method, target_dtype=target_dtype,
+        amount=amount, sparsity=sparsity, path=path, size_bytes=saved.size_bytes,
+        num_parameters=num, effective_parameters=nonzero, measurement=measurement)
 
 
 def count_parameters(module: torch.nn.Module) -> tuple[int, int]:

@@ -133,13 +133,8 @@ def export_torchscript(
             hint="give sample= (inputs to trace it on) or load the model with input_shape=")
 
     how, measurement = measured(meter, f"export:{TORCHSCRIPT}:{target.name}", work)
-    saved = _torch.reload(target, model, device=str(model.device),
-                          input_dtype=_torch.dtype_name(model.input_dtype))
-    num, nonzero = _torch.count_parameters(saved.module)
-    return OptimizationResult(
-        model=saved, name=TORCHSCRIPT, kind="export", method=how, target_dtype=None,
-        amount=None, sparsity=None, path=target, size_bytes=saved.size_bytes,
-        num_parameters=num, effective_parameters=nonzero, measurement=measurement)
+    return _torch.saved_result(target, model, measurement, name=TORCHSCRIPT, kind="export",
+                               method=how)
 
 
 def _export(model: TorchModel, inputs: torch.Tensor, target: Path) -> None:

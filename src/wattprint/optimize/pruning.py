@@ -106,13 +106,8 @@ def prune(
         return sparsity
 
     sparsity, measurement = measured(meter, f"pruning:{variant}", work)
-    saved = _torch.reload(path, model, device=str(model.device),
-                          input_dtype=_torch.dtype_name(model.input_dtype))
-    num, nonzero = _torch.count_parameters(saved.module)
-    return OptimizationResult(
-        model=saved, name=variant, kind="pruning", method=method, target_dtype=None,
-        amount=amount, sparsity=sparsity, path=path, size_bytes=saved.size_bytes,
-        num_parameters=num, effective_parameters=nonzero, measurement=measurement)
+    return _torch.saved_result(path, model, measurement, name=variant, kind="pruning",
+                               method=method, amount=amount, sparsity=sparsity)
 
 
 def _prunable(module: torch.nn.Module) -> list[torch.nn.Module]:

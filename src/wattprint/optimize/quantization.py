@@ -194,12 +194,9 @@ def _quantize_torch(model: TorchModel, method: str, target: str, calibration: An
     else:
         path, device, input_dtype, measurement = _torch_cast(
             model, method, calibration, out_dir, meter, variant)
-    saved = _torch.reload(path, model, device=device, input_dtype=input_dtype)
-    num, nonzero = _torch.count_parameters(saved.module)
-    return OptimizationResult(
-        model=saved, name=variant, kind="quantization", method=method, target_dtype=target,
-        amount=None, sparsity=None, path=path, size_bytes=saved.size_bytes,
-        num_parameters=num, effective_parameters=nonzero, measurement=measurement)
+    return _torch.saved_result(path, model, measurement, name=variant, kind="quantization",
+                               method=method, target_dtype=target, device=device,
+                               input_dtype=input_dtype)
 
 
 def _torch_dynamic(
