@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 import warnings
@@ -367,6 +368,46 @@ def test_export_torchscript_is_the_same_model_as_its_variants_run(
     _assert_fake_measurement(result.measurement)
     pruned = prune(trained, "l1_unstructured", 0.3, out_dir=tmp_path / "study", meter=meter)
     assert type(pruned.model.module) is type(result.model.module)  # the same form
+
+
+#: In a child: a torch model exported to the file argv[1] (ONNX or TorchScript, by its suffix)
+#: under a file-size limit it exceeds (a full disk, as a write sees it); prints the error.
+UNDER_A_FILE_LIMIT = """\
+import resource, signal, sys
+from pathlib import Path
+import numpy as np
+import torch
+from wattprint.optimize import export_onnx, export_torchscript
+from wattprint.workloads.loaders.torch_loader import from_module
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG; the process lives
+target = Path(sys.argv[1])
+net = torch.nn.Sequential(torch.nn.Linear(64, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+model = from_module(net, task="classification")
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # the file needs about 150 KB
+export = export_onnx if target.suffix == ".onnx" else export_torchscript
+try:
+    export(model, target, sample=np.zeros((2, 64), dtype=np.float32))
+except Exception as err:
+    print(type(err).__name__, str(err).splitlines()[0])
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="file-size limits are POSIX")
+@pytest.mark.parametrize("name", ["model.onnx", "model.pt"])
+def test_a_variant_that_cannot_be_written_whole_leaves_the_file_there_as_it_was(
+        name: str, tmp_path: Path) -> None:
+    folder = tmp_path / "variants"
+    folder.mkdir()
+    (folder / name).write_bytes(b"the variant made before")
+    script = tmp_path / "limit.py"
+    script.write_text(UNDER_A_FILE_LIMIT)
+    done = subprocess.run([sys.executable, str(script), str(folder / name)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Error" in done.stdout, done.stdout  # the export failed, and said so
+    assert (folder / name).read_bytes() == b"the variant made before", done.stdout
+    assert [p.name for p in folder.iterdir()] == [name]  # no temporary file left
 
 
 class _VarArgs(nn.Module):

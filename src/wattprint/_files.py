@@ -2,7 +2,8 @@
 
 Every file wattprint writes for the user (exports, the HTML report, energy labels,
 ``wattprint measure --out``, the results of ``measure_energy``) goes through
-:func:`write_bytes` or :func:`write_text`: the data goes to a temporary file in the target's
+:func:`write_bytes` or :func:`write_text` (a model variant that a framework writes itself,
+through :func:`replaced_whole`): the data goes to a temporary file in the target's
 folder, is flushed to disk, and only then takes the target's name with ``os.replace``. A full
 disk, a file-size limit or a crash part-way leaves the previous file, or none, never a
 truncated one; the temporary file is removed on failure. The new file gets the mode a file
@@ -23,8 +24,12 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["check_writable", "folder_problem", "make_folder", "store_problem", "write_bytes",
-           "write_text"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["check_writable", "folder_problem", "make_folder", "replaced_whole", "store_problem",
+           "write_bytes", "write_text"]
 
 
 def _error(target: Path, err: OSError) -> OutputError:
@@ -105,6 +110,37 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         raise
     _sync_folder(final.parent)
     return target
+
+
+@contextlib.contextmanager
+def replaced_whole(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file's path in ``path``'s folder, for a library that writes the file itself
+    (``torch.save``, an exporter, a quantizer): when the block ends without an error, the file
+    is flushed to disk and takes ``path``'s name, as :func:`write_bytes` does; otherwise it is
+    removed, and whatever was at ``path`` is left as it was. An ``OSError`` (the block's, or
+    the rename's) becomes an :class:`~wattprint.errors.OutputError` naming ``path``."""
+    target = Path(os.fspath(path))
+    final = Path(os.path.realpath(target)) if target.is_symlink() else target
+    try:
+        fd, temporary = _temporary(final.parent, final.name)
+    except OSError as err:
+        raise _error(target, err) from err
+    os.close(fd)
+    try:
+        yield temporary
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, final)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(err, OSError):
+            raise _error(target, err) from err
+        raise
+    _sync_folder(final.parent)
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8",

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._files import replaced_whole
 from ..errors import ConfigError, ModelError
 from ..meter import EnergyMeter
 from ..workloads.loaders import onnx_loader
@@ -141,10 +142,11 @@ def _export(model: TorchModel, inputs: torch.Tensor, target: Path) -> None:
     import torch
 
     failures = (torch.onnx.OnnxExporterError, RuntimeError, TypeError, ValueError)
-    with silenced(LEGACY_ONNX_DEPRECATED, ONNX_LOG_DEPRECATED, JIT_DEPRECATED):
+    with silenced(LEGACY_ONNX_DEPRECATED, ONNX_LOG_DEPRECATED, JIT_DEPRECATED), \
+            replaced_whole(target) as written:
         try:
             torch.onnx.export(
-                model.module, (inputs,), str(target), dynamo=False,
+                model.module, (inputs,), str(written), dynamo=False,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: BATCH_AXIS}, OUTPUT_NAME: {0: BATCH_AXIS}})
         except failures as err:

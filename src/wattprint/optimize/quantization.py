@@ -61,6 +61,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._files import replaced_whole
 from ..errors import ConfigError, MissingExtra, ModelError
 from ..measurement import Measurement
 from ..meter import EnergyMeter
@@ -246,7 +247,8 @@ def _torch_weight_only(model: TorchModel, target: str, out_dir: str | os.PathLik
     def work() -> torch.nn.Module:
         quantized = _torch.clone(module).eval()
         int8_weight_only(quantized)
-        torch.save(quantized.state_dict(), path)
+        with replaced_whole(path) as written:
+            torch.save(quantized.state_dict(), written)
         return quantized
 
     quantized, measurement = measured(meter, f"quantization:{variant}", work)
@@ -362,11 +364,14 @@ def _onnx_int8(method: str, source: Path, path: Path,
         prepared = Path(tmp) / "prepared.onnx"
         try:
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-            if method == "dynamic":
-                quantize_dynamic(str(prepared), str(path), weight_type=QuantType.QInt8)
-            else:
-                quantize_static(str(prepared), str(path), reader, quant_format=QuantFormat.QDQ,
-                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+            with replaced_whole(path) as written:
+                if method == "dynamic":
+                    quantize_dynamic(str(prepared), str(written), weight_type=QuantType.QInt8)
+                else:
+                    quantize_static(str(prepared), str(written), reader,
+                                    quant_format=QuantFormat.QDQ,
+                                    activation_type=QuantType.QInt8,
+                                    weight_type=QuantType.QInt8)
         except _onnx.errors() as err:
             raise ModelError(f"{source}: onnxruntime could not {method}-quantize it: "
                              f"{first_line(err)}") from err
@@ -401,7 +406,8 @@ def _onnx_fp16(convert: Any, source: Path, path: Path) -> None:
     import onnx
 
     try:
-        onnx.save(convert(onnx.load(str(source))), str(path))
+        with replaced_whole(path) as written:
+            onnx.save(convert(onnx.load(str(source))), str(written))
     except _onnx.errors() as err:
         raise ModelError(f"{source}: could not convert it to float16: "
                          f"{first_line(err)}") from err
