@@ -335,6 +335,10 @@ def test_export_onnx_matches_torch_with_a_dynamic_batch(
                          meter=meter)
     assert (result.name, result.kind, result.method) == ("onnx", "export", "torchscript")
     _assert_saved(result, ".onnx")
+    (tmp_path / "sub" / "model.onnx").chmod(0o640)  # a file of the user's, replaced: its mode stays
+    export_onnx(trained, tmp_path / "sub" / "model.onnx", sample=test.x[:1], meter=meter)
+    assert (tmp_path / "sub" / "model.onnx").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["model.onnx"]
     assert result.model.framework == "onnx" and result.model.inputs[0].shape is not None
     assert result.model.inputs[0].shape[0] is None  # the batch axis is dynamic
     for n in (1, 7, len(test)):

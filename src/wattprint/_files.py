@@ -116,7 +116,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def replaced_whole(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary file's path in ``path``'s folder, for a library that writes the file itself
     (``torch.save``, an exporter, a quantizer): when the block ends without an error, the file
-    is flushed to disk and takes ``path``'s name, as :func:`write_bytes` does; otherwise it is
+    is flushed to disk and takes ``path``'s name (and the mode of a file it replaces), as
+    :func:`write_bytes` does; otherwise it is
     removed, and whatever was at ``path`` is left as it was. An ``OSError`` (the block's, or
     the rename's) becomes an :class:`~wattprint.errors.OutputError` naming ``path``."""
     target = Path(os.fspath(path))
@@ -133,6 +134,8 @@ def replaced_whole(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fd)
         finally:
             os.close(fd)
+        with contextlib.suppress(FileNotFoundError):  # the file it replaces keeps its mode
+            os.chmod(temporary, stat.S_IMODE(os.stat(final).st_mode))
         os.replace(temporary, final)
     except BaseException as err:
         with contextlib.suppress(OSError):
