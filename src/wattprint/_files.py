@@ -86,40 +86,25 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         except OSError as err:
             raise _error(target, err) from err
         return target
-    final = Path(os.path.realpath(target)) if target.is_symlink() else target
-    try:
-        fd, temporary = _temporary(final.parent, final.name)
-    except OSError as err:
-        raise _error(target, err) from err
-    try:
+    with replaced_whole(target) as temporary:
+        fd = os.open(temporary, os.O_WRONLY | getattr(os, "O_BINARY", 0))
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
         finally:
             os.close(fd)
-        if info is not None:
-            os.chmod(temporary, stat.S_IMODE(info.st_mode))
-        os.replace(temporary, final)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(err, OSError):
-            raise _error(target, err) from err
-        raise
-    _sync_folder(final.parent)
     return target
 
 
 @contextlib.contextmanager
 def replaced_whole(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary file's path in ``path``'s folder, for a library that writes the file itself
-    (``torch.save``, an exporter, a quantizer): when the block ends without an error, the file
-    is flushed to disk and takes ``path``'s name (and the mode of a file it replaces), as
-    :func:`write_bytes` does; otherwise it is
-    removed, and whatever was at ``path`` is left as it was. An ``OSError`` (the block's, or
-    the rename's) becomes an :class:`~wattprint.errors.OutputError` naming ``path``."""
+    """A temporary file's path in ``path``'s folder, for whatever writes the file (``torch.save``,
+    an exporter, a quantizer, :func:`write_bytes`): when the block ends without an error, the
+    file is flushed to disk and takes ``path``'s name (and the mode of a file it replaces);
+    otherwise it is removed, and whatever was at ``path`` is left as it was. An ``OSError``
+    (the block's, or the rename's) becomes an :class:`~wattprint.errors.OutputError` naming
+    ``path``."""
     target = Path(os.fspath(path))
     final = Path(os.path.realpath(target)) if target.is_symlink() else target
     try:
@@ -129,7 +114,7 @@ def replaced_whole(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield temporary
-        fd = os.open(temporary, os.O_RDONLY)
+        fd = os.open(temporary, os.O_WRONLY | getattr(os, "O_BINARY", 0))  # writable: fsync
         try:
             os.fsync(fd)
         finally:
