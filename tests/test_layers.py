@@ -27,7 +27,7 @@ SRC = Path(wattprint.__file__).resolve().parent
 # above it. Every module may import its own layer and those below it, never one above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("helpers", ("errors", "_lazy", "_log", "_version", "_files", "_console", "_data", "_job",
-                 "_stats", "_numpy", "data", "_frozen", "_typing", "_cache")),
+                 "_stats", "_numpy", "data", "_frozen", "_typing", "_cache", "_cgroup")),
     ("sensors", ("sensors",)),
     ("meter", ("meter", "measurement", "_sampler", "_training", "settings", "distributed")),
     ("footprint", ("footprint", "record")),

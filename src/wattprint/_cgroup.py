@@ -1,0 +1,107 @@
+"""The CPU time this process's control groups allow it: a container's ``--cpus``, a Kubernetes
+pod's CPU limit, a systemd unit's ``CPUQuota``.
+
+Such a limit does not show in the CPUs a process may run on (its affinity mask, ``nproc``):
+a container limited to 2 CPUs on a 64-CPU host sees 64. A thread team sized by those (torch
+takes every CPU it sees) uses up the period's quota in a fraction of it and waits for the next,
+each parallel region for its slowest thread: the work runs slower, and its time and energy per
+query swing from run to run. The limit is read from the cgroup file system, version 2
+(``cpu.max``) or version 1 (``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``), at the process's
+group and every group above it within the mount (the smallest holds), without a subprocess.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+__all__ = ["cpu_limit"]
+
+PROC_SELF = Path("/proc/self")
+#: The octal escapes of /proc/self/mountinfo (a space is ``\\040``).
+_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def cpu_limit(proc: Path | None = None) -> float | None:
+    """CPUs' worth of time a second that the control groups of the process whose ``/proc``
+    folder is ``proc`` (this process's: :data:`PROC_SELF`) allow it (``1.5``: one and a half
+    CPUs), the smallest limit on its group and those above it; None where no limit is set or
+    none can be read (not Linux, no cgroup file system mounted)."""
+    proc = PROC_SELF if proc is None else proc
+    try:
+        groups = (proc / "cgroup").read_text()
+        mounts = (proc / "mountinfo").read_text()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in groups.splitlines():
+        number, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if number == "0" and not controllers:
+            version = 2
+        elif "cpu" in controllers.split(","):
+            version = 1
+        else:
+            continue
+        for root, point in _mounts(mounts, version):
+            folder = _inside(PurePosixPath(path), root, point)
+            if folder is not None:
+                limits += _limits(folder, point, version)
+    return min(limits, default=None)
+
+
+def _mounts(mountinfo: str, version: int) -> list[tuple[PurePosixPath, Path]]:
+    """The (root, mount point) of each mount of the cgroup file system of ``version`` (1: a
+    hierarchy with the ``cpu`` controller) in ``mountinfo``."""
+    found = []
+    for line in mountinfo.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields, kinds = head.split(), tail.split()
+        if not sep or len(fields) < 5 or len(kinds) < 3:
+            continue
+        kind, options = kinds[0], kinds[2].split(",")
+        if (version == 2 and kind == "cgroup2") or (
+                version == 1 and kind == "cgroup" and "cpu" in options):
+            found.append((PurePosixPath(_unescape(fields[3])), Path(_unescape(fields[4]))))
+    return found
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), text)
+
+
+def _inside(path: PurePosixPath, root: PurePosixPath, point: Path) -> Path | None:
+    """The folder of the group ``path`` under a mount of the hierarchy's ``root`` at ``point``;
+    None where the group is not under that root (a mount of another part of the hierarchy)."""
+    try:
+        return point.joinpath(*path.relative_to(root).parts)
+    except ValueError:
+        return None
+
+
+def _limits(folder: Path, point: Path, version: int) -> list[float]:
+    """The CPU limits set on ``folder`` and each folder above it up to the mount ``point``."""
+    found = []
+    while True:
+        limit = _limit(folder, version)
+        if limit is not None:
+            found.append(limit)
+        if folder == point or folder.parent == folder:
+            return found
+        folder = folder.parent
+
+
+def _limit(folder: Path, version: int) -> float | None:
+    """The CPU limit set on one group's ``folder``, or None (none set, or not readable)."""
+    try:
+        if version == 2:
+            quota, _, period = (folder / "cpu.max").read_text().partition(" ")
+        else:
+            quota = (folder / "cpu.cfs_quota_us").read_text()
+            period = (folder / "cpu.cfs_period_us").read_text()
+        if quota.strip() == "max":
+            return None
+        cpus = int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+    return cpus if cpus > 0 else None  # v1 writes -1 for "no limit"

@@ -1,0 +1,146 @@
+"""The CPU limit of a process's control groups, read from cgroup trees built in tmp_path (a
+fake /proc/self beside them), and the torch threads a sweep takes under it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import wattprint
+from wattprint import EnergyMeter, FakeSensor, _cgroup
+from wattprint._cgroup import cpu_limit
+from wattprint.store import Store
+from wattprint.sweep.runner import allotted_cores
+
+
+def proc(tmp_path: Path, cgroup: str, *mounts: str) -> Path:
+    """A /proc/self folder with ``cgroup`` as its cgroup file and ``mounts`` as the lines of
+    its mountinfo."""
+    folder = tmp_path / "proc"
+    folder.mkdir(exist_ok=True)
+    (folder / "cgroup").write_text(cgroup)
+    (folder / "mountinfo").write_text("".join(line + "\n" for line in (
+        "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw", *mounts)))
+    return folder
+
+
+def group(mount: Path, path: str, **files: str) -> Path:
+    folder = mount.joinpath(*Path(path).parts[1:])
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name.replace("_", ".", 1)).write_text(text + "\n")
+    return folder
+
+
+def v2_mount(point: Path, root: str = "/") -> str:
+    return f"30 22 0:26 {root} {point} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate"
+
+
+def v1_mount(point: Path, controllers: str = "cpu,cpuacct", root: str = "/") -> str:
+    return f"31 22 0:27 {root} {point} rw,nosuid - cgroup cgroup rw,{controllers}"
+
+
+def test_v2_takes_the_smallest_limit_on_the_group_and_those_above_it(tmp_path: Path) -> None:
+    mount = tmp_path / "cg"
+    group(mount, "/", cpu_max="max 100000")
+    group(mount, "/kubepods", cpu_max="max 100000")
+    group(mount, "/kubepods/pod1", cpu_max="250000 100000")  # the pod: 2.5 CPUs
+    group(mount, "/kubepods/pod1/ctr", cpu_max="max 100000")
+    self = proc(tmp_path, "0::/kubepods/pod1/ctr\n", v2_mount(mount))
+    assert cpu_limit(self) == 2.5
+    group(mount, "/kubepods/pod1/ctr", cpu_max="50000 100000")  # the container: half a CPU
+    assert cpu_limit(self) == 0.5
+
+
+def test_v2_without_a_limit_is_none(tmp_path: Path) -> None:
+    mount = tmp_path / "cg"
+    group(mount, "/", cpu_max="max 100000")
+    group(mount, "/user.slice", cpu_max="max 100000")
+    group(mount, "/user.slice/session", cpu_max="max 100000")
+    assert cpu_limit(proc(tmp_path, "0::/user.slice/session\n", v2_mount(mount))) is None
+    # a group without the cpu controller has no cpu.max at all
+    group(mount, "/bare")
+    assert cpu_limit(proc(tmp_path, "0::/bare\n", v2_mount(mount))) is None
+
+
+def test_v1_reads_the_cfs_quota_of_the_hierarchy_with_the_cpu_controller(
+        tmp_path: Path) -> None:
+    cpu = tmp_path / "cpu,cpuacct"
+    memory = tmp_path / "memory"
+    group(cpu, "/", cpu_cfs_quota_us="-1", cpu_cfs_period_us="100000")
+    group(cpu, "/docker", cpu_cfs_quota_us="-1", cpu_cfs_period_us="100000")
+    group(cpu, "/docker/abc", cpu_cfs_quota_us="150000", cpu_cfs_period_us="100000")
+    group(memory, "/docker/abc", cpu_cfs_quota_us="10000", cpu_cfs_period_us="100000")
+    self = proc(tmp_path, "5:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n",
+                v1_mount(memory, "memory"), v1_mount(cpu))
+    assert cpu_limit(self) == 1.5  # the memory hierarchy's files are not the cpu controller's
+    group(cpu, "/docker/abc", cpu_cfs_quota_us="-1", cpu_cfs_period_us="100000")
+    assert cpu_limit(self) is None
+
+
+def test_a_container_sees_its_own_group_as_the_mount_s_root(tmp_path: Path) -> None:
+    """Docker without a cgroup namespace mounts the container's own group (root
+    ``/docker/abc``) at /sys/fs/cgroup/cpu; the limit is on that folder itself."""
+    cpu = tmp_path / "sys fs cgroup" / "cpu"
+    group(cpu, "/", cpu_cfs_quota_us="200000", cpu_cfs_period_us="100000")
+    point = str(cpu).replace(" ", "\\040")  # as mountinfo writes a space
+    self = proc(tmp_path, "4:cpu,cpuacct:/docker/abc\n", v1_mount(Path(point), root="/docker/abc"))
+    assert cpu_limit(self) == 2.0
+    # a group outside the mount's root is not under that mount
+    other = proc(tmp_path, "4:cpu,cpuacct:/elsewhere\n", v1_mount(Path(point), root="/docker/abc"))
+    assert cpu_limit(other) is None
+
+
+def test_hybrid_hierarchies_take_the_v1_cpu_limit(tmp_path: Path) -> None:
+    cpu, unified = tmp_path / "cpu", tmp_path / "unified"
+    group(cpu, "/job", cpu_cfs_quota_us="300000", cpu_cfs_period_us="100000")
+    group(unified, "/job")
+    self = proc(tmp_path, "3:cpu:/job\n0::/job\n", v1_mount(cpu, "cpu"), v2_mount(unified))
+    assert cpu_limit(self) == 3.0
+
+
+@pytest.mark.parametrize("text", ["", "garbage 100000", "100000 0", "0 100000"])
+def test_unreadable_limits_are_none_not_a_guess(tmp_path: Path, text: str) -> None:
+    mount = tmp_path / "cg"
+    group(mount, "/job", cpu_max=text)
+    assert cpu_limit(proc(tmp_path, "0::/job\n", v2_mount(mount))) is None
+
+
+def test_no_cgroup_file_system_is_none(tmp_path: Path) -> None:
+    assert cpu_limit(tmp_path / "no-such-proc") is None
+    assert cpu_limit(proc(tmp_path, "0::/job\n")) is None  # nothing mounted
+
+
+def test_torch_takes_no_more_threads_than_the_cpu_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep under a limit of 1.5 CPUs (a container's ``--cpus 1.5``) runs torch on one
+    thread, rounded down, and records it beside the limit, whatever CPUs the process sees."""
+    torch = pytest.importorskip("torch")
+
+    mount = tmp_path / "cg"
+    group(mount, "/ctr", cpu_max="150000 100000")
+    monkeypatch.setattr(_cgroup, "PROC_SELF", proc(tmp_path, "0::/ctr\n", v2_mount(mount)))
+    assert allotted_cores() == 1
+    config = {
+        "project": "limited",
+        "models": [{"name": "mlp", "source": "torch:MLP", "epochs": 1}],
+        "datasets": [{"name": "digits", "task": "classification", "limit": 80}],
+        "monitoring": {"repetitions": 1, "warmup": 0, "batch_size": 16},
+        "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
+                   "output_dir": str(tmp_path / "out")},
+    }
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # what it takes on a 2-CPU machine
+        meter = EnergyMeter([FakeSensor(power_w=5.0)])
+        wattprint.Benchmark(config).run(meter=meter, progress=False)
+        meter.close()
+    finally:
+        torch.set_num_threads(before)
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        runs = store.runs()
+        sweep = store.sweeps()[0]
+    assert {r.status for r in runs} == {"ok"}
+    assert {(r.host or {}).get("torch_threads") for r in runs if r.phase == "inference"} == {1}
+    assert sweep["host"]["cpu_limit"] == 1.5
