@@ -112,11 +112,13 @@ def test_no_cgroup_file_system_is_none(tmp_path: Path) -> None:
     assert cpu_limit(proc(tmp_path, "0::/job\n")) is None  # nothing mounted
 
 
-def test_torch_takes_no_more_threads_than_the_cpu_limit(
+def test_torch_and_onnxruntime_take_no_more_threads_than_the_cpu_limit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sweep under a limit of 1.5 CPUs (a container's ``--cpus 1.5``) runs torch on one
-    thread, rounded down, and records it beside the limit, whatever CPUs the process sees."""
+    """A sweep under a limit of 1.5 CPUs (a container's ``--cpus 1.5``) runs torch and
+    onnxruntime on one thread, rounded down, and records it beside the limit, whatever CPUs
+    the process sees."""
     torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
 
     mount = tmp_path / "cg"
     group(mount, "/ctr", cpu_max="150000 100000")
@@ -124,7 +126,7 @@ def test_torch_takes_no_more_threads_than_the_cpu_limit(
     assert allotted_cores() == 1
     config = {
         "project": "limited",
-        "models": [{"name": "mlp", "source": "torch:MLP", "epochs": 1}],
+        "models": [{"name": "mlp", "source": "torch:MLP", "epochs": 1, "export": "onnx"}],
         "datasets": [{"name": "digits", "task": "classification", "limit": 80}],
         "monitoring": {"repetitions": 1, "warmup": 0, "batch_size": 16},
         "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
@@ -142,5 +144,37 @@ def test_torch_takes_no_more_threads_than_the_cpu_limit(
         runs = store.runs()
         sweep = store.sweeps()[0]
     assert {r.status for r in runs} == {"ok"}
-    assert {(r.host or {}).get("torch_threads") for r in runs if r.phase == "inference"} == {1}
+    threads = {(r.variant, k, v) for r in runs if r.phase == "inference"
+               for k, v in (r.host or {}).items()}
+    assert threads == {("fp32", "torch_threads", 1), ("onnx", "onnx_threads", 1)}
     assert sweep["host"]["cpu_limit"] == 1.5
+
+
+def test_an_onnx_session_takes_the_allotted_cores_unless_told(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], [weights])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+    def threads(**options: object) -> int:
+        model = wattprint.load_model(path, **options)
+        return int(model.session.get_session_options().intra_op_num_threads)
+
+    assert threads() == allotted_cores()
+    assert threads(threads=0) == 0  # onnxruntime's own choice, as asked
+    mount = tmp_path / "cg"
+    group(mount, "/ctr", cpu_max="100000 100000")
+    monkeypatch.setattr(_cgroup, "PROC_SELF", proc(tmp_path, "0::/ctr\n", v2_mount(mount)))
+    assert threads() == 1
+    assert threads(threads=3) == 3
+    with pytest.raises(wattprint.ConfigError, match="threads must be a whole number"):
+        threads(threads=True)

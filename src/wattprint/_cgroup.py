@@ -1,5 +1,7 @@
-"""The CPU time this process's control groups allow it: a container's ``--cpus``, a Kubernetes
-pod's CPU limit, a systemd unit's ``CPUQuota``.
+"""The cores this process is allotted (:func:`allotted_cores`, the thread count torch and
+onnxruntime take in wattprint), and the CPU time its control groups allow it
+(:func:`cpu_limit`): a container's ``--cpus``, a Kubernetes pod's CPU limit, a systemd unit's
+``CPUQuota``.
 
 Such a limit does not show in the CPUs a process may run on (its affinity mask, ``nproc``):
 a container limited to 2 CPUs on a 64-CPU host sees 64. A thread team sized by those (torch
@@ -12,14 +14,31 @@ group and every group above it within the mount (the smallest holds), without a 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path, PurePosixPath
 
-__all__ = ["cpu_limit"]
+__all__ = ["allotted_cores", "cpu_limit"]
 
 PROC_SELF = Path("/proc/self")
 #: The octal escapes of /proc/self/mountinfo (a space is ``\\040``).
 _ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def allotted_cores() -> int:
+    """The physical cores this process may run on: the CPUs of its affinity mask, less the
+    second thread of each core where the machine has two per core, and no more than the CPU
+    time its control groups allow (:func:`cpu_limit`), rounded down: a team of threads that
+    needs more than the limit is stopped for the rest of each period once it has used the
+    quota, and every parallel region waits for its slowest thread. At least 1."""
+    import psutil
+
+    logical = psutil.cpu_count() or 1
+    physical = psutil.cpu_count(logical=False) or logical
+    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    cores = max(1, round(mine * physical / logical))
+    limit = cpu_limit()
+    return cores if limit is None else max(1, min(cores, int(limit)))
 
 
 def cpu_limit(proc: Path | None = None) -> float | None:

@@ -76,6 +76,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .._cgroup import allotted_cores, cpu_limit
 from .._log import get_logger
 from ..errors import ConfigError, ModelError, WattprintError
 from ..record import RunRecord
@@ -269,9 +270,6 @@ def plan_cells(config: BenchConfig) -> list[_Group]:
 def host_info() -> dict[str, Any]:
     """The machine a sweep ran on (``cpu_limit``: the CPUs' worth of time its control groups
     allow the sweep, None where none is set; see :mod:`wattprint._cgroup`)."""
-    import os
-
-    from .._cgroup import cpu_limit
     from .._version import __version__
 
     return {"hostname": socket.gethostname(), "platform": platform.platform(),
@@ -340,26 +338,10 @@ def _model_fields(model: Model) -> dict[str, Any]:
               "dtype": model.dtype}
     if model.framework in ("torch", "transformers") and "torch" in sys.modules:
         fields["host"] = {"torch_threads": sys.modules["torch"].get_num_threads()}
+    elif (session := getattr(model, "session", None)) is not None and hasattr(
+            session, "get_session_options"):  # onnxruntime's, as the model's loader set it
+        fields["host"] = {"onnx_threads": session.get_session_options().intra_op_num_threads}
     return fields
-
-
-def allotted_cores() -> int:
-    """The physical cores this process may run on: the CPUs of its affinity mask, less the
-    second thread of each core where the machine has two per core, and no more than the CPU
-    time its control groups allow (a container's ``--cpus``, a pod's CPU limit; see
-    :mod:`wattprint._cgroup`), rounded down: a team of threads that needs more than the limit
-    is stopped for the rest of each period once it has used the quota, and every parallel
-    region waits for its slowest thread. At least 1."""
-    import psutil
-
-    from .._cgroup import cpu_limit
-
-    logical = psutil.cpu_count() or 1
-    physical = psutil.cpu_count(logical=False) or logical
-    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
-    cores = max(1, round(mine * physical / logical))
-    limit = cpu_limit()
-    return cores if limit is None else max(1, min(cores, int(limit)))
 
 
 def _torch_threads() -> int:

@@ -23,7 +23,10 @@ Options of :func:`load` and :func:`from_bytes`:
 ``input_shape``
     The shape of one sample, to reshape flat rows: ``(1, 8, 8)``.
 ``threads``
-    onnxruntime's intra-op thread count (default: onnxruntime's choice).
+    onnxruntime's intra-op thread count. Default: the physical cores this process is allotted
+    (:func:`wattprint._cgroup.allotted_cores`: its affinity mask within its control groups'
+    CPU limit), where onnxruntime would take every physical core of the machine, also in a
+    container limited to fewer; ``0``: onnxruntime's choice.
 ``preprocess``
     How image files given to ``predict`` become a batch (see
     :mod:`wattprint.workloads.images`): by default read from the first input's shape,
@@ -257,10 +260,13 @@ def _session(source: str | bytes, where: Path | str,
     providers = _providers(options, onnxruntime.get_available_providers(), where)
     session_options = onnxruntime.SessionOptions()
     threads = options.get("threads")
-    if threads is not None:
-        if not isinstance(threads, int) or threads < 0:
-            raise ConfigError(f"threads must be a whole number >= 0, not {threads!r}")
-        session_options.intra_op_num_threads = threads
+    if threads is None:
+        from ..._cgroup import allotted_cores
+
+        threads = allotted_cores()
+    elif not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ConfigError(f"threads must be a whole number >= 0, not {threads!r}")
+    session_options.intra_op_num_threads = threads
     try:
         return onnxruntime.InferenceSession(source, sess_options=session_options,
                                             providers=providers)
