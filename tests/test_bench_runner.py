@@ -50,6 +50,11 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any
     config = _config(tmp_path)
     meter = EnergyMeter(sensors=[FakeSensor(power_w=20.0)], country="FR")
     report = wattprint.Benchmark(config).run(meter=meter, progress=False)
+    # Each xdist worker runs this sweep for the tests it was given: a cell that failed in one
+    # worker's sweep fails each of them with its error, not only a test that counts failures.
+    failed = [f"{r['cell_key']}: {r['error']}" for r in report["runs"] if r["status"] != "ok"]
+    if failed:
+        pytest.fail("the module's sweep failed cells:\n" + "\n".join(failed), pytrace=False)
     return tmp_path, report, load_config(config)
 
 
