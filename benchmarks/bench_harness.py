@@ -13,6 +13,12 @@ band is the same on both sides of 100 µs: a run at 150 µs per call would flatt
 as one at 65 µs wrongs it. Floor: under 2% added, in 5 of 5 runs; each run prints the time per
 call it measured, and each run repeated says why.
 
+In the same rounds, a control: the bare loop run a second time, against the first. The two
+are the same code on the same data, so what their medians differ by is the noise that run's
+figures carry (on a 2-core VM, identical 100 ms loops differ by 5-13% from one round to the
+next, and their medians over a run's rounds by up to about 1.5%). After the runs, the mean of
+what the harness added over the runs, beside the control's range.
+
 The floor's meter reads counters at the window's edges, as a CPU machine's does (RAPL, here on
 a fake two-socket powercap tree; estimation reads ``/proc/stat`` the same way): what it shows is
 the harness. Beside it, in the same rounds, the same call with a power-only sensor
@@ -46,6 +52,7 @@ difference is what that check costs here.
 from __future__ import annotations
 
 import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -71,6 +78,7 @@ TRIES = 4
 PEER_ROUNDS = 21
 COUNTERS = "counters (RAPL, fake tree)"
 SAMPLED = "power sampled (FakeSensor)"
+CONTROL = "the bare loop again"
 Model = Callable[[np.ndarray], np.ndarray]
 
 
@@ -154,17 +162,19 @@ class Figures(NamedTuple):
 
 
 def compare(model: Model, data: np.ndarray,
-            meters: dict[str, EnergyMeter]) -> tuple[float, dict[str, Figures]]:
-    """The median bare time of ROUNDS rounds, and each meter's figures, in the same rounds:
-    the bare loop and a measure_energy call with each meter, in an order rotated each round."""
-    names = ["bare", *meters]
+            meters: dict[str, EnergyMeter]) -> tuple[float, dict[str, Figures], float]:
+    """The median bare time of ROUNDS rounds, each meter's figures, and the control's median
+    ratio to the bare loop, in the same rounds: the bare loop, the same loop again (the
+    control: what two identical loops differ by in this run, the noise on every figure of
+    it) and a measure_energy call with each meter, in an order rotated each round."""
+    names = ["bare", CONTROL, *meters]
     times: dict[str, list[float]] = {name: [] for name in names}
     windows: dict[str, list[float]] = {name: [] for name in meters}
     faults: dict[str, list[float]] = {name: [] for name in meters}
     for r in range(ROUNDS):
         for which in names[r % len(names):] + names[:r % len(names)]:
             t = time.perf_counter()
-            if which == "bare":
+            if which in ("bare", CONTROL):
                 for i in range(QUERIES):
                     model(data[i])
                 times[which].append(time.perf_counter() - t)
@@ -187,7 +197,8 @@ def compare(model: Model, data: np.ndarray,
         )
         for name in meters
     }
-    return median(bare), figures
+    control = median([c / b for c, b in zip(times[CONTROL], bare, strict=True)])
+    return median(bare), figures, control
 
 
 def minor_faults() -> int:
@@ -268,11 +279,12 @@ def main() -> float:
               f"{RUNS} runs")
         added: list[float] = []
         sampled: list[float] = []
+        controls: list[float] = []
         for run in range(RUNS):
             for attempt in range(1, TRIES + 1):
                 model, width, per_call = calibrated_model()
                 data = rng.random((QUERIES, width))
-                bare, figures = compare(model, data, meters)
+                bare, figures, control = compare(model, data, meters)
                 in_band = BAND[0] <= bare / QUERIES <= BAND[1]
                 if in_band or attempt == TRIES:
                     break
@@ -281,6 +293,7 @@ def main() -> float:
                       f"sized at {per_call * 1e6:.0f} µs): sized again and repeated")
             added.append(figures[COUNTERS].ratio - 1)
             sampled.append(figures[SAMPLED].ratio - 1)
+            controls.append(control - 1)
             mark = "" if in_band else f" (outside the band after {TRIES} tries: counted)"
             print(f"  run {run + 1}: {bare / QUERIES * 1e6:.0f} µs per call, bare loop "
                   f"{bare * 1e3:.2f} ms (median){mark}")
@@ -289,6 +302,8 @@ def main() -> float:
                       f"{f.ratio:.4f} (adds {(f.ratio - 1) * 100:+.2f}%: the loop in the window "
                       f"{(f.in_window - 1) * 100:+.2f}%, outside it {f.outside_s * 1e6:.0f} µs "
                       f"= {f.outside_s / bare * 100:.2f}%; {f.faults:.0f} page faults a call)")
+            print(f"    {CONTROL:<30} {(control - 1) * 100:+.2f}% (the control: two identical "
+                  "loops, the noise on this run's figures)")
         own = own_cost(data, meters[COUNTERS])
         unchecked = own_cost(data, meters[COUNTERS], check=False)
         labels = rng.integers(0, width, QUERIES)
@@ -317,6 +332,9 @@ def main() -> float:
                   "   (its own venv; a window only: nothing kept, checked or recorded)")]
     for label, ratio, why in rows:
         print(f"    {label:<55} adds {(ratio - 1) * 100:+6.2f}%{why}")
+    print(f"  over the {RUNS} runs, {COUNTERS} adds {statistics.mean(added) * 100:+.2f}% on "
+          f"average ({min(added) * 100:+.2f} to {max(added) * 100:+.2f}%); the control, "
+          f"{min(controls) * 100:+.2f} to {max(controls) * 100:+.2f}%")
     under = sum(a < FLOOR for a in added)
     print(f"  {SAMPLED}: adds < {FLOOR * 100:.0f}% in {sum(a < FLOOR for a in sampled)} of "
           f"{RUNS} runs (the sampler's own floor is bench_sampler.py's)")
