@@ -328,6 +328,7 @@ def _cell_fields(ctx: _Context, cell: Cell, task: str) -> dict[str, Any]:
 
 def _model_fields(model: Model) -> dict[str, Any]:
     from ..optimize import effective_parameters
+    from ..workloads.loaders.onnx_loader import OnnxModel
 
     try:
         effective = effective_parameters(model)
@@ -338,9 +339,9 @@ def _model_fields(model: Model) -> dict[str, Any]:
               "dtype": model.dtype}
     if model.framework in ("torch", "transformers") and "torch" in sys.modules:
         fields["host"] = {"torch_threads": sys.modules["torch"].get_num_threads()}
-    elif (session := getattr(model, "session", None)) is not None and hasattr(
-            session, "get_session_options"):  # onnxruntime's, as the model's loader set it
-        fields["host"] = {"onnx_threads": session.get_session_options().intra_op_num_threads}
+    elif isinstance(model, OnnxModel):  # its session's, as the model's loader set them
+        threads = model.session.get_session_options().intra_op_num_threads
+        fields["host"] = {"onnx_threads": threads}
     return fields
 
 
