@@ -1,5 +1,5 @@
 """The CPU limit of a process's control groups, read from cgroup trees built in tmp_path (a
-fake /proc/self beside them), and the torch threads a sweep takes under it."""
+fake /proc/self beside them), and the torch and onnxruntime threads taken under it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 
 import wattprint
 from wattprint import EnergyMeter, FakeSensor, _cgroup
-from wattprint._cgroup import cpu_limit
+from wattprint._cgroup import allotted_cores, cpu_limit
 from wattprint.store import Store
-from wattprint.sweep.runner import allotted_cores
 
 
 def proc(tmp_path: Path, cgroup: str, *mounts: str) -> Path:
