@@ -1,15 +1,18 @@
 """The CPU limit of a process's control groups, read from cgroup trees built in tmp_path (a
-fake /proc/self beside them), and the torch and onnxruntime threads taken under it."""
+fake /proc/self beside them), and the torch and onnxruntime threads taken under it, or as
+``OMP_NUM_THREADS`` asks."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import wattprint
 from wattprint import EnergyMeter, FakeSensor, _cgroup
-from wattprint._cgroup import allotted_cores, cpu_limit
+from wattprint._cgroup import allotted_cores, asked_threads, cpu_limit, default_threads
 from wattprint.store import Store
 
 
@@ -119,10 +122,21 @@ def test_torch_and_onnxruntime_take_no_more_threads_than_the_cpu_limit(
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     mount = tmp_path / "cg"
     group(mount, "/ctr", cpu_max="150000 100000")
     monkeypatch.setattr(_cgroup, "PROC_SELF", proc(tmp_path, "0::/ctr\n", v2_mount(mount)))
     assert allotted_cores() == 1
+    assert sweep_threads(tmp_path, torch) == ({"fp32": ("torch_threads", 1),
+                                               "onnx": ("onnx_threads", 1)}, 1.5, None)
+
+
+def sweep_threads(tmp_path: Path, torch: Any) -> tuple[dict[str, tuple[str, int]],
+                                                          float | None, int | None]:
+    """Run a sweep of a torch MLP and its ONNX export, torch set to 2 threads first (what it
+    takes on a 2-CPU machine); each variant's recorded threads, and the sweep's host's
+    ``cpu_limit`` and ``omp_num_threads``."""
+    tmp_path.mkdir(exist_ok=True)
     config = {
         "project": "limited",
         "models": [{"name": "mlp", "source": "torch:MLP", "epochs": 1, "export": "onnx"}],
@@ -133,7 +147,7 @@ def test_torch_and_onnxruntime_take_no_more_threads_than_the_cpu_limit(
     }
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(2)  # what it takes on a 2-CPU machine
+        torch.set_num_threads(2)
         meter = EnergyMeter([FakeSensor(power_w=5.0)])
         wattprint.Benchmark(config).run(meter=meter, progress=False)
         meter.close()
@@ -142,14 +156,67 @@ def test_torch_and_onnxruntime_take_no_more_threads_than_the_cpu_limit(
     with Store(tmp_path / "w.db", read_only=True) as store:
         runs = store.runs()
         sweep = store.sweeps()[0]
-    assert {r.status for r in runs} == {"ok"}
-    threads = {(r.variant, k, v) for r in runs if r.phase == "inference"
-               for k, v in (r.host or {}).items()}
-    assert threads == {("fp32", "torch_threads", 1), ("onnx", "onnx_threads", 1)}
-    assert sweep["host"]["cpu_limit"] == 1.5
+    assert [r.error for r in runs if r.status != "ok"] == []
+    threads = {str(r.variant): next(iter((r.host or {}).items())) for r in runs
+               if r.phase == "inference"}
+    return threads, sweep["host"]["cpu_limit"], sweep["host"]["omp_num_threads"]
 
 
-def test_an_onnx_session_takes_the_allotted_cores_unless_told(
+@pytest.mark.parametrize(("value", "threads"), [
+    ("3", 3), (" 2 ", 2), ("4,2", 4), ("1", 1)])
+def test_omp_num_threads_asks_for_threads(monkeypatch: pytest.MonkeyPatch, value: str,
+                                          threads: int) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert asked_threads() == threads
+    assert default_threads() == threads
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", ",2", "\u0663"])
+def test_an_omp_num_threads_that_is_not_a_count_is_ignored_with_a_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    with caplog.at_level(logging.WARNING, logger="wattprint"):
+        assert asked_threads() is None
+        assert default_threads() == allotted_cores()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"OMP_NUM_THREADS={value!r} is not a whole number of threads of at least 1: ignored; "
+        "torch and onnxruntime take the cores this process is allotted (set it to 1, 2, ...)"]
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_no_omp_num_threads_is_the_allotted_cores(monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture,
+                                                  value: str | None) -> None:
+    if value is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+    with caplog.at_level(logging.WARNING, logger="wattprint"):
+        assert asked_threads() is None
+        assert default_threads() == allotted_cores()
+    assert caplog.records == []
+
+
+def test_a_sweep_takes_the_threads_omp_num_threads_asks_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``OMP_NUM_THREADS=N wattprint run ...``: torch and onnxruntime take N threads, more or
+    fewer than the cores (one thread runs a small model faster on a small machine), even
+    under a CPU limit; the runs and the sweep's host record it."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    asked = allotted_cores() + 1  # neither what torch had nor the cores
+    monkeypatch.setenv("OMP_NUM_THREADS", str(asked))
+    assert sweep_threads(tmp_path / "more", torch) == (
+        {"fp32": ("torch_threads", asked), "onnx": ("onnx_threads", asked)}, None, asked)
+    mount = tmp_path / "cg"
+    group(mount, "/ctr", cpu_max="100000 100000")
+    monkeypatch.setattr(_cgroup, "PROC_SELF", proc(tmp_path, "0::/ctr\n", v2_mount(mount)))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert sweep_threads(tmp_path / "limited", torch) == (
+        {"fp32": ("torch_threads", 3), "onnx": ("onnx_threads", 3)}, 1.0, 3)
+
+
+def test_an_onnx_session_takes_the_allotted_cores_or_omp_num_threads_unless_told(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     import numpy as np
@@ -168,8 +235,13 @@ def test_an_onnx_session_takes_the_allotted_cores_unless_told(
         model = wattprint.load_model(path, **options)
         return int(model.session.get_session_options().intra_op_num_threads)
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert threads() == allotted_cores()
     assert threads(threads=0) == 0  # onnxruntime's own choice, as asked
+    monkeypatch.setenv("OMP_NUM_THREADS", str(allotted_cores() + 2))  # as torch takes them
+    assert threads() == allotted_cores() + 2
+    assert threads(threads=1) == 1  # the model's own option first
+    monkeypatch.delenv("OMP_NUM_THREADS")
     mount = tmp_path / "cg"
     group(mount, "/ctr", cpu_max="100000 100000")
     monkeypatch.setattr(_cgroup, "PROC_SELF", proc(tmp_path, "0::/ctr\n", v2_mount(mount)))

@@ -363,3 +363,39 @@ def test_stop_the_driver_then_resume_on_a_cluster(tmp_path: Path, ray_cluster: s
     with sqlite3.connect(db) as conn:
         kept = dict(conn.execute("SELECT cell_key, ended_at FROM runs"))
     assert before <= set(ended) and all(kept[k] == ended[k] for k in before)
+
+
+@pytest.mark.slow
+@needs_ray
+def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
+                                                                 ray_cluster: str,
+                                                                 cluster_tmp: str) -> None:
+    """Ray sets a worker's ``OMP_NUM_THREADS`` to the CPUs its task asks for (1) where the
+    node has none; the cells still take the threads the local executor would give them:
+    as many as ``OMP_NUM_THREADS`` asks of ``wattprint run``, else the cores."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from wattprint._cgroup import allotted_cores
+    from wattprint.store import Store
+
+    for asked in (None, allotted_cores() + 1):  # neither Ray's 1 (on 2 cores) nor the cores
+        folder = tmp_path / f"asked-{asked}"
+        folder.mkdir()
+        config = _config(folder, f"threads-on-ray-{asked}", repetitions=1)
+        config["models"] = [{"name": "mlp", "source": "torch:MLP", "epochs": 1,
+                             "export": "onnx"}]
+        path = _yaml(folder / "sweep.yaml", config)
+        env = {k: v for k, v in _env(cluster_tmp).items() if k != "OMP_NUM_THREADS"}
+        if asked is not None:
+            env["OMP_NUM_THREADS"] = str(asked)
+        proc = subprocess.run([*WATTPRINT, "run", str(path), "--executor", "ray",
+                               "--address", ray_cluster], capture_output=True, text=True,
+                              timeout=300, cwd=folder, env=env)
+        assert proc.returncode == 0, proc.stderr
+        with Store(folder / "wattprint.db", read_only=True) as store:
+            runs = store.runs(phase="inference")
+            host = store.sweeps()[0]["host"]
+        threads = asked if asked is not None else allotted_cores()
+        assert {(r.variant, k, v) for r in runs for k, v in (r.host or {}).items()} == {
+            ("fp32", "torch_threads", threads), ("onnx", "onnx_threads", threads)}
+        assert host["omp_num_threads"] == asked

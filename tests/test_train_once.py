@@ -82,11 +82,13 @@ def test_a_resumed_sweep_takes_the_weights_its_training_saved(
     assert accuracy(tmp_path / "w.db")["mlp", "fp32"] == before
 
 
-def test_torch_runs_record_the_threads_torch_was_given(tmp_path: Path) -> None:
+def test_torch_runs_record_the_threads_torch_was_given(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from wattprint.sweep.runner import allotted_cores
+    from wattprint._cgroup import allotted_cores
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # nothing asked: the cores
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(allotted_cores() + 3)  # more than the process is allotted

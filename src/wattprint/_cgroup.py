@@ -1,7 +1,7 @@
-"""The cores this process is allotted (:func:`allotted_cores`, the thread count torch and
-onnxruntime take in wattprint), and the CPU time its control groups allow it
-(:func:`cpu_limit`): a container's ``--cpus``, a Kubernetes pod's CPU limit, a systemd unit's
-``CPUQuota``.
+"""The threads torch and onnxruntime take in wattprint (:func:`default_threads`): those the
+user asked for in ``OMP_NUM_THREADS``, else the cores this process is allotted
+(:func:`allotted_cores`), within the CPU time its control groups allow it (:func:`cpu_limit`):
+a container's ``--cpus``, a Kubernetes pod's CPU limit, a systemd unit's ``CPUQuota``.
 
 Such a limit does not show in the CPUs a process may run on (its affinity mask, ``nproc``):
 a container limited to 2 CPUs on a 64-CPU host sees 64. A thread team sized by those (torch
@@ -10,19 +10,57 @@ each parallel region for its slowest thread: the work runs slower, and its time 
 query swing from run to run. The limit is read from the cgroup file system, version 2
 (``cpu.max``) or version 1 (``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``), at the process's
 group and every group above it within the mount (the smallest holds), without a subprocess.
+
+``OMP_NUM_THREADS`` is how OpenMP, torch and the libraries built on them are told a thread
+count: a user who sets it (``OMP_NUM_THREADS=1 wattprint run ...``, as on a small machine
+where one thread runs a small model faster than two) gets that many threads, not the cores.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from functools import cache
 from pathlib import Path, PurePosixPath
 
-__all__ = ["allotted_cores", "cpu_limit"]
+from ._log import get_logger
+
+__all__ = ["OMP_ENV", "allotted_cores", "asked_threads", "cpu_limit", "default_threads"]
+
+log = get_logger(__name__)
 
 PROC_SELF = Path("/proc/self")
+#: The environment variable that sets the threads of OpenMP, and of torch with it.
+OMP_ENV = "OMP_NUM_THREADS"
 #: The octal escapes of /proc/self/mountinfo (a space is ``\\040``).
 _ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def default_threads() -> int:
+    """The intra-op threads torch and onnxruntime take in wattprint where a model's options
+    name none: :func:`asked_threads` where the user set them, else :func:`allotted_cores`."""
+    asked = asked_threads()
+    return allotted_cores() if asked is None else asked
+
+
+def asked_threads() -> int | None:
+    """The threads ``OMP_NUM_THREADS`` asks for: the first of its list (``4,2`` asks 4 for
+    the outer level), a whole number of at least 1; None where it is not set. A value that is
+    not such a number is ignored, with a warning naming it (once), as OpenMP itself ignores
+    it."""
+    value = os.environ.get(OMP_ENV, "").strip()
+    return _threads_of(value) if value else None
+
+
+@cache
+def _threads_of(value: str) -> int | None:
+    first = value.split(",", 1)[0].strip()
+    if first.isascii() and first.isdigit() and int(first) >= 1:
+        return int(first)
+    log.warning("%s=%r is not a whole number of threads of at least 1: ignored; torch and "
+                "onnxruntime take the cores this process is allotted (set it to 1, 2, ...)",
+                OMP_ENV, value)
+    return None
 
 
 def allotted_cores() -> int:

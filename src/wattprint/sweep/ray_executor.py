@@ -65,6 +65,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
+from .._cgroup import OMP_ENV, asked_threads
 from .._log import get_logger
 from ..errors import ConfigError, MissingExtra
 from ..record import RunRecord
@@ -197,6 +198,7 @@ class RayCluster:
             num_cpus=self._execution.num_cpus, num_gpus=self._execution.num_gpus,
             resources={NODE_RESOURCE: 1}, max_retries=0, retry_exceptions=False)
         workdir = Path(ctx.workdir).resolve()
+        threads = asked_threads()  # this process's OMP_NUM_THREADS, for every task's cells
         for group in groups:
             ctx.advance(len(group.cells) - len(_pending(ctx, group)))
 
@@ -205,7 +207,7 @@ class RayCluster:
             if todo:
                 stream = remote.remote(ctx.config, todo, ctx.sweep_id, str(workdir),
                                        set(ctx.finished), dict(ctx.stopped),
-                                       ctx.run_generated_code, self._formats)
+                                       ctx.run_generated_code, self._formats, threads)
                 running[stream] = _Task(unit, stream)
 
         running: dict[Any, _Task] = {}
@@ -326,11 +328,15 @@ def _task_of(group: _Group) -> str:
 
 def _unit_task(config: BenchConfig, groups: list[_Group], sweep_id: str, workdir: str,
                finished: set[str], stopped: dict[str, str], run_generated_code: bool,
-               formats: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+               formats: dict[str, Any], threads: int | None) -> Iterator[tuple[Any, ...]]:
     """The Ray task: run the groups' pending cells with this node's sensors, yielding
     ``("start", cell)`` and ``("run", cell, record, samples)`` as the local worker sends
     them, then ``("done",)``, or ``("crash", text)`` when something outside a cell failed.
-    ``formats``: those the driver registered, registered here first.
+    ``formats``: those the driver registered, registered here first. ``threads``: those the
+    driver's ``OMP_NUM_THREADS`` asks for (None: none), made this worker's: Ray sets a
+    worker's ``OMP_NUM_THREADS`` to the CPUs its task asks for (``execution.num_cpus``, 1 by
+    default) where the node has none, and torch and onnxruntime would take that many, not the
+    cores the local executor gives them (:func:`wattprint._cgroup.default_threads`).
 
     The cells run on a thread of their own, which hands each message to this generator: the
     runner calls back as each cell ends, and a generator cannot yield from a callback."""
@@ -338,6 +344,10 @@ def _unit_task(config: BenchConfig, groups: list[_Group], sweep_id: str, workdir
     from ..workloads.registry import adopt_formats
 
     adopt_formats(formats)
+    if threads is None:
+        os.environ.pop(OMP_ENV, None)
+    else:
+        os.environ[OMP_ENV] = str(threads)
 
     meter = EnergyMeter(sample_hz=config.monitoring.frequency_hz, site=config.to_site())
     messages: queue.Queue[tuple[Any, ...]] = queue.Queue()

@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .._cgroup import allotted_cores, cpu_limit
+from .._cgroup import asked_threads, cpu_limit, default_threads
 from .._log import get_logger
 from ..errors import ConfigError, ModelError, WattprintError
 from ..record import RunRecord
@@ -269,13 +269,15 @@ def plan_cells(config: BenchConfig) -> list[_Group]:
 
 def host_info() -> dict[str, Any]:
     """The machine a sweep ran on (``cpu_limit``: the CPUs' worth of time its control groups
-    allow the sweep, None where none is set; see :mod:`wattprint._cgroup`)."""
+    allow the sweep, None where none is set; ``omp_num_threads``: the threads
+    ``OMP_NUM_THREADS`` asked torch and onnxruntime for, None where it asked none; see
+    :mod:`wattprint._cgroup`)."""
     from .._version import __version__
 
     return {"hostname": socket.gethostname(), "platform": platform.platform(),
             "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "cpu_limit": cpu_limit(), "processor": platform.processor() or platform.machine(),
-            "wattprint": __version__}
+            "cpu_limit": cpu_limit(), "omp_num_threads": asked_threads(),
+            "processor": platform.processor() or platform.machine(), "wattprint": __version__}
 
 
 def _no_progress(n: int) -> None:
@@ -346,15 +348,16 @@ def _model_fields(model: Model) -> dict[str, Any]:
 
 
 def _torch_threads() -> int:
-    """Set torch's intra-op threads to :func:`allotted_cores` (torch otherwise takes every
-    logical CPU of the machine, however few it is allotted) and return the count, which each
-    torch run records (``host.torch_threads``)."""
+    """Set torch's intra-op threads to :func:`default_threads`: those ``OMP_NUM_THREADS``
+    asks for, else the cores the process is allotted (torch otherwise takes every logical CPU
+    of the machine, however few it is allotted); return the count, which each torch run
+    records (``host.torch_threads``)."""
     import torch
 
-    cores = allotted_cores()
-    if torch.get_num_threads() != cores:
-        torch.set_num_threads(cores)
-    return cores
+    threads = default_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def _error_text(err: BaseException) -> str:

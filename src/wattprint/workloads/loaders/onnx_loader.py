@@ -23,7 +23,9 @@ Options of :func:`load` and :func:`from_bytes`:
 ``input_shape``
     The shape of one sample, to reshape flat rows: ``(1, 8, 8)``.
 ``threads``
-    onnxruntime's intra-op thread count. Default: the physical cores this process is allotted
+    onnxruntime's intra-op thread count. Default (:func:`wattprint._cgroup.default_threads`):
+    those ``OMP_NUM_THREADS`` asks for where it is set, as torch takes them (onnxruntime
+    itself does not read it), else the physical cores this process is allotted
     (:func:`wattprint._cgroup.allotted_cores`: its affinity mask within its control groups'
     CPU limit), where onnxruntime would take every physical core of the machine, also in a
     container limited to fewer; ``0``: onnxruntime's choice.
@@ -261,9 +263,9 @@ def _session(source: str | bytes, where: Path | str,
     session_options = onnxruntime.SessionOptions()
     threads = options.get("threads")
     if threads is None:
-        from ..._cgroup import allotted_cores
+        from ..._cgroup import default_threads
 
-        threads = allotted_cores()
+        threads = default_threads()
     elif not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
         raise ConfigError(f"threads must be a whole number >= 0, not {threads!r}")
     session_options.intra_op_num_threads = threads
