@@ -206,8 +206,8 @@ def test_a_sweep_takes_the_threads_omp_num_threads_asks_for(
     pytest.importorskip("onnxruntime")
     asked = allotted_cores() + 1  # neither what torch had nor the cores
     monkeypatch.setenv("OMP_NUM_THREADS", str(asked))
-    assert sweep_threads(tmp_path / "more", torch) == (
-        {"fp32": ("torch_threads", asked), "onnx": ("onnx_threads", asked)}, None, asked)
+    assert sweep_threads(tmp_path / "more", torch) == (  # this machine's limit, if any
+        {"fp32": ("torch_threads", asked), "onnx": ("onnx_threads", asked)}, cpu_limit(), asked)
     mount = tmp_path / "cg"
     group(mount, "/ctr", cpu_max="100000 100000")
     monkeypatch.setattr(_cgroup, "PROC_SELF", proc(tmp_path, "0::/ctr\n", v2_mount(mount)))
