@@ -119,10 +119,11 @@ def test_where_cells_run_is_not_part_of_the_sweep(tmp_path: Path) -> None:
     assert config_hash(load_config(on_ray)) == config_hash(load_config(config))
 
 
-def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("module", ["ray", "threadpoolctl"])
+def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
     from wattprint.sweep.ray_executor import import_ray
 
-    monkeypatch.setitem(sys.modules, "ray", None)  # what an absent package imports as
+    monkeypatch.setitem(sys.modules, module, None)  # what an absent package imports as
     with pytest.raises(MissingExtra, match=r"pip install 'wattprint\[ray\]'"):
         import_ray()
 
@@ -399,3 +400,74 @@ def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
         assert {(r.variant, k, v) for r in runs for k, v in (r.host or {}).items()} == {
             ("fp32", "torch_threads", threads), ("onnx", "onnx_threads", threads)}
         assert host["omp_num_threads"] == asked
+
+
+#: A sweep of a model whose parameter count is the BLAS threads of the process that loads it
+#: (the fewest of its BLAS pools, NumPy's OpenBLAS among them, as threadpoolctl reads them: a
+#: pool loaded later, SciPy's, takes what the environment says then), on the executor named
+#: by argv[1] (and
+#: the cluster at argv[2]); prints the counts the runs stored.
+BLAS_SCRIPT = """\
+import json, sys
+import numpy as np
+from threadpoolctl import threadpool_info
+import wattprint
+
+
+class BlasThreads:
+    def __init__(self, path):
+        self.threads = min(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    def get_number_of_parameters(self):
+        return self.threads
+
+    def run(self, input_data):
+        x = np.asarray(input_data, dtype=float).reshape(len(input_data), -1)
+        return (x @ np.ones((x.shape[1], 10))).argmax(axis=1)
+
+
+with open("threads.blas", "w") as f:
+    f.write("a model file")
+execution = {"backend": sys.argv[1]}
+if sys.argv[1] == "ray":
+    execution["address"] = sys.argv[2]
+config = {"project": "blas-" + sys.argv[1],
+          "models": [{"name": "blas", "path": "threads.blas", "task": "classification"}],
+          "datasets": [{"name": "digits", "split": "test", "limit": 50}],
+          "monitoring": {"repetitions": 1, "warmup": 0}, "execution": execution,
+          "output": {"export_formats": [], "db": "wattprint.db", "output_dir": "out"}}
+wattprint.register_format(".blas", BlasThreads)
+result = wattprint.Benchmark(config).execute()
+print(json.dumps(sorted({(r.status, r.error, r.num_parameters) for r in result.runs})))
+"""
+
+
+@pytest.mark.slow
+@needs_ray
+def test_blas_on_a_cluster_takes_the_threads_of_the_local_executor(tmp_path: Path,
+                                                                   ray_cluster: str,
+                                                                   cluster_tmp: str) -> None:
+    """NumPy's OpenBLAS, loaded in a Ray worker under the ``OMP_NUM_THREADS`` Ray gives it
+    (1, the CPUs a task asks for), runs as many threads as in a local worker: one per CPU
+    where the driver asks none, else as many as it asks, up to the CPUs."""
+    pytest.importorskip("threadpoolctl")
+    stored = {}
+    for asked in (None, 3):
+        env = {k: v for k, v in _env(cluster_tmp).items() if k != "OMP_NUM_THREADS"}
+        if asked is not None:
+            env["OMP_NUM_THREADS"] = str(asked)
+        for executor in ("local", "ray"):
+            folder = tmp_path / f"{executor}-{asked}"
+            folder.mkdir()
+            script = folder / "blas_script.py"
+            script.write_text(BLAS_SCRIPT)
+            proc = subprocess.run([sys.executable, str(script), executor, ray_cluster],
+                                  capture_output=True, text=True, timeout=300, cwd=folder,
+                                  env=env)
+            assert proc.returncode == 0, proc.stderr
+            stored[executor, asked] = json.loads(proc.stdout.strip().splitlines()[-1])
+    cpus = len(os.sched_getaffinity(0))
+    assert stored["local", None] == [["ok", None, cpus]]
+    assert stored["ray", None] == stored["local", None]
+    assert stored["local", 3] == [["ok", None, min(3, cpus)]]  # OpenBLAS: no more than CPUs
+    assert stored["ray", 3] == stored["local", 3]

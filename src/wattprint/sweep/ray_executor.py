@@ -89,9 +89,11 @@ log = get_logger(__name__)
 
 
 def import_ray() -> ModuleType:
-    """The ``ray`` module; :class:`~wattprint.errors.MissingExtra` when it is not installed."""
+    """The ``ray`` module; :class:`~wattprint.errors.MissingExtra` when it, or another part of
+    the ``ray`` extra (threadpoolctl, which :func:`_local_threads` needs), is not installed."""
     try:
         import ray
+        import threadpoolctl  # noqa: F401
     except ImportError as err:
         raise MissingExtra("the ray executor", "ray") from err
     return ray
@@ -333,10 +335,8 @@ def _unit_task(config: BenchConfig, groups: list[_Group], sweep_id: str, workdir
     ``("start", cell)`` and ``("run", cell, record, samples)`` as the local worker sends
     them, then ``("done",)``, or ``("crash", text)`` when something outside a cell failed.
     ``formats``: those the driver registered, registered here first. ``threads``: those the
-    driver's ``OMP_NUM_THREADS`` asks for (None: none), made this worker's: Ray sets a
-    worker's ``OMP_NUM_THREADS`` to the CPUs its task asks for (``execution.num_cpus``, 1 by
-    default) where the node has none, and torch and onnxruntime would take that many, not the
-    cores the local executor gives them (:func:`wattprint._cgroup.default_threads`).
+    driver's ``OMP_NUM_THREADS`` asks for (None: none), made this worker's
+    (:func:`_local_threads`).
 
     The cells run on a thread of their own, which hands each message to this generator: the
     runner calls back as each cell ends, and a generator cannot yield from a callback."""
@@ -344,10 +344,7 @@ def _unit_task(config: BenchConfig, groups: list[_Group], sweep_id: str, workdir
     from ..workloads.registry import adopt_formats
 
     adopt_formats(formats)
-    if threads is None:
-        os.environ.pop(OMP_ENV, None)
-    else:
-        os.environ[OMP_ENV] = str(threads)
+    _local_threads(threads)
 
     meter = EnergyMeter(sample_hz=config.monitoring.frequency_hz, site=config.to_site())
     messages: queue.Queue[tuple[Any, ...]] = queue.Queue()
@@ -374,6 +371,28 @@ def _unit_task(config: BenchConfig, groups: list[_Group], sweep_id: str, workdir
         thread.join()
     finally:
         meter.close()
+
+
+def _local_threads(threads: int | None) -> None:
+    """Give this worker the threads a local worker has: ``OMP_NUM_THREADS`` as the driver
+    has it (``threads``, None: not set), for torch and onnxruntime (see
+    :func:`wattprint._cgroup.default_threads`) and the libraries loaded from here on, and the
+    BLAS and OpenMP thread pools already loaded (NumPy's OpenBLAS, scikit-learn's OpenMP)
+    sized as they size themselves when they load: to ``threads`` (BLAS to no more than the
+    CPUs), else to the CPUs this process may run on. Ray sets a worker's ``OMP_NUM_THREADS``
+    to the CPUs its task asks for (``execution.num_cpus``, 1 by default) where the node has
+    none, before the task's module is imported: the pools loaded with it took that many."""
+    from threadpoolctl import threadpool_limits
+
+    if threads is None:
+        os.environ.pop(OMP_ENV, None)
+    else:
+        os.environ[OMP_ENV] = str(threads)
+    cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1)
+    asked = cpus if threads is None else threads
+    # OpenBLAS takes no more threads than CPUs, whatever it is asked; OpenMP takes them all
+    threadpool_limits(limits={"blas": min(asked, cpus), "openmp": asked})
 
 
 def _work(ctx: _Context, groups: list[_Group], messages: queue.Queue[tuple[Any, ...]]) -> None:
