@@ -25,7 +25,8 @@ from pathlib import Path, PurePosixPath
 
 from ._log import get_logger
 
-__all__ = ["OMP_ENV", "allotted_cores", "asked_threads", "cpu_limit", "default_threads"]
+__all__ = ["OMP_ENV", "affinity_cpus", "allotted_cores", "asked_threads", "cpu_limit",
+           "default_threads"]
 
 log = get_logger(__name__)
 
@@ -73,10 +74,18 @@ def allotted_cores() -> int:
 
     logical = psutil.cpu_count() or 1
     physical = psutil.cpu_count(logical=False) or logical
-    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
-    cores = max(1, round(mine * physical / logical))
+    cores = max(1, round(affinity_cpus(logical) * physical / logical))
     limit = cpu_limit()
     return cores if limit is None else max(1, min(cores, int(limit)))
+
+
+def affinity_cpus(machine: int | None = None) -> int:
+    """The logical CPUs this process may run on (its affinity mask), as OpenMP and OpenBLAS
+    count them; where the system has no affinity mask, ``machine`` (the machine's CPUs, by
+    default :func:`os.cpu_count`)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return machine or os.cpu_count() or 1
 
 
 def cpu_limit(proc: Path | None = None) -> float | None:

@@ -65,7 +65,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from .._cgroup import OMP_ENV, asked_threads
+from .._cgroup import OMP_ENV, affinity_cpus, asked_threads
 from .._log import get_logger
 from ..errors import ConfigError, MissingExtra
 from ..record import RunRecord
@@ -388,8 +388,7 @@ def _local_threads(threads: int | None) -> None:
         os.environ.pop(OMP_ENV, None)
     else:
         os.environ[OMP_ENV] = str(threads)
-    cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1)
+    cpus = affinity_cpus()
     asked = cpus if threads is None else threads
     # OpenBLAS takes no more threads than CPUs, whatever it is asked; OpenMP takes them all
     threadpool_limits(limits={"blas": min(asked, cpus), "openmp": asked})
