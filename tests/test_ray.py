@@ -366,6 +366,14 @@ def test_stop_the_driver_then_resume_on_a_cluster(tmp_path: Path, ray_cluster: s
     assert before <= set(ended) and all(kept[k] == ended[k] for k in before)
 
 
+def _env_asking(ray_tmp: str, threads: int | None) -> dict[str, str]:
+    """:func:`_env` with ``OMP_NUM_THREADS`` set to ``threads``, or without it (None)."""
+    env = {k: v for k, v in _env(ray_tmp).items() if k != "OMP_NUM_THREADS"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
 @pytest.mark.slow
 @needs_ray
 def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
@@ -386,9 +394,7 @@ def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
         config["models"] = [{"name": "mlp", "source": "torch:MLP", "epochs": 1,
                              "export": "onnx"}]
         path = _yaml(folder / "sweep.yaml", config)
-        env = {k: v for k, v in _env(cluster_tmp).items() if k != "OMP_NUM_THREADS"}
-        if asked is not None:
-            env["OMP_NUM_THREADS"] = str(asked)
+        env = _env_asking(cluster_tmp, asked)
         proc = subprocess.run([*WATTPRINT, "run", str(path), "--executor", "ray",
                                "--address", ray_cluster], capture_output=True, text=True,
                               timeout=300, cwd=folder, env=env)
@@ -453,9 +459,7 @@ def test_blas_on_a_cluster_takes_the_threads_of_the_local_executor(tmp_path: Pat
     pytest.importorskip("threadpoolctl")
     stored = {}
     for asked in (None, 3):
-        env = {k: v for k, v in _env(cluster_tmp).items() if k != "OMP_NUM_THREADS"}
-        if asked is not None:
-            env["OMP_NUM_THREADS"] = str(asked)
+        env = _env_asking(cluster_tmp, asked)
         for executor in ("local", "ray"):
             folder = tmp_path / f"{executor}-{asked}"
             folder.mkdir()
