@@ -5,6 +5,9 @@ fake /proc/self beside them), and the torch and onnxruntime threads taken under 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +252,27 @@ def test_an_onnx_session_takes_the_allotted_cores_or_omp_num_threads_unless_told
     assert threads(threads=3) == 3
     with pytest.raises(wattprint.ConfigError, match="threads must be a whole number"):
         threads(threads=True)
+
+
+def test_the_command_line_shows_an_omp_num_threads_that_is_not_a_count(tmp_path: Path) -> None:
+    """``OMP_NUM_THREADS=two wattprint run``: the sweep runs on the cores, says once on
+    stderr what it ignored, and its host records no count asked."""
+    import yaml
+
+    config = {"project": "omp-two",
+              "models": [{"name": "lr", "source": "sklearn:LogisticRegression"}],
+              "datasets": [{"name": "digits", "task": "classification", "limit": 60}],
+              "monitoring": {"repetitions": 1, "warmup": 0},
+              "output": {"export_formats": [], "db": "w.db", "output_dir": "out"}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "wattprint", "run", "sweep.yaml"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "two"})
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "OMP_NUM_THREADS='two'" in line]
+    assert lines == ["warning: OMP_NUM_THREADS='two' is not a whole number of threads of at "
+                     "least 1: ignored; torch and onnxruntime take the cores this process is "
+                     "allotted (set it to 1, 2, ...)"]
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        assert store.sweeps()[0]["host"]["omp_num_threads"] is None
+        assert {r.status for r in store.runs()} == {"ok"}
