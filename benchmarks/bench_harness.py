@@ -21,17 +21,22 @@ what the harness added over the runs, beside the control's range.
 
 Also in the same rounds, the loop as measure_energy runs it with nothing around it: the same
 calls on the same prepared inputs, each output kept in a list, the list freed at the end. It
-does what the harness's window holds, so what it differs by from the bare loop is noise the
-control cannot show: the control is the same code on the same memory, and differs only by
-the machine's moment. A different loop differs also by how its memory falls (the bare loop
-frees each output before the next call, so its calls reuse the same few blocks; a loop that
-keeps its outputs writes each into fresh memory), and that changes from run to run as the
-model and its data are made afresh. On a 2-core VM, in five runs, this loop ran from 1.2%
-faster to 1.4% slower than the bare loop while the control stayed within 0.1%; in another
-script, four such loops (fresh inputs, a window around it, the heap prepared as
-measure_energy prepares it) and measure_energy's own window ran from 3.3% faster to 2.5%
-slower than the bare loop, each run's five within 0.3-3.3% of each other, none slower
-in every run. Each run prints what each harness added over this loop beside it.
+does what the harness's window holds, so what it differs by from the bare loop is what keeping
+the outputs costs (each is written into fresh memory, where the bare loop's reuse the same
+block), and noise the control cannot show: the control is the same code on the same memory.
+Each run prints what each harness added over this loop beside it.
+
+Where a loop's memory falls changes its time, and differently for the bare loop and for the
+harness's. The model therefore computes in two buffers of its own, made with it, and returns a
+copy of the last, as an inference engine computes in memory it allocated once. A chain of
+NumPy expressions (``np.tanh(x @ w)``) allocates its temporaries afresh on every call,
+wherever the heap has room: in one process, the same bare loop on the same data ran up to 8%
+slower from one heap offset of its temporaries to another (offsets mod 4096, interleaved
+rounds), and between loops doing the same calls that made a lottery of several percent a run
+(-3.3 to +2.5% in one set of five), more than the floor, that no harness-side change moved.
+With the buffers, the offsets move the loop by under 2%, and each round holds a block of
+another size (``SHIFTS``: 16 offsets 256 bytes apart) while its loops run, so that each
+loop's median takes in many layouts, not one.
 
 The floor's meter reads counters at the window's edges, as a CPU machine's does (RAPL, here on
 a fake two-socket powercap tree; estimation reads ``/proc/stat`` the same way): what it shows is
@@ -90,6 +95,10 @@ RUNS = 5
 BAND = (80e-6, 125e-6)
 TRIES = 4
 PEER_ROUNDS = 21
+#: Bytes of the block each round holds while its loops run, one after another, round by round:
+#: each is made above the heap's free space and moves what the loops allocate after it by 256
+#: bytes, through every 256th offset mod 4096 (see the module's docstring).
+SHIFTS = tuple(8192 + 256 * j for j in range(16))
 COUNTERS = "counters (RAPL, fake tree)"
 SAMPLED = "power sampled (FakeSensor)"
 CONTROL = "the bare loop again"
@@ -98,20 +107,24 @@ Model = Callable[[np.ndarray], np.ndarray]
 
 
 def calibrated_model() -> tuple[Model, int, float]:
-    """A matrix product sized to take at least 100 µs per call here, now (the median of five
-    timings of 50 calls); its input's width; that time."""
+    """A model of eight matrix products, each through ``tanh``, sized to take at least 100 µs
+    per call here, now (the median of five timings of 50 calls); its input's width; that time.
+    It computes in two buffers of its own and returns a copy (see the module's docstring)."""
     rng = np.random.default_rng(0)
     size = 32
     while True:
-        w = rng.random((size, size))
+        w, a, b = rng.random((size, size)), np.empty(size), np.empty(size)
 
-        def model(x: np.ndarray, w: np.ndarray = w) -> np.ndarray:
-            out = x
-            for _ in range(8):
-                out = np.tanh(out @ w)
-            return out
+        def model(x: np.ndarray, w: np.ndarray = w, a: np.ndarray = a,
+                  b: np.ndarray = b) -> np.ndarray:
+            np.matmul(x, w, out=a)
+            np.tanh(a, out=b)
+            for _ in range(7):
+                np.matmul(b, w, out=a)
+                np.tanh(a, out=b)
+            return b.copy()
 
-        x = rng.random((1, size))
+        x = rng.random(size)  # one row, as the loops call it
         timings = []
         for _ in range(5):
             t = time.perf_counter()
@@ -133,11 +146,11 @@ import numpy as np
 root, size, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
 w, data = rng.random((size, size)), rng.random((1000, size))
-def model(x, w=w):
-    out = x
-    for _ in range(8):
-        out = np.tanh(out @ w)
-    return out
+def model(x, w=w, a=np.empty(size), b=np.empty(size)):
+    np.matmul(x, w, out=a); np.tanh(a, out=b)
+    for _ in range(7):
+        np.matmul(b, w, out=a); np.tanh(a, out=b)
+    return b.copy()
 def queries():
     for i in range(1000):
         model(data[i])
@@ -197,6 +210,7 @@ def compare(model: Model, data: np.ndarray, meters: dict[str, EnergyMeter]) -> R
     faults: dict[str, list[float]] = {name: [] for name in meters}
     calls = [data[i] for i in range(QUERIES)]  # as measure_energy prepares them
     for r in range(ROUNDS):
+        shift = np.empty(SHIFTS[r % len(SHIFTS)], np.uint8)  # this round's heap layout
         for which in names[r % len(names):] + names[:r % len(names)]:
             t = time.perf_counter()
             if which in ("bare", CONTROL):
@@ -219,6 +233,7 @@ def compare(model: Model, data: np.ndarray, meters: dict[str, EnergyMeter]) -> R
             times[which].append(time.perf_counter() - t)
             faults[which].append(minor_faults() - faulted)
             windows[which].append(result["duration_seconds"])
+        del shift
     bare = times["bare"]
     figures = {
         name: Figures(
