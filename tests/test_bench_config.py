@@ -207,7 +207,23 @@ INVALID: list[tuple[str, Change, str]] = [
      "(allowed: classification, image-classification)"),
     ("option a recipe does not take", lambda c: c["models"][0].update(options={"depth": 3}),
      "models[0].options: unknown option(s) 'depth' for recipe 'torch:SmallCNN' "
-     "(allowed: batch_size, device, lr)"),
+     "(allowed: batch_size, device, lr, threads)"),
+    ("threads that are not a count", lambda c: c["models"][0].update(options={"threads": "two"}),
+     "models[0].options.threads: threads must be a whole number of threads from 1 to 1024 (0 "
+     "for onnxruntime's own choice), not 'two'"),
+    ("threads of yes", lambda c: c["models"][0].update(options={"threads": True}),
+     "models[0].options.threads: threads must be a whole number of threads from 1 to 1024"),
+    ("threads of a fraction", lambda c: c["models"][1]["options"].update(threads=1.5),
+     "models[1].options.threads: threads must be a whole number of threads from 1 to 1024"),
+    ("threads below none", lambda c: c["models"][1]["options"].update(threads=-1),
+     "models[1].options.threads: threads must be a whole number"),
+    ("no threads for torch", lambda c: c["models"][0].update(options={"threads": 0}),
+     "models[0].options.threads: threads 0 is onnxruntime's own choice; a torch model runs on "
+     "torch's threads, which must be at least 1"),
+    ("threads of a scikit-learn recipe", lambda c: c["models"][0].update(
+        source="sklearn:SVC", export=None, quantization={}, pruning={}, options={"threads": 1}),
+     "models[0].options: unknown option(s) 'threads' for recipe 'sklearn:SVC' "
+     "(allowed: none)"),
     ("export of a scikit-learn recipe", lambda c: c["models"][0].update(
         source="sklearn:SVC", quantization={}, pruning={}),
      "models[0].export: recipe 'sklearn:SVC' is a sklearn model; ONNX export takes torch "

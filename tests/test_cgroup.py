@@ -15,7 +15,14 @@ import pytest
 
 import wattprint
 from wattprint import EnergyMeter, FakeSensor, _cgroup
-from wattprint._cgroup import allotted_cores, asked_threads, cpu_limit, default_threads
+from wattprint._cgroup import (
+    allotted_cores,
+    asked_threads,
+    cpu_limit,
+    default_threads,
+    model_threads,
+)
+from wattprint.record import RunRecord
 from wattprint.store import Store
 
 
@@ -139,10 +146,21 @@ def sweep_threads(tmp_path: Path, torch: Any) -> tuple[dict[str, tuple[str, int]
     """Run a sweep of a torch MLP and its ONNX export, torch set to 2 threads first (what it
     takes on a 2-CPU machine); each variant's recorded threads, and the sweep's host's
     ``cpu_limit`` and ``omp_num_threads``."""
+    runs, sweep = run_sweep(tmp_path, torch, [
+        {"name": "mlp", "source": "torch:MLP", "epochs": 1, "export": "onnx"}])
+    threads = {str(r.variant): next(iter((r.host or {}).items())) for r in runs
+               if r.phase == "inference"}
+    return threads, sweep["host"]["cpu_limit"], sweep["host"]["omp_num_threads"]
+
+
+def run_sweep(tmp_path: Path, torch: Any, models: list[dict[str, Any]]
+              ) -> tuple[list[RunRecord], dict[str, Any]]:
+    """Run a sweep of ``models`` on 80 digits, torch set to 2 threads first (what it takes
+    on a 2-CPU machine) and as it was after; its runs, all ok, and its sweep."""
     tmp_path.mkdir(exist_ok=True)
     config = {
-        "project": "limited",
-        "models": [{"name": "mlp", "source": "torch:MLP", "epochs": 1, "export": "onnx"}],
+        "project": "threads",
+        "models": models,
         "datasets": [{"name": "digits", "task": "classification", "limit": 80}],
         "monitoring": {"repetitions": 1, "warmup": 0, "batch_size": 16},
         "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
@@ -160,9 +178,7 @@ def sweep_threads(tmp_path: Path, torch: Any) -> tuple[dict[str, tuple[str, int]
         runs = store.runs()
         sweep = store.sweeps()[0]
     assert [r.error for r in runs if r.status != "ok"] == []
-    threads = {str(r.variant): next(iter((r.host or {}).items())) for r in runs
-               if r.phase == "inference"}
-    return threads, sweep["host"]["cpu_limit"], sweep["host"]["omp_num_threads"]
+    return runs, sweep
 
 
 @pytest.mark.parametrize(("value", "threads"), [
@@ -217,6 +233,51 @@ def test_a_sweep_takes_the_threads_omp_num_threads_asks_for(
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert sweep_threads(tmp_path / "limited", torch) == (
         {"fp32": ("torch_threads", 3), "onnx": ("onnx_threads", 3)}, 1.0, 3)
+
+
+def test_a_model_s_threads_are_the_default_within_its_scope_and_only_there(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with model_threads(5):
+        assert default_threads() == 5
+        with model_threads(None):  # a model that asks none: the one around it stands
+            assert default_threads() == 5
+        with model_threads(1):
+            assert default_threads() == 1
+        assert default_threads() == 5
+    assert default_threads() == 2
+    with pytest.raises(RuntimeError), model_threads(3):
+        raise RuntimeError("a cell's failure leaves the scope")
+    assert default_threads() == 2
+
+
+def test_a_model_s_threads_option_is_its_torch_threads_and_its_onnx_export_s(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``options: {threads: N}`` on a torch recipe: its cells run torch on N threads and its
+    ONNX export's session on N, over what ``OMP_NUM_THREADS`` asks; the next model, which
+    names none, takes what the environment asks again. The two differ only by ``threads``,
+    so the second takes the first's training (one training run). A torch model loaded from
+    its file takes its ``threads`` too (its loader does not see the option)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    own = allotted_cores() + 1  # neither the cores nor what the environment asks
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.save({"weight": torch.zeros(10, 64), "bias": torch.zeros(10)}, tmp_path / "lin.pt")
+    runs, _ = run_sweep(tmp_path, torch, [
+        {"name": "mlp-own", "source": "torch:MLP", "epochs": 1, "export": "onnx",
+         "options": {"threads": own}},
+        {"name": "mlp", "source": "torch:MLP", "epochs": 1, "export": "onnx"},
+        {"name": "linear", "path": str(tmp_path / "lin.pt"), "options": {
+            "model_class": "torch.nn:Linear", "threads": own, "input_shape": [64],
+            "model_kwargs": {"in_features": 64, "out_features": 10}}}])
+    threads = {(str(r.model_name), str(r.variant)): next(iter((r.host or {}).items()))
+               for r in runs if r.phase == "inference"}
+    assert threads == {("mlp-own", "fp32"): ("torch_threads", own),
+                       ("mlp-own", "onnx"): ("onnx_threads", own),
+                       ("mlp", "fp32"): ("torch_threads", 1),
+                       ("mlp", "onnx"): ("onnx_threads", 1),
+                       ("linear", "fp32"): ("torch_threads", own)}  # a file's, loaded
+    assert [str(r.model_name) for r in runs if r.phase == "training"] == ["mlp-own"]
 
 
 def test_an_onnx_session_takes_the_allotted_cores_or_omp_num_threads_unless_told(

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path, PurePosixPath
 
 from ._log import get_logger
 
 __all__ = ["OMP_ENV", "affinity_cpus", "allotted_cores", "asked_threads", "cpu_limit",
-           "default_threads"]
+           "default_threads", "model_threads"]
 
 log = get_logger(__name__)
 
@@ -37,11 +39,33 @@ OMP_ENV = "OMP_NUM_THREADS"
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
+#: The threads the sweep's model whose cells run now asks for (its ``threads`` option), set
+#: around them by :func:`model_threads`; None where it asks none.
+_model_asks: int | None = None
+
+
 def default_threads() -> int:
     """The intra-op threads torch and onnxruntime take in wattprint where a model's options
-    name none: :func:`asked_threads` where the user set them, else :func:`allotted_cores`."""
+    name none: those of the sweep's model whose cells run now (:func:`model_threads`), else
+    :func:`asked_threads` where the user set them, else :func:`allotted_cores`."""
+    if _model_asks is not None:
+        return _model_asks
     asked = asked_threads()
     return allotted_cores() if asked is None else asked
+
+
+@contextmanager
+def model_threads(threads: int | None) -> Iterator[None]:
+    """While in it, :func:`default_threads` is ``threads`` (a sweep's model's ``threads``
+    option), where it is not None: torch's threads for the model's cells and the ONNX
+    sessions of its variants (its export, its quantized copies). The sweep runs one model's
+    cells at a time in a process."""
+    global _model_asks
+    before, _model_asks = _model_asks, threads if threads is not None else _model_asks
+    try:
+        yield
+    finally:
+        _model_asks = before
 
 
 def asked_threads() -> int | None:

@@ -137,6 +137,10 @@ _LOCATION_KEYS = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh
 #: The frameworks ``optimize.export_onnx`` and ``optimize.prune`` take.
 _EXPORTS_TO_ONNX = frozenset({"torch"})
 _PRUNABLE = frozenset({"torch", "transformers"})
+#: Frameworks whose model's ``threads`` option the sweep takes, not the loader: torch's
+#: threads are the process's, set around the model's cells (ONNX sessions take their own).
+THREADS_OF_THE_SWEEP = frozenset({"torch", "transformers"})
+_MAX_THREADS = 1_024
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Upper bounds: generous for any real sweep, yet low enough that a slip of the keyboard (a
@@ -245,7 +249,8 @@ class ModelConfig(_Section):
                                description="training epochs of a recipe; default per recipe")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="loader options (a recipe's options for a "
-                                                "source), e.g. input_shape")
+                                                "source), e.g. input_shape; threads: the "
+                                                "model's intra-op threads (torch, ONNX)")
     trust: bool = Field(default=False, description="load formats that hold code (pickles, "
                         "TorchScript, SavedModels) and a model_class that is no torch.nn.Module")
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
@@ -271,6 +276,19 @@ class ModelConfig(_Section):
     def _own_task(cls, value: str | None) -> str | None:
         """``task: text`` (ML-EcoLyzer's) is the model's own task: a causal LM generates."""
         return None if value == "text" else value
+
+    @field_validator("options")
+    @classmethod
+    def _threads_count(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """A ``threads`` option is a whole number of threads (0 is onnxruntime's own choice;
+        torch needs at least 1, checked once the framework is known)."""
+        threads = value.get("threads")
+        if threads is not None and (type(threads) is not int
+                                    or not 0 <= threads <= _MAX_THREADS):
+            raise _problem(f"threads must be a whole number of threads from 1 to "
+                           f"{_MAX_THREADS} (0 for onnxruntime's own choice), not {threads!r}",
+                           "threads")
+        return value
 
     @field_validator("options")
     @classmethod
@@ -343,13 +361,23 @@ class ModelConfig(_Section):
         if self.task is not None and self.task not in recipe.tasks:
             raise _problem(f"recipe {self.source!r} does not serve task {self.task!r} "
                            f"(allowed: {', '.join(sorted(recipe.tasks))})", "task")
-        unknown = sorted(set(self.options) - set(recipe.options))
+        allowed = (*recipe.options, *(("threads",) if recipe.framework in THREADS_OF_THE_SWEEP
+                                      else ()))
+        unknown = sorted(set(self.options) - set(allowed))
         if unknown:
             raise _problem(f"unknown option(s) {', '.join(map(repr, unknown))} for recipe "
-                           f"{self.source!r} (allowed: {', '.join(recipe.options) or 'none'})",
+                           f"{self.source!r} (allowed: {', '.join(allowed) or 'none'})",
                            "options")
+        self._threads_fit(recipe.framework)
         _raise_all(self._variant_problems(f"recipe {self.source!r}", recipe.framework))
         return self
+
+    def _threads_fit(self, framework: str) -> None:
+        """``threads: 0`` (onnxruntime's own choice) is refused for a model whose threads
+        torch takes: it needs at least one."""
+        if self.options.get("threads") == 0 and framework in THREADS_OF_THE_SWEEP:
+            raise _problem(f"threads 0 is onnxruntime's own choice; {_a(framework)} model "
+                           "runs on torch's threads, which must be at least 1", "options.threads")
 
     def _in_the_cache(self, model_id: str) -> None:
         from ..workloads.hf_datasets import hub_cache_dir
@@ -370,6 +398,7 @@ class ModelConfig(_Section):
         if loaded is None:
             return self
         problems = []
+        self._threads_fit(loaded.framework)
         unknown = sorted(set(self.options) - set(loaded.options))
         if unknown:
             problems.append(("options", f"unknown option(s) {', '.join(map(repr, unknown))} "
@@ -469,6 +498,8 @@ def _loaded_as(path: Path | None, hf: str | None) -> _Loaded | None:
         return None
     framework, kind = known
     options = tuple(importlib.import_module(module_name).LOAD_OPTIONS)
+    if framework in THREADS_OF_THE_SWEEP:  # the sweep's, not the loader's
+        options = (*options, "threads")
     if entry == _HUB_LOADER:
         kind, options = "a Hugging Face hub model", (*options, *HF_HUB_OPTIONS)
     tasks = HF_TASKS if framework == "transformers" else MODEL_TASKS

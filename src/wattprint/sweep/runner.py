@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .._cgroup import asked_threads, cpu_limit, default_threads
+from .._cgroup import asked_threads, cpu_limit, default_threads, model_threads
 from .._log import get_logger
 from ..errors import ConfigError, ModelError, WattprintError
 from ..record import RunRecord
@@ -234,8 +234,20 @@ def _training_key(model: ModelConfig) -> str | None:
     None for anything else (scikit-learn recipes train in moments, files need none)."""
     if model.source is None or not model.source.startswith("torch:"):
         return None
-    return json.dumps([model.source, model.options or {}, model.epochs], sort_keys=True,
+    return json.dumps([model.source, _loader_options(model), model.epochs], sort_keys=True,
                       default=str)
+
+
+def _loader_options(spec: ModelConfig) -> dict[str, Any]:
+    """``spec``'s options as its loader or recipe takes them: a torch or transformers
+    model's ``threads`` is the sweep's, set around its cells (:func:`_run_group`), and not
+    what makes its training what it is; an ONNX model's loader takes its own."""
+    from .config import THREADS_OF_THE_SWEEP
+
+    options = dict(spec.options or {})
+    if spec.framework() in THREADS_OF_THE_SWEEP:
+        options.pop("threads", None)
+    return options
 
 
 def plan_cells(config: BenchConfig) -> list[_Group]:
@@ -348,10 +360,11 @@ def _model_fields(model: Model) -> dict[str, Any]:
 
 
 def _torch_threads() -> int:
-    """Set torch's intra-op threads to :func:`default_threads`: those ``OMP_NUM_THREADS``
-    asks for, else the cores the process is allotted (torch otherwise takes every logical CPU
-    of the machine, however few it is allotted); return the count, which each torch run
-    records (``host.torch_threads``)."""
+    """Set torch's intra-op threads to :func:`default_threads`: those the model whose cells
+    run asks for (its ``threads`` option), else those ``OMP_NUM_THREADS`` asks for, else the
+    cores the process is allotted (torch otherwise takes every logical CPU of the machine,
+    however few it is allotted); return the count, which each torch run records
+    (``host.torch_threads``)."""
     import torch
 
     threads = default_threads()
@@ -491,44 +504,47 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
             train, evaluate = _as_model_input(model, data)
         return model
 
-    for cell in group.cells:
-        if cell.key in ctx.stopped:
-            continue  # failed earlier in this run, in a worker that was stopped since
-        done = cell.key in ctx.finished
-        needs_model = cell.phase != "inference" or not done
-        if done and not _needed_later(cell, group.cells, ctx.finished.union(ctx.stopped)):
-            continue
-        ctx.started(cell)
-        try:
-            if cell.phase == "training":  # stored in an earlier run: its saved weights
-                models[BASE] = base() if done else _train(ctx, cell, spec, train, task,
-                                                          dspec.seed)
-            elif cell.phase == "optimization":
-                parent = models.get(cell.parent or BASE)
-                if parent is None:
-                    parent = models[cell.parent or BASE] = base()
-                if isinstance(parent, BaseException):
-                    raise _Upstream(cell.parent or BASE, parent)
-                models[cell.variant] = _optimize(ctx, cell, spec, parent, train, evaluate,
-                                                 out_dir, task)
-            elif needs_model:
-                model = models.get(cell.variant)
-                if model is None and cell.variant == BASE:
-                    model = models[BASE] = base()
-                if model is None:
-                    raise ConfigError(f"variant {cell.variant!r} was not made")
-                if isinstance(model, BaseException):
-                    raise _Upstream(cell.variant, model)
-                if cell.variant == BASE:
-                    model = _as_saved(ctx, model, models, out_dir, evaluate)
-                _infer(ctx, cell, spec, model, evaluate, task, dspec)
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # a failing cell is stored, the sweep goes on
-            if cell.phase in ("training", "optimization"):
-                models[cell.variant] = err
-            if not done:
-                _fail(ctx, cell, task, _error_text(err))
+    # the threads the model asks for (its ``threads`` option) are its cells' and its
+    # variants': torch's, and the ONNX sessions' that name none (see _torch_threads)
+    with model_threads((spec.options or {}).get("threads")):
+        for cell in group.cells:
+            if cell.key in ctx.stopped:
+                continue  # failed earlier in this run, in a worker that was stopped since
+            done = cell.key in ctx.finished
+            needs_model = cell.phase != "inference" or not done
+            if done and not _needed_later(cell, group.cells, ctx.finished.union(ctx.stopped)):
+                continue
+            ctx.started(cell)
+            try:
+                if cell.phase == "training":  # stored in an earlier run: its saved weights
+                    models[BASE] = base() if done else _train(ctx, cell, spec, train, task,
+                                                              dspec.seed)
+                elif cell.phase == "optimization":
+                    parent = models.get(cell.parent or BASE)
+                    if parent is None:
+                        parent = models[cell.parent or BASE] = base()
+                    if isinstance(parent, BaseException):
+                        raise _Upstream(cell.parent or BASE, parent)
+                    models[cell.variant] = _optimize(ctx, cell, spec, parent, train, evaluate,
+                                                     out_dir, task)
+                elif needs_model:
+                    model = models.get(cell.variant)
+                    if model is None and cell.variant == BASE:
+                        model = models[BASE] = base()
+                    if model is None:
+                        raise ConfigError(f"variant {cell.variant!r} was not made")
+                    if isinstance(model, BaseException):
+                        raise _Upstream(cell.variant, model)
+                    if cell.variant == BASE:
+                        model = _as_saved(ctx, model, models, out_dir, evaluate)
+                    _infer(ctx, cell, spec, model, evaluate, task, dspec)
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:  # a failing cell is stored, the sweep goes on
+                if cell.phase in ("training", "optimization"):
+                    models[cell.variant] = err
+                if not done:
+                    _fail(ctx, cell, task, _error_text(err))
 
 
 #: Where :func:`_run_group` keeps a torch model's base as it is measured (its TorchScript).
@@ -757,7 +773,7 @@ def _base(ctx: _Context, spec: ModelConfig, group: _Group,
 
     if spec.framework() in ("torch", "transformers") or spec.hf is not None:
         _torch_threads()
-    options = dict(spec.options or {})
+    options = _loader_options(spec)
     if spec.hf is not None:
         return load_model(spec.hf, task=spec.task, trust=spec.trust,
                           allow_network=ctx.config.allow_network, **options)
@@ -797,7 +813,7 @@ def _train_model(ctx: _Context, spec: ModelConfig, train: Dataset,
     assert spec.source is not None
     if spec.source.startswith("torch:"):
         _torch_threads()
-    recipe = make_recipe(spec.source, train, seed=seed, options=dict(spec.options or {}) or None)
+    recipe = make_recipe(spec.source, train, seed=seed, options=_loader_options(spec) or None)
     epochs = spec.epochs or recipe.epochs
     result = measure_training(recipe.model, train, epochs, meter=ctx.meter,
                               predict_after=max(2, min(epochs, 2)),
@@ -874,7 +890,7 @@ def _load_trained(ctx: _Context, spec: ModelConfig, owner: str, dataset: Dataset
         raise ConfigError(f"model {spec.name!r} uses the training of model {owner!r} on "
                           f"{dataset.name!r}, which did not finish (no {state})")
     recipe = make_recipe(spec.source, train, seed=dataset.seed,
-                         options=dict(spec.options or {}) or None)
+                         options=_loader_options(spec) or None)
     model = recipe.model
     module = getattr(model, "module")  # noqa: B009 - a torch recipe's model has one
     module.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
