@@ -491,3 +491,26 @@ def test_importing_bench_and_recipes_is_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == ""
+
+
+def test_a_torch_file_s_threads_must_be_at_least_one(tmp_path: Path, model_file: Path) -> None:
+    """A model loaded from a torch file runs on torch's threads: ``threads: 0`` (onnxruntime's
+    own choice) is refused beside its other problems, and 2 loads; an ONNX file takes 0."""
+    torch = pytest.importorskip("torch")
+    torch.save({"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, tmp_path / "lin.pt")
+    data = _config(model_file)
+    data["models"][1]["options"]["threads"] = 0  # the ONNX file's: onnxruntime's choice
+    data["models"].append({"name": "lin", "path": str(tmp_path / "lin.pt"),
+                           "options": {"model_class": "torch.nn:Linear", "threads": 0, "depth": 3,
+                                       "model_kwargs": {"in_features": 4, "out_features": 2}}})
+    with pytest.raises(ConfigError) as err:
+        load_config(data)
+    threads, depth = _problems(err)
+    assert threads == ("models[2].options.threads: threads 0 is onnxruntime's own choice; a torch "
+                       "model runs on torch's threads, which must be at least 1")
+    assert depth.startswith("models[2].options: unknown option(s) 'depth' for a PyTorch model "
+                            "(allowed: "), depth
+    assert depth.endswith(", threads)"), depth
+    del data["models"][2]["options"]["depth"]
+    data["models"][2]["options"]["threads"] = 2
+    assert load_config(data).models[2].options["threads"] == 2

@@ -61,7 +61,9 @@ def model_threads(threads: int | None) -> Iterator[None]:
     sessions of its variants (its export, its quantized copies). The sweep runs one model's
     cells at a time in a process."""
     global _model_asks
-    before, _model_asks = _model_asks, threads if threads is not None else _model_asks
+    before = _model_asks
+    if threads is not None:
+        _model_asks = threads
     try:
         yield
     finally:

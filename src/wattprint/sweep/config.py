@@ -368,16 +368,18 @@ class ModelConfig(_Section):
             raise _problem(f"unknown option(s) {', '.join(map(repr, unknown))} for recipe "
                            f"{self.source!r} (allowed: {', '.join(allowed) or 'none'})",
                            "options")
-        self._threads_fit(recipe.framework)
-        _raise_all(self._variant_problems(f"recipe {self.source!r}", recipe.framework))
+        _raise_all([*self._threads_problems(recipe.framework),
+                    *self._variant_problems(f"recipe {self.source!r}", recipe.framework)])
         return self
 
-    def _threads_fit(self, framework: str) -> None:
-        """``threads: 0`` (onnxruntime's own choice) is refused for a model whose threads
-        torch takes: it needs at least one."""
+    def _threads_problems(self, framework: str) -> list[tuple[str, str]]:
+        """``threads: 0`` (onnxruntime's own choice) as a ``(field, message)`` problem, for a
+        model whose threads torch takes: it needs at least one."""
         if self.options.get("threads") == 0 and framework in THREADS_OF_THE_SWEEP:
-            raise _problem(f"threads 0 is onnxruntime's own choice; {_a(framework)} model "
-                           "runs on torch's threads, which must be at least 1", "options.threads")
+            return [("options.threads", f"threads 0 is onnxruntime's own choice; "
+                                        f"{_a(framework)} model runs on torch's threads, which "
+                                        "must be at least 1")]
+        return []
 
     def _in_the_cache(self, model_id: str) -> None:
         from ..workloads.hf_datasets import hub_cache_dir
@@ -397,8 +399,7 @@ class ModelConfig(_Section):
         loaded = _loaded_as(self.path, self.hf)
         if loaded is None:
             return self
-        problems = []
-        self._threads_fit(loaded.framework)
+        problems = self._threads_problems(loaded.framework)
         unknown = sorted(set(self.options) - set(loaded.options))
         if unknown:
             problems.append(("options", f"unknown option(s) {', '.join(map(repr, unknown))} "
