@@ -381,7 +381,8 @@ def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
                                                                  cluster_tmp: str) -> None:
     """Ray sets a worker's ``OMP_NUM_THREADS`` to the CPUs its task asks for (1) where the
     node has none; the cells still take the threads the local executor would give them:
-    as many as ``OMP_NUM_THREADS`` asks of ``wattprint run``, else the cores."""
+    as many as ``OMP_NUM_THREADS`` asks of ``wattprint run``, else the cores; a model whose
+    options name ``threads``, that many."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     from wattprint._cgroup import allotted_cores
@@ -391,8 +392,11 @@ def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
         folder = tmp_path / f"asked-{asked}"
         folder.mkdir()
         config = _config(folder, f"threads-on-ray-{asked}", repetitions=1)
+        own = allotted_cores() + 2  # the model's own: neither of the above
         config["models"] = [{"name": "mlp", "source": "torch:MLP", "epochs": 1,
-                             "export": "onnx"}]
+                             "export": "onnx"},
+                            {"name": "mlp-own", "source": "torch:MLP", "epochs": 1,
+                             "export": "onnx", "options": {"threads": own}}]
         path = _yaml(folder / "sweep.yaml", config)
         env = _env_asking(cluster_tmp, asked)
         proc = subprocess.run([*WATTPRINT, "run", str(path), "--executor", "ray",
@@ -403,8 +407,10 @@ def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
             runs = store.runs(phase="inference")
             host = store.sweeps()[0]["host"]
         threads = asked if asked is not None else allotted_cores()
-        assert {(r.variant, k, v) for r in runs for k, v in (r.host or {}).items()} == {
-            ("fp32", "torch_threads", threads), ("onnx", "onnx_threads", threads)}
+        assert {(r.model_name, r.variant, k, v) for r in runs
+                for k, v in (r.host or {}).items()} == {
+            ("mlp", "fp32", "torch_threads", threads), ("mlp", "onnx", "onnx_threads", threads),
+            ("mlp-own", "fp32", "torch_threads", own), ("mlp-own", "onnx", "onnx_threads", own)}
         assert host["omp_num_threads"] == asked
 
 
