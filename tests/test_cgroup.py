@@ -315,6 +315,32 @@ def test_an_onnx_session_takes_the_allotted_cores_or_omp_num_threads_unless_told
         threads(threads=True)
 
 
+def test_an_onnx_model_s_threads_are_its_quantized_copies_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ONNX file's ``threads`` option: its own session takes it (its loader's option), and
+    so does the session of each copy the sweep quantizes from it, loaded back from its file."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((64, 10), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "digits",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 10])], [weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              tmp_path / "digits.onnx")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    own = allotted_cores() + 1
+    runs, _ = run_sweep(tmp_path, torch, [
+        {"name": "linear", "path": str(tmp_path / "digits.onnx"), "options": {"threads": own},
+         "quantization": {"enabled": True, "method": "dynamic"}}])
+    assert {str(r.variant): (r.host or {}).get("onnx_threads") for r in runs
+            if r.phase == "inference"} == {"fp32": own, "int8-dynamic": own}
+
+
 def test_the_command_line_shows_an_omp_num_threads_that_is_not_a_count(tmp_path: Path) -> None:
     """``OMP_NUM_THREADS=two wattprint run``: the sweep runs on the cores, says once on
     stderr what it ignored, and its host records no count asked."""
