@@ -280,20 +280,26 @@ def test_a_model_s_threads_option_is_its_torch_threads_and_its_onnx_export_s(
     assert [str(r.model_name) for r in runs if r.phase == "training"] == ["mlp-own"]
 
 
-def test_an_onnx_session_takes_the_allotted_cores_or_omp_num_threads_unless_told(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("onnxruntime")
+def matmul_onnx(path: Path, inputs: int, outputs: int) -> Path:
+    """Save at ``path`` an ONNX model of one MatMul by ones, ``(n, inputs)`` to
+    ``(n, outputs)``; return the path."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    weights = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    weights = numpy_helper.from_array(np.ones((inputs, outputs), np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], [weights])
-    path = tmp_path / "tiny.onnx"
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], path.stem,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", inputs])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", outputs])], [weights])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_an_onnx_session_takes_the_allotted_cores_or_omp_num_threads_unless_told(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    path = matmul_onnx(tmp_path / "tiny.onnx", 4, 3)
 
     def threads(**options: object) -> int:
         model = wattprint.load_model(path, **options)
@@ -321,17 +327,7 @@ def test_an_onnx_model_s_threads_are_its_quantized_copies_too(
     so does the session of each copy the sweep quantizes from it, loaded back from its file."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = numpy_helper.from_array(np.ones((64, 10), np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "digits",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 10])], [weights])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
-              tmp_path / "digits.onnx")
+    matmul_onnx(tmp_path / "digits.onnx", 64, 10)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     own = allotted_cores() + 1
     runs, _ = run_sweep(tmp_path, torch, [
