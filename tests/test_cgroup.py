@@ -155,8 +155,9 @@ def sweep_threads(tmp_path: Path, torch: Any) -> tuple[dict[str, tuple[str, int]
 
 def run_sweep(tmp_path: Path, torch: Any, models: list[dict[str, Any]]
               ) -> tuple[list[RunRecord], dict[str, Any]]:
-    """Run a sweep of ``models`` on 80 digits, torch set to 2 threads first (what it takes
-    on a 2-CPU machine) and as it was after; its runs, all ok, and its sweep."""
+    """Run a sweep of ``models`` on 80 digits, torch (where given) set to 2 threads first
+    (what it takes on a 2-CPU machine) and as it was after; its runs, all ok, and its
+    sweep."""
     tmp_path.mkdir(exist_ok=True)
     config = {
         "project": "threads",
@@ -166,14 +167,16 @@ def run_sweep(tmp_path: Path, torch: Any, models: list[dict[str, Any]]
         "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
                    "output_dir": str(tmp_path / "out")},
     }
-    before = torch.get_num_threads()
+    before = None if torch is None else torch.get_num_threads()
     try:
-        torch.set_num_threads(2)
+        if torch is not None:
+            torch.set_num_threads(2)
         meter = EnergyMeter([FakeSensor(power_w=5.0)])
         wattprint.Benchmark(config).run(meter=meter, progress=False)
         meter.close()
     finally:
-        torch.set_num_threads(before)
+        if before is not None:
+            torch.set_num_threads(before)
     with Store(tmp_path / "w.db", read_only=True) as store:
         runs = store.runs()
         sweep = store.sweeps()[0]
@@ -335,6 +338,38 @@ def test_an_onnx_model_s_threads_are_its_quantized_copies_too(
          "quantization": {"enabled": True, "method": "dynamic"}}])
     assert {str(r.variant): (r.host or {}).get("onnx_threads") for r in runs
             if r.phase == "inference"} == {"fp32": own, "int8-dynamic": own}
+
+
+def test_a_scikit_learn_run_records_the_blas_and_openmp_threads_it_ran_on(
+        tmp_path: Path) -> None:
+    """A scikit-learn model runs on the BLAS and OpenMP pools loaded in its process: each of
+    its runs records their threads as threadpoolctl reads them, the pools as they were and
+    with BLAS limited to one thread."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    models = [{"name": "lr", "source": "sklearn:LogisticRegression"},
+              {"name": "forest", "source": "sklearn:RandomForestClassifier"}]
+
+    def pools() -> dict[str, int]:
+        found: dict[str, int] = {}
+        for pool in threadpoolctl.threadpool_info():
+            key = f"{pool['user_api']}_threads"
+            found[key] = max(found.get(key, 0), pool["num_threads"])
+        return found
+
+    def recorded(runs: list[RunRecord]) -> set[tuple[str, str, tuple[tuple[str, Any], ...]]]:
+        return {(str(r.model_name), str(r.phase), tuple(sorted((r.host or {}).items())))
+                for r in runs}
+
+    own_runs, _ = run_sweep(tmp_path / "own", None, models)
+    own = pools()
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        one_runs, _ = run_sweep(tmp_path / "one", None, models)
+        one = pools()
+    assert "blas_threads" in own and one["blas_threads"] == 1
+    assert recorded(own_runs) == {(m["name"], phase, tuple(sorted(own.items())))
+                                  for m in models for phase in ("training", "inference")}
+    assert recorded(one_runs) == {(m["name"], phase, tuple(sorted(one.items())))
+                                  for m in models for phase in ("training", "inference")}
 
 
 def test_the_command_line_shows_an_omp_num_threads_that_is_not_a_count(tmp_path: Path) -> None:

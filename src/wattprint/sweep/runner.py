@@ -356,7 +356,29 @@ def _model_fields(model: Model) -> dict[str, Any]:
     elif isinstance(model, OnnxModel):  # its session's, as the model's loader set them
         threads = model.session.get_session_options().intra_op_num_threads
         fields["host"] = {"onnx_threads": threads}
+    elif model.framework == "sklearn":
+        fields["host"] = _thread_pools()
     return fields
+
+
+def _thread_pools() -> dict[str, int]:
+    """The threads of the BLAS and OpenMP pools loaded in this process, which a
+    scikit-learn model runs on (NumPy's and SciPy's OpenBLAS, scikit-learn's OpenMP), as
+    threadpoolctl (a dependency of scikit-learn) reads them now: ``blas_threads`` and
+    ``openmp_threads``, the most threads a pool of that kind runs; a kind with no pool loaded
+    is left out. About a millisecond, after the run's window."""
+    import warnings
+
+    from threadpoolctl import ThreadpoolController
+
+    found: dict[str, int] = {}
+    with warnings.catch_warnings():  # its note on two OpenMP runtimes, once a run: not here
+        warnings.simplefilter("ignore")
+        pools = ThreadpoolController().info()
+    for pool in pools:
+        key = f"{pool['user_api']}_threads"
+        found[key] = max(found.get(key, 0), int(pool["num_threads"]))
+    return found
 
 
 def _torch_threads() -> int:
