@@ -220,10 +220,14 @@ INVALID: list[tuple[str, Change, str]] = [
     ("no threads for torch", lambda c: c["models"][0].update(options={"threads": 0}),
      "models[0].options.threads: threads 0 is onnxruntime's own choice; a torch model runs on "
      "torch's threads, which must be at least 1"),
-    ("threads of a scikit-learn recipe", lambda c: c["models"][0].update(
-        source="sklearn:SVC", export=None, quantization={}, pruning={}, options={"threads": 1}),
-     "models[0].options: unknown option(s) 'threads' for recipe 'sklearn:SVC' "
-     "(allowed: none)"),
+    ("no threads for a scikit-learn recipe", lambda c: c["models"][0].update(
+        source="sklearn:SVC", export=None, quantization={}, pruning={}, options={"threads": 0}),
+     "models[0].options.threads: threads 0 is onnxruntime's own choice; a sklearn model runs "
+     "on the threads of its BLAS and OpenMP pools, which must be at least 1"),
+    ("an option of a scikit-learn recipe", lambda c: c["models"][0].update(
+        source="sklearn:SVC", export=None, quantization={}, pruning={}, options={"lr": 0.1}),
+     "models[0].options: unknown option(s) 'lr' for recipe 'sklearn:SVC' "
+     "(allowed: threads)"),
     ("export of a scikit-learn recipe", lambda c: c["models"][0].update(
         source="sklearn:SVC", quantization={}, pruning={}),
      "models[0].export: recipe 'sklearn:SVC' is a sklearn model; ONNX export takes torch "

@@ -16,6 +16,7 @@ import pytest
 import wattprint
 from wattprint import EnergyMeter, FakeSensor, _cgroup
 from wattprint._cgroup import (
+    affinity_cpus,
     allotted_cores,
     asked_threads,
     cpu_limit,
@@ -340,36 +341,69 @@ def test_an_onnx_model_s_threads_are_its_quantized_copies_too(
             if r.phase == "inference"} == {"fp32": own, "int8-dynamic": own}
 
 
-def test_a_scikit_learn_run_records_the_blas_and_openmp_threads_it_ran_on(
-        tmp_path: Path) -> None:
-    """A scikit-learn model runs on the BLAS and OpenMP pools loaded in its process: each of
-    its runs records their threads as threadpoolctl reads them, the pools as they were and
-    with BLAS limited to one thread."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    models = [{"name": "lr", "source": "sklearn:LogisticRegression"},
-              {"name": "forest", "source": "sklearn:RandomForestClassifier"}]
+def blas_openmp_threads() -> dict[str, int]:
+    """The most threads of the BLAS pools and of the OpenMP pools loaded in this process, as
+    threadpoolctl reads them."""
+    import threadpoolctl
 
-    def pools() -> dict[str, int]:
-        found: dict[str, int] = {}
-        for pool in threadpoolctl.threadpool_info():
-            key = f"{pool['user_api']}_threads"
-            found[key] = max(found.get(key, 0), pool["num_threads"])
-        return found
+    found: dict[str, int] = {}
+    for pool in threadpoolctl.threadpool_info():
+        key = f"{pool['user_api']}_threads"
+        found[key] = max(found.get(key, 0), pool["num_threads"])
+    return found
 
-    def recorded(runs: list[RunRecord]) -> set[tuple[str, str, tuple[tuple[str, Any], ...]]]:
-        return {(str(r.model_name), str(r.phase), tuple(sorted((r.host or {}).items())))
-                for r in runs}
 
-    own_runs, _ = run_sweep(tmp_path / "own", None, models)
-    own = pools()
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        one_runs, _ = run_sweep(tmp_path / "one", None, models)
-        one = pools()
-    assert "blas_threads" in own and one["blas_threads"] == 1
-    assert recorded(own_runs) == {(m["name"], phase, tuple(sorted(own.items())))
-                                  for m in models for phase in ("training", "inference")}
-    assert recorded(one_runs) == {(m["name"], phase, tuple(sorted(one.items())))
-                                  for m in models for phase in ("training", "inference")}
+def sized(threads: int) -> dict[str, int]:
+    """The pools a scikit-learn model's cells run on when they are to take ``threads``:
+    BLAS no more than the CPUs (OpenBLAS caps itself), OpenMP as many."""
+    return {"blas_threads": min(threads, affinity_cpus()), "openmp_threads": threads}
+
+
+def pools_of(runs: list[RunRecord]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(str(r.model_name), str(r.phase)): dict(r.host or {}) for r in runs}
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_scikit_learn_model_runs_its_blas_and_openmp_pools_on_the_sweep_s_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated: bool) -> None:
+    """A scikit-learn model's cells run the BLAS and OpenMP pools of their process on the
+    threads torch would take: the model's ``threads`` option, else ``OMP_NUM_THREADS``; each
+    run, training and inference, records them. Run in this process (no worker), the pools
+    are as they were after the sweep."""
+    pytest.importorskip("threadpoolctl")
+    import sklearn  # noqa: F401 - its pools, loaded before they are read
+
+    from wattprint.sweep import runner
+
+    monkeypatch.setattr(runner, "CAN_FORK", isolated and runner.CAN_FORK)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    own = allotted_cores() + 1  # neither the cores nor what the environment asks
+    before = blas_openmp_threads()
+    runs, _ = run_sweep(tmp_path, None, [
+        {"name": "lr", "source": "sklearn:LogisticRegression", "options": {"threads": own}},
+        {"name": "forest", "source": "sklearn:RandomForestClassifier"}])
+    assert pools_of(runs) == {("lr", "training"): sized(own), ("lr", "inference"): sized(own),
+                              ("forest", "training"): sized(1),
+                              ("forest", "inference"): sized(1)}
+    assert blas_openmp_threads() == before
+
+
+def test_a_scikit_learn_model_takes_the_allotted_cores_within_the_cpu_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing asked, a scikit-learn model's pools take the cores the process is
+    allotted: under a limit of 1.5 CPUs, one thread, whatever CPUs the process sees."""
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    runs, _ = run_sweep(tmp_path / "free", None, [
+        {"name": "lr", "source": "sklearn:LogisticRegression"}])
+    assert pools_of(runs) == {("lr", "training"): sized(allotted_cores()),
+                              ("lr", "inference"): sized(allotted_cores())}
+    mount = tmp_path / "cg"
+    group(mount, "/ctr", cpu_max="150000 100000")
+    monkeypatch.setattr(_cgroup, "PROC_SELF", proc(tmp_path, "0::/ctr\n", v2_mount(mount)))
+    runs, _ = run_sweep(tmp_path / "limited", None, [
+        {"name": "lr", "source": "sklearn:LogisticRegression"}])
+    assert pools_of(runs) == {("lr", "training"): sized(1), ("lr", "inference"): sized(1)}
 
 
 def test_the_command_line_shows_an_omp_num_threads_that_is_not_a_count(tmp_path: Path) -> None:

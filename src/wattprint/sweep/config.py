@@ -138,8 +138,12 @@ _LOCATION_KEYS = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh
 _EXPORTS_TO_ONNX = frozenset({"torch"})
 _PRUNABLE = frozenset({"torch", "transformers"})
 #: Frameworks whose model's ``threads`` option the sweep takes, not the loader: torch's
-#: threads are the process's, set around the model's cells (ONNX sessions take their own).
-THREADS_OF_THE_SWEEP = frozenset({"torch", "transformers"})
+#: threads, and scikit-learn's BLAS and OpenMP pools, are the process's, set around the
+#: model's cells (ONNX sessions take their own).
+THREADS_OF_THE_SWEEP = frozenset({"torch", "transformers", "sklearn"})
+#: What runs a model of each framework in :data:`THREADS_OF_THE_SWEEP` on its threads.
+_THREADS_OF = {"torch": "torch's threads", "transformers": "torch's threads",
+               "sklearn": "the threads of its BLAS and OpenMP pools"}
 _MAX_THREADS = 1_024
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -250,7 +254,8 @@ class ModelConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="loader options (a recipe's options for a "
                                                 "source), e.g. input_shape; threads: the "
-                                                "model's intra-op threads (torch, ONNX)")
+                                                "model's intra-op threads (torch, ONNX, "
+                                                "scikit-learn's BLAS and OpenMP)")
     trust: bool = Field(default=False, description="load formats that hold code (pickles, "
                         "TorchScript, SavedModels) and a model_class that is no torch.nn.Module")
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
@@ -374,11 +379,12 @@ class ModelConfig(_Section):
 
     def _threads_problems(self, framework: str) -> list[tuple[str, str]]:
         """``threads: 0`` (onnxruntime's own choice) as a ``(field, message)`` problem, for a
-        model whose threads torch takes: it needs at least one."""
+        model whose threads the sweep sets (torch's, or its BLAS and OpenMP pools'): it needs
+        at least one."""
         if self.options.get("threads") == 0 and framework in THREADS_OF_THE_SWEEP:
             return [("options.threads", f"threads 0 is onnxruntime's own choice; "
-                                        f"{_a(framework)} model runs on torch's threads, which "
-                                        "must be at least 1")]
+                                        f"{_a(framework)} model runs on "
+                                        f"{_THREADS_OF[framework]}, which must be at least 1")]
         return []
 
     def _in_the_cache(self, model_id: str) -> None:

@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .._cgroup import asked_threads, cpu_limit, default_threads, model_threads
+from .._cgroup import affinity_cpus, asked_threads, cpu_limit, default_threads, model_threads
 from .._log import get_logger
 from ..errors import ConfigError, ModelError, WattprintError
 from ..record import RunRecord
@@ -361,6 +361,25 @@ def _model_fields(model: Model) -> dict[str, Any]:
     return fields
 
 
+@contextlib.contextmanager
+def _sklearn_pools(spec: ModelConfig) -> Iterator[None]:
+    """While in it, a scikit-learn model's cells run the BLAS and OpenMP pools of this
+    process (NumPy's and SciPy's OpenBLAS, scikit-learn's OpenMP, all loaded by ``import
+    sklearn``) on :func:`default_threads`, as torch runs on them: the model's ``threads``,
+    else ``OMP_NUM_THREADS``, else the cores the process is allotted within its CPU limit
+    (BLAS on no more than the CPUs it may run on, as OpenBLAS caps itself). After it, the
+    pools are as they were. Any other model's cells: nothing changes."""
+    if spec.framework() != "sklearn":
+        yield
+        return
+    import sklearn  # noqa: F401 - loads the pools to size
+    from threadpoolctl import threadpool_limits
+
+    threads = default_threads()
+    with threadpool_limits(limits={"blas": min(threads, affinity_cpus()), "openmp": threads}):
+        yield
+
+
 def _thread_pools() -> dict[str, int]:
     """The threads of the BLAS and OpenMP pools loaded in this process, which a
     scikit-learn model runs on (NumPy's and SciPy's OpenBLAS, scikit-learn's OpenMP), as
@@ -527,8 +546,9 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
         return model
 
     # the threads the model asks for (its ``threads`` option) are its cells' and its
-    # variants': torch's, and the ONNX sessions' that name none (see _torch_threads)
-    with model_threads((spec.options or {}).get("threads")):
+    # variants': torch's, and the ONNX sessions' that name none (see _torch_threads), or a
+    # scikit-learn model's pools'
+    with model_threads((spec.options or {}).get("threads")), _sklearn_pools(spec):
         for cell in group.cells:
             if cell.key in ctx.stopped:
                 continue  # failed earlier in this run, in a worker that was stopped since
