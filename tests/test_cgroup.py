@@ -388,6 +388,35 @@ def test_a_scikit_learn_model_runs_its_blas_and_openmp_pools_on_the_sweep_s_thre
     assert blas_openmp_threads() == before
 
 
+def test_the_command_line_records_a_scikit_learn_model_s_pools_not_torch_s(
+        tmp_path: Path) -> None:
+    """``wattprint run`` in a fresh process: skops imports torch as the first model is
+    saved, after its pools were sized, and torch's OpenMP pool keeps its own threads. Each
+    run records the pools its model ran on: one thread for a model that asks one, and for
+    the next model as many as its ``threads``."""
+    import yaml
+
+    pytest.importorskip("threadpoolctl")
+    own = allotted_cores() + 1
+    config = {"project": "sklearn-threads",
+              "models": [{"name": "lr-1", "source": "sklearn:LogisticRegression",
+                          "options": {"threads": 1}},
+                         {"name": "lr", "source": "sklearn:LogisticRegression",
+                          "options": {"threads": own}}],
+              "datasets": [{"name": "digits", "task": "classification", "limit": 60}],
+              "monitoring": {"repetitions": 1, "warmup": 0},
+              "output": {"export_formats": [], "db": "w.db", "output_dir": "out"}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, "-m", "wattprint", "run", "sweep.yaml"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        runs = store.runs()
+    assert pools_of(runs) == {("lr-1", "training"): sized(1), ("lr-1", "inference"): sized(1),
+                              ("lr", "training"): sized(own), ("lr", "inference"): sized(own)}
+
+
 def test_a_scikit_learn_model_takes_the_allotted_cores_within_the_cpu_limit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With nothing asked, a scikit-learn model's pools take the cores the process is

@@ -382,7 +382,8 @@ def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
     """Ray sets a worker's ``OMP_NUM_THREADS`` to the CPUs its task asks for (1) where the
     node has none; the cells still take the threads the local executor would give them:
     as many as ``OMP_NUM_THREADS`` asks of ``wattprint run``, else the cores; a model whose
-    options name ``threads``, that many."""
+    options name ``threads``, that many; a scikit-learn model's BLAS (no more than the CPUs)
+    and OpenMP pools, as many."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     from wattprint._cgroup import allotted_cores
@@ -396,7 +397,10 @@ def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
         config["models"] = [{"name": "mlp", "source": "torch:MLP", "epochs": 1,
                              "export": "onnx"},
                             {"name": "mlp-own", "source": "torch:MLP", "epochs": 1,
-                             "export": "onnx", "options": {"threads": own}}]
+                             "export": "onnx", "options": {"threads": own}},
+                            {"name": "lr", "source": "sklearn:LogisticRegression"},
+                            {"name": "lr-own", "source": "sklearn:LogisticRegression",
+                             "options": {"threads": own}}]
         path = _yaml(folder / "sweep.yaml", config)
         env = _env_asking(cluster_tmp, asked)
         proc = subprocess.run([*WATTPRINT, "run", str(path), "--executor", "ray",
@@ -407,10 +411,15 @@ def test_cells_on_a_cluster_take_the_threads_the_driver_asks_for(tmp_path: Path,
             runs = store.runs(phase="inference")
             host = store.sweeps()[0]["host"]
         threads = asked if asked is not None else allotted_cores()
+        cpus = len(os.sched_getaffinity(0))
         assert {(r.model_name, r.variant, k, v) for r in runs
                 for k, v in (r.host or {}).items()} == {
             ("mlp", "fp32", "torch_threads", threads), ("mlp", "onnx", "onnx_threads", threads),
-            ("mlp-own", "fp32", "torch_threads", own), ("mlp-own", "onnx", "onnx_threads", own)}
+            ("mlp-own", "fp32", "torch_threads", own), ("mlp-own", "onnx", "onnx_threads", own),
+            ("lr", "fp32", "blas_threads", min(threads, cpus)),
+            ("lr", "fp32", "openmp_threads", threads),
+            ("lr-own", "fp32", "blas_threads", min(own, cpus)),
+            ("lr-own", "fp32", "openmp_threads", own)}
         assert host["omp_num_threads"] == asked
 
 

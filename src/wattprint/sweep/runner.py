@@ -385,16 +385,24 @@ def _thread_pools() -> dict[str, int]:
     scikit-learn model runs on (NumPy's and SciPy's OpenBLAS, scikit-learn's OpenMP), as
     threadpoolctl (a dependency of scikit-learn) reads them now: ``blas_threads`` and
     ``openmp_threads``, the most threads a pool of that kind runs; a kind with no pool loaded
-    is left out. About a millisecond, after the run's window."""
+    is left out. A pool torch ships in its own folder (its libgomp, loaded with torch, which
+    skops imports when it lists scikit-learn's estimators) is torch's, not the model's: left
+    out. About a millisecond, after the run's window."""
     import warnings
 
     from threadpoolctl import ThreadpoolController
 
+    torch = sys.modules.get("torch")
+    torch_file = getattr(torch, "__file__", None)
+    torch_dir = None if torch_file is None else os.path.realpath(os.path.dirname(torch_file))
     found: dict[str, int] = {}
     with warnings.catch_warnings():  # its note on two OpenMP runtimes, once a run: not here
         warnings.simplefilter("ignore")
         pools = ThreadpoolController().info()
     for pool in pools:
+        if torch_dir is not None and os.path.realpath(pool["filepath"]).startswith(
+                torch_dir + os.sep):
+            continue
         key = f"{pool['user_api']}_threads"
         found[key] = max(found.get(key, 0), int(pool["num_threads"]))
     return found
