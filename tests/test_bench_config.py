@@ -518,3 +518,29 @@ def test_a_torch_file_s_threads_must_be_at_least_one(tmp_path: Path, model_file:
     del data["models"][2]["options"]["depth"]
     data["models"][2]["options"]["threads"] = 2
     assert load_config(data).models[2].options["threads"] == 2
+
+
+@pytest.mark.parametrize(("kind", "runs_on"), [
+    ("keras", "a keras model runs on its backend's threads"),
+    ("tensorflow", "a tensorflow model runs on TensorFlow's intra-op threads")])
+def test_a_keras_or_tensorflow_model_s_threads_are_a_count_of_at_least_one(
+        tmp_path: Path, kind: str, runs_on: str) -> None:
+    """A Keras file or a TensorFlow SavedModel runs on TensorFlow's threads (or its Keras
+    backend's), which the sweep sets: ``threads: 2`` loads, ``threads: 0`` is refused. The
+    files are only named here: nothing is loaded before the sweep runs (a SavedModel holds
+    code: trusted here)."""
+    path = tmp_path / "m.keras"
+    path.write_bytes(b"")
+    if kind == "tensorflow":
+        path = tmp_path / "saved"
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"")
+    data = {"project": "p", "models": [{"name": "m", "path": str(path), "trust": True,
+                                        "task": "classification", "options": {"threads": 2}}],
+            "datasets": [{"name": "digits", "task": "classification"}]}
+    assert load_config(data).models[0].options["threads"] == 2
+    data["models"][0]["options"]["threads"] = 0
+    with pytest.raises(ConfigError) as err:
+        load_config(data)
+    assert _problems(err) == [f"models[0].options.threads: threads 0 is onnxruntime's own "
+                              f"choice; {runs_on}, which must be at least 1"]

@@ -417,6 +417,87 @@ def test_the_command_line_records_a_scikit_learn_model_s_pools_not_torch_s(
                               ("lr", "training"): sized(own), ("lr", "inference"): sized(own)}
 
 
+#: Runs the sweep at argv[1] in this process, with no worker per model (``CAN_FORK`` off),
+#: wattprint's warnings shown on stderr.
+IN_PROCESS = """\
+import logging, sys, yaml, wattprint
+logging.basicConfig(level=logging.WARNING)
+from wattprint.sweep import runner
+runner.CAN_FORK = False
+wattprint.Benchmark(yaml.safe_load(open(sys.argv[1]))).run(progress=False)
+"""
+
+
+@pytest.mark.filterwarnings(  # Keras's TensorFlow backend, on NumPy 2, as it saves the model
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+def test_a_keras_model_runs_tensorflow_on_the_sweep_s_threads(tmp_path: Path) -> None:
+    """A Keras model (TensorFlow backend), and a TensorFlow SavedModel, run TensorFlow on the
+    threads the sweep gives them: the model's ``threads``, else the allotted cores; each run
+    records them (``tf_threads``); on Keras's torch backend, torch's. With a
+    worker per model, each model takes its own; in one process, TensorFlow keeps the threads
+    it took first, the next model's runs record those, and a warning says so."""
+    import yaml
+
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("Keras runs on another backend here")
+    net = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+    net.save(tmp_path / "net.keras")
+    net.export(tmp_path / "saved", verbose=False)  # a TensorFlow SavedModel of it
+    own = allotted_cores() + 1
+    config = {"project": "tf-threads",
+              "models": [{"name": "net-1", "path": str(tmp_path / "net.keras"),
+                          "task": "classification", "options": {"threads": 1}},
+                         {"name": "net", "path": str(tmp_path / "net.keras"),
+                          "task": "classification", "options": {"threads": own}},
+                         {"name": "net-cores", "path": str(tmp_path / "net.keras"),
+                          "task": "classification"},
+                         {"name": "saved", "path": str(tmp_path / "saved"), "trust": True,
+                          "task": "classification", "options": {"threads": 1}}],
+              "datasets": [{"name": "digits", "task": "classification", "limit": 40}],
+              "monitoring": {"repetitions": 1, "warmup": 0},
+              "output": {"export_formats": [], "db": "w.db", "output_dir": "out"}}
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    recorded = {}
+    for how, command in (("workers", ["-m", "wattprint", "run", "sweep.yaml"]),
+                         ("one process", ["-c", IN_PROCESS, "sweep.yaml"])):
+        folder = tmp_path / how.replace(" ", "-")
+        folder.mkdir()
+        (folder / "sweep.yaml").write_text(yaml.safe_dump(config))
+        proc = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                              timeout=600, cwd=folder, env=env)
+        assert proc.returncode == 0, proc.stderr
+        with Store(folder / "w.db", read_only=True) as store:
+            runs = store.runs()
+        assert {r.status for r in runs} == {"ok"}
+        recorded[how] = ({str(r.model_name): dict(r.host or {}) for r in runs},
+                         [line for line in proc.stderr.splitlines() if "TensorFlow took" in line])
+    assert recorded["workers"] == ({"net-1": {"tf_threads": 1}, "net": {"tf_threads": own},
+                                    "net-cores": {"tf_threads": allotted_cores()},
+                                    "saved": {"tf_threads": 1}}, [])
+    runs, warnings = recorded["one process"]
+    assert runs == {"net-1": {"tf_threads": 1}, "net": {"tf_threads": 1},
+                    "net-cores": {"tf_threads": 1}, "saved": {"tf_threads": 1}}
+    # on the torch backend, a Keras model runs on torch's threads
+    pytest.importorskip("torch")
+    config["models"] = config["models"][:2]
+    (tmp_path / "torch.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "wattprint", "run", "torch.yaml"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**env, "KERAS_BACKEND": "torch"})
+    assert proc.returncode == 0, proc.stderr
+    with Store(tmp_path / "w.db", read_only=True) as store:
+        assert {str(r.model_name): dict(r.host or {}) for r in store.runs()} == {
+            "net-1": {"torch_threads": 1}, "net": {"torch_threads": own}}
+    expected = [f"model 'net' runs on the 1 threads TensorFlow took when it first ran in this "
+                f"process, not {own}: it takes its threads once"]
+    if allotted_cores() != 1:
+        expected.append("model 'net-cores' runs on the 1 threads TensorFlow took when it first "
+                        f"ran in this process, not {allotted_cores()}: it takes its threads "
+                        "once")
+    assert [w.partition("model ")[1] + w.partition("model ")[2] for w in warnings] == expected
+
+
 def test_a_scikit_learn_model_takes_the_allotted_cores_within_the_cpu_limit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With nothing asked, a scikit-learn model's pools take the cores the process is

@@ -138,12 +138,13 @@ _LOCATION_KEYS = ("country", "zone", "cloud_region", "carbon_intensity_g_per_kwh
 _EXPORTS_TO_ONNX = frozenset({"torch"})
 _PRUNABLE = frozenset({"torch", "transformers"})
 #: Frameworks whose model's ``threads`` option the sweep takes, not the loader: torch's
-#: threads, and scikit-learn's BLAS and OpenMP pools, are the process's, set around the
-#: model's cells (ONNX sessions take their own).
-THREADS_OF_THE_SWEEP = frozenset({"torch", "transformers", "sklearn"})
+#: threads, scikit-learn's BLAS and OpenMP pools and TensorFlow's intra-op threads are the
+#: process's, set for the model's cells (ONNX sessions take their own).
+THREADS_OF_THE_SWEEP = frozenset({"torch", "transformers", "sklearn", "keras", "tensorflow"})
 #: What runs a model of each framework in :data:`THREADS_OF_THE_SWEEP` on its threads.
 _THREADS_OF = {"torch": "torch's threads", "transformers": "torch's threads",
-               "sklearn": "the threads of its BLAS and OpenMP pools"}
+               "sklearn": "the threads of its BLAS and OpenMP pools",
+               "keras": "its backend's threads", "tensorflow": "TensorFlow's intra-op threads"}
 _MAX_THREADS = 1_024
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -255,7 +256,8 @@ class ModelConfig(_Section):
                                     description="loader options (a recipe's options for a "
                                                 "source), e.g. input_shape; threads: the "
                                                 "model's intra-op threads (torch, ONNX, "
-                                                "scikit-learn's BLAS and OpenMP)")
+                                                "TensorFlow, scikit-learn's BLAS and "
+                                                "OpenMP)")
     trust: bool = Field(default=False, description="load formats that hold code (pickles, "
                         "TorchScript, SavedModels) and a model_class that is no torch.nn.Module")
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)

@@ -358,7 +358,62 @@ def _model_fields(model: Model) -> dict[str, Any]:
         fields["host"] = {"onnx_threads": threads}
     elif model.framework == "sklearn":
         fields["host"] = _thread_pools()
+    elif model.framework in _TENSORFLOW:
+        backend = _keras_backend() if model.framework == "keras" else "tensorflow"
+        if backend == "tensorflow" and "tensorflow" in sys.modules:
+            threads = sys.modules["tensorflow"].config.threading
+            fields["host"] = {"tf_threads": threads.get_intra_op_parallelism_threads()}
+        elif backend == "torch" and "torch" in sys.modules:
+            fields["host"] = {"torch_threads": sys.modules["torch"].get_num_threads()}
     return fields
+
+
+#: Frameworks whose models run on TensorFlow (Keras 3 on its default backend).
+_TENSORFLOW = frozenset({"keras", "tensorflow"})
+
+
+def _keras_backend() -> str | None:
+    """The backend Keras runs on (``tensorflow``, ``torch``, ``jax``), None where it cannot
+    be imported (the model's loader then says why)."""
+    try:
+        import keras
+    except ImportError:
+        return None
+    return str(keras.backend.backend())
+
+
+def _tensorflow_threads(spec: ModelConfig) -> None:
+    """Before a Keras or TensorFlow model's first cell, TensorFlow's intra-op threads set to
+    :func:`default_threads`, as torch's are (TensorFlow otherwise takes every logical CPU it
+    sees, whatever the CPU limit); a Keras model on the torch backend takes torch's
+    (:func:`_torch_threads`). TensorFlow fixes its threads when it first runs: a sweep's
+    worker, made for each model, imports it afresh; where it ran before in the same process
+    (a sweep without a worker per model), the model's cells run on the threads it took then,
+    with a warning. Each run records them (``host.tf_threads``; 0 is TensorFlow's own
+    choice)."""
+    framework = spec.framework()
+    if framework not in _TENSORFLOW:
+        return
+    backend = _keras_backend() if framework == "keras" else "tensorflow"
+    if backend == "torch":
+        _torch_threads()
+        return
+    if backend != "tensorflow":
+        return
+    try:
+        import tensorflow as tf
+    except ImportError:  # the model's loader says so, for each of its cells
+        return
+    threading = tf.config.threading
+    threads, before = default_threads(), threading.get_intra_op_parallelism_threads()
+    if before == threads:
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow has run in this process: its threads are fixed
+        log.warning("model %r runs on the %s TensorFlow took when it first ran in this "
+                    "process, not %d: it takes its threads once", spec.name,
+                    f"{before} threads" if before else "threads of its own choice", threads)
 
 
 @contextlib.contextmanager
@@ -557,6 +612,7 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
     # variants': torch's, and the ONNX sessions' that name none (see _torch_threads), or a
     # scikit-learn model's pools'
     with model_threads((spec.options or {}).get("threads")), _sklearn_pools(spec):
+        _tensorflow_threads(spec)
         for cell in group.cells:
             if cell.key in ctx.stopped:
                 continue  # failed earlier in this run, in a worker that was stopped since
