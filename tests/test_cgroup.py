@@ -417,6 +417,29 @@ def test_the_command_line_records_a_scikit_learn_model_s_pools_not_torch_s(
                               ("lr", "training"): sized(own), ("lr", "inference"): sized(own)}
 
 
+def test_a_scikit_learn_model_without_scikit_learn_fails_naming_the_extra(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where scikit-learn cannot be imported, its model's pools are not sized: its cells fail
+    naming the extra to install, as they would without the sizing, not with the worker's
+    ImportError."""
+    (tmp_path / "data.csv").write_text("a,b,label\n" + "".join(
+        f"{i / 40},{1 - i / 40},{i % 2}\n" for i in range(40)))
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # ``import sklearn`` raises
+    config = {"project": "no-sklearn",
+              "models": [{"name": "lr", "source": "sklearn:LogisticRegression"}],
+              "datasets": [{"name": str(tmp_path / "data.csv"), "task": "classification"}],
+              "monitoring": {"repetitions": 1, "warmup": 0},
+              "output": {"export_formats": [], "db": str(tmp_path / "w.db"),
+                         "output_dir": str(tmp_path / "out")}}
+    meter = EnergyMeter([FakeSensor(power_w=5.0)])
+    runs = wattprint.Benchmark(config).execute(meter=meter).runs
+    meter.close()
+    extra = "scikit-learn recipes needs the 'sklearn' extra: pip install 'wattprint[sklearn]'"
+    assert sorted((r.phase, r.status, r.error) for r in runs) == [
+        ("inference", "failed", f"needs variant 'fp32', which failed: MissingExtra: {extra}"),
+        ("training", "failed", f"MissingExtra: {extra}")]
+
+
 #: Runs the sweep at argv[1] in this process, with no worker per model (``CAN_FORK`` off),
 #: wattprint's warnings shown on stderr.
 IN_PROCESS = """\

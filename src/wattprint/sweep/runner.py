@@ -424,15 +424,26 @@ def _sklearn_pools(spec: ModelConfig) -> Iterator[None]:
     else ``OMP_NUM_THREADS``, else the cores the process is allotted within its CPU limit
     (BLAS on no more than the CPUs it may run on, as OpenBLAS caps itself). After it, the
     pools are as they were. Any other model's cells: nothing changes."""
-    if spec.framework() != "sklearn":
+    limits = _pool_limits() if spec.framework() == "sklearn" else None
+    if limits is None:
         yield
         return
-    import sklearn  # noqa: F401 - loads the pools to size
-    from threadpoolctl import threadpool_limits
-
     threads = default_threads()
-    with threadpool_limits(limits={"blas": min(threads, affinity_cpus()), "openmp": threads}):
+    with limits(limits={"blas": min(threads, affinity_cpus()), "openmp": threads}):
         yield
+
+
+def _pool_limits() -> Callable[..., Any] | None:
+    """threadpoolctl's ``threadpool_limits``, scikit-learn's pools loaded first (``import
+    sklearn`` loads them); None where either is missing: each cell then says so as it loads
+    its model."""
+    try:
+        import sklearn  # noqa: F401 - loads the pools to size
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    limits: Callable[..., Any] = threadpool_limits
+    return limits
 
 
 def _thread_pools() -> dict[str, int]:
