@@ -381,8 +381,8 @@ class ModelConfig(_Section):
 
     def _threads_problems(self, framework: str) -> list[tuple[str, str]]:
         """``threads: 0`` (onnxruntime's own choice) as a ``(field, message)`` problem, for a
-        model whose threads the sweep sets (torch's, or its BLAS and OpenMP pools'): it needs
-        at least one."""
+        model whose threads the sweep sets (torch's, TensorFlow's, or its BLAS and OpenMP
+        pools'): it needs at least one."""
         if self.options.get("threads") == 0 and framework in THREADS_OF_THE_SWEEP:
             return [("options.threads", f"threads 0 is onnxruntime's own choice; "
                                         f"{_a(framework)} model runs on "

@@ -359,7 +359,7 @@ def _model_fields(model: Model) -> dict[str, Any]:
     elif model.framework == "sklearn":
         fields["host"] = _thread_pools()
     elif model.framework in _TENSORFLOW:
-        backend = _keras_backend() if model.framework == "keras" else "tensorflow"
+        backend = _runs_on(model.framework)
         if backend == "tensorflow" and "tensorflow" in sys.modules:
             threads = sys.modules["tensorflow"].config.threading
             fields["host"] = {"tf_threads": threads.get_intra_op_parallelism_threads()}
@@ -372,9 +372,13 @@ def _model_fields(model: Model) -> dict[str, Any]:
 _TENSORFLOW = frozenset({"keras", "tensorflow"})
 
 
-def _keras_backend() -> str | None:
-    """The backend Keras runs on (``tensorflow``, ``torch``, ``jax``), None where it cannot
-    be imported (the model's loader then says why)."""
+def _runs_on(framework: str) -> str | None:
+    """What a model of ``framework`` (one of :data:`_TENSORFLOW`) runs on: ``tensorflow``
+    for a SavedModel; for a Keras model, the backend Keras runs on (``tensorflow``,
+    ``torch``, ``jax``), None where Keras cannot be imported (the model's loader then says
+    why)."""
+    if framework != "keras":
+        return "tensorflow"
     try:
         import keras
     except ImportError:
@@ -394,7 +398,7 @@ def _tensorflow_threads(spec: ModelConfig) -> None:
     framework = spec.framework()
     if framework not in _TENSORFLOW:
         return
-    backend = _keras_backend() if framework == "keras" else "tensorflow"
+    backend = _runs_on(framework)
     if backend == "torch":
         _torch_threads()
         return
@@ -621,7 +625,7 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
 
     # the threads the model asks for (its ``threads`` option) are its cells' and its
     # variants': torch's, and the ONNX sessions' that name none (see _torch_threads), or a
-    # scikit-learn model's pools'
+    # scikit-learn model's pools', or TensorFlow's for a Keras or TensorFlow model
     with model_threads((spec.options or {}).get("threads")), _sklearn_pools(spec):
         _tensorflow_threads(spec)
         for cell in group.cells:
