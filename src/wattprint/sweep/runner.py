@@ -475,7 +475,7 @@ def _thread_pools() -> dict[str, int]:
             continue
         key = f"{pool['user_api']}_threads"
         found[key] = max(found.get(key, 0), int(pool["num_threads"]))
-    return found
+    return dict(sorted(found.items()))  # in one order, whatever order the pools loaded in
 
 
 def _torch_threads() -> int:
