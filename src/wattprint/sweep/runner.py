@@ -392,9 +392,9 @@ def _tensorflow_threads(spec: ModelConfig) -> None:
     sees, whatever the CPU limit); a Keras model on the torch backend takes torch's
     (:func:`_torch_threads`). TensorFlow fixes its threads when it first runs: a sweep's
     worker, made for each model, imports it afresh; where it ran before in the same process
-    (a sweep without a worker per model), the model's cells run on the threads it took then,
-    with a warning. Each run records them (``host.tf_threads``; 0 is TensorFlow's own
-    choice)."""
+    (a sweep without a worker per model, a Ray worker, which Ray reuses from task to task),
+    the model's cells run on the threads it took then, with a warning. Each run records
+    them (``host.tf_threads``; 0 is TensorFlow's own choice)."""
     framework = spec.framework()
     if framework not in _TENSORFLOW:
         return
