@@ -386,7 +386,7 @@ def _runs_on(framework: str) -> str | None:
     return str(keras.backend.backend())
 
 
-def _tensorflow_threads(spec: ModelConfig) -> None:
+def _tensorflow_threads(name: str, framework: str | None) -> None:
     """Before a Keras or TensorFlow model's first cell, TensorFlow's intra-op threads set to
     :func:`default_threads`, as torch's are (TensorFlow otherwise takes every logical CPU it
     sees, whatever the CPU limit); a Keras model on the torch backend takes torch's
@@ -394,8 +394,8 @@ def _tensorflow_threads(spec: ModelConfig) -> None:
     worker, made for each model, imports it afresh; where it ran before in the same process
     (a sweep without a worker per model, a Ray worker, which Ray reuses from task to task),
     the model's cells run on the threads it took then, with a warning. Each run records
-    them (``host.tf_threads``; 0 is TensorFlow's own choice)."""
-    framework = spec.framework()
+    them (``host.tf_threads``; 0 is TensorFlow's own choice). ``name`` and ``framework``
+    are the model's (:meth:`ModelConfig.framework`)."""
     if framework not in _TENSORFLOW:
         return
     backend = _runs_on(framework)
@@ -416,19 +416,20 @@ def _tensorflow_threads(spec: ModelConfig) -> None:
         threading.set_intra_op_parallelism_threads(threads)
     except RuntimeError:  # TensorFlow has run in this process: its threads are fixed
         log.warning("model %r runs on the %s TensorFlow took when it first ran in this "
-                    "process, not %d: it takes its threads once", spec.name,
+                    "process, not %d: it takes its threads once", name,
                     f"{before} threads" if before else "threads of its own choice", threads)
 
 
 @contextlib.contextmanager
-def _sklearn_pools(spec: ModelConfig) -> Iterator[None]:
+def _sklearn_pools(framework: str | None) -> Iterator[None]:
     """While in it, a scikit-learn model's cells run the BLAS and OpenMP pools of this
     process (NumPy's and SciPy's OpenBLAS, scikit-learn's OpenMP, all loaded by ``import
     sklearn``) on :func:`default_threads`, as torch runs on them: the model's ``threads``,
     else ``OMP_NUM_THREADS``, else the cores the process is allotted within its CPU limit
     (BLAS on no more than the CPUs it may run on, as OpenBLAS caps itself). After it, the
-    pools are as they were. Any other model's cells: nothing changes."""
-    limits = _pool_limits() if spec.framework() == "sklearn" else None
+    pools are as they were. Any other ``framework`` (:meth:`ModelConfig.framework`): nothing
+    changes."""
+    limits = _pool_limits() if framework == "sklearn" else None
     if limits is None:
         yield
         return
@@ -626,8 +627,9 @@ def _run_group(ctx: _Context, group: _Group, data: tuple[Dataset, Dataset], task
     # the threads the model asks for (its ``threads`` option) are its cells' and its
     # variants': torch's, and the ONNX sessions' that name none (see _torch_threads), or a
     # scikit-learn model's pools', or TensorFlow's for a Keras or TensorFlow model
-    with model_threads((spec.options or {}).get("threads")), _sklearn_pools(spec):
-        _tensorflow_threads(spec)
+    framework = spec.framework()  # as far as can be told before loading; None: not known
+    with model_threads((spec.options or {}).get("threads")), _sklearn_pools(framework):
+        _tensorflow_threads(spec.name, framework)
         for cell in group.cells:
             if cell.key in ctx.stopped:
                 continue  # failed earlier in this run, in a worker that was stopped since
