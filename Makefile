@@ -11,7 +11,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP_DEMO): $(BIN)/python pyproject.toml
+# hatch_build.py compiles the native edge reader at install: a change to it or to its source
+# installs again.
+NATIVE := hatch_build.py src/wattprint/sensors/_edge.c
+
+$(STAMP_DEMO): $(BIN)/python pyproject.toml $(NATIVE)
 	$(BIN)/pip install --quiet -e '.[demo]'
 	touch $@
 
@@ -20,7 +24,7 @@ TEST_EXTRAS := dev,nvidia,torch-cpu,onnx,sklearn,keras,tensorflow-cpu,hf,dataset
 
 # --no-compile: pip would byte-compile every module of every framework (about two minutes on
 # two cores); the tests compile only what they import, once, as they import it.
-$(STAMP_TEST): $(BIN)/python pyproject.toml
+$(STAMP_TEST): $(BIN)/python pyproject.toml $(NATIVE)
 	$(BIN)/pip install --quiet --no-compile -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(STAMP_DEMO)
 
@@ -29,7 +33,7 @@ demo: $(STAMP_DEMO)
 	$(BIN)/wattprint demo
 
 lint: $(STAMP_TEST)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks hatch_build.py
 	$(BIN)/mypy
 
 # Two workers: the CI machine has two cores, and most tests wait on subprocesses. Bytecode is
@@ -37,7 +41,7 @@ lint: $(STAMP_TEST)
 # (two minutes on one core with a cold cache) runs beside the tests, in their waits: its report
 # follows theirs, and either failing fails the target.
 test: $(STAMP_TEST)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks hatch_build.py
 	@echo "$(BIN)/mypy > $(VENV)/mypy.log, beside the tests"
 	@$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & types=$$!; \
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2; tests=$$?; \
@@ -48,4 +52,4 @@ bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/wattprint/sensors/_edge*.so

@@ -25,7 +25,7 @@ from _common import median, verdict
 from powercap import Zone, build_tree
 
 from wattprint import EnergyMeter
-from wattprint.sensors import estimate
+from wattprint.sensors import estimate, rapl
 
 #: The same window with CodeCarbon 3.3.2's RAPL reader (``IntelRAPL``: ``start`` then
 #: ``get_cpu_details``, DRAM included where it finds it) and Zeus 0.16's monitor (a CPU-only
@@ -63,6 +63,7 @@ print(json.dumps({"median_s": medians, "counters": counters}))
 
 FLOOR_S = 50e-6
 EVERY = "reading /proc/stat at every edge: "
+IN_PYTHON = "powercap tree, counters read in Python"
 N = 5000
 ROUNDS = 10
 
@@ -133,6 +134,16 @@ def window_cost_at(meter: EnergyMeter, n: int, *, fresh_s: float | None) -> list
         return window_cost(meter, n)
 
 
+def window_cost_in_python(meter: EnergyMeter, n: int) -> list[float]:
+    """The windows with the RAPL counters read one ``os.pread`` at a time, as where the native
+    edge reader is not built (or ``WATTPRINT_PURE_PYTHON=1``)."""
+    native, rapl._read_counters = rapl._read_counters, None
+    try:
+        return window_cost(meter, n)
+    finally:
+        rapl._read_counters = native
+
+
 def proc_stat_floor(n: int = N) -> list[float]:
     """Two ``pread`` of ``/proc/stat`` on a kept descriptor: what the kernel alone takes to
     write the machine's CPU times at both edges of a window (it formats the whole file however
@@ -184,6 +195,8 @@ def main() -> dict[str, float]:
         for name, (meter, fresh_s) in meters.items():
             window_cost_at(meter, 200, fresh_s=fresh_s)  # warm up
             runs[name] = functools.partial(window_cost_at, meter, fresh_s=fresh_s)
+        if rapl.edge_reader() == "native":
+            runs[IN_PYTHON] = functools.partial(window_cost_in_python, tree_meter)
         # Side by side: rounds in turn, so that a machine that slows down slows every figure.
         costs: dict[str, list[float]] = {name: [] for name in runs}
         for _round in range(ROUNDS):
@@ -212,7 +225,13 @@ def main() -> dict[str, float]:
     proc = results["process mode, two packages"]
     print(f"  powercap / raw floor = {tree / floor:.2f}x (floor 2x) -> "
           f"{verdict(tree <= 2 * floor)}; powercap < {FLOOR_S * 1e6:.0f} µs -> "
-          f"{verdict(tree < FLOOR_S)}")
+          f"{verdict(tree < FLOOR_S)}  (edge reader: {rapl.edge_reader()})")
+    if IN_PYTHON in results:
+        print(f"  without the native edge reader: {results[IN_PYTHON] / floor:.2f}x the raw "
+              f"floor, {(results[IN_PYTHON] - tree) * 1e6:.1f} µs more a window")
+    else:
+        print("  the native edge reader is not built here (see hatch_build.py): the counters "
+              "are read in Python")
     # the ratio moves with the host's system calls: what the window adds to them, beside it
     print(f"  the window over the raw reads: {(tree - floor) * 1e6:.1f} µs a window (the time, "
           f"the wrap state and the record), the reads {floor * 1e6:.1f} µs")

@@ -6,8 +6,10 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from edge_readers import each_edge_reader  # noqa: F401 - every test, each reader
 from powercap import Ticker, Zone, build_tree, set_energy
 
 from wattprint import EnergyMeter
@@ -283,6 +285,73 @@ def test_process_mode_reads_the_machine_cpu_times_once_per_edge(
     estimate.machine_busy_cpu_s()
     assert len(reads) == 8
     meter.close()
+
+
+def test_process_mode_reads_an_edge_s_counters_in_one_call_and_each_fault_stays_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The packages' shares and the DRAM counters beside them are read together, one call
+    per edge; a DRAM counter that fails fails the RAM alone, a package the CPU alone, and
+    each counts again from a fresh baseline."""
+    from wattprint.sensors.rapl import RaplSensor
+
+    dirs = build_tree(tmp_path, [Zone("intel-rapl:0", "package-0", energy_uj=1_000_000),
+                                 Zone("intel-rapl:0:1", "dram", energy_uj=100_000),
+                                 Zone("intel-rapl:1", "package-1", energy_uj=2_000_000),
+                                 Zone("intel-rapl:1:1", "dram", energy_uj=200_000)])
+    meter = EnergyMeter(["rapl"], mode="process", powercap_root=tmp_path)
+    calls: list[int] = []
+    real = RaplSensor.read_edge.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[RaplSensor], sensors: Any, *args: Any) -> Any:
+        calls.append(len(sensors))
+        return real(cls, sensors, *args)
+
+    monkeypatch.setattr(RaplSensor, "read_edge", classmethod(counting))
+    try:
+        assert sorted(s.scope for s in meter.sensors) == ["machine"] * 2 + ["process"] * 2
+        with meter.window("both") as w:
+            set_energy(dirs["intel-rapl:0"], 1_500_000)
+            set_energy(dirs["intel-rapl:0:1"], 130_000)
+            set_energy(dirs["intel-rapl:1:1"], 250_000)
+        assert calls == [4, 4]  # one read of the edge's four counters at each edge
+        m = w.measurement
+        assert m is not None and not m.partial
+        assert m.components["ram"].energy_j == pytest.approx(0.08)
+        assert 0.0 <= m.components["cpu"].energy_j <= 0.5
+
+        meter.begin("dram")
+        (dirs["intel-rapl:1:1"] / "energy_uj").write_text("not a number\n")
+        set_energy(dirs["intel-rapl:0:1"], 150_000)
+        m = meter.end("dram")
+        assert m.partial and set(m.components) == {"cpu"}, m.errors
+        (error,) = m.errors
+        assert error.startswith("rapl:dram-1: ") and "not an energy counter value" in error
+        set_energy(dirs["intel-rapl:1:1"], 300_000)
+        with meter.window("between"):  # the first good read is the new baseline
+            pass
+        with meter.window("after") as w:
+            set_energy(dirs["intel-rapl:1:1"], 340_000)
+        after = w.measurement
+        assert after is not None and not after.partial
+        assert after.components["ram"].energy_j == pytest.approx(0.04)
+
+        meter.begin("package")
+        (dirs["intel-rapl:1"] / "energy_uj").write_text("garbage\n")
+        set_energy(dirs["intel-rapl:0:1"], 160_000)
+        m = meter.end("package")
+        assert m.partial and set(m.components) == {"ram"}, m.errors
+        assert m.components["ram"].energy_j == pytest.approx(0.01)
+        (error,) = m.errors
+        assert error.startswith("rapl:package-1") and "not an energy counter value" in error
+        set_energy(dirs["intel-rapl:1"], 2_100_000)
+        with meter.window("between"):
+            pass
+        with meter.window("again") as w:
+            pass
+        assert w.measurement is not None and not w.measurement.partial
+    finally:
+        meter.close()
 
 
 def test_a_kept_proc_stat_descriptor_reads_current_times() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edge_readers import each_edge_reader  # noqa: F401 - every test, each reader
 from hypothesis import given
 from hypothesis import strategies as st
 from powercap import DEFAULT_MAX_RANGE_UJ, LAYOUTS, Ticker, Zone, build_tree, set_energy

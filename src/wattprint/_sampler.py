@@ -95,6 +95,11 @@ class _Shared:
         for i, s in enumerate(sensors):
             if isinstance(s, CounterSensor):
                 by_class.setdefault(type(s), []).append((i, s))
+        for cls in list(by_class):  # a class that reads another's counters reads the rest too
+            pairs = by_class.get(cls)
+            companion = cls.edge_companion([s for _, s in pairs]) if pairs else None
+            if companion is not None and companion is not cls and companion in by_class:
+                by_class[cls] = pairs + by_class.pop(companion)  # type: ignore[operator]
         self.counters: list[tuple[tuple[int, ...], tuple[CounterSensor, ...], EdgeRead]] = [
             (tuple(i for i, _ in pairs), tuple(s for _, s in pairs), cls.read_edge)
             for cls, pairs in by_class.items()
@@ -107,7 +112,8 @@ class _Shared:
         self.integrators = {i: integ for i, _, integ in self.powers}
         #: Whether an edge shares one read of the machine's CPU times among its counters
         #: (estimates and process shares read them): only where they would read them twice.
-        self.edge = sum(s.reads_cpu_times for s in sensors if isinstance(s, CounterSensor)) > 1
+        self.edge = sum(cls.cpu_time_reads([s for _, s in pairs])
+                        for cls, pairs in by_class.items()) > 1
         #: The counters' one class when it is all an edge reads (one call, one test).
         self.only = (self.counters[0] if len(self.counters) == 1 and not self.powers
                      and not self.edge else None)

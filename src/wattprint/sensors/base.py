@@ -227,6 +227,20 @@ class CounterSensor(Sensor):
                 out[i] = value
         return faults
 
+    @classmethod
+    def edge_companion(cls, sensors: Sequence[CounterSensor]) -> type[CounterSensor] | None:
+        """Another class of counters that this class's :meth:`read_edge` reads, with
+        ``sensors``, in the one call (wrappers whose inner counters are of that class), or
+        None. The meter then gives the group the edge's other counters of that class, after
+        ``sensors``, and reads them all in that call."""
+        return None
+
+    @classmethod
+    def cpu_time_reads(cls, sensors: Sequence[CounterSensor]) -> int:
+        """How many times one :meth:`read_edge` of ``sensors`` reads the machine's CPU
+        times: the meter shares one reading among them where an edge would read more."""
+        return sum(s.reads_cpu_times for s in sensors)
+
     def _read_alone(self, t: float) -> float:
         """This sensor alone through its class's :meth:`read_edge`, raising its fault: the
         :meth:`energy_j_at` of a backend whose ``read_edge`` holds the reading."""
