@@ -330,6 +330,8 @@ class RaplSensor(CounterSensor):
                             faults = []
                         faults.append((i, err))
                 return faults
+            # the steps of the loop above, each counter read first: two loops, not one over a
+            # list of readings, keep a list and a test per counter off either reader's edge
             pread, size = _pread, _READ_BYTES
             for i, s in zip(at, rapl):  # noqa: B905
                 try:
