@@ -97,9 +97,11 @@ class _Shared:
                 by_class.setdefault(type(s), []).append((i, s))
         for cls in list(by_class):  # a class that reads another's counters reads the rest too
             pairs = by_class.get(cls)
-            companion = cls.edge_companion([s for _, s in pairs]) if pairs else None
+            if pairs is None:  # read by a companion already
+                continue
+            companion = cls.edge_companion([s for _, s in pairs])
             if companion is not None and companion is not cls and companion in by_class:
-                by_class[cls] = pairs + by_class.pop(companion)  # type: ignore[operator]
+                pairs += by_class.pop(companion)
         self.counters: list[tuple[tuple[int, ...], tuple[CounterSensor, ...], EdgeRead]] = [
             (tuple(i for i, _ in pairs), tuple(s for _, s in pairs), cls.read_edge)
             for cls, pairs in by_class.items()
